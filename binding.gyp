@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "lmx",
+      "sources": [
+        "native/binding.c",
+        "native/pool.c",
+        "native/executor.c",
+        "native/cpu.c",
+        "native/kernels/convert.c",
+        "native/kernels/matmul.c",
+        "native/kernels/norm.c",
+        "native/kernels/rope.c",
+        "native/kernels/attention.c",
+        "native/kernels/elementwise.c",
+        "native/kernels/sample.c"
+      ],
+      "cflags_c": ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-math-errno", "-D_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "libraries": ["-lm", "-lpthread"]
+    }
+  ]
+}

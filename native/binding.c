@@ -1,0 +1,508 @@
+/* N-API surface of the native core: file mapping, aligned buffers, plans and samplers.
+ * This file only converts between JavaScript values and the C structures in lmx.h. */
+#define NAPI_VERSION 8
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lmx.h"
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, NULL, "lmx native: N-API call failed: " #call); \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+#define THROW(msg)                        \
+  do {                                    \
+    napi_throw_error(env, NULL, (msg));   \
+    return NULL;                          \
+  } while (0)
+
+static napi_value args_of(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  for (size_t i = argc; i < want; i++) napi_get_undefined(env, &argv[i]);
+  return argv[0];
+}
+
+static int is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_undefined || t == napi_null;
+}
+
+/* ---- memory ---- */
+
+typedef struct { void *addr; size_t len; } mapping;
+
+static void unmap_cb(napi_env env, void *data, void *hint) {
+  (void)env; (void)data;
+  mapping *m = (mapping *)hint;
+  if (m->len) munmap(m->addr, m->len);
+  free(m);
+}
+
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  char path[4096];
+  size_t plen;
+  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen));
+  int fd = open(path, O_RDONLY);
+  char msg[4300];
+  if (fd < 0) {
+    snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
+    THROW(msg);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(msg, sizeof msg, "cannot stat %s: %s", path, strerror(errno));
+    close(fd);
+    THROW(msg);
+  }
+  size_t len = (size_t)st.st_size;
+  napi_value ab;
+  if (len == 0) {
+    close(fd);
+    void *p;
+    CHECK(napi_create_arraybuffer(env, 0, &p, &ab));
+    return ab;
+  }
+  void *addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (addr == MAP_FAILED) {
+    snprintf(msg, sizeof msg, "cannot map %s: %s", path, strerror(errno));
+    THROW(msg);
+  }
+  mapping *m = (mapping *)malloc(sizeof *m);
+  m->addr = addr;
+  m->len = len;
+  if (napi_create_external_arraybuffer(env, addr, len, unmap_cb, m, &ab) != napi_ok) {
+    munmap(addr, len);
+    free(m);
+    THROW("lmx native: this Node.js does not allow external array buffers");
+  }
+  return ab;
+}
+
+static void free_cb(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  free(data);
+}
+
+static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  double bytes;
+  CHECK(napi_get_value_double(env, argv[0], &bytes));
+  if (bytes < 0 || bytes > 1e13) THROW("lmx native: invalid allocation size");
+  size_t len = ((size_t)bytes + 63) / 64 * 64;
+  if (len == 0) len = 64;
+  void *p = aligned_alloc(64, len);
+  if (!p) THROW("lmx native: out of memory");
+  memset(p, 0, len);
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, (size_t)bytes, free_cb, NULL, &ab) != napi_ok) {
+    free(p);
+    THROW("lmx native: this Node.js does not allow external array buffers");
+  }
+  return ab;
+}
+
+/* ---- plans ---- */
+
+typedef struct {
+  lmx_plan plan;
+  napi_ref *refs;
+  uint32_t n_refs;
+} plan_box;
+
+static void plan_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  plan_box *b = (plan_box *)data;
+  for (uint32_t i = 0; i < b->n_refs; i++) napi_delete_reference(env, b->refs[i]);
+  free(b->refs);
+  free(b->plan.nodes);
+  free(b->plan.tensors);
+  free(b->plan.ints);
+  free(b->plan.floats);
+  free(b);
+}
+
+static size_t dtype_size(int32_t dt) {
+  return dt == LMX_F32 || dt == LMX_I32 ? 4 : 2;
+}
+
+static void *typed_data(napi_env env, napi_value v, size_t *count) {
+  napi_typedarray_type type;
+  size_t len, off;
+  void *data;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok) return NULL;
+  *count = len;
+  return data;
+}
+
+/* createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]) */
+static napi_value create_plan(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  args_of(env, info, 4, argv);
+  size_t n_ints = 0, n_floats = 0, n_tf = 0;
+  int32_t *ints = (int32_t *)typed_data(env, argv[0], &n_ints);
+  float *floats = (float *)typed_data(env, argv[1], &n_floats);
+  double *tf = (double *)typed_data(env, argv[2], &n_tf);
+  if (!ints || !floats || !tf) THROW("createPlan: expected typed arrays");
+  uint32_t n_bufs;
+  CHECK(napi_get_array_length(env, argv[3], &n_bufs));
+  int n_nodes = (int)(n_ints / LMX_OP_INTS), n_tensors = (int)(n_tf / LMX_TENSOR_FIELDS);
+  if ((size_t)n_nodes * LMX_OP_FLOATS != n_floats) THROW("createPlan: ints and floats disagree on the node count");
+
+  plan_box *b = (plan_box *)calloc(1, sizeof *b);
+  b->refs = (napi_ref *)calloc(n_bufs ? n_bufs : 1, sizeof(napi_ref));
+  char **bases = (char **)calloc(n_bufs ? n_bufs : 1, sizeof(char *));
+  size_t *lens = (size_t *)calloc(n_bufs ? n_bufs : 1, sizeof(size_t));
+  const char *err = NULL;
+  char msg[256];
+  for (uint32_t i = 0; i < n_bufs && !err; i++) {
+    napi_value ab;
+    void *data;
+    size_t len;
+    napi_get_element(env, argv[3], i, &ab);
+    if (napi_get_arraybuffer_info(env, ab, &data, &len) != napi_ok) { err = "createPlan: buffers must be ArrayBuffers"; break; }
+    bases[i] = (char *)data;
+    lens[i] = len;
+    napi_create_reference(env, ab, 1, &b->refs[i]);
+    b->n_refs = i + 1;
+  }
+  b->plan.n_tensors = n_tensors;
+  b->plan.tensors = (lmx_tensor *)calloc(n_tensors ? n_tensors : 1, sizeof(lmx_tensor));
+  for (int i = 0; i < n_tensors && !err; i++) {
+    const double *f = tf + (size_t)i * LMX_TENSOR_FIELDS;
+    lmx_tensor *t = &b->plan.tensors[i];
+    int buf = (int)f[0];
+    t->dtype = (int32_t)f[2];
+    t->ne0 = (int64_t)f[3];
+    t->ne1 = (int64_t)f[4];
+    t->nb1 = (int64_t)f[5];
+    if (buf < 0) continue;
+    size_t off = (size_t)f[1];
+    size_t end = off + (t->ne1 > 0 ? (size_t)(t->ne1 - 1) * (size_t)t->nb1 : 0) + (size_t)t->ne0 * dtype_size(t->dtype);
+    if ((uint32_t)buf >= n_bufs || end > lens[buf] || t->ne0 < 0 || t->ne1 < 0) {
+      snprintf(msg, sizeof msg, "createPlan: tensor %d lies outside its buffer", i);
+      err = msg;
+      break;
+    }
+    t->data = bases[buf] + off;
+  }
+  b->plan.n_nodes = n_nodes;
+  b->plan.nodes = (lmx_node *)calloc(n_nodes ? n_nodes : 1, sizeof(lmx_node));
+  b->plan.ints = (int32_t *)malloc(sizeof(int32_t) * (n_ints ? n_ints : 1));
+  b->plan.floats = (float *)malloc(sizeof(float) * (n_floats ? n_floats : 1));
+  memcpy(b->plan.ints, ints, sizeof(int32_t) * n_ints);
+  memcpy(b->plan.floats, floats, sizeof(float) * n_floats);
+  for (int i = 0; i < n_nodes && !err; i++) {
+    const int32_t *o = b->plan.ints + (size_t)i * LMX_OP_INTS;
+    lmx_node *nd = &b->plan.nodes[i];
+    nd->op = o[0];
+    if (o[1] < 0 || o[1] >= n_tensors) { err = "createPlan: node without a valid destination"; break; }
+    nd->dst = &b->plan.tensors[o[1]];
+    for (int s = 0; s < LMX_MAX_SRC; s++) {
+      int id = o[2 + s];
+      if (id >= n_tensors) { err = "createPlan: source tensor out of range"; break; }
+      nd->src[s] = id >= 0 && b->plan.tensors[id].data ? &b->plan.tensors[id] : NULL;
+    }
+    nd->ip = o + 2 + LMX_MAX_SRC;
+    nd->fp = b->plan.floats + (size_t)i * LMX_OP_FLOATS;
+  }
+  free(bases);
+  free(lens);
+  if (err) {
+    plan_finalize(env, b, NULL);
+    THROW(err);
+  }
+  napi_value ext;
+  CHECK(napi_create_external(env, b, plan_finalize, NULL, &ext));
+  return ext;
+}
+
+/* ---- samplers ---- */
+
+typedef struct {
+  lmx_sampler *s;
+  lmx_sample_result last;
+} sampler_box;
+
+static void sampler_finalize(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  sampler_box *b = (sampler_box *)data;
+  lmx_sampler_free(b->s);
+  free(b);
+}
+
+static double prop_num(napi_env env, napi_value obj, const char *key, double dflt) {
+  napi_value v;
+  bool has = false;
+  if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) return dflt;
+  napi_get_named_property(env, obj, key, &v);
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return dflt;
+  return d;
+}
+
+static napi_value sampler_new(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  lmx_sampler_config c;
+  c.temperature = (float)prop_num(env, argv[0], "temperature", 0);
+  c.top_k = (int32_t)prop_num(env, argv[0], "topK", 0);
+  c.top_p = (float)prop_num(env, argv[0], "topP", 1);
+  c.min_p = (float)prop_num(env, argv[0], "minP", 0);
+  c.repeat_penalty = (float)prop_num(env, argv[0], "repeatPenalty", 1);
+  c.presence_penalty = (float)prop_num(env, argv[0], "presencePenalty", 0);
+  c.frequency_penalty = (float)prop_num(env, argv[0], "frequencyPenalty", 0);
+  c.repeat_last_n = (int32_t)prop_num(env, argv[0], "repeatLastN", 64);
+  c.n_logprobs = (int32_t)prop_num(env, argv[0], "logprobs", -1);
+  double seed = prop_num(env, argv[0], "seed", 0);
+  c.seed = (uint64_t)(seed < 0 ? 0 : seed);
+  sampler_box *b = (sampler_box *)calloc(1, sizeof *b);
+  b->s = lmx_sampler_new(&c);
+  if (!b->s) { free(b); THROW("lmx native: out of memory"); }
+  napi_value ext;
+  CHECK(napi_create_external(env, b, sampler_finalize, NULL, &ext));
+  return ext;
+}
+
+static sampler_box *sampler_of(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return (sampler_box *)p;
+}
+
+static napi_value sampler_accept(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  args_of(env, info, 2, argv);
+  sampler_box *b = sampler_of(env, argv[0]);
+  if (!b) THROW("samplerAccept: not a sampler");
+  int32_t tok;
+  CHECK(napi_get_value_int32(env, argv[1], &tok));
+  lmx_sampler_accept(b->s, tok);
+  return NULL;
+}
+
+static napi_value sampler_reset(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  sampler_box *b = sampler_of(env, argv[0]);
+  if (!b) THROW("samplerReset: not a sampler");
+  lmx_sampler_reset(b->s);
+  return NULL;
+}
+
+static napi_value result_object(napi_env env, const lmx_sample_result *r) {
+  napi_value o, v, ids, lps;
+  napi_create_object(env, &o);
+  napi_create_int32(env, r->token, &v);
+  napi_set_named_property(env, o, "token", v);
+  napi_create_double(env, r->logprob, &v);
+  napi_set_named_property(env, o, "logprob", v);
+  napi_create_array_with_length(env, (size_t)r->n_top, &ids);
+  napi_create_array_with_length(env, (size_t)r->n_top, &lps);
+  for (int i = 0; i < r->n_top; i++) {
+    napi_create_int32(env, r->top_ids[i], &v);
+    napi_set_element(env, ids, (uint32_t)i, v);
+    napi_create_double(env, r->top_logprobs[i], &v);
+    napi_set_element(env, lps, (uint32_t)i, v);
+  }
+  napi_set_named_property(env, o, "topIds", ids);
+  napi_set_named_property(env, o, "topLogprobs", lps);
+  return o;
+}
+
+/* samplerSample(sampler, logits: Float32Array) -> result (used by tests and one-off calls). */
+static napi_value sampler_sample(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  args_of(env, info, 2, argv);
+  sampler_box *b = sampler_of(env, argv[0]);
+  size_t n;
+  float *logits = (float *)typed_data(env, argv[1], &n);
+  if (!b || !logits) THROW("samplerSample: expected a sampler and a Float32Array");
+  lmx_sampler_sample(b->s, logits, (int32_t)n, &b->last);
+  return result_object(env, &b->last);
+}
+
+static napi_value sampler_last(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  sampler_box *b = sampler_of(env, argv[0]);
+  if (!b) THROW("samplerLast: not a sampler");
+  return result_object(env, &b->last);
+}
+
+/* ---- execution ---- */
+
+#define MAX_SAMPLE_ROWS 256
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  plan_box *plan;
+  napi_ref plan_ref;
+  int n_rows;
+  sampler_box *samplers[MAX_SAMPLE_ROWS];
+  napi_ref sampler_refs[MAX_SAMPLE_ROWS];
+  lmx_tensor *logits;
+  int32_t tokens[MAX_SAMPLE_ROWS];
+} exec_job;
+
+static void exec_run(napi_env env, void *data) {
+  (void)env;
+  exec_job *j = (exec_job *)data;
+  lmx_plan_execute(&j->plan->plan);
+  for (int r = 0; r < j->n_rows; r++) {
+    j->tokens[r] = -1;
+    if (!j->samplers[r] || !j->logits || r >= j->logits->ne1) continue;
+    const float *row = (const float *)(j->logits->data + (int64_t)r * j->logits->nb1);
+    lmx_sampler_sample(j->samplers[r]->s, row, (int32_t)j->logits->ne0, &j->samplers[r]->last);
+    j->tokens[r] = j->samplers[r]->last.token;
+  }
+}
+
+static void exec_done(napi_env env, napi_status status, void *data) {
+  exec_job *j = (exec_job *)data;
+  napi_value result;
+  if (status != napi_ok) {
+    napi_value msg;
+    napi_create_string_utf8(env, "lmx native: plan execution was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &result);
+    napi_reject_deferred(env, j->deferred, result);
+  } else if (j->n_rows > 0) {
+    napi_value ab;
+    void *p;
+    napi_create_arraybuffer(env, sizeof(int32_t) * (size_t)j->n_rows, &p, &ab);
+    memcpy(p, j->tokens, sizeof(int32_t) * (size_t)j->n_rows);
+    napi_create_typedarray(env, napi_int32_array, (size_t)j->n_rows, ab, 0, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    napi_get_null(env, &result);
+    napi_resolve_deferred(env, j->deferred, result);
+  }
+  napi_delete_reference(env, j->plan_ref);
+  for (int r = 0; r < j->n_rows; r++)
+    if (j->sampler_refs[r]) napi_delete_reference(env, j->sampler_refs[r]);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+/* execute(plan, samplers: (sampler|null)[] | null, logitsTensor: number) -> Promise<Int32Array|null>
+ * Runs the plan off the JavaScript thread, then samples one token per logits row. */
+static napi_value execute(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  args_of(env, info, 3, argv);
+  void *p;
+  CHECK(napi_get_value_external(env, argv[0], &p));
+  exec_job *j = (exec_job *)calloc(1, sizeof *j);
+  j->plan = (plan_box *)p;
+  napi_create_reference(env, argv[0], 1, &j->plan_ref);
+  if (!is_nullish(env, argv[1])) {
+    uint32_t n;
+    napi_get_array_length(env, argv[1], &n);
+    if (n > MAX_SAMPLE_ROWS) n = MAX_SAMPLE_ROWS;
+    j->n_rows = (int)n;
+    int32_t li;
+    napi_get_value_int32(env, argv[2], &li);
+    if (li >= 0 && li < j->plan->plan.n_tensors) j->logits = &j->plan->plan.tensors[li];
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value s;
+      napi_get_element(env, argv[1], i, &s);
+      if (is_nullish(env, s)) continue;
+      j->samplers[i] = sampler_of(env, s);
+      napi_create_reference(env, s, 1, &j->sampler_refs[i]);
+    }
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "lmx.execute", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, exec_run, exec_done, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+static napi_value execute_sync(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  void *p;
+  CHECK(napi_get_value_external(env, argv[0], &p));
+  lmx_plan_execute(&((plan_box *)p)->plan);
+  return NULL;
+}
+
+/* ---- machine ---- */
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  int32_t n;
+  CHECK(napi_get_value_int32(env, argv[0], &n));
+  lmx_pool_set_threads(n);
+  return NULL;
+}
+
+static napi_value get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_int32(env, lmx_pool_threads(), &v);
+  return v;
+}
+
+static napi_value cpu_features(napi_env env, napi_callback_info info) {
+  (void)info;
+  static const char *names[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni", "avx512bf16", "neon"};
+  unsigned f = lmx_cpu_features();
+  napi_value arr, s;
+  napi_create_array(env, &arr);
+  uint32_t k = 0;
+  for (unsigned i = 0; i < 8; i++)
+    if (f & (1u << i)) {
+      napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &s);
+      napi_set_element(env, arr, k++, s);
+    }
+  return arr;
+}
+
+static napi_value simd_path(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_string_utf8(env, lmx_use_avx2() ? "avx2" : "scalar", NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = {
+      {"mapFile", 0, map_file, 0, 0, 0, napi_default, 0},
+      {"alloc", 0, alloc_buffer, 0, 0, 0, napi_default, 0},
+      {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
+      {"execute", 0, execute, 0, 0, 0, napi_default, 0},
+      {"executeSync", 0, execute_sync, 0, 0, 0, napi_default, 0},
+      {"samplerNew", 0, sampler_new, 0, 0, 0, napi_default, 0},
+      {"samplerAccept", 0, sampler_accept, 0, 0, 0, napi_default, 0},
+      {"samplerReset", 0, sampler_reset, 0, 0, 0, napi_default, 0},
+      {"samplerSample", 0, sampler_sample, 0, 0, 0, napi_default, 0},
+      {"samplerLast", 0, sampler_last, 0, 0, 0, napi_default, 0},
+      {"setThreads", 0, set_threads, 0, 0, 0, napi_default, 0},
+      {"threads", 0, get_threads, 0, 0, 0, napi_default, 0},
+      {"cpuFeatures", 0, cpu_features, 0, 0, 0, napi_default, 0},
+      {"simdPath", 0, simd_path, 0, 0, 0, napi_default, 0},
+  };
+  napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,33 @@
+/* The plan executor: one call runs every node of a forward pass on the pool, with one
+ * barrier between nodes. The plan was shape-checked and memory-planned in TypeScript. */
+#include "lmx.h"
+
+static lmx_kernel kernel_for(int32_t op) {
+  switch (op) {
+    case OP_GET_ROWS: return lmx_k_get_rows;
+    case OP_RMS_NORM: return lmx_k_rms_norm;
+    case OP_ADD_RMS_NORM: return lmx_k_add_rms_norm;
+    case OP_MATMUL: return lmx_k_matmul;
+    case OP_ROPE: return lmx_k_rope;
+    case OP_KV_STORE: return lmx_k_kv_store;
+    case OP_ATTENTION: return lmx_k_attention;
+    case OP_SWIGLU: return lmx_k_swiglu;
+    case OP_GEGLU: return lmx_k_geglu;
+    case OP_ADD: return lmx_k_add;
+    default: return 0;
+  }
+}
+
+static void run(void *arg, int ith, int nth) {
+  const lmx_plan *plan = (const lmx_plan *)arg;
+  for (int i = 0; i < plan->n_nodes; i++) {
+    const lmx_node *n = &plan->nodes[i];
+    lmx_kernel k = kernel_for(n->op);
+    if (k) k(n, ith, nth);
+    if (i + 1 < plan->n_nodes) lmx_pool_barrier(nth);
+  }
+}
+
+void lmx_plan_execute(const lmx_plan *plan) {
+  if (plan->n_nodes > 0) lmx_pool_run(run, (void *)plan);
+}

@@ -1,0 +1,198 @@
+/* dst[T,N] = x[T,K] . W[N,K]^T (+ bias[N]) for f32/f16/bf16 weights and f32 activations.
+ * Decode (T < 4) streams each weight row once (GEMV); prefill converts a block of weight
+ * rows to f32 once and runs a 4-token x 3-row register tile over it (GEMM). Threads split
+ * the N output rows, so every output is computed by one thread in a fixed order and the
+ * result does not depend on the thread count. */
+#include <stdlib.h>
+
+#include "../simd.h"
+
+#define GEMV_MAX_T 4
+#define ROW_BLOCK 12
+
+static __thread float *tl_buf;
+static __thread size_t tl_cap;
+
+static float *scratch(size_t n) {
+  if (n > tl_cap) {
+    free(tl_buf);
+    tl_buf = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    tl_cap = tl_buf ? n : 0;
+  }
+  return tl_buf;
+}
+
+static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
+  float s = 0;
+  for (int64_t k = 0; k < K; k++) s += x[k] * lmx_elem(w, dt, k);
+  return s;
+}
+
+#ifdef LMX_X86
+/* Canonical GEMV order per output: two accumulators over alternating 8-wide chunks. */
+static LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0);
+    a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 8), _mm256_loadu_ps(x + k + 8), a1);
+  }
+  if (k + 8 <= K) { a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0); k += 8; }
+  float s = lmx_hsum8(_mm256_add_ps(a0, a1));
+  for (; k < K; k++) s += x[k] * lmx_elem(w, dt, k);
+  return s;
+}
+
+static LMX_AVX2 void dot4_avx2(const float *x, const char *w, int64_t nb1, int32_t dt, int64_t K, float *out) {
+  const void *w0 = w, *w1 = w + nb1, *w2 = w + 2 * nb1, *w3 = w + 3 * nb1;
+  __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
+  __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+    a00 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), x0, a00);
+    a01 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 8), x1, a01);
+    a10 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), x0, a10);
+    a11 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 8), x1, a11);
+    a20 = _mm256_fmadd_ps(lmx_load8(w2, dt, k), x0, a20);
+    a21 = _mm256_fmadd_ps(lmx_load8(w2, dt, k + 8), x1, a21);
+    a30 = _mm256_fmadd_ps(lmx_load8(w3, dt, k), x0, a30);
+    a31 = _mm256_fmadd_ps(lmx_load8(w3, dt, k + 8), x1, a31);
+  }
+  if (k + 8 <= K) {
+    __m256 x0 = _mm256_loadu_ps(x + k);
+    a00 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), x0, a00);
+    a10 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), x0, a10);
+    a20 = _mm256_fmadd_ps(lmx_load8(w2, dt, k), x0, a20);
+    a30 = _mm256_fmadd_ps(lmx_load8(w3, dt, k), x0, a30);
+    k += 8;
+  }
+  float s0 = lmx_hsum8(_mm256_add_ps(a00, a01)), s1 = lmx_hsum8(_mm256_add_ps(a10, a11));
+  float s2 = lmx_hsum8(_mm256_add_ps(a20, a21)), s3 = lmx_hsum8(_mm256_add_ps(a30, a31));
+  for (; k < K; k++) {
+    s0 += x[k] * lmx_elem(w0, dt, k);
+    s1 += x[k] * lmx_elem(w1, dt, k);
+    s2 += x[k] * lmx_elem(w2, dt, k);
+    s3 += x[k] * lmx_elem(w3, dt, k);
+  }
+  out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
+}
+
+/* Canonical GEMM order per output: one accumulator over 8-wide chunks, then the tail. */
+static LMX_AVX2 float dotg_avx2(const float *x, const float *w, int64_t K) {
+  __m256 a = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a);
+  float s = lmx_hsum8(a);
+  for (; k < K; k++) s += x[k] * w[k];
+  return s;
+}
+
+/* 4 tokens x 3 weight rows; the same per-output order as dotg_avx2. */
+static LMX_AVX2 void tile43_avx2(const float *x, int64_t xs, const float *w, int64_t ws, int64_t K, float *d, int64_t ds) {
+  const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs, *x3 = x + 3 * xs;
+  const float *w0 = w, *w1 = w + ws, *w2 = w + 2 * ws;
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c02 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(), c12 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c22 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c32 = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 b0 = _mm256_loadu_ps(w0 + k), b1 = _mm256_loadu_ps(w1 + k), b2 = _mm256_loadu_ps(w2 + k);
+    __m256 a = _mm256_loadu_ps(x0 + k);
+    c00 = _mm256_fmadd_ps(b0, a, c00); c01 = _mm256_fmadd_ps(b1, a, c01); c02 = _mm256_fmadd_ps(b2, a, c02);
+    a = _mm256_loadu_ps(x1 + k);
+    c10 = _mm256_fmadd_ps(b0, a, c10); c11 = _mm256_fmadd_ps(b1, a, c11); c12 = _mm256_fmadd_ps(b2, a, c12);
+    a = _mm256_loadu_ps(x2 + k);
+    c20 = _mm256_fmadd_ps(b0, a, c20); c21 = _mm256_fmadd_ps(b1, a, c21); c22 = _mm256_fmadd_ps(b2, a, c22);
+    a = _mm256_loadu_ps(x3 + k);
+    c30 = _mm256_fmadd_ps(b0, a, c30); c31 = _mm256_fmadd_ps(b1, a, c31); c32 = _mm256_fmadd_ps(b2, a, c32);
+  }
+  float s[4][3] = {
+      {lmx_hsum8(c00), lmx_hsum8(c01), lmx_hsum8(c02)},
+      {lmx_hsum8(c10), lmx_hsum8(c11), lmx_hsum8(c12)},
+      {lmx_hsum8(c20), lmx_hsum8(c21), lmx_hsum8(c22)},
+      {lmx_hsum8(c30), lmx_hsum8(c31), lmx_hsum8(c32)},
+  };
+  const float *xr[4] = {x0, x1, x2, x3}, *wr[3] = {w0, w1, w2};
+  for (int t = 0; t < 4; t++)
+    for (int r = 0; r < 3; r++) {
+      float v = s[t][r];
+      for (int64_t kk = k; kk < K; kk++) v += xr[t][kk] * wr[r][kk];
+      d[t * ds + r] = v;
+    }
+}
+
+static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
+  const int64_t K = x->ne0, T = x->ne1, xs = x->nb1 / 4, ds = dst->nb1 / 4;
+  for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
+    int64_t nr = hi - r0 < ROW_BLOCK ? hi - r0 : ROW_BLOCK;
+    const float *wb;
+    int64_t ws;
+    if (w->dtype == LMX_F32 && (w->nb1 % 4) == 0) {
+      wb = (const float *)(w->data + r0 * w->nb1);
+      ws = w->nb1 / 4;
+    } else {
+      float *buf = scratch((size_t)(ROW_BLOCK * K));
+      for (int64_t r = 0; r < nr; r++) lmx_row_to_f32(w->data + (r0 + r) * w->nb1, w->dtype, buf + r * K, K);
+      wb = buf;
+      ws = K;
+    }
+    for (int64_t t = 0; t < T; t += 4) {
+      int64_t nt = T - t < 4 ? T - t : 4;
+      for (int64_t r = 0; r < nr; r += 3) {
+        int64_t rr = nr - r < 3 ? nr - r : 3;
+        float *d = (float *)dst->data + t * ds + r0 + r;
+        const float *xt = (const float *)x->data + t * xs;
+        if (nt == 4 && rr == 3) {
+          tile43_avx2(xt, xs, wb + r * ws, ws, K, d, ds);
+        } else {
+          for (int64_t i = 0; i < nt; i++)
+            for (int64_t j = 0; j < rr; j++) d[i * ds + j] = dotg_avx2(xt + i * xs, wb + (r + j) * ws, K);
+        }
+      }
+    }
+  }
+}
+
+static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
+  const int64_t K = x->ne0;
+  for (int64_t t = 0; t < x->ne1; t++) {
+    const float *xt = (const float *)(x->data + t * x->nb1);
+    float *d = (float *)(dst->data + t * dst->nb1);
+    int64_t r = lo;
+    for (; r + 4 <= hi; r += 4) dot4_avx2(xt, w->data + r * w->nb1, w->nb1, w->dtype, K, d + r);
+    for (; r < hi; r++) d[r] = dot1_avx2(xt, w->data + r * w->nb1, w->dtype, K);
+  }
+}
+#endif
+
+void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
+  const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
+  int64_t lo, hi;
+  lmx_split(N, T < GEMV_MAX_T ? 4 : ROW_BLOCK, ith, nth, &lo, &hi);
+  if (lo >= hi) return;
+#ifdef LMX_X86
+  if (lmx_use_avx2()) {
+    if (T < GEMV_MAX_T) gemv_avx2(n, lo, hi);
+    else gemm_avx2(n, lo, hi);
+  } else
+#endif
+  {
+    for (int64_t t = 0; t < T; t++) {
+      const float *xt = (const float *)(x->data + t * x->nb1);
+      float *d = (float *)(dst->data + t * dst->nb1);
+      for (int64_t r = lo; r < hi; r++) d[r] = dot_scalar(xt, w->data + r * w->nb1, w->dtype, K);
+    }
+  }
+  if (bias) {
+    const float *b = (const float *)bias->data;
+    for (int64_t t = 0; t < T; t++) {
+      float *d = (float *)(dst->data + t * dst->nb1);
+      for (int64_t r = lo; r < hi; r++) d[r] += b[r];
+    }
+  }
+}

@@ -1,0 +1,199 @@
+/* Token sampling on the backend: penalties over a window of recent tokens, then greedy
+ * or temperature sampling restricted by top-k, top-p and min-p, with a seeded SplitMix64
+ * generator. Top-k uses a bounded heap, never a sort of the whole vocabulary. The order of
+ * filters and every tie-break match src/runner/sampler-reference.ts. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../lmx.h"
+
+struct lmx_sampler {
+  lmx_sampler_config cfg;
+  int32_t *hist;
+  int32_t hist_cap, hist_len, hist_pos;
+  uint64_t rng;
+  float *vals;
+  int32_t *ids;
+  int32_t cap;
+};
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+lmx_sampler *lmx_sampler_new(const lmx_sampler_config *cfg) {
+  lmx_sampler *s = (lmx_sampler *)calloc(1, sizeof *s);
+  if (!s) return 0;
+  s->cfg = *cfg;
+  s->hist_cap = cfg->repeat_last_n > 0 ? cfg->repeat_last_n : 0;
+  if (s->hist_cap) s->hist = (int32_t *)calloc((size_t)s->hist_cap, sizeof(int32_t));
+  s->rng = cfg->seed;
+  return s;
+}
+
+void lmx_sampler_free(lmx_sampler *s) {
+  if (!s) return;
+  free(s->hist);
+  free(s->vals);
+  free(s->ids);
+  free(s);
+}
+
+void lmx_sampler_reset(lmx_sampler *s) {
+  s->hist_len = s->hist_pos = 0;
+  s->rng = s->cfg.seed;
+}
+
+void lmx_sampler_accept(lmx_sampler *s, int32_t token) {
+  if (!s->hist_cap) return;
+  s->hist[s->hist_pos] = token;
+  s->hist_pos = (s->hist_pos + 1) % s->hist_cap;
+  if (s->hist_len < s->hist_cap) s->hist_len++;
+}
+
+static int ensure(lmx_sampler *s, int32_t n) {
+  if (n <= s->cap) return 1;
+  free(s->vals);
+  free(s->ids);
+  s->vals = (float *)malloc(sizeof(float) * (size_t)n);
+  s->ids = (int32_t *)malloc(sizeof(int32_t) * (size_t)n);
+  s->cap = s->vals && s->ids ? n : 0;
+  return s->cap != 0;
+}
+
+/* (value desc, id asc): the order every ranking here uses. */
+static inline int better(float va, int32_t ia, float vb, int32_t ib) {
+  return va > vb || (va == vb && ia < ib);
+}
+
+static void sift_down(float *v, int32_t *id, int32_t n, int32_t i) {
+  for (;;) {
+    int32_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < n && better(v[w], id[w], v[l], id[l])) w = l;
+    if (r < n && better(v[w], id[w], v[r], id[r])) w = r;
+    if (w == i) return;
+    float tv = v[i]; v[i] = v[w]; v[w] = tv;
+    int32_t ti = id[i]; id[i] = id[w]; id[w] = ti;
+    i = w;
+  }
+}
+
+/* Keeps the k best of vals[0..n) in a min-heap (worst at the root), then sorts them best first. */
+static int32_t top_k(const float *vals, int32_t n, int32_t k, float *hv, int32_t *hi) {
+  int32_t m = 0;
+  for (int32_t i = 0; i < n; i++) {
+    if (m < k) {
+      hv[m] = vals[i]; hi[m] = i; m++;
+      if (m == k)
+        for (int32_t j = k / 2 - 1; j >= 0; j--) sift_down(hv, hi, k, j);
+    } else if (better(vals[i], i, hv[0], hi[0])) {
+      hv[0] = vals[i]; hi[0] = i;
+      sift_down(hv, hi, k, 0);
+    }
+  }
+  if (m < k)
+    for (int32_t j = m / 2 - 1; j >= 0; j--) sift_down(hv, hi, m, j);
+  for (int32_t end = m - 1; end > 0; end--) {
+    float tv = hv[0]; hv[0] = hv[end]; hv[end] = tv;
+    int32_t ti = hi[0]; hi[0] = hi[end]; hi[end] = ti;
+    sift_down(hv, hi, end, 0);
+  }
+  return m;
+}
+
+static void apply_penalties(lmx_sampler *s, float *v) {
+  const lmx_sampler_config *c = &s->cfg;
+  for (int32_t i = 0; i < s->hist_len; i++) {
+    int32_t tok = s->hist[i], seen = 0, count = 0;
+    for (int32_t j = 0; j < s->hist_len; j++) {
+      if (s->hist[j] == tok) {
+        if (j < i) { seen = 1; break; }
+        count++;
+      }
+    }
+    if (seen) continue;
+    float x = v[tok];
+    if (c->repeat_penalty != 1.0f && c->repeat_penalty > 0) x = x < 0 ? x * c->repeat_penalty : x / c->repeat_penalty;
+    x -= c->presence_penalty + c->frequency_penalty * (float)count;
+    v[tok] = x;
+  }
+}
+
+static void logprobs(const float *logits, int32_t n, int32_t chosen, int32_t n_top, float *hv, int32_t *hi,
+                     lmx_sample_result *out) {
+  float mx = -INFINITY;
+  for (int32_t i = 0; i < n; i++) if (logits[i] > mx) mx = logits[i];
+  double sum = 0;
+  for (int32_t i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+  float lse = (float)(mx + log(sum));
+  out->logprob = logits[chosen] - lse;
+  if (n_top > 20) n_top = 20;
+  out->n_top = n_top > 0 ? top_k(logits, n, n_top, hv, hi) : 0;
+  for (int32_t i = 0; i < out->n_top; i++) {
+    out->top_ids[i] = hi[i];
+    out->top_logprobs[i] = hv[i] - lse;
+  }
+}
+
+void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n, lmx_sample_result *out) {
+  const lmx_sampler_config *c = &s->cfg;
+  memset(out, 0, sizeof *out);
+  if (!ensure(s, n + 1)) { out->token = -1; return; }
+  const int penalize = s->hist_len > 0 &&
+      ((c->repeat_penalty != 1.0f && c->repeat_penalty > 0) || c->presence_penalty != 0 || c->frequency_penalty != 0);
+  const float *v = logits;
+  float *work = 0;
+  if (penalize) {
+    work = (float *)malloc(sizeof(float) * (size_t)n);
+    if (!work) { out->token = -1; return; }
+    memcpy(work, logits, sizeof(float) * (size_t)n);
+    apply_penalties(s, work);
+    v = work;
+  }
+  int32_t token;
+  if (c->temperature <= 0) {
+    token = 0;
+    for (int32_t i = 1; i < n; i++) if (v[i] > v[token]) token = i;
+  } else {
+    int32_t k = c->top_k > 0 && c->top_k < n ? c->top_k : n;
+    int32_t m = top_k(v, n, k, s->vals, s->ids);
+    /* softmax over the candidates at temperature T (best first, so vals[0] is the max) */
+    double sum = 0;
+    for (int32_t i = 0; i < m; i++) {
+      double p = exp(((double)s->vals[i] - s->vals[0]) / c->temperature);
+      s->vals[i] = (float)p;
+      sum += p;
+    }
+    for (int32_t i = 0; i < m; i++) s->vals[i] = (float)(s->vals[i] / sum);
+    int32_t keep = m;
+    if (c->top_p > 0 && c->top_p < 1) {
+      double cum = 0;
+      for (int32_t i = 0; i < m; i++) {
+        if (cum >= c->top_p) { keep = i; break; }
+        cum += s->vals[i];
+      }
+    }
+    if (c->min_p > 0) {
+      float floor = s->vals[0] * c->min_p;
+      for (int32_t i = 1; i < keep; i++)
+        if (s->vals[i] < floor) { keep = i; break; }
+    }
+    double total = 0;
+    for (int32_t i = 0; i < keep; i++) total += s->vals[i];
+    double u = (double)(splitmix64(&s->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    token = s->ids[keep - 1];
+    double cum = 0;
+    for (int32_t i = 0; i < keep; i++) {
+      cum += s->vals[i];
+      if (u < cum) { token = s->ids[i]; break; }
+    }
+  }
+  free(work);
+  out->token = token;
+  if (c->n_logprobs >= 0) logprobs(logits, n, token, c->n_logprobs, s->vals, s->ids, out);
+}

@@ -1,0 +1,120 @@
+/* lmx native core: shared types for the plan executor, thread pool and kernels.
+ * Knows nothing of models, tokens or JavaScript; binding.c is the only N-API file. */
+#ifndef LMX_H
+#define LMX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Element types; the numeric ids match src/engine/tensor/dtype.ts. */
+enum lmx_dtype { LMX_F32 = 0, LMX_F16 = 1, LMX_BF16 = 2, LMX_I32 = 3 };
+
+/* Op codes; the numeric ids match src/engine/tensor/ops.ts. */
+enum lmx_op {
+  OP_GET_ROWS = 1,  /* dst[r] = src0[ids[r]] (any float dtype -> f32) */
+  OP_RMS_NORM = 2,  /* dst = src0 / rms(src0) * w, per row of ne0 */
+  OP_MATMUL = 3,    /* dst[T,N] = src0[T,K] . src1[N,K]^T (+ src2 bias[N]) */
+  OP_ROPE = 4,      /* rotary embedding per head, optional per-head RMSNorm first */
+  OP_KV_STORE = 5,  /* write K/V rows into the paged cache */
+  OP_ATTENTION = 6, /* causal GQA attention over the paged cache, online softmax */
+  OP_SWIGLU = 7,    /* dst = silu(src0) * src1 */
+  OP_GEGLU = 8,     /* dst = gelu_tanh(src0) * src1 */
+  OP_ADD = 9,       /* dst = src0 + src1 */
+  OP_ADD_RMS_NORM = 10, /* dst2 = src0 + src1 (written to src3); dst = rmsnorm(dst2) * w */
+};
+
+#define LMX_MAX_SRC 6
+#define LMX_OP_INTS 20
+#define LMX_OP_FLOATS 4
+#define LMX_TENSOR_FIELDS 6
+
+/* A 2-D view: ne1 rows of ne0 elements, rows nb1 bytes apart. */
+typedef struct {
+  char *data;
+  int32_t dtype;
+  int64_t ne0, ne1, nb1;
+} lmx_tensor;
+
+/* One decoded instruction. ip[] and fp[] are op-specific parameters. */
+typedef struct {
+  int32_t op;
+  lmx_tensor *dst;
+  lmx_tensor *src[LMX_MAX_SRC];
+  const int32_t *ip; /* LMX_OP_INTS - 8 ints, after op, dst and src[] */
+  const float *fp;   /* LMX_OP_FLOATS floats */
+} lmx_node;
+
+typedef struct {
+  int n_nodes;
+  lmx_node *nodes;
+  int n_tensors;
+  lmx_tensor *tensors;
+  int32_t *ints;
+  float *floats;
+} lmx_plan;
+
+/* Kernels run on every thread: thread ith of nth does its share, no thread allocates. */
+typedef void (*lmx_kernel)(const lmx_node *n, int ith, int nth);
+
+/* --- cpu features --- */
+enum { LMX_CPU_AVX2 = 1, LMX_CPU_FMA = 2, LMX_CPU_F16C = 4, LMX_CPU_AVX512F = 8,
+       LMX_CPU_AVX512BW = 16, LMX_CPU_AVX512VNNI = 32, LMX_CPU_AVX512BF16 = 64, LMX_CPU_NEON = 128 };
+unsigned lmx_cpu_features(void);
+/* True when the AVX2+FMA+F16C kernels may run (and LMX_NO_SIMD is not set). */
+int lmx_use_avx2(void);
+
+/* --- thread pool --- */
+int lmx_pool_threads(void);
+void lmx_pool_set_threads(int n);
+/* Runs fn(arg, ith, nth) on all threads and returns when every thread is done. */
+void lmx_pool_run(void (*fn)(void *arg, int ith, int nth), void *arg);
+/* Waits until all threads reached this point (only inside lmx_pool_run). */
+void lmx_pool_barrier(int nth);
+
+/* --- executor --- */
+void lmx_plan_execute(const lmx_plan *plan);
+
+/* --- conversions --- */
+float lmx_f16_to_f32(uint16_t h);
+uint16_t lmx_f32_to_f16(float f);
+static inline float lmx_bf16_to_f32(uint16_t h) {
+  union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;
+}
+/* Converts n elements of a row of any float dtype to f32. */
+void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n);
+
+/* --- kernels --- */
+void lmx_k_get_rows(const lmx_node *n, int ith, int nth);
+void lmx_k_rms_norm(const lmx_node *n, int ith, int nth);
+void lmx_k_add_rms_norm(const lmx_node *n, int ith, int nth);
+void lmx_k_matmul(const lmx_node *n, int ith, int nth);
+void lmx_k_rope(const lmx_node *n, int ith, int nth);
+void lmx_k_kv_store(const lmx_node *n, int ith, int nth);
+void lmx_k_attention(const lmx_node *n, int ith, int nth);
+void lmx_k_swiglu(const lmx_node *n, int ith, int nth);
+void lmx_k_geglu(const lmx_node *n, int ith, int nth);
+void lmx_k_add(const lmx_node *n, int ith, int nth);
+
+/* --- sampling --- */
+typedef struct lmx_sampler lmx_sampler;
+typedef struct {
+  float temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
+  int32_t top_k, repeat_last_n, n_logprobs;
+  uint64_t seed;
+} lmx_sampler_config;
+/* Result of one draw: the token, its log-probability and the top-n alternatives. */
+typedef struct {
+  int32_t token;
+  float logprob;
+  int32_t n_top;
+  int32_t top_ids[20];
+  float top_logprobs[20];
+} lmx_sample_result;
+lmx_sampler *lmx_sampler_new(const lmx_sampler_config *cfg);
+void lmx_sampler_free(lmx_sampler *s);
+void lmx_sampler_accept(lmx_sampler *s, int32_t token);
+void lmx_sampler_reset(lmx_sampler *s);
+/* Samples from logits[n_vocab] (left unmodified). */
+void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n_vocab, lmx_sample_result *out);
+
+#endif

@@ -1,0 +1,70 @@
+/**
+ * The contract every backend implements: allocate buffers, prepare an encoded plan, run
+ * it (optionally sampling one token per logits row), and sample. Backends know plans,
+ * not models.
+ */
+import type { Graph, Tensor } from "../tensor/graph.js";
+import type { EncodedPlan } from "../tensor/plan.js";
+
+/** Sampling parameters, with Ollama's meanings. */
+export interface SamplerOptions {
+  /** 0 means greedy. */
+  temperature?: number;
+  /** 0 disables. */
+  topK?: number;
+  /** 1 disables. */
+  topP?: number;
+  /** 0 disables. */
+  minP?: number;
+  /** 1 disables. */
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Window of recent tokens the penalties look at. */
+  repeatLastN?: number;
+  /** Seed of the random generator. */
+  seed?: number;
+  /** Number of top alternatives to report with each token; -1 = no log-probabilities. */
+  logprobs?: number;
+}
+
+export interface SampleResult {
+  token: number;
+  logprob: number;
+  topIds: number[];
+  topLogprobs: number[];
+}
+
+export interface Sampler {
+  /** Records a token in the penalty window (prompt tokens and generated ones). */
+  accept(token: number): void;
+  /** Forgets the penalty window and restarts the random sequence from the seed. */
+  reset(): void;
+  /** Draws from a row of logits (which it does not modify). */
+  sample(logits: Float32Array): SampleResult;
+  /** The result of the last draw, including draws made inside execute(). */
+  last(): SampleResult;
+}
+
+export interface PreparedPlan {
+  readonly plan: EncodedPlan;
+  /** Writes a named int32 input (tokens, positions, ...). */
+  setInput(name: string, values: ArrayLike<number>): void;
+  /**
+   * Runs the plan. With samplers, samples row i of `logits` with samplers[i] and
+   * resolves to the chosen tokens; otherwise resolves to null.
+   */
+  execute(samplers?: readonly (Sampler | null)[], logits?: Tensor): Promise<Int32Array | null>;
+  /** A view of an output tensor's values after execution (valid until the next run). */
+  read(t: Tensor): Float32Array;
+}
+
+export interface Backend {
+  readonly name: "cpu" | "reference";
+  /** Zeroed memory for caches and arenas, aligned for the kernels. */
+  allocate(bytes: number): ArrayBuffer;
+  prepare(graph: Graph): PreparedPlan;
+  createSampler(options: SamplerOptions): Sampler;
+  /** Worker threads a plan runs on. */
+  threads(): number;
+}

@@ -1,0 +1,63 @@
+/** The cpu backend: plans run in native code on the persistent thread pool. */
+import { native } from "../../../native.js";
+import type { Graph, Tensor } from "../../tensor/graph.js";
+import { compilePlan } from "../../tensor/plan.js";
+import type { Backend, PreparedPlan, SampleResult, Sampler, SamplerOptions } from "../backend.js";
+import { PlanBuffers } from "../prepared.js";
+
+class NativeSampler implements Sampler {
+  readonly handle: object;
+  constructor(options: SamplerOptions) {
+    this.handle = native().samplerNew({ ...options });
+  }
+  accept(token: number): void {
+    native().samplerAccept(this.handle, token);
+  }
+  reset(): void {
+    native().samplerReset(this.handle);
+  }
+  sample(logits: Float32Array): SampleResult {
+    return native().samplerSample(this.handle, logits);
+  }
+  last(): SampleResult {
+    return native().samplerLast(this.handle);
+  }
+}
+
+export class CpuBackend implements Backend {
+  readonly name = "cpu" as const;
+
+  constructor(threads?: number) {
+    if (threads && threads > 0) native().setThreads(threads);
+  }
+
+  allocate(bytes: number): ArrayBuffer {
+    return native().alloc(bytes);
+  }
+
+  threads(): number {
+    return native().threads();
+  }
+
+  createSampler(options: SamplerOptions): Sampler {
+    return new NativeSampler(options);
+  }
+
+  prepare(graph: Graph): PreparedPlan {
+    const plan = compilePlan(graph);
+    const bufs = new PlanBuffers(plan, (n) => this.allocate(n));
+    const buffers = plan.buffers.map((b, i) => (i === 0 ? bufs.arena : i === 1 ? bufs.input : b!));
+    const handle = native().createPlan(plan.ints, plan.floats, plan.tensors, buffers);
+    return {
+      plan,
+      setInput: (name, values) => bufs.setInput(name, values),
+      read: (t) => bufs.read(t),
+      execute: (samplers?: readonly (Sampler | null)[], logits?: Tensor) =>
+        native().execute(
+          handle,
+          samplers ? samplers.map((s) => (s ? (s as NativeSampler).handle : null)) : null,
+          logits ? logits.id : -1,
+        ),
+    };
+  }
+}

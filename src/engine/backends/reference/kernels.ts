@@ -1,0 +1,205 @@
+/**
+ * The executable specification of every op: plain TypeScript over the same plan the
+ * native executor runs. Slow and simple on purpose; tests compare the cpu backend to it.
+ */
+import { DType, f16ToF32, f32ToF16, toF32 } from "../../tensor/dtype.js";
+import { MAX_SRC, OP_FLOATS, OP_INTS, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
+
+/** A tensor resolved against the plan's buffers. */
+export interface TensorView {
+  buffer: ArrayBuffer;
+  offset: number;
+  dtype: DType;
+  ne0: number;
+  ne1: number;
+  nb1: number;
+}
+
+const f32Cache = new WeakMap<ArrayBuffer, Map<string, Float32Array>>();
+
+/** Row r as f32. Float32 rows of writable tensors are live views; others are converted (cached). */
+function rowF32(t: TensorView, r: number): Float32Array {
+  const off = t.offset + r * t.nb1;
+  if (t.dtype === DType.F32 && off % 4 === 0) return new Float32Array(t.buffer, off, t.ne0);
+  let m = f32Cache.get(t.buffer);
+  if (!m) f32Cache.set(t.buffer, (m = new Map()));
+  const key = `${off}:${t.dtype}:${t.ne0}`;
+  let v = m.get(key);
+  if (!v) m.set(key, (v = toF32(t.buffer, off, t.dtype, t.ne0)));
+  return v;
+}
+
+function i32(t: TensorView): Int32Array {
+  return new Int32Array(t.buffer, t.offset, t.ne0 * t.ne1);
+}
+
+function out(t: TensorView, r: number): Float32Array {
+  return new Float32Array(t.buffer, t.offset + r * t.nb1, t.ne0);
+}
+
+function rmsRow(x: Float32Array, w: Float32Array | null, eps: number, d: Float32Array): void {
+  let ss = 0;
+  for (let i = 0; i < x.length; i++) ss += x[i]! * x[i]!;
+  const r = Math.fround(1 / Math.sqrt(ss / x.length + eps));
+  for (let i = 0; i < x.length; i++) d[i] = w ? x[i]! * r * w[i]! : x[i]! * r;
+}
+
+type Kernel = (dst: TensorView, src: (TensorView | null)[], ip: Int32Array, fp: Float32Array) => void;
+
+const kernels: Record<number, Kernel> = {
+  [Op.GetRows](d, [table, ids]) {
+    const id = i32(ids!);
+    for (let r = 0; r < d.ne1; r++) {
+      const row = id[r]! >= 0 && id[r]! < table!.ne1 ? id[r]! : 0;
+      out(d, r).set(rowF32(table!, row));
+    }
+  },
+  [Op.RmsNorm](d, [x, w], _ip, fp) {
+    const wr = w ? rowF32(w, 0) : null;
+    for (let r = 0; r < x!.ne1; r++) rmsRow(rowF32(x!, r), wr, fp[0]!, out(d, r));
+  },
+  [Op.AddRmsNorm](d, [a, b, w, s], _ip, fp) {
+    const wr = w ? rowF32(w, 0) : null;
+    for (let r = 0; r < a!.ne1; r++) {
+      const pa = rowF32(a!, r), pb = rowF32(b!, r), ps = out(s!, r);
+      for (let i = 0; i < pa.length; i++) ps[i] = pa[i]! + pb[i]!;
+      rmsRow(ps, wr, fp[0]!, out(d, r));
+    }
+  },
+  [Op.Matmul](d, [x, w, bias]) {
+    const K = x!.ne0;
+    const b = bias ? rowF32(bias, 0) : null;
+    for (let n = 0; n < w!.ne1; n++) {
+      const wr = rowF32(w!, n);
+      for (let t = 0; t < x!.ne1; t++) {
+        const xr = rowF32(x!, t);
+        let s = 0;
+        for (let k = 0; k < K; k++) s += xr[k]! * wr[k]!;
+        out(d, t)[n] = b ? Math.fround(s) + b[n]! : s;
+      }
+    }
+  },
+  [Op.Rope](d, [x, pos, ff, nw], ip, fp) {
+    const [nHead, hd, nRot, pairing] = [ip[0]!, ip[1]!, ip[2]!, ip[3]!];
+    const p = i32(pos!);
+    const f = ff ? rowF32(ff, 0) : null;
+    const w = nw ? rowF32(nw, 0) : null;
+    const buf = new Float32Array(hd);
+    for (let t = 0; t < x!.ne1; t++) {
+      const xr = rowF32(x!, t), dr = out(d, t);
+      for (let h = 0; h < nHead; h++) {
+        const src = xr.subarray(h * hd, h * hd + hd);
+        if (w) rmsRow(src, w, fp[1]!, buf);
+        else buf.set(src);
+        const half = nRot / 2;
+        for (let i = 0; i < half; i++) {
+          let inv = Math.pow(fp[0]!, (-2 * i) / nRot);
+          if (f) inv /= f[i]!;
+          const a = p[t]! * inv;
+          const c = Math.fround(Math.cos(a)), s = Math.fround(Math.sin(a));
+          const i0 = pairing === RopePairing.Interleaved ? 2 * i : i;
+          const i1 = pairing === RopePairing.Interleaved ? 2 * i + 1 : i + half;
+          const x0 = buf[i0]!, x1 = buf[i1]!;
+          dr[h * hd + i0] = x0 * c - x1 * s;
+          dr[h * hd + i1] = x0 * s + x1 * c;
+        }
+        for (let i = nRot; i < hd; i++) dr[h * hd + i] = buf[i]!;
+      }
+    }
+  },
+  [Op.KvStore](kpool, [k, v, vpool, pos, rowSeq, tables], ip) {
+    const bs = ip[0]!;
+    const p = i32(pos!), seq = i32(rowSeq!), tab = i32(tables!);
+    for (let t = 0; t < k!.ne1; t++) {
+      const table = seq[t]! * tables!.ne0;
+      const slot = tab[table + Math.floor(p[t]! / bs)]! * bs + (p[t]! % bs);
+      const dk = new Uint16Array(kpool.buffer, kpool.offset + slot * kpool.nb1, kpool.ne0);
+      const dv = new Uint16Array(vpool!.buffer, vpool!.offset + slot * vpool!.nb1, vpool!.ne0);
+      const kr = rowF32(k!, t), vr = rowF32(v!, t);
+      for (let i = 0; i < k!.ne0; i++) {
+        dk[i] = f32ToF16(kr[i]!);
+        dv[i] = f32ToF16(vr[i]!);
+      }
+    }
+  },
+  [Op.Attention](d, [q, kpool, vpool, pos, rowSeq, tables], ip, fp) {
+    const [nHead, nKv, hd, bs, window] = [ip[0]!, ip[1]!, ip[2]!, ip[3]!, ip[4]!];
+    const scale = fp[0]!;
+    const p = i32(pos!), seq = i32(rowSeq!), tab = i32(tables!);
+    for (let t = 0; t < q!.ne1; t++) {
+      const qr = rowF32(q!, t), dr = out(d, t);
+      const first = window > 0 ? Math.max(0, p[t]! - window + 1) : 0;
+      for (let h = 0; h < nHead; h++) {
+        const kvh = Math.floor(h / (nHead / nKv));
+        const scores: number[] = [];
+        const slots: number[] = [];
+        for (let j = first; j <= p[t]!; j++) {
+          const slot = tab[seq[t]! * tables!.ne0 + Math.floor(j / bs)]! * bs + (j % bs);
+          const kr = new Uint16Array(kpool!.buffer, kpool!.offset + slot * kpool!.nb1 + kvh * hd * 2, hd);
+          let s = 0;
+          for (let i = 0; i < hd; i++) s += qr[h * hd + i]! * f16ToF32(kr[i]!);
+          scores.push(s * scale);
+          slots.push(slot);
+        }
+        const m = Math.max(...scores);
+        let l = 0;
+        const acc = new Float64Array(hd);
+        scores.forEach((s, j) => {
+          const e = Math.exp(s - m);
+          l += e;
+          const vr = new Uint16Array(vpool!.buffer, vpool!.offset + slots[j]! * vpool!.nb1 + kvh * hd * 2, hd);
+          for (let i = 0; i < hd; i++) acc[i]! += e * f16ToF32(vr[i]!);
+        });
+        for (let i = 0; i < hd; i++) dr[h * hd + i] = acc[i]! / l;
+      }
+    }
+  },
+  [Op.SwiGlu](d, [a, b]) {
+    for (let r = 0; r < a!.ne1; r++) {
+      const x = rowF32(a!, r), y = rowF32(b!, r), o = out(d, r);
+      for (let i = 0; i < x.length; i++) o[i] = (x[i]! / (1 + Math.exp(-x[i]!))) * y[i]!;
+    }
+  },
+  [Op.GeGlu](d, [a, b]) {
+    for (let r = 0; r < a!.ne1; r++) {
+      const x = rowF32(a!, r), y = rowF32(b!, r), o = out(d, r);
+      for (let i = 0; i < x.length; i++) {
+        const v = x[i]!;
+        o[i] = 0.5 * v * (1 + Math.tanh(0.7978845608 * (v + 0.044715 * v * v * v))) * y[i]!;
+      }
+    }
+  },
+  [Op.Add](d, [a, b]) {
+    for (let r = 0; r < a!.ne1; r++) {
+      const x = rowF32(a!, r), y = rowF32(b!, r), o = out(d, r);
+      for (let i = 0; i < x.length; i++) o[i] = x[i]! + y[i]!;
+    }
+  },
+};
+
+/** Runs every node of an encoded plan over resolved buffers. */
+export function runPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): void {
+  const views: (TensorView | null)[] = [];
+  for (let i = 0; i < tensors.length / TENSOR_FIELDS; i++) {
+    const f = i * TENSOR_FIELDS;
+    const buf = tensors[f]!;
+    views.push(
+      buf < 0
+        ? null
+        : { buffer: buffers[buf]!, offset: tensors[f + 1]!, dtype: tensors[f + 2]!, ne0: tensors[f + 3]!, ne1: tensors[f + 4]!, nb1: tensors[f + 5]! },
+    );
+  }
+  for (let n = 0; n < ints.length / OP_INTS; n++) {
+    const o = n * OP_INTS;
+    const k = kernels[ints[o]!];
+    if (!k) throw new Error(`reference: unknown op ${ints[o]}`);
+    const src = Array.from({ length: MAX_SRC }, (_, s) => (ints[o + 2 + s]! >= 0 ? views[ints[o + 2 + s]!]! : null));
+    k(views[ints[o + 1]!]!, src, ints.subarray(o + 2 + MAX_SRC, o + OP_INTS), floats.subarray(n * OP_FLOATS, n * OP_FLOATS + OP_FLOATS));
+  }
+}
+
+/** Invalidates converted-weight caches of a buffer (after writing into it). */
+export function forgetConverted(buffer: ArrayBuffer): void {
+  f32Cache.delete(buffer);
+}
+

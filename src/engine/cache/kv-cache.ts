@@ -1,0 +1,88 @@
+/**
+ * Paged KV cache for attention layers: per layer one f16 pool of token slots for K and
+ * one for V, shared by all sequences through per-sequence block tables. A sequence grows
+ * block by block and can be truncated back (full attention can always rewind).
+ */
+import type { Backend } from "../backends/backend.js";
+import { DType } from "../tensor/dtype.js";
+import type { Graph, KvLayer } from "../tensor/graph.js";
+import type { CacheLayerSpec } from "../models/model.js";
+import { BlockPool } from "./block-pool.js";
+
+export interface KvCacheOptions {
+  /** Tokens per block. */
+  blockSize: number;
+  /** Sequence slots. */
+  nSeq: number;
+  /** Longest sequence, in tokens. */
+  nCtx: number;
+  /** Total tokens the pool holds across sequences (defaults to nSeq * nCtx). */
+  nTokens?: number;
+}
+
+export class KvCache {
+  readonly blockSize: number;
+  readonly nSeq: number;
+  readonly maxBlocksPerSeq: number;
+  readonly pool: BlockPool;
+  private readonly k: ArrayBuffer[];
+  private readonly v: ArrayBuffer[];
+  private readonly widths: number[];
+  private readonly blocks: number[][];
+  private readonly lengths: number[];
+
+  constructor(backend: Backend, readonly layers: readonly CacheLayerSpec[], o: KvCacheOptions) {
+    this.blockSize = o.blockSize;
+    this.nSeq = o.nSeq;
+    this.maxBlocksPerSeq = Math.ceil(o.nCtx / o.blockSize);
+    const nBlocks = Math.ceil((o.nTokens ?? o.nSeq * o.nCtx) / o.blockSize) + 1;
+    this.pool = new BlockPool(nBlocks);
+    this.widths = layers.map((l) => l.nKvHead * l.headDim);
+    this.k = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * w * 2));
+    this.v = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * w * 2));
+    this.blocks = Array.from({ length: o.nSeq }, () => []);
+    this.lengths = new Array(o.nSeq).fill(0);
+  }
+
+  /** Bytes of K/V memory. */
+  sizeBytes(): number {
+    return this.k.reduce((a, b) => a + b.byteLength, 0) * 2;
+  }
+
+  /** The layer's pools as graph tensors [slots, nKvHead * headDim] f16. */
+  bind(g: Graph): KvLayer[] {
+    return this.widths.map((w, l) => ({
+      k: g.bind(`cache_k_l${l}`, DType.F16, this.k[l]!.byteLength / (2 * w), w, this.k[l]!),
+      v: g.bind(`cache_v_l${l}`, DType.F16, this.v[l]!.byteLength / (2 * w), w, this.v[l]!),
+    }));
+  }
+
+  /** Tokens whose K/V sequence `seq` holds (positions 0 .. length-1). */
+  length(seq: number): number {
+    return this.lengths[seq]!;
+  }
+
+  /** Makes room for positions up to `nTokens` - 1 and records them as held once written. */
+  reserve(seq: number, nTokens: number): void {
+    if (nTokens > this.maxBlocksPerSeq * this.blockSize) throw new Error(`sequence of ${nTokens} tokens exceeds the context of ${this.maxBlocksPerSeq * this.blockSize}`);
+    const b = this.blocks[seq]!;
+    while (b.length * this.blockSize < nTokens) b.push(this.pool.allocate());
+    this.lengths[seq] = Math.max(this.lengths[seq]!, nTokens);
+  }
+
+  /** Forgets positions >= n, releasing whole blocks past it. */
+  truncate(seq: number, n: number): void {
+    if (n < 0 || n > this.lengths[seq]!) throw new Error(`truncate to ${n} of a sequence of ${this.lengths[seq]}`);
+    const b = this.blocks[seq]!;
+    const keep = Math.ceil(n / this.blockSize);
+    while (b.length > keep) this.pool.release(b.pop()!);
+    this.lengths[seq] = n;
+  }
+
+  /** All block tables, padded with the null block: I32 [nSeq, maxBlocksPerSeq]. */
+  tables(): Int32Array {
+    const t = new Int32Array(this.nSeq * this.maxBlocksPerSeq);
+    this.blocks.forEach((b, s) => t.set(b, s * this.maxBlocksPerSeq));
+    return t;
+  }
+}

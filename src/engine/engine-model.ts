@@ -1,0 +1,189 @@
+/**
+ * A model bound to a backend: its family, config, checked weights, KV cache and the
+ * plans built for each batch shape. `forward` fills a plan's inputs and runs it.
+ */
+import type { ModelSource, SourceTensor } from "../formats/model-source.js";
+import { ModelFileError } from "../formats/tensor-source.js";
+import type { Backend, PreparedPlan, Sampler } from "./backends/backend.js";
+import { KvCache } from "./cache/kv-cache.js";
+import { Metadata, modelFor, supportedArchitectures, type ModelDefinition, type WeightSpec } from "./models/index.js";
+import { DType, toF32 } from "./tensor/dtype.js";
+import { Graph, type Tensor } from "./tensor/graph.js";
+
+/** One forward pass: rows of tokens, each with its sequence slot and position. */
+export interface Batch {
+  tokens: ArrayLike<number>;
+  positions: ArrayLike<number>;
+  seqs: ArrayLike<number>;
+  /** Rows whose logits are needed, in the order the result lists them. */
+  outRows: ArrayLike<number>;
+}
+
+export interface EngineOptions {
+  /** Context length per sequence (default: the model's, capped at 4096). */
+  numCtx?: number;
+  /** Concurrent sequence slots (default 1). */
+  numSeq?: number;
+  /** Tokens per KV block (default 32). */
+  blockSize?: number;
+}
+
+interface BoundWeight {
+  spec: WeightSpec;
+  dtype: DType;
+  buffer: ArrayBuffer;
+  byteOffset: number;
+}
+
+interface CachedPlan {
+  prepared: PreparedPlan;
+  logits: Tensor | null;
+}
+
+const MAX_PLANS = 8;
+
+function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSource): Map<string, BoundWeight> {
+  const out = new Map<string, BoundWeight>();
+  for (const spec of def.weights(config)) {
+    const t: SourceTensor | undefined = src.tensors.get(spec.name);
+    if (!t) {
+      if (spec.optional) continue;
+      throw new ModelFileError(src.path, `missing tensor ${spec.name}`);
+    }
+    const rows = t.shape.length === 1 ? 1 : t.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const cols = t.shape[t.shape.length - 1]!;
+    if (rows !== spec.rows || cols !== spec.cols) {
+      throw new ModelFileError(t.file, `tensor ${spec.name} has shape [${t.shape}] but the config implies [${spec.rows === 1 ? "" : `${spec.rows}, `}${spec.cols}]`);
+    }
+    if (t.dtype === undefined || t.dtype === DType.I32) throw new ModelFileError(t.file, `tensor ${spec.name} has type ${t.typeName}, which lmx cannot run yet`);
+    if (spec.f32 && t.dtype !== DType.F32) {
+      const f = toF32(t.buffer, t.byteOffset, t.dtype, rows * cols);
+      out.set(spec.name, { spec, dtype: DType.F32, buffer: f.buffer as ArrayBuffer, byteOffset: 0 });
+    } else {
+      out.set(spec.name, { spec, dtype: t.dtype, buffer: t.buffer, byteOffset: t.byteOffset });
+    }
+  }
+  return out;
+}
+
+export class EngineModel {
+  readonly def: ModelDefinition<any>;
+  readonly config: any;
+  readonly metadata: Metadata;
+  readonly cache: KvCache;
+  readonly numCtx: number;
+  readonly vocabSize: number;
+  private readonly weights: Map<string, BoundWeight>;
+  private readonly plans = new Map<string, CachedPlan>();
+
+  constructor(
+    readonly backend: Backend,
+    readonly source: ModelSource,
+    options: EngineOptions = {},
+  ) {
+    const meta = new Map(source.metadata);
+    const arch = meta.get("general.architecture") as string;
+    const def = modelFor(arch);
+    if (!def) throw new ModelFileError(source.path, `unknown architecture "${arch}" (supported: ${supportedArchitectures().join(", ")})`);
+    const embd = source.tensors.get("token_embd.weight");
+    if (!meta.has(`${arch}.vocab_size`) && embd) meta.set(`${arch}.vocab_size`, embd.shape[0]!);
+    this.metadata = new Metadata(meta, source.path);
+    this.def = def;
+    try {
+      this.config = def.parseConfig(this.metadata);
+    } catch (e) {
+      throw new ModelFileError(source.path, (e as Error).message.replace(`${source.path}: `, ""));
+    }
+    this.weights = bindWeights(def, this.config, source);
+    this.vocabSize = this.config.vocabSize;
+    this.numCtx = Math.max(1, options.numCtx ?? Math.min(def.contextLength(this.config), 4096));
+    this.cache = new KvCache(backend, def.cacheLayers(this.config), {
+      blockSize: options.blockSize ?? 32,
+      nSeq: options.numSeq ?? 1,
+      nCtx: this.numCtx,
+    });
+  }
+
+  /** Bytes of weights the model reads per token. */
+  weightBytes(): number {
+    let n = 0;
+    for (const w of this.weights.values()) n += w.spec.rows * w.spec.cols * (w.dtype === DType.F32 ? 4 : 2);
+    return n;
+  }
+
+  private plan(nTokens: number, nOut: number): CachedPlan {
+    const key = `${nTokens}/${nOut}`;
+    let p = this.plans.get(key);
+    if (p) {
+      this.plans.delete(key);
+      this.plans.set(key, p);
+      return p;
+    }
+    const g = new Graph();
+    const bound = new Map<string, Tensor>();
+    const w = (name: string) => {
+      let t = bound.get(name);
+      if (t) return t;
+      const b = this.weights.get(name);
+      if (!b) return undefined;
+      t = g.bind(name, b.dtype, b.spec.rows, b.spec.cols, b.buffer, b.byteOffset);
+      bound.set(name, t);
+      return t;
+    };
+    const batch = g.batchInputs(nTokens, nOut, this.cache.nSeq, this.cache.maxBlocksPerSeq);
+    const kv = this.cache.bind(g);
+    let logits: Tensor | null = null;
+    if (nOut > 0) {
+      logits = g.output(this.def.forward(this.config, { g, w, batch, kv, blockSize: this.cache.blockSize }));
+    } else {
+      this.def.forward(this.config, { g, w, batch, kv, blockSize: this.cache.blockSize });
+      // Without output rows, drop the head: nothing reads it.
+      dropUnused(g);
+    }
+    p = { prepared: this.backend.prepare(g), logits };
+    this.plans.set(key, p);
+    if (this.plans.size > MAX_PLANS) this.plans.delete(this.plans.keys().next().value!);
+    return p;
+  }
+
+  /**
+   * Runs one forward pass. The caller has reserved cache room for every row's position.
+   * With samplers, resolves to one sampled token per output row.
+   */
+  async forward(batch: Batch, samplers?: readonly (Sampler | null)[]): Promise<Int32Array | null> {
+    const n = batch.tokens.length;
+    for (let i = 0; i < n; i++) {
+      const t = batch.tokens[i]!;
+      if (!(t >= 0 && t < this.vocabSize)) throw new Error(`token id ${t} is outside the vocabulary of ${this.vocabSize}`);
+    }
+    const p = this.plan(n, batch.outRows.length);
+    const pp = p.prepared;
+    pp.setInput("tokens", batch.tokens);
+    pp.setInput("positions", batch.positions);
+    pp.setInput("rowSeq", batch.seqs);
+    pp.setInput("outRows", batch.outRows);
+    pp.setInput("blockTables", this.cache.tables());
+    return pp.execute(samplers, p.logits ?? undefined);
+  }
+
+  /** Logits of the last forward pass with `nTokens` rows and `nOut` output rows: [nOut, vocab]. */
+  logits(nTokens: number, nOut: number): Float32Array {
+    const p = this.plan(nTokens, nOut);
+    if (!p.logits) throw new Error("this plan has no logits");
+    return p.prepared.read(p.logits);
+  }
+}
+
+/** Removes nodes whose results nothing reads (keeps cache writes). */
+function dropUnused(g: Graph): void {
+  const used = new Set<Tensor>();
+  const base = (t: Tensor) => (t.binding.kind === "view" ? t.binding.base : t);
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i]!;
+    if (!n.sideEffect && !used.has(base(n.dst)) && !g.outputs.has(n.dst)) {
+      g.nodes.splice(i, 1);
+      continue;
+    }
+    for (const s of n.src) if (s) used.add(base(s));
+  }
+}

@@ -1,0 +1,93 @@
+/** Element types of tensors and their conversions; ids match native/lmx.h. */
+
+export enum DType {
+  F32 = 0,
+  F16 = 1,
+  BF16 = 2,
+  I32 = 3,
+}
+
+/** Bytes per element. */
+export function dtypeBytes(dt: DType): number {
+  return dt === DType.F32 || dt === DType.I32 ? 4 : 2;
+}
+
+export function dtypeName(dt: DType): string {
+  return DType[dt];
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE binary16 bits to a number (exact). */
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** A number to IEEE binary16 bits, rounding to nearest even (with subnormals). */
+export function f32ToF16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const s = (x >>> 16) & 0x8000;
+  const e = (x >>> 23) & 0xff;
+  let m = x & 0x7fffff;
+  if (e === 0xff) return s | 0x7c00 | (m ? 0x200 : 0);
+  const ne = e - 127 + 15;
+  if (ne >= 31) return s | 0x7c00;
+  if (ne <= 0) {
+    if (ne < -10) return s;
+    m |= 0x800000;
+    const shift = 14 - ne;
+    const half = 1 << (shift - 1);
+    const rest = m & ((1 << shift) - 1);
+    let q = m >>> shift;
+    if (rest > half || (rest === half && q & 1)) q++;
+    return s | q;
+  }
+  let q = (ne << 10) | (m >>> 13);
+  const rest = m & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && q & 1)) q++;
+  return s | q;
+}
+
+export function bf16ToF32(h: number): number {
+  u32[0] = h << 16;
+  return f32[0]!;
+}
+
+/** A number to bfloat16 bits (round to nearest even; NaN stays a quiet NaN). */
+export function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Reads element i of a row stored as `dt` through a DataView-free typed view. */
+export function readElement(dt: DType, u16: Uint16Array | null, f: Float32Array | null, i: number): number {
+  switch (dt) {
+    case DType.F16:
+      return f16ToF32(u16![i]!);
+    case DType.BF16:
+      return bf16ToF32(u16![i]!);
+    default:
+      return f![i]!;
+  }
+}
+
+/** Converts `n` elements at byte offset `off` of `buf` (any float dtype) to a new Float32Array. */
+export function toF32(buf: ArrayBuffer, off: number, dt: DType, n: number): Float32Array {
+  if (dt === DType.F32) {
+    return off % 4 === 0 ? new Float32Array(buf, off, n).slice() : new Float32Array(buf.slice(off, off + 4 * n));
+  }
+  const u16 = off % 2 === 0 ? new Uint16Array(buf, off, n) : new Uint16Array(buf.slice(off, off + 2 * n));
+  const out = new Float32Array(n);
+  const conv = dt === DType.F16 ? f16ToF32 : bf16ToF32;
+  for (let i = 0; i < n; i++) out[i] = conv(u16[i]!);
+  return out;
+}

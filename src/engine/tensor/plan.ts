@@ -1,0 +1,169 @@
+/**
+ * Graph -> plan: fuse hot patterns, place activations in one arena by liveness, and
+ * encode nodes and tensors into the flat arrays the executors read. Backends execute
+ * plans; they never see the graph.
+ */
+import { dtypeBytes } from "./dtype.js";
+import type { Graph, Node, Tensor } from "./graph.js";
+import { OP_FLOATS, OP_INTS, OP_PARAM_INTS, MAX_SRC, Op, TENSOR_FIELDS } from "./ops.js";
+
+/** Buffer slots every plan has; bound buffers follow. */
+export const ARENA_BUFFER = 0;
+export const INPUT_BUFFER = 1;
+const ALIGN = 64;
+
+export interface EncodedPlan {
+  readonly nodes: readonly Node[];
+  readonly ints: Int32Array;
+  readonly floats: Float32Array;
+  readonly tensors: Float64Array;
+  /** Bound buffers at indices >= 2; slots 0 and 1 are filled by the backend. */
+  readonly buffers: (ArrayBuffer | null)[];
+  readonly arenaBytes: number;
+  readonly inputBytes: number;
+  /** Offset (in int32 elements) and length of each named input. */
+  readonly inputs: ReadonlyMap<string, { offset: number; length: number }>;
+  readonly outputs: ReadonlySet<Tensor>;
+  /** Index of each tensor in `tensors` is its id. */
+  readonly byteOffsets: Float64Array;
+}
+
+/** Replaces `add` followed by an RMSNorm of its result with one fused node. */
+export function fuse(nodes: readonly Node[]): Node[] {
+  const out: Node[] = [];
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    const next = nodes[i + 1];
+    if (n.op === Op.Add && next && next.op === Op.RmsNorm && next.src[0] === n.dst) {
+      out.push({ op: Op.AddRmsNorm, dst: next.dst, src: [n.src[0]!, n.src[1]!, next.src[1] ?? null, n.dst, null, null], ints: [], floats: next.floats });
+      i++;
+      continue;
+    }
+    out.push(n);
+  }
+  return out;
+}
+
+function baseOf(t: Tensor): Tensor {
+  return t.binding.kind === "view" ? t.binding.base : t;
+}
+
+function bytesOf(t: Tensor): number {
+  return Math.ceil((t.rows * t.cols * dtypeBytes(t.dtype)) / ALIGN) * ALIGN;
+}
+
+/** Tensors a node writes: its destination, plus the sum slot of a fused add+norm. */
+function written(n: Node): Tensor[] {
+  return n.op === Op.AddRmsNorm ? [n.dst, n.src[3]!] : [n.dst];
+}
+
+function placeActivations(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): { offsets: Map<Tensor, number>; size: number } {
+  const lastUse = new Map<Tensor, number>();
+  nodes.forEach((n, i) => {
+    for (const t of [...n.src, ...written(n)]) {
+      if (t && baseOf(t).binding.kind === "act") lastUse.set(baseOf(t), i);
+    }
+  });
+  const live: { off: number; end: number; t: Tensor }[] = [];
+  const offsets = new Map<Tensor, number>();
+  let size = 0;
+  const place = (t: Tensor) => {
+    const need = bytesOf(t);
+    let off = 0;
+    for (const a of live) {
+      if (a.off - off >= need) break;
+      off = Math.max(off, a.end);
+    }
+    live.push({ off, end: off + need, t });
+    live.sort((a, b) => a.off - b.off);
+    offsets.set(t, off);
+    size = Math.max(size, off + need);
+  };
+  nodes.forEach((n, i) => {
+    for (const t of written(n)) {
+      const b = baseOf(t);
+      if (b.binding.kind === "act" && !offsets.has(b)) place(b);
+    }
+    for (let j = live.length - 1; j >= 0; j--) {
+      const t = live[j]!.t;
+      if (lastUse.get(t) === i && !outputs.has(t)) live.splice(j, 1);
+    }
+  });
+  return { offsets, size };
+}
+
+export function compilePlan(graph: Graph): EncodedPlan {
+  const nodes = fuse(graph.nodes);
+  const { offsets, size } = placeActivations(nodes, graph.outputs);
+
+  const inputs = new Map<string, { offset: number; length: number }>();
+  let inputWords = 0;
+  for (const t of graph.tensors) {
+    if (t.binding.kind === "input" && !inputs.has(t.binding.name)) {
+      inputs.set(t.binding.name, { offset: inputWords, length: t.rows * t.cols });
+      inputWords += Math.ceil((t.rows * t.cols) / 16) * 16;
+    }
+  }
+
+  const buffers: (ArrayBuffer | null)[] = [null, null];
+  const bufferIndex = new Map<ArrayBuffer, number>();
+  const tensors = new Float64Array(graph.tensors.length * TENSOR_FIELDS);
+  const byteOffsets = new Float64Array(graph.tensors.length);
+  for (const t of graph.tensors) {
+    let buf = -1;
+    let off = 0;
+    const b = baseOf(t).binding;
+    const base = baseOf(t);
+    if (b.kind === "act") {
+      if (offsets.has(base)) {
+        buf = ARENA_BUFFER;
+        off = offsets.get(base)!;
+      }
+    } else if (b.kind === "input") {
+      buf = INPUT_BUFFER;
+      off = inputs.get(b.name)!.offset * 4;
+    } else if (b.kind === "buffer") {
+      let idx = bufferIndex.get(b.buffer);
+      if (idx === undefined) {
+        idx = buffers.length;
+        buffers.push(b.buffer);
+        bufferIndex.set(b.buffer, idx);
+      }
+      buf = idx;
+      off = b.byteOffset;
+    }
+    const f = t.id * TENSOR_FIELDS;
+    tensors[f] = buf;
+    tensors[f + 1] = off;
+    tensors[f + 2] = t.dtype;
+    tensors[f + 3] = t.cols;
+    tensors[f + 4] = t.rows;
+    tensors[f + 5] = t.rowStride;
+    byteOffsets[t.id] = off;
+  }
+
+  const ints = new Int32Array(nodes.length * OP_INTS);
+  const floats = new Float32Array(nodes.length * OP_FLOATS);
+  nodes.forEach((n, i) => {
+    const o = i * OP_INTS;
+    ints[o] = n.op;
+    ints[o + 1] = n.dst.id;
+    for (let s = 0; s < MAX_SRC; s++) ints[o + 2 + s] = n.src[s]?.id ?? -1;
+    if (n.ints.length > OP_PARAM_INTS || n.floats.length > OP_FLOATS) throw new Error("plan: too many op parameters");
+    n.ints.forEach((v, k) => (ints[o + 2 + MAX_SRC + k] = v));
+    n.floats.forEach((v, k) => (floats[i * OP_FLOATS + k] = v));
+  });
+
+  return {
+    nodes,
+    ints,
+    floats,
+    tensors,
+    buffers,
+    arenaBytes: Math.max(size, ALIGN),
+    inputBytes: Math.max(inputWords * 4, ALIGN),
+    inputs,
+    outputs: graph.outputs,
+    byteOffsets,
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * Opens a model from disk, whatever its format: a GGUF file or a Hugging Face folder.
+ * The result speaks GGUF's vocabulary (metadata keys and tensor names) either way.
+ */
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { DType } from "../engine/tensor/dtype.js";
+import { tokenizerFromGguf, tokenizerFromHf, type LoadedTokenizer } from "../tokenizer/load.js";
+import { readGguf } from "./gguf/read.js";
+import type { GgufValue } from "./gguf/types.js";
+import { readHfFolder } from "./hf.js";
+import { ModelFileError, type TensorData } from "./tensor-source.js";
+import { readFileSync } from "node:fs";
+
+/** A tensor as stored; `dtype` is undefined for types the engine cannot compute with yet. */
+export interface SourceTensor extends Omit<TensorData, "dtype"> {
+  readonly dtype: DType | undefined;
+  readonly typeName: string;
+}
+
+export interface ModelSource {
+  readonly path: string;
+  readonly format: "gguf" | "safetensors";
+  readonly metadata: Map<string, GgufValue>;
+  readonly tensors: Map<string, SourceTensor>;
+  readonly tokenizer: LoadedTokenizer;
+  /** Sampling defaults the model ships (generation_config.json). */
+  readonly defaults: Record<string, number>;
+}
+
+function generationDefaults(dir: string): Record<string, number> {
+  const p = join(dir, "generation_config.json");
+  if (!existsSync(p)) return {};
+  try {
+    const g = JSON.parse(readFileSync(p, "utf8"));
+    const out: Record<string, number> = {};
+    for (const [from, to] of [["temperature", "temperature"], ["top_k", "topK"], ["top_p", "topP"], ["min_p", "minP"], ["repetition_penalty", "repeatPenalty"]] as const) {
+      if (typeof g[from] === "number") out[to] = g[from];
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+export function openModelSource(path: string): ModelSource {
+  if (!existsSync(path)) throw new ModelFileError(path, "no such file or folder");
+  if (statSync(path).isDirectory()) {
+    const hf = readHfFolder(path);
+    return {
+      path,
+      format: "safetensors",
+      metadata: hf.metadata,
+      tensors: new Map([...hf.tensors].map(([k, t]) => [k, { ...t, typeName: DType[t.dtype] }])),
+      tokenizer: tokenizerFromHf(path),
+      defaults: generationDefaults(path),
+    };
+  }
+  const g = readGguf(path);
+  const tensors = new Map<string, SourceTensor>();
+  for (const t of g.tensors) {
+    const dtype = t.type === 0 ? DType.F32 : t.type === 1 ? DType.F16 : t.type === 30 ? DType.BF16 : undefined;
+    tensors.set(t.name, { ...t, dtype });
+  }
+  if (typeof g.metadata.get("general.architecture") !== "string") throw new ModelFileError(path, "metadata general.architecture is missing");
+  return { path, format: "gguf", metadata: g.metadata, tensors, tokenizer: tokenizerFromGguf(g.metadata, path), defaults: {} };
+}

@@ -1,0 +1,43 @@
+/** Loads the native addon built by node-gyp (build/Release/lmx.node). */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface NativeSampleResult {
+  token: number;
+  logprob: number;
+  topIds: number[];
+  topLogprobs: number[];
+}
+
+export interface NativeAddon {
+  mapFile(path: string): ArrayBuffer;
+  alloc(bytes: number): ArrayBuffer;
+  createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): object;
+  execute(plan: object, samplers: (object | null)[] | null, logitsTensor: number): Promise<Int32Array | null>;
+  executeSync(plan: object): void;
+  samplerNew(options: object): object;
+  samplerAccept(sampler: object, token: number): void;
+  samplerReset(sampler: object): void;
+  samplerSample(sampler: object, logits: Float32Array): NativeSampleResult;
+  samplerLast(sampler: object): NativeSampleResult;
+  setThreads(n: number): void;
+  threads(): number;
+  cpuFeatures(): string[];
+  simdPath(): string;
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+    const require = createRequire(import.meta.url);
+    try {
+      addon = require(join(root, "build", "Release", "lmx.node")) as NativeAddon;
+    } catch (e) {
+      throw new Error(`lmx: the native addon is not built (run \`npm install\` or \`npm run build:native\`): ${(e as Error).message}`);
+    }
+  }
+  return addon;
+}
