@@ -1,0 +1,94 @@
+/** `lmx bench [MODEL]`: prompt-processing and generation speed, medians over runs. */
+import { loadModel } from "../model.js";
+import { parseArgs } from "./args.js";
+import { resolveModel } from "./resolve-model.js";
+
+const HELP = `Usage: lmx bench [MODEL] [flags]
+
+Measures prompt processing (a prompt of N random tokens from an empty cache, as
+llama-bench's pp test) and generation (M tokens one at a time from an empty cache,
+as llama-bench's tg test). Reports medians over runs, after one warm-up run.
+
+Flags:
+  --prompt-tokens N   prompt length (default 512)
+  --gen-tokens M      tokens to generate (default 128)
+  --runs R            measured runs (default 5)
+  --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
+  --batch B           prompt tokens per forward pass (default 512)
+  --json              print one JSON object`;
+
+const FLAGS = { "prompt-tokens": "number", "gen-tokens": "number", runs: "number", threads: "number", batch: "number", json: "boolean", help: "boolean" } as const;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, FLAGS);
+  if (flags.help) {
+    process.stdout.write(HELP + "\n");
+    return 0;
+  }
+  const nPrompt = (flags["prompt-tokens"] as number) ?? 512;
+  const nGen = (flags["gen-tokens"] as number) ?? 128;
+  const runs = (flags.runs as number) ?? 5;
+  const batch = (flags.batch as number) ?? 512;
+  const path = resolveModel(positionals[0]);
+  const model = await loadModel(path, { threads: flags.threads as number | undefined, numCtx: Math.max(nPrompt, nGen) + 1 });
+  const engine = model.engine;
+  const sampler = engine.backend.createSampler({ temperature: 0 });
+  let rng = 12345;
+  const randomToken = () => ((rng = (rng * 1103515245 + 12345) >>> 0) >>> 8) % engine.vocabSize;
+
+  const pp = async () => {
+    engine.cache.truncate(0, 0);
+    const tokens = Array.from({ length: nPrompt }, randomToken);
+    const t0 = performance.now();
+    for (let pos = 0; pos < nPrompt; pos += batch) {
+      const n = Math.min(batch, nPrompt - pos);
+      engine.cache.reserve(0, pos + n);
+      const last = pos + n === nPrompt;
+      await engine.forward({ tokens: tokens.slice(pos, pos + n), positions: Array.from({ length: n }, (_, i) => pos + i), seqs: new Array(n).fill(0), outRows: last ? [n - 1] : [] }, last ? [sampler] : undefined);
+    }
+    return (nPrompt * 1000) / (performance.now() - t0);
+  };
+  const tg = async () => {
+    engine.cache.truncate(0, 0);
+    let tok = randomToken();
+    const t0 = performance.now();
+    for (let pos = 0; pos < nGen; pos++) {
+      engine.cache.reserve(0, pos + 1);
+      tok = (await engine.forward({ tokens: [tok], positions: [pos], seqs: [0], outRows: [0] }, [sampler]))![0]!;
+    }
+    return (nGen * 1000) / (performance.now() - t0);
+  };
+  const ppRuns: number[] = [], tgRuns: number[] = [];
+  if (nPrompt > 0) await pp();
+  if (nGen > 0) await tg();
+  for (let r = 0; r < runs; r++) {
+    if (nPrompt > 0) ppRuns.push(await pp());
+    if (nGen > 0) tgRuns.push(await tg());
+  }
+  const result = {
+    model: path,
+    backend: engine.backend.name,
+    threads: engine.backend.threads(),
+    prompt_tokens: nPrompt,
+    gen_tokens: nGen,
+    runs,
+    pp_tok_s: nPrompt > 0 ? median(ppRuns) : null,
+    tg_tok_s: nGen > 0 ? median(tgRuns) : null,
+    pp_runs: ppRuns,
+    tg_runs: tgRuns,
+    weight_bytes: engine.weightBytes(),
+  };
+  if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");
+  else {
+    process.stdout.write(`model ${path} (${engine.backend.name}, ${result.threads} threads)\n`);
+    if (result.pp_tok_s !== null) process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+    if (result.tg_tok_s !== null) process.stdout.write(`tg${nGen}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+  }
+  return 0;
+}

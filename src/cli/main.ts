@@ -1,0 +1,47 @@
+/** The `lmx` command: dispatches to one file per subcommand. */
+import { UsageError } from "./args.js";
+import { benchCommand } from "./bench.js";
+import { runCommand } from "./run.js";
+
+const USAGE = `Usage: lmx COMMAND [ARGS]
+
+Commands:
+  run [MODEL] [PROMPT]   chat with a model, or complete PROMPT once (default model: the embedded tiny-qwen3)
+  bench [MODEL]          measure prompt processing and generation speed
+
+MODEL is a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  run: runCommand,
+  bench: benchCommand,
+};
+
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    process.stdout.write(USAGE + "\n");
+    return;
+  }
+  if (cmd === "--version" || cmd === "-v") {
+    process.stdout.write("lmx 0.1.0\n");
+    return;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) {
+    process.stderr.write(`lmx: unknown command "${cmd}"\n\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    process.exitCode = await run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`lmx ${cmd}: ${e.message}\n(see lmx ${cmd} --help)\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`lmx ${cmd}: ${(e as Error).message}\n`);
+      if (process.env.LMX_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

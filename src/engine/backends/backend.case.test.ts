@@ -1,0 +1,179 @@
+/**
+ * Every op on the cpu backend against the reference backend, on random inputs with
+ * awkward sizes, and the cpu results against themselves across thread counts.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, it } from "node:test";
+import { native } from "../../native.js";
+import { uniform } from "../../testing/random.js";
+import { DType, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import { Graph, type Tensor } from "../tensor/graph.js";
+import { RopePairing } from "../tensor/ops.js";
+import type { Backend } from "./backend.js";
+import { CpuBackend } from "./cpu/index.js";
+import { ReferenceBackend } from "./reference/index.js";
+
+const backends: Backend[] = [new ReferenceBackend(), new CpuBackend()];
+
+function encode(v: Float32Array, dt: DType): ArrayBuffer {
+  if (dt === DType.F32) return v.slice().buffer as ArrayBuffer;
+  const u = new Uint16Array(v.length);
+  for (let i = 0; i < v.length; i++) u[i] = dt === DType.F16 ? f32ToF16(v[i]!) : f32ToBf16(v[i]!);
+  return u.buffer as ArrayBuffer;
+}
+
+function rand(g: Graph, name: string, rows: number, cols: number, seed: number, dt = DType.F32, scale = 1): Tensor {
+  return g.bind(name, dt, rows, cols, encode(uniform(rows * cols, scale, seed), dt));
+}
+
+/** Builds the same graph for each backend and returns each backend's output values. */
+async function runBoth(build: (g: Graph) => { out: Tensor; inputs?: Record<string, number[]> }): Promise<Float32Array[]> {
+  const results: Float32Array[] = [];
+  for (const b of backends) {
+    const g = new Graph();
+    const { out, inputs } = build(g);
+    g.output(out);
+    const p = b.prepare(g);
+    for (const [k, v] of Object.entries(inputs ?? {})) p.setInput(k, v);
+    await p.execute();
+    results.push(p.read(out).slice());
+  }
+  return results;
+}
+
+function assertClose(a: Float32Array, b: Float32Array, tol: number, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  let scale = 1e-6, err = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(a[i]!));
+    err = Math.max(err, Math.abs(a[i]! - b[i]!));
+  }
+  assert.ok(err / scale <= tol, `${what}: max error ${err} relative ${err / scale} > ${tol}`);
+}
+
+describe("cpu backend matches the reference backend", () => {
+  for (const dt of [DType.F32, DType.F16, DType.BF16]) {
+    for (const [T, K, N] of [[1, 7, 5], [1, 256, 64], [2, 33, 13], [3, 100, 9], [4, 64, 12], [5, 257, 31], [17, 96, 40], [64, 128, 50]] as const) {
+      it(`matmul ${DType[dt]} T=${T} K=${K} N=${N}`, async () => {
+        const [ref, cpu] = await runBoth((g) => ({ out: g.matmul(rand(g, "x", T, K, 1), rand(g, "w", N, K, 2, dt), rand(g, "b", 1, N, 3)) }));
+        assertClose(cpu!, ref!, 1e-5, "matmul");
+      });
+    }
+  }
+
+  it("getRows from f16, bf16 and f32 tables", async () => {
+    for (const dt of [DType.F32, DType.F16, DType.BF16]) {
+      const [ref, cpu] = await runBoth((g) => ({ out: g.getRows(rand(g, "t", 50, 37, 4, dt), g.input("ids", 1, 6)), inputs: { ids: [0, 49, 3, 3, 17, 8] } }));
+      assertClose(cpu!, ref!, 0, "getRows");
+    }
+  });
+
+  it("rmsNorm with and without weight, and fused add+norm", async () => {
+    for (const D of [1, 15, 256, 1000]) {
+      const [r1, c1] = await runBoth((g) => ({ out: g.rmsNorm(rand(g, "x", 5, D, 5), rand(g, "w", 1, D, 6), 1e-6) }));
+      assertClose(c1!, r1!, 1e-6, "rmsNorm");
+      const [r2, c2] = await runBoth((g) => ({ out: g.rmsNorm(rand(g, "x", 3, D, 5), null, 1e-5) }));
+      assertClose(c2!, r2!, 1e-6, "rmsNorm without weight");
+      const [r3, c3] = await runBoth((g) => {
+        const s = g.add(rand(g, "a", 4, D, 7), rand(g, "b", 4, D, 8));
+        const n = g.rmsNorm(s, rand(g, "w", 1, D, 9), 1e-6);
+        return { out: g.add(n, s) };
+      });
+      assertClose(c3!, r3!, 1e-6, "add+rmsNorm");
+    }
+  });
+
+  it("rope: both pairings, partial rotation, frequency factors and fused head norm", async () => {
+    for (const pairing of [RopePairing.Neox, RopePairing.Interleaved]) {
+      for (const [hd, nRot] of [[32, 32], [64, 32], [6, 6]] as const) {
+        const [ref, cpu] = await runBoth((g) => ({
+          out: g.rope(rand(g, "x", 4, 3 * hd, 10), g.input("pos", 1, 4), {
+            nHead: 3,
+            headDim: hd,
+            nRot,
+            theta: 10000,
+            pairing,
+            freqFactors: rand(g, "ff", 1, nRot / 2, 11, DType.F32, 0.5),
+            norm: rand(g, "nw", 1, hd, 12),
+            normEps: 1e-6,
+          }),
+          inputs: { pos: [0, 1, 100, 4095] },
+        }));
+        assertClose(cpu!, ref!, 1e-5, `rope pairing ${pairing} hd ${hd}`);
+      }
+    }
+  });
+
+  it("swiglu, geglu and add", async () => {
+    for (const op of ["swiglu", "geglu", "add"] as const) {
+      const [ref, cpu] = await runBoth((g) => ({ out: g[op](rand(g, "a", 3, 77, 13, DType.F32, 6), rand(g, "b", 3, 77, 14)) }));
+      assertClose(cpu!, ref!, 1e-5, op);
+    }
+  });
+
+  it("attention over the paged cache: GQA, two sequences, sliding window, chunked prefill", async () => {
+    const nHead = 4, nKv = 2, hd = 40, bs = 4;
+    for (const window of [0, 5]) {
+      const results: Float32Array[] = [];
+      for (const b of backends) {
+        const kpool = b.allocate(16 * bs * nKv * hd * 2), vpool = b.allocate(16 * bs * nKv * hd * 2);
+        const run = async (T: number, pos: number[], seq: number[], seed: number) => {
+          const g = new Graph();
+          const kv = { k: g.bind("k", DType.F16, 16 * bs, nKv * hd, kpool), v: g.bind("v", DType.F16, 16 * bs, nKv * hd, vpool) };
+          const batch = g.batchInputs(T, 0, 2, 5);
+          g.kvStore(kv, rand(g, "kx", T, nKv * hd, seed), rand(g, "vx", T, nKv * hd, seed + 1), batch, bs);
+          const out = g.output(g.attention(rand(g, "q", T, nHead * hd, seed + 2), kv, batch, { nHead, nKvHead: nKv, headDim: hd, scale: 0.15, blockSize: bs, slidingWindow: window }));
+          const p = b.prepare(g);
+          p.setInput("positions", pos);
+          p.setInput("rowSeq", seq);
+          p.setInput("blockTables", [3, 7, 1, 9, 0, 2, 5, 11, 0, 0]);
+          await p.execute();
+          return p.read(out).slice();
+        };
+        // A prefill of 7 tokens of seq 0 and 3 of seq 1 in one batch, then a chunk continuing both.
+        const first = await run(10, [0, 1, 2, 3, 4, 5, 6, 0, 1, 2], [0, 0, 0, 0, 0, 0, 0, 1, 1, 1], 20);
+        const second = await run(4, [7, 8, 3, 9], [0, 0, 1, 0], 30);
+        const all = new Float32Array(first.length + second.length);
+        all.set(first);
+        all.set(second, first.length);
+        results.push(all);
+      }
+      assertClose(results[1]!, results[0]!, 1e-3, `attention window ${window}`);
+    }
+  });
+});
+
+describe("cpu results do not depend on the thread count", () => {
+  it("matmul (GEMV and GEMM) gives identical bits on 1, 2 and 3 threads", async () => {
+    const cpu = new CpuBackend();
+    const outputs: Float32Array[][] = [];
+    const before = native().threads();
+    for (const threads of [1, 2, 3]) {
+      native().setThreads(threads);
+      const got: Float32Array[] = [];
+      for (const T of [1, 7, 33]) {
+        const g = new Graph();
+        const out = g.output(g.matmul(rand(g, "x", T, 300, 1), rand(g, "w", 97, 300, 2, DType.F16)));
+        const p = cpu.prepare(g);
+        await p.execute();
+        got.push(p.read(out).slice());
+      }
+      outputs.push(got);
+    }
+    native().setThreads(before);
+    for (let i = 1; i < outputs.length; i++) outputs[i]!.forEach((o, j) => assert.deepEqual(o, outputs[0]![j]));
+  });
+});
+
+describe("the scalar fallback", () => {
+  it("passes this whole file with SIMD disabled (LMX_NO_SIMD=1)", { skip: !!process.env.LMX_NO_SIMD }, () => {
+    native();
+    const env: NodeJS.ProcessEnv = { ...process.env, LMX_NO_SIMD: "1" };
+    delete env.NODE_TEST_CONTEXT;
+    const r = spawnSync(process.execPath, ["--test", "--test-reporter=tap", fileURLToPath(import.meta.url)], { env, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /# fail 0/);
+  });
+});

@@ -1,0 +1,53 @@
+/** Generation options with Ollama's names and defaults, and their validation. */
+import type { SamplerOptions } from "../engine/backends/backend.js";
+
+export interface GenerateOptions extends SamplerOptions {
+  /** Maximum tokens to generate; -1 = until the context is full. */
+  numPredict?: number;
+  /** Strings that end generation (not included in the output). */
+  stop?: string[];
+  /** Prompt tokens processed per forward pass. */
+  numBatch?: number;
+  /** Stop early when this signal aborts (the current step finishes first). */
+  signal?: AbortSignal;
+}
+
+/** Ollama's API defaults: penalties off, temperature 0.8, top-k 40, top-p 0.9. */
+export const DEFAULT_OPTIONS: Required<Omit<GenerateOptions, "stop" | "signal" | "seed" | "logprobs">> = {
+  temperature: 0.8,
+  topK: 40,
+  topP: 0.9,
+  minP: 0,
+  repeatPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repeatLastN: 64,
+  numPredict: -1,
+  numBatch: 512,
+};
+
+const RANGES: Record<string, [number, number, boolean]> = {
+  temperature: [0, 100, false],
+  topK: [0, 1e9, true],
+  topP: [0, 1, false],
+  minP: [0, 1, false],
+  repeatPenalty: [0, 100, false],
+  presencePenalty: [-100, 100, false],
+  frequencyPenalty: [-100, 100, false],
+  repeatLastN: [-1, 1e9, true],
+  seed: [-1, Number.MAX_SAFE_INTEGER, true],
+  numPredict: [-2, 1e9, true],
+  numBatch: [1, 65536, true],
+  logprobs: [-1, 20, true],
+};
+
+/** Throws a clear error for an option of the wrong type or range. */
+export function validateOptions(o: GenerateOptions): void {
+  for (const [k, [lo, hi, int]] of Object.entries(RANGES)) {
+    const v = (o as Record<string, unknown>)[k];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || Number.isNaN(v)) throw new TypeError(`option ${k} must be a number, got ${JSON.stringify(v)}`);
+    if (v < lo || v > hi || (int && !Number.isInteger(v))) throw new RangeError(`option ${k} must be ${int ? "an integer " : ""}between ${lo} and ${hi}, got ${v}`);
+  }
+  if (o.stop !== undefined && (!Array.isArray(o.stop) || !o.stop.every((s) => typeof s === "string"))) throw new TypeError("option stop must be a list of strings");
+}
