@@ -164,8 +164,9 @@ void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n, lmx_samp
     int32_t m = top_k(v, n, k, s->vals, s->ids);
     /* softmax over the candidates at temperature T (best first, so vals[0] is the max) */
     double sum = 0;
+    const double vmax = s->vals[0];
     for (int32_t i = 0; i < m; i++) {
-      double p = exp(((double)s->vals[i] - s->vals[0]) / c->temperature);
+      double p = exp(((double)s->vals[i] - vmax) / c->temperature);
       s->vals[i] = (float)p;
       sum += p;
     }

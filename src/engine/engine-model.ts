@@ -53,7 +53,7 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
     const rows = t.shape.length === 1 ? 1 : t.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const cols = t.shape[t.shape.length - 1]!;
     if (rows !== spec.rows || cols !== spec.cols) {
-      throw new ModelFileError(t.file, `tensor ${spec.name} has shape [${t.shape}] but the config implies [${spec.rows === 1 ? "" : `${spec.rows}, `}${spec.cols}]`);
+      throw new ModelFileError(t.file, `tensor ${spec.name} has shape [${t.shape.join(", ")}] but the config implies [${spec.rows === 1 ? "" : `${spec.rows}, `}${spec.cols}]`);
     }
     if (t.dtype === undefined || t.dtype === DType.I32) throw new ModelFileError(t.file, `tensor ${spec.name} has type ${t.typeName}, which lmx cannot run yet`);
     if (spec.f32 && t.dtype !== DType.F32) {

@@ -1,0 +1,51 @@
+/** The lmx command as a user runs it: exact raw output, bench JSON, usage errors. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, it } from "node:test";
+import { DEFAULT_MODEL_PATH } from "../model.js";
+
+const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
+const lmx = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, timeout: 120_000 });
+
+describe("lmx CLI", () => {
+  it("run --raw --temperature 0 prints exactly the greedy continuation", () => {
+    const ref = JSON.parse(readFileSync(join(DEFAULT_MODEL_PATH, "reference_logits.json"), "utf8")).cases[0];
+    const r = lmx(["run", "tiny-qwen3", "--raw", "--temperature", "0", "--num-predict", "32", ref.prompt]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, ref.greedy_text);
+    assert.equal(r.stderr, "");
+  });
+
+  it("run reads the prompt from stdin and --verbose reports rates on stderr", () => {
+    const r = lmx(["run", "--temperature", "0", "--num-predict", "8", "--verbose"], "Say hello");
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.length > 0);
+    assert.match(r.stderr, /prompt eval rate: +[\d.]+ tokens\/s/);
+    assert.match(r.stderr, /eval count: +8 token\(s\)/);
+  });
+
+  it("bench --json reports the required fields", () => {
+    const r = lmx(["bench", "--prompt-tokens", "64", "--gen-tokens", "8", "--runs", "1", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    for (const k of ["pp_tok_s", "tg_tok_s", "prompt_tokens", "gen_tokens", "runs", "backend", "threads"]) assert.ok(k in j, k);
+    assert.ok(j.pp_tok_s > 0 && j.tg_tok_s > 0);
+    assert.equal(j.backend, "cpu");
+  });
+
+  it("usage errors exit with 2 and a clear message", () => {
+    const r = lmx(["run", "tiny-qwen3", "--temprature", "0", "hi"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown flag --temprature/);
+    const m = lmx(["run", "no-such-model", "hi"]);
+    assert.equal(m.status, 2);
+    assert.match(m.stderr, /model "no-such-model" not found/);
+    const bad = lmx(["run", "tiny-qwen3", "--top-p", "7", "hi"]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /option topP must be between 0 and 1/);
+    assert.equal(lmx(["frobnicate"]).status, 2);
+  });
+});

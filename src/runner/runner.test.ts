@@ -1,0 +1,76 @@
+/** Generation on the embedded model: stop strings, limits, prefix reuse, cancellation, bad options. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { loadModel } from "../model.js";
+import { StopMatcher } from "./stop.js";
+
+describe("stop strings", () => {
+  it("hold back possible prefixes and cut at the first stop", () => {
+    const m = new StopMatcher(["END", "\n\n"]);
+    let out = "";
+    for (const piece of ["hello E", "N", "x wor", "ld\n", "\nmore"]) out += m.push(piece);
+    assert.equal(out, "hello ENx world");
+    assert.ok(m.stopped);
+    const m2 = new StopMatcher(["stop"]);
+    assert.equal(m2.push("sto") + m2.push("p!") + m2.flush(), "");
+    const m3 = new StopMatcher(["xyz"]);
+    assert.equal(m3.push("abc x") + m3.flush(), "abc x");
+  });
+});
+
+describe("runner", async () => {
+  const model = await loadModel(undefined, { numCtx: 256 });
+  const prompt = "def fibonacci(n):\n    ";
+
+  it("stops at num_predict with reason length, and at a stop string with reason stop", async () => {
+    const g = model.generate(prompt, { temperature: 0, numPredict: 5 });
+    await g.text();
+    const s = await g.stats;
+    assert.equal(s.genTokens, 5);
+    assert.equal(s.doneReason, "length");
+    const full = await model.generate(prompt, { temperature: 0, numPredict: 32 }).text();
+    const stopAt = full.indexOf("LATIN");
+    assert.ok(stopAt > 0);
+    const g2 = model.generate(prompt, { temperature: 0, numPredict: 32, stop: ["LATIN"] });
+    assert.equal(await g2.text(), full.slice(0, stopAt));
+    assert.equal((await g2.stats).doneReason, "stop");
+  });
+
+  it("reuses the cached prefix and gives the same tokens as a cold start", async () => {
+    model.reset();
+    const base = model.tokenizer.encode(prompt);
+    await model.generate(base, { temperature: 0, numPredict: 4 }).text();
+    const longer = [...base, ...model.tokenizer.encode("# comment\n")];
+    const warm = model.generate(longer, { temperature: 0, numPredict: 12 });
+    const warmText = await warm.text();
+    assert.equal((await warm.stats).cachedTokens, base.length);
+    model.reset();
+    const cold = model.generate(longer, { temperature: 0, numPredict: 12 });
+    assert.equal(await cold.text(), warmText);
+    assert.equal((await cold.stats).cachedTokens, 0);
+  });
+
+  it("stops within a step when the signal aborts", async () => {
+    const ac = new AbortController();
+    let n = 0;
+    const g = model.generate(prompt, { temperature: 0, numPredict: 100, signal: ac.signal });
+    for await (const _ of g) if (++n === 3) ac.abort();
+    assert.equal((await g.stats).doneReason, "abort");
+    assert.equal(n, 3);
+  });
+
+  it("rejects bad options and prompts with clear errors", async () => {
+    await assert.rejects(model.generate(prompt, { temperature: "hot" as unknown as number }).text(), /option temperature must be a number/);
+    await assert.rejects(model.generate(prompt, { topP: 2 }).text(), /option topP must be between 0 and 1/);
+    await assert.rejects(model.generate("", {}).text(), /the prompt is empty/);
+    await assert.rejects(model.generate("word ".repeat(400), {}).text(), /the context holds 256/);
+  });
+
+  it("renders chats with the model's template", async () => {
+    const p = model.renderChat([{ role: "user", content: "hi" }], { think: false });
+    // This template's `{%-` tags strip the newlines that precede them.
+    assert.equal(p, "<|im_start|>user\nhi<|im_end|><|im_start|>assistant<think>\n\n</think>");
+    const text = await model.chat([{ role: "user", content: "hi" }], { temperature: 0, numPredict: 8 }).text();
+    assert.equal(typeof text, "string");
+  });
+});
