@@ -11,7 +11,7 @@
 #define LMX_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /* Loads 8 consecutive elements of a float row as f32. */
-static inline LMX_AVX2 __m256 lmx_load8(const void *p, int32_t dtype, int64_t i) {
+static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const void *p, int32_t dtype, int64_t i) {
   switch (dtype) {
     case LMX_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
     case LMX_BF16: {

@@ -29,53 +29,24 @@ static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
 }
 
 #ifdef LMX_X86
-/* Canonical GEMV order per output: two accumulators over alternating 8-wide chunks. */
-static LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+/* Canonical GEMV order per output: four accumulators over 8-wide chunks taken round-robin,
+ * summed pairwise. Rows are processed one after another so that each thread reads its
+ * share of the weights as one sequential stream (rows are contiguous in memory). */
+static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
+  for (; k + 32 <= K; k += 32) {
     a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    a2 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 16), _mm256_loadu_ps(x + k + 16), a2);
+    a3 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 24), _mm256_loadu_ps(x + k + 24), a3);
   }
   if (k + 8 <= K) { a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0); k += 8; }
-  float s = lmx_hsum8(_mm256_add_ps(a0, a1));
+  if (k + 8 <= K) { a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a1); k += 8; }
+  if (k + 8 <= K) { a2 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a2); k += 8; }
+  float s = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; k < K; k++) s += x[k] * lmx_elem(w, dt, k);
   return s;
-}
-
-static LMX_AVX2 void dot4_avx2(const float *x, const char *w, int64_t nb1, int32_t dt, int64_t K, float *out) {
-  const void *w0 = w, *w1 = w + nb1, *w2 = w + 2 * nb1, *w3 = w + 3 * nb1;
-  __m256 a00 = _mm256_setzero_ps(), a01 = _mm256_setzero_ps(), a10 = _mm256_setzero_ps(), a11 = _mm256_setzero_ps();
-  __m256 a20 = _mm256_setzero_ps(), a21 = _mm256_setzero_ps(), a30 = _mm256_setzero_ps(), a31 = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-    a00 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), x0, a00);
-    a01 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 8), x1, a01);
-    a10 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), x0, a10);
-    a11 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 8), x1, a11);
-    a20 = _mm256_fmadd_ps(lmx_load8(w2, dt, k), x0, a20);
-    a21 = _mm256_fmadd_ps(lmx_load8(w2, dt, k + 8), x1, a21);
-    a30 = _mm256_fmadd_ps(lmx_load8(w3, dt, k), x0, a30);
-    a31 = _mm256_fmadd_ps(lmx_load8(w3, dt, k + 8), x1, a31);
-  }
-  if (k + 8 <= K) {
-    __m256 x0 = _mm256_loadu_ps(x + k);
-    a00 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), x0, a00);
-    a10 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), x0, a10);
-    a20 = _mm256_fmadd_ps(lmx_load8(w2, dt, k), x0, a20);
-    a30 = _mm256_fmadd_ps(lmx_load8(w3, dt, k), x0, a30);
-    k += 8;
-  }
-  float s0 = lmx_hsum8(_mm256_add_ps(a00, a01)), s1 = lmx_hsum8(_mm256_add_ps(a10, a11));
-  float s2 = lmx_hsum8(_mm256_add_ps(a20, a21)), s3 = lmx_hsum8(_mm256_add_ps(a30, a31));
-  for (; k < K; k++) {
-    s0 += x[k] * lmx_elem(w0, dt, k);
-    s1 += x[k] * lmx_elem(w1, dt, k);
-    s2 += x[k] * lmx_elem(w2, dt, k);
-    s3 += x[k] * lmx_elem(w3, dt, k);
-  }
-  out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;
 }
 
 /* Canonical GEMM order per output: one accumulator over 8-wide chunks, then the tail. */
@@ -156,15 +127,21 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
   }
 }
 
+/* One copy of the row loop per weight type, so the inner loops carry no type switch. */
+#define GEMV_ROWS(DT)                                                                       \
+  for (int64_t t = 0; t < x->ne1; t++) {                                                    \
+    const float *xt = (const float *)(x->data + t * x->nb1);                                \
+    float *d = (float *)(dst->data + t * dst->nb1);                                         \
+    for (int64_t r = lo; r < hi; r++) d[r] = dot1_avx2(xt, w->data + r * w->nb1, DT, K);    \
+  }
+
 static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0;
-  for (int64_t t = 0; t < x->ne1; t++) {
-    const float *xt = (const float *)(x->data + t * x->nb1);
-    float *d = (float *)(dst->data + t * dst->nb1);
-    int64_t r = lo;
-    for (; r + 4 <= hi; r += 4) dot4_avx2(xt, w->data + r * w->nb1, w->nb1, w->dtype, K, d + r);
-    for (; r < hi; r++) d[r] = dot1_avx2(xt, w->data + r * w->nb1, w->dtype, K);
+  switch (w->dtype) {
+    case LMX_F16: GEMV_ROWS(LMX_F16) break;
+    case LMX_BF16: GEMV_ROWS(LMX_BF16) break;
+    default: GEMV_ROWS(LMX_F32) break;
   }
 }
 #endif
