@@ -194,6 +194,7 @@ export class Graph {
 
   attention(q: Tensor, kv: KvLayer, b: BatchTensors, o: AttentionOptions): Tensor {
     if (o.nHead % o.nKvHead !== 0) throw new Error("graph: heads must be a multiple of KV heads");
+    if (o.nHead / o.nKvHead > 256) throw new Error("graph: more than 256 query heads per KV head is not supported");
     return this.node(
       Op.Attention,
       this.act(q.rows, o.nHead * o.headDim, "attn"),
