@@ -1,10 +1,12 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in f16 pools of token
  * slots; a sequence's block table maps position p to slot table[p / bs] * bs + p % bs.
- * A work item is one (row, KV head): its K and V rows are converted once and shared by
- * the query heads of the group. Scores are computed, soft-maxed and applied in three
- * passes per item. Items are dealt round-robin to threads, which balances the causal
- * triangle and keeps each result independent of the thread count. */
+ * A work item is a block of up to QB rows with one KV head: each K and V row is converted
+ * once and shared by every query head of the group in every row of the block. Scores are
+ * computed, soft-maxed and applied in three passes. Items are dealt round-robin to
+ * threads, which balances the causal triangle and keeps results independent of the
+ * thread count (blocks are fixed by row index, not by thread). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "../simd.h"
@@ -114,6 +116,9 @@ static LMX_AVX2 void axpy_avx2(float *acc, float p, const float *v, int n) {
 }
 #endif
 
+/* Query rows per work item: their K/V rows are converted once for all of them. */
+#define QB 8
+
 void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *q = n->src[0], *kpool = n->src[1], *vpool = n->src[2], *pos = n->src[3], *rowSeq = n->src[4],
                    *tables = n->src[5], *d = n->dst;
@@ -130,39 +135,57 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
 #define EXPSUM(s, k, m) exp_sum(s, k, m)
 #define AXPY(acc, p, v, k) axpy(acc, p, v, k)
 #endif
-  const int64_t items = q->ne1 * nKv;
+  const int32_t *rpos = (const int32_t *)pos->data, *rseq = (const int32_t *)rowSeq->data;
+  const int64_t T = q->ne1, nBlocks = (T + QB - 1) / QB, items = nBlocks * nKv;
   for (int64_t it = ith; it < items; it += nth) {
-    const int64_t t = it / nKv;
+    const int64_t t0 = (it / nKv) * QB, tEnd = t0 + QB < T ? t0 + QB : T;
     const int kvh = (int)(it % nKv);
-    const int32_t seq = ((const int32_t *)rowSeq->data)[t];
-    const int32_t *table = (const int32_t *)(tables->data + seq * tables->nb1);
-    const int64_t p = ((const int32_t *)pos->data)[t];
-    const int64_t first = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
-    const int64_t nk = p - first + 1;
-    float *buf = scratch((size_t)(G * nk + hd + G * hd));
-    float *s = buf, *kv = buf + G * nk, *acc = kv + hd;
-    const float *qg = (const float *)(q->data + t * q->nb1) + (int64_t)kvh * G * hd;
-    for (int64_t j = 0; j < nk; j++) {
-      const int64_t slot = slot_of(table, first + j, bs);
-      lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, kv, hd);
-      for (int g = 0; g < G; g++) s[g * nk + j] = DOT(qg + g * hd, kv, hd) * scale;
-    }
-    float sums[256];
-    for (int g = 0; g < G; g++) {
-      float m = -INFINITY;
-      for (int64_t j = 0; j < nk; j++) m = s[g * nk + j] > m ? s[g * nk + j] : m;
-      sums[g & 255] = EXPSUM(s + g * nk, nk, m);
-      for (int i = 0; i < hd; i++) acc[g * hd + i] = 0;
-    }
-    for (int64_t j = 0; j < nk; j++) {
-      const int64_t slot = slot_of(table, first + j, bs);
-      lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, kv, hd);
-      for (int g = 0; g < G; g++) AXPY(acc + g * hd, s[g * nk + j], kv, hd);
-    }
-    for (int g = 0; g < G; g++) {
-      float *out = (float *)(d->data + t * d->nb1) + (int64_t)(kvh * G + g) * hd;
-      const float inv = 1.0f / sums[g & 255];
-      for (int i = 0; i < hd; i++) out[i] = acc[g * hd + i] * inv;
+    /* Rows of one block that share a sequence are served together; a block mixing
+     * sequences is split at each change of sequence. */
+    for (int64_t a = t0; a < tEnd;) {
+      int64_t b = a + 1;
+      while (b < tEnd && rseq[b] == rseq[a]) b++;
+      const int nq = (int)(b - a);
+      const int32_t *table = (const int32_t *)(tables->data + rseq[a] * tables->nb1);
+      int64_t lo = INT64_MAX, hi = -1, first[QB], last[QB];
+      for (int r = 0; r < nq; r++) {
+        last[r] = rpos[a + r];
+        first[r] = window > 0 && last[r] - window + 1 > 0 ? last[r] - window + 1 : 0;
+        if (first[r] < lo) lo = first[r];
+        if (last[r] > hi) hi = last[r];
+      }
+      const int64_t nk = hi - lo + 1, rows = (int64_t)nq * G;
+      float *buf = scratch((size_t)(rows * nk + hd + rows * hd));
+      float *s = buf, *kv = buf + rows * nk, *acc = kv + hd;
+      for (int64_t j = 0; j < nk; j++) {
+        const int64_t slot = slot_of(table, lo + j, bs);
+        lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, kv, hd);
+        for (int r = 0; r < nq; r++) {
+          const float *qr = (const float *)(q->data + (a + r) * q->nb1) + (int64_t)kvh * G * hd;
+          const int valid = lo + j >= first[r] && lo + j <= last[r];
+          for (int g = 0; g < G; g++) s[(r * G + g) * nk + j] = valid ? DOT(qr + g * hd, kv, hd) * scale : -INFINITY;
+        }
+      }
+      float sums[QB * 256];
+      for (int64_t x = 0; x < rows; x++) {
+        float m = -INFINITY;
+        for (int64_t j = 0; j < nk; j++) m = s[x * nk + j] > m ? s[x * nk + j] : m;
+        sums[x] = EXPSUM(s + x * nk, nk, m);
+        for (int i = 0; i < hd; i++) acc[x * hd + i] = 0;
+      }
+      for (int64_t j = 0; j < nk; j++) {
+        const int64_t slot = slot_of(table, lo + j, bs);
+        lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, kv, hd);
+        for (int64_t x = 0; x < rows; x++)
+          if (s[x * nk + j] != 0.0f) AXPY(acc + x * hd, s[x * nk + j], kv, hd);
+      }
+      for (int r = 0; r < nq; r++)
+        for (int g = 0; g < G; g++) {
+          float *out = (float *)(d->data + (a + r) * d->nb1) + (int64_t)(kvh * G + g) * hd;
+          const float inv = 1.0f / sums[r * G + g];
+          for (int i = 0; i < hd; i++) out[i] = acc[(r * G + g) * hd + i] * inv;
+        }
+      a = b;
     }
   }
 }
