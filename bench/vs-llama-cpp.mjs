@@ -39,7 +39,24 @@ const median = (xs) => {
 };
 
 function lmx() {
-  const r = spawnSync(process.execPath, [join(root, "bin/lmx.js"), "bench", model, "--prompt-tokens", String(nPrompt), "--gen-tokens", String(nGen), "--runs", "1", "--threads", String(threads), "--json"], { encoding: "utf8" });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(root, "bin/lmx.js"),
+      "bench",
+      model,
+      "--prompt-tokens",
+      String(nPrompt),
+      "--gen-tokens",
+      String(nGen),
+      "--runs",
+      "1",
+      "--threads",
+      String(threads),
+      "--json",
+    ],
+    { encoding: "utf8" },
+  );
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -65,7 +82,8 @@ async function llamaCpp() {
   return { pp, tg };
 }
 
-const ours = { pp: [], tg: [] }, theirs = { pp: [], tg: [] };
+const ours = { pp: [], tg: [] },
+  theirs = { pp: [], tg: [] };
 await llamaCpp(); // warm-up
 for (let r = 0; r < runs; r++) {
   const a = lmx();
@@ -75,7 +93,8 @@ for (let r = 0; r < runs; r++) {
   theirs.pp.push(b.pp);
   theirs.tg.push(b.tg);
 }
-const row = (name, x, y) => `${name.padEnd(8)} lmx ${median(x).toFixed(2).padStart(8)}  llama.cpp ${median(y).toFixed(2).padStart(8)}  ratio ${(median(x) / median(y)).toFixed(2)}`;
+const row = (name, x, y) =>
+  `${name.padEnd(8)} lmx ${median(x).toFixed(2).padStart(8)}  llama.cpp ${median(y).toFixed(2).padStart(8)}  ratio ${(median(x) / median(y)).toFixed(2)}`;
 console.log(`model ${model} (vocab ${vocab}), ${threads} threads, medians of ${runs} alternating runs`);
 console.log(row(`pp${nPrompt}`, ours.pp, theirs.pp));
 console.log(row(`tg${nGen}`, ours.tg, theirs.tg));

@@ -3,7 +3,14 @@
  * `model.chat(messages)`, each an async iterable of tokens.
  * @module
  */
-export { loadModel, Model, DEFAULT_MODEL_PATH, type LoadOptions, type Generation, type ChatOptions } from "./model.js";
+export {
+  loadModel,
+  Model,
+  DEFAULT_MODEL_PATH,
+  type LoadOptions,
+  type Generation,
+  type ChatOptions,
+} from "./model.js";
 export type { GenerateOptions } from "./runner/options.js";
 export type { TokenEvent, GenerationStats, DoneReason } from "./runner/runner.js";
 export type { ChatMessage } from "./tokenizer/chat-template.js";

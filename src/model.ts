@@ -9,7 +9,12 @@ import { EngineModel } from "./engine/engine-model.js";
 import { openModelSource, type ModelSource } from "./formats/model-source.js";
 import type { GenerateOptions } from "./runner/options.js";
 import { Runner, type GenerationStats, type TokenEvent } from "./runner/runner.js";
-import { CHATML_TEMPLATE, ChatTemplate, type ChatMessage, type RenderOptions } from "./tokenizer/chat-template.js";
+import {
+  CHATML_TEMPLATE,
+  ChatTemplate,
+  type ChatMessage,
+  type RenderOptions,
+} from "./tokenizer/chat-template.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
 
 export interface LoadOptions {
@@ -67,7 +72,7 @@ export class Model {
       heads: `${c.numAttentionHeads} (kv ${c.numKeyValueHeads})`,
       vocabulary: this.tokenizer.vocabSize,
       "context length": this.engine.def.contextLength(c),
-      "num_ctx": this.engine.numCtx,
+      num_ctx: this.engine.numCtx,
       backend: this.engine.backend.name,
       threads: this.engine.backend.threads(),
     };
@@ -140,9 +145,14 @@ function stream(gen: AsyncGenerator<TokenEvent, GenerationStats>): Generation {
 }
 
 /** Opens a model file or folder (default: the embedded tiny model) and binds it to a backend. */
-export async function loadModel(path: string = DEFAULT_MODEL_PATH, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel(
+  path: string = DEFAULT_MODEL_PATH,
+  options: LoadOptions = {},
+): Promise<Model> {
   const t0 = performance.now();
   const source = openModelSource(path);
-  const engine = new EngineModel(createBackend(options.backend ?? "cpu", options.threads), source, { numCtx: options.numCtx });
+  const engine = new EngineModel(createBackend(options.backend ?? "cpu", options.threads), source, {
+    numCtx: options.numCtx,
+  });
   return new Model(source, engine, performance.now() - t0);
 }

@@ -36,7 +36,9 @@ export function native(): NativeAddon {
     try {
       addon = require(join(root, "build", "Release", "lmx.node")) as NativeAddon;
     } catch (e) {
-      throw new Error(`lmx: the native addon is not built (run \`npm install\` or \`npm run build:native\`): ${(e as Error).message}`);
+      throw new Error(
+        `lmx: the native addon is not built (run \`npm install\` or \`npm run build:native\`): ${(e as Error).message}`,
+      );
     }
   }
   return addon;

@@ -37,7 +37,8 @@ export function parseArgs(argv: readonly string[], spec: FlagSpec): Parsed {
     if (raw === undefined) throw new UsageError(`flag ${a} needs a value`);
     if (kind === "number") {
       const v = Number(raw);
-      if (raw.trim() === "" || Number.isNaN(v)) throw new UsageError(`flag ${a} needs a number, got "${raw}"`);
+      if (raw.trim() === "" || Number.isNaN(v))
+        throw new UsageError(`flag ${a} needs a number, got "${raw}"`);
       flags[name] = v;
     } else {
       flags[name] = raw;

@@ -17,7 +17,15 @@ Flags:
   --batch B           prompt tokens per forward pass (default 512)
   --json              print one JSON object`;
 
-const FLAGS = { "prompt-tokens": "number", "gen-tokens": "number", runs: "number", threads: "number", batch: "number", json: "boolean", help: "boolean" } as const;
+const FLAGS = {
+  "prompt-tokens": "number",
+  "gen-tokens": "number",
+  runs: "number",
+  threads: "number",
+  batch: "number",
+  json: "boolean",
+  help: "boolean",
+} as const;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -36,7 +44,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const runs = (flags.runs as number) ?? 5;
   const batch = (flags.batch as number) ?? 512;
   const path = resolveModel(positionals[0]);
-  const model = await loadModel(path, { threads: flags.threads as number | undefined, numCtx: Math.max(nPrompt, nGen) + 1 });
+  const model = await loadModel(path, {
+    threads: flags.threads as number | undefined,
+    numCtx: Math.max(nPrompt, nGen) + 1,
+  });
   const engine = model.engine;
   const sampler = engine.backend.createSampler({ temperature: 0 });
   let rng = 12345;
@@ -50,7 +61,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
       const n = Math.min(batch, nPrompt - pos);
       engine.cache.reserve(0, pos + n);
       const last = pos + n === nPrompt;
-      await engine.forward({ tokens: tokens.slice(pos, pos + n), positions: Array.from({ length: n }, (_, i) => pos + i), seqs: new Array(n).fill(0), outRows: last ? [n - 1] : [] }, last ? [sampler] : undefined);
+      await engine.forward(
+        {
+          tokens: tokens.slice(pos, pos + n),
+          positions: Array.from({ length: n }, (_, i) => pos + i),
+          seqs: new Array(n).fill(0),
+          outRows: last ? [n - 1] : [],
+        },
+        last ? [sampler] : undefined,
+      );
     }
     return (nPrompt * 1000) / (performance.now() - t0);
   };
@@ -60,11 +79,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const t0 = performance.now();
     for (let pos = 0; pos < nGen; pos++) {
       engine.cache.reserve(0, pos + 1);
-      tok = (await engine.forward({ tokens: [tok], positions: [pos], seqs: [0], outRows: [0] }, [sampler]))![0]!;
+      tok = (await engine.forward({ tokens: [tok], positions: [pos], seqs: [0], outRows: [0] }, [
+        sampler,
+      ]))![0]!;
     }
     return (nGen * 1000) / (performance.now() - t0);
   };
-  const ppRuns: number[] = [], tgRuns: number[] = [];
+  const ppRuns: number[] = [],
+    tgRuns: number[] = [];
   if (nPrompt > 0) await pp();
   if (nGen > 0) await tg();
   for (let r = 0; r < runs; r++) {
@@ -87,8 +109,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");
   else {
     process.stdout.write(`model ${path} (${engine.backend.name}, ${result.threads} threads)\n`);
-    if (result.pp_tok_s !== null) process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
-    if (result.tg_tok_s !== null) process.stdout.write(`tg${nGen}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+    if (result.pp_tok_s !== null)
+      process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+    if (result.tg_tok_s !== null)
+      process.stdout.write(`tg${nGen}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
   }
   return 0;
 }

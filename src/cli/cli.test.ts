@@ -8,7 +8,8 @@ import { describe, it } from "node:test";
 import { DEFAULT_MODEL_PATH } from "../model.js";
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
-const lmx = (args: string[], input?: string) => spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, timeout: 120_000 });
+const lmx = (args: string[], input?: string) =>
+  spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, timeout: 120_000 });
 
 describe("lmx CLI", () => {
   it("run --raw --temperature 0 prints exactly the greedy continuation", () => {
@@ -31,7 +32,8 @@ describe("lmx CLI", () => {
     const r = lmx(["bench", "--prompt-tokens", "64", "--gen-tokens", "8", "--runs", "1", "--json"]);
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    for (const k of ["pp_tok_s", "tg_tok_s", "prompt_tokens", "gen_tokens", "runs", "backend", "threads"]) assert.ok(k in j, k);
+    for (const k of ["pp_tok_s", "tg_tok_s", "prompt_tokens", "gen_tokens", "runs", "backend", "threads"])
+      assert.ok(k in j, k);
     assert.ok(j.pp_tok_s > 0 && j.tg_tok_s > 0);
     assert.equal(j.backend, "cpu");
   });

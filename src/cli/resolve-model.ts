@@ -9,5 +9,7 @@ export const DEFAULT_MODEL_NAME = "tiny-qwen3";
 export function resolveModel(name: string | undefined): string {
   if (!name || name === DEFAULT_MODEL_NAME) return DEFAULT_MODEL_PATH;
   if (existsSync(name)) return name;
-  throw new UsageError(`model "${name}" not found: give a .gguf file or a Hugging Face model folder (named models arrive with the model store)`);
+  throw new UsageError(
+    `model "${name}" not found: give a .gguf file or a Hugging Face model folder (named models arrive with the model store)`,
+  );
 }

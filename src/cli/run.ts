@@ -23,7 +23,15 @@ ${SAMPLING_HELP}
 Interactive commands: /bye, /clear, /set parameter NAME VALUE, /show info, /? ;
 start and end a multi-line message with """. Ctrl-C stops an answer, Ctrl-D exits.`;
 
-const FLAGS = { ...SAMPLING_FLAGS, raw: "boolean", verbose: "boolean", think: "boolean", "no-think": "boolean", backend: "string", help: "boolean" } as const;
+const FLAGS = {
+  ...SAMPLING_FLAGS,
+  raw: "boolean",
+  verbose: "boolean",
+  think: "boolean",
+  "no-think": "boolean",
+  backend: "string",
+  help: "boolean",
+} as const;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -68,12 +76,19 @@ export async function runCommand(argv: string[]): Promise<number> {
   return interactive(model, options, { verbose: !!flags.verbose, think });
 }
 
-async function oneShot(model: Model, prompt: string, options: GenerateOptions, o: { raw: boolean; verbose: boolean; think?: boolean }): Promise<number> {
+async function oneShot(
+  model: Model,
+  prompt: string,
+  options: GenerateOptions,
+  o: { raw: boolean; verbose: boolean; think?: boolean },
+): Promise<number> {
   const ac = new AbortController();
   const onInt = () => ac.abort();
   process.once("SIGINT", onInt);
   try {
-    const gen = o.raw ? model.generate(prompt, { ...options, signal: ac.signal }) : model.chat([{ role: "user", content: prompt }], { ...options, think: o.think, signal: ac.signal });
+    const gen = o.raw
+      ? model.generate(prompt, { ...options, signal: ac.signal })
+      : model.chat([{ role: "user", content: prompt }], { ...options, think: o.think, signal: ac.signal });
     for await (const ev of gen) process.stdout.write(ev.text);
     if (!o.raw) process.stdout.write("\n");
     if (o.verbose) process.stderr.write(verbose(model, await gen.stats) + "\n");
@@ -83,7 +98,11 @@ async function oneShot(model: Model, prompt: string, options: GenerateOptions, o
   }
 }
 
-async function interactive(model: Model, options: GenerateOptions, o: { verbose: boolean; think?: boolean }): Promise<number> {
+async function interactive(
+  model: Model,
+  options: GenerateOptions,
+  o: { verbose: boolean; think?: boolean },
+): Promise<number> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: ">>> " });
   const history: ChatMessage[] = [];
   let opts: GenerateOptions = { ...options };
@@ -113,7 +132,8 @@ async function interactive(model: Model, options: GenerateOptions, o: { verbose:
         if (args[0] === "parameter" && args.length === 3) {
           const key = PARAMETER_NAMES[args[1]!];
           const v = Number(args[2]);
-          if (!key || Number.isNaN(v)) process.stdout.write(`Unknown parameter or bad value: ${args[1]} ${args[2]}\n`);
+          if (!key || Number.isNaN(v))
+            process.stdout.write(`Unknown parameter or bad value: ${args[1]} ${args[2]}\n`);
           else {
             opts = { ...opts, [key]: v };
             process.stdout.write(`Set parameter '${args[1]}' to '${args[2]}'\n`);
@@ -121,12 +141,15 @@ async function interactive(model: Model, options: GenerateOptions, o: { verbose:
         } else process.stdout.write("Usage: /set parameter NAME VALUE\n");
         return true;
       case "/show":
-        if (args[0] === "info") for (const [k, v] of Object.entries(model.info())) process.stdout.write(`  ${k.padEnd(16)} ${v}\n`);
+        if (args[0] === "info")
+          for (const [k, v] of Object.entries(model.info())) process.stdout.write(`  ${k.padEnd(16)} ${v}\n`);
         else process.stdout.write("Usage: /show info\n");
         return true;
       case "/?":
       case "/help":
-        process.stdout.write('Commands: /bye, /clear, /set parameter NAME VALUE, /show info. Use """ to begin and end a multi-line message.\n');
+        process.stdout.write(
+          'Commands: /bye, /clear, /set parameter NAME VALUE, /show info. Use """ to begin and end a multi-line message.\n',
+        );
         return true;
       default:
         process.stdout.write(`Unknown command '${cmd}'. Type /? for help\n`);
@@ -167,7 +190,8 @@ async function interactive(model: Model, options: GenerateOptions, o: { verbose:
       } else multi.push(line);
     } else if (line.trimStart().startsWith('"""')) {
       const rest = line.trimStart().slice(3);
-      if (rest.trimEnd().endsWith('"""') && rest.trim().length >= 3) await answer(rest.trimEnd().slice(0, -3));
+      if (rest.trimEnd().endsWith('"""') && rest.trim().length >= 3)
+        await answer(rest.trimEnd().slice(0, -3));
       else {
         multi = [rest];
         rl.setPrompt("... ");

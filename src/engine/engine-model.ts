@@ -6,7 +6,13 @@ import type { ModelSource, SourceTensor } from "../formats/model-source.js";
 import { ModelFileError } from "../formats/tensor-source.js";
 import type { Backend, PreparedPlan, Sampler } from "./backends/backend.js";
 import { KvCache } from "./cache/kv-cache.js";
-import { Metadata, modelFor, supportedArchitectures, type ModelDefinition, type WeightSpec } from "./models/index.js";
+import {
+  Metadata,
+  modelFor,
+  supportedArchitectures,
+  type ModelDefinition,
+  type WeightSpec,
+} from "./models/index.js";
 import { DType, toF32 } from "./tensor/dtype.js";
 import { Graph, type Tensor } from "./tensor/graph.js";
 
@@ -53,9 +59,16 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
     const rows = t.shape.length === 1 ? 1 : t.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const cols = t.shape[t.shape.length - 1]!;
     if (rows !== spec.rows || cols !== spec.cols) {
-      throw new ModelFileError(t.file, `tensor ${spec.name} has shape [${t.shape.join(", ")}] but the config implies [${spec.rows === 1 ? "" : `${spec.rows}, `}${spec.cols}]`);
+      throw new ModelFileError(
+        t.file,
+        `tensor ${spec.name} has shape [${t.shape.join(", ")}] but the config implies [${spec.rows === 1 ? "" : `${spec.rows}, `}${spec.cols}]`,
+      );
     }
-    if (t.dtype === undefined || t.dtype === DType.I32) throw new ModelFileError(t.file, `tensor ${spec.name} has type ${t.typeName}, which lmx cannot run yet`);
+    if (t.dtype === undefined || t.dtype === DType.I32)
+      throw new ModelFileError(
+        t.file,
+        `tensor ${spec.name} has type ${t.typeName}, which lmx cannot run yet`,
+      );
     if (spec.f32 && t.dtype !== DType.F32) {
       const f = toF32(t.buffer, t.byteOffset, t.dtype, rows * cols);
       out.set(spec.name, { spec, dtype: DType.F32, buffer: f.buffer as ArrayBuffer, byteOffset: 0 });
@@ -84,7 +97,11 @@ export class EngineModel {
     const meta = new Map(source.metadata);
     const arch = meta.get("general.architecture") as string;
     const def = modelFor(arch);
-    if (!def) throw new ModelFileError(source.path, `unknown architecture "${arch}" (supported: ${supportedArchitectures().join(", ")})`);
+    if (!def)
+      throw new ModelFileError(
+        source.path,
+        `unknown architecture "${arch}" (supported: ${supportedArchitectures().join(", ")})`,
+      );
     const embd = source.tensors.get("token_embd.weight");
     if (!meta.has(`${arch}.vocab_size`) && embd) meta.set(`${arch}.vocab_size`, embd.shape[0]!);
     this.metadata = new Metadata(meta, source.path);
@@ -154,7 +171,8 @@ export class EngineModel {
     const n = batch.tokens.length;
     for (let i = 0; i < n; i++) {
       const t = batch.tokens[i]!;
-      if (!(t >= 0 && t < this.vocabSize)) throw new Error(`token id ${t} is outside the vocabulary of ${this.vocabSize}`);
+      if (!(t >= 0 && t < this.vocabSize))
+        throw new Error(`token id ${t} is outside the vocabulary of ${this.vocabSize}`);
     }
     const p = this.plan(n, batch.outRows.length);
     const pp = p.prepared;

@@ -33,7 +33,17 @@ function bytesOf(chunks: Uint8Array[]): Uint8Array {
 }
 
 const tinyGguf = join(dir, "tiny.gguf");
-writeRandomModel(tinyGguf, { arch: "qwen3", vocab: 4096, hidden: 32, layers: 1, heads: 2, kvHeads: 1, headDim: 16, ffn: 48, tied: true });
+writeRandomModel(tinyGguf, {
+  arch: "qwen3",
+  vocab: 4096,
+  hidden: 32,
+  layers: 1,
+  heads: 2,
+  kvHeads: 1,
+  headDim: 16,
+  ffn: 48,
+  tied: true,
+});
 
 /** Loads a model fully: parse, bind weights, one forward pass. */
 async function load(path: string): Promise<void> {
@@ -62,7 +72,12 @@ describe("GGUF", () => {
       kv.f32s("f32s", [0.25, -1]),
     ];
     const data = new Uint8Array(new Float32Array([1, 2, 3, 4, 5, 6]).buffer);
-    const file = bytesOf(encodeGguf(kvs, [{ name: "w", type: 0, ne: [3, 2], data }, { name: "v", type: 1, ne: [4], data: new Uint8Array(8) }]));
+    const file = bytesOf(
+      encodeGguf(kvs, [
+        { name: "w", type: 0, ne: [3, 2], data },
+        { name: "v", type: 1, ne: [4], data: new Uint8Array(8) },
+      ]),
+    );
     const g = readGguf("mem.gguf", file.buffer as ArrayBuffer);
     assert.equal(g.metadata.get("u8"), 200);
     assert.equal(g.metadata.get("i16"), -30000);
@@ -85,7 +100,9 @@ describe("GGUF", () => {
       const bad = new Uint8Array(good);
       let cut = bad.length;
       if (trial % 3 === 0) cut = Math.floor(r() * bad.length);
-      else for (let k = 0; k < 1 + (trial % 5); k++) bad[Math.floor(r() * Math.min(bad.length, 200_000))] = Math.floor(r() * 256);
+      else
+        for (let k = 0; k < 1 + (trial % 5); k++)
+          bad[Math.floor(r() * Math.min(bad.length, 200_000))] = Math.floor(r() * 256);
       const buf = bad.slice(0, cut).buffer;
       try {
         readGguf("fuzz.gguf", buf);
@@ -98,18 +115,31 @@ describe("GGUF", () => {
 
   it("gives clear errors for unknown architectures, missing tensors, shape mismatches and missing tokenizers", async () => {
     const g = readGguf(tinyGguf);
-    const rewrite = (name: string, edit: (m: Map<string, unknown>, t: typeof g.tensors) => typeof g.tensors) => {
+    const rewrite = (
+      name: string,
+      edit: (m: Map<string, unknown>, t: typeof g.tensors) => typeof g.tensors,
+    ) => {
       const meta = new Map(g.metadata) as Map<string, unknown>;
       const tensors = edit(meta, g.tensors.slice());
       const path = join(dir, name);
       const kvs = [...meta].map(([key, value]) => {
         if (typeof value === "string") return kv.str(key, value);
         if (typeof value === "boolean") return kv.bool(key, value);
-        if (typeof value === "number") return Number.isInteger(value) ? kv.u32(key, value) : kv.f32(key, value);
+        if (typeof value === "number")
+          return Number.isInteger(value) ? kv.u32(key, value) : kv.f32(key, value);
         if (value instanceof Int32Array) return kv.i32s(key, value);
         return kv.strs(key, value as string[]);
       });
-      writeGguf(path, kvs, tensors.map((t) => ({ name: t.name, type: t.type, ne: [...t.ne], data: new Uint8Array(t.buffer, t.byteOffset, t.byteLength) })));
+      writeGguf(
+        path,
+        kvs,
+        tensors.map((t) => ({
+          name: t.name,
+          type: t.type,
+          ne: [...t.ne],
+          data: new Uint8Array(t.buffer, t.byteOffset, t.byteLength),
+        })),
+      );
       return path;
     };
     const unknown = rewrite("arch.gguf", (m, t) => (m.set("general.architecture", "mamba9"), t));
@@ -120,7 +150,11 @@ describe("GGUF", () => {
     await assert.rejects(load(shape), /shape\.gguf: tensor blk\.0\.ffn_gate\.weight has shape \[48, 32\]/);
     const notok = rewrite("notok.gguf", (m, t) => (m.delete("tokenizer.ggml.tokens"), t));
     await assert.rejects(load(notok), /notok\.gguf: has no tokenizer/);
-    const wrongType = rewrite("type.gguf", (_m, t) => t.map((x) => (x.name === "blk.0.attn_q.weight" ? { ...x, type: 8, ne: [32, 32], byteLength: 32 * 34 } : x)));
+    const wrongType = rewrite("type.gguf", (_m, t) =>
+      t.map((x) =>
+        x.name === "blk.0.attn_q.weight" ? { ...x, type: 8, ne: [32, 32], byteLength: 32 * 34 } : x,
+      ),
+    );
     await assert.rejects(load(wrongType), /type\.gguf: tensor blk\.0\.attn_q\.weight has type Q8_0/);
     await assert.rejects(load(join(dir, "nope.gguf")), /nope\.gguf: no such file/);
   });
@@ -151,7 +185,8 @@ describe("safetensors", () => {
   it("reports a Hugging Face folder without tokenizer or with an unknown architecture", async () => {
     const f = join(dir, "hf");
     mkdirSync(f);
-    for (const n of ["config.json", "model.safetensors"]) copyFileSync(join(DEFAULT_MODEL_PATH, n), join(f, n));
+    for (const n of ["config.json", "model.safetensors"])
+      copyFileSync(join(DEFAULT_MODEL_PATH, n), join(f, n));
     await assert.rejects(load(f), /hf: missing tokenizer\.json/);
     const cfg = JSON.parse(readFileSync(join(f, "config.json"), "utf8"));
     writeFileSync(join(f, "config.json"), JSON.stringify({ ...cfg, architectures: ["FalconForCausalLM"] }));

@@ -50,9 +50,12 @@ function readJson(path: string): Record<string, any> {
 
 /** Llama 3.1 frequency divisors, as llama.cpp's converter writes them into rope_freqs. */
 function llama3RopeFreqs(rs: Record<string, number>, base: number, dim: number): Float32Array {
-  const factor = rs.factor ?? 8, lo = rs.low_freq_factor ?? 1, hi = rs.high_freq_factor ?? 4;
+  const factor = rs.factor ?? 8,
+    lo = rs.low_freq_factor ?? 1,
+    hi = rs.high_freq_factor ?? 4;
   const old = rs.original_max_position_embeddings ?? 8192;
-  const lowWave = old / lo, highWave = old / hi;
+  const lowWave = old / lo,
+    highWave = old / hi;
   const out = new Float32Array(dim / 2);
   for (let i = 0; i < dim / 2; i++) {
     const freq = 1 / Math.pow(base, (2 * i) / dim);
@@ -79,7 +82,11 @@ export function readHfFolder(dir: string): HfModel {
   const cfg = readJson(cfgPath);
   const hfArch = Array.isArray(cfg.architectures) ? cfg.architectures[0] : undefined;
   const arch = ARCHITECTURES[hfArch];
-  if (!arch) throw new ModelFileError(cfgPath, `unknown architecture ${JSON.stringify(hfArch ?? cfg.model_type)} (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
+  if (!arch)
+    throw new ModelFileError(
+      cfgPath,
+      `unknown architecture ${JSON.stringify(hfArch ?? cfg.model_type)} (supported: ${Object.keys(ARCHITECTURES).join(", ")})`,
+    );
   const need = (k: string) => {
     if (typeof cfg[k] !== "number") throw new ModelFileError(cfgPath, `missing or non-numeric "${k}"`);
     return cfg[k] as number;
@@ -103,14 +110,16 @@ export function readHfFolder(dir: string): HfModel {
   a("vocab_size", need("vocab_size"));
   if (arch === "llama") {
     m.set("lmx.rope.pairing", "neox");
-    if (typeof cfg.sliding_window === "number" && cfg.use_sliding_window !== false) a("attention.sliding_window", cfg.sliding_window);
+    if (typeof cfg.sliding_window === "number" && cfg.use_sliding_window !== false)
+      a("attention.sliding_window", cfg.sliding_window);
   }
 
   const tensors = new Map<string, TensorData>();
   for (const e of readSafetensorsFolder(dir)) {
     const name = ggufTensorName(e.name);
     if (!name) continue;
-    if (e.dtype === undefined || e.dtype === DType.I32) throw new ModelFileError(e.file, `tensor ${e.name} has dtype ${e.dtypeName}, which lmx cannot run`);
+    if (e.dtype === undefined || e.dtype === DType.I32)
+      throw new ModelFileError(e.file, `tensor ${e.name} has dtype ${e.dtypeName}, which lmx cannot run`);
     tensors.set(name, { ...e, name, dtype: e.dtype });
   }
   const rs = cfg.rope_scaling;
@@ -118,10 +127,26 @@ export function readHfFolder(dir: string): HfModel {
     const type = rs.rope_type ?? rs.type;
     if (type === "llama3") {
       const f = llama3RopeFreqs(rs, cfg.rope_theta ?? 10000, headDim);
-      tensors.set("rope_freqs.weight", { name: "rope_freqs.weight", dtype: DType.F32, shape: [f.length], buffer: f.buffer as ArrayBuffer, byteOffset: 0, byteLength: f.byteLength, file: cfgPath });
+      tensors.set("rope_freqs.weight", {
+        name: "rope_freqs.weight",
+        dtype: DType.F32,
+        shape: [f.length],
+        buffer: f.buffer as ArrayBuffer,
+        byteOffset: 0,
+        byteLength: f.byteLength,
+        file: cfgPath,
+      });
     } else if (type === "linear") {
       const f = new Float32Array(headDim / 2).fill(rs.factor ?? 1);
-      tensors.set("rope_freqs.weight", { name: "rope_freqs.weight", dtype: DType.F32, shape: [f.length], buffer: f.buffer as ArrayBuffer, byteOffset: 0, byteLength: f.byteLength, file: cfgPath });
+      tensors.set("rope_freqs.weight", {
+        name: "rope_freqs.weight",
+        dtype: DType.F32,
+        shape: [f.length],
+        buffer: f.buffer as ArrayBuffer,
+        byteOffset: 0,
+        byteLength: f.byteLength,
+        file: cfgPath,
+      });
     } else if (type !== "default") {
       throw new ModelFileError(cfgPath, `rope_scaling type ${JSON.stringify(type)} is not supported yet`);
     }

@@ -34,7 +34,13 @@ function generationDefaults(dir: string): Record<string, number> {
   try {
     const g = JSON.parse(readFileSync(p, "utf8"));
     const out: Record<string, number> = {};
-    for (const [from, to] of [["temperature", "temperature"], ["top_k", "topK"], ["top_p", "topP"], ["min_p", "minP"], ["repetition_penalty", "repeatPenalty"]] as const) {
+    for (const [from, to] of [
+      ["temperature", "temperature"],
+      ["top_k", "topK"],
+      ["top_p", "topP"],
+      ["min_p", "minP"],
+      ["repetition_penalty", "repeatPenalty"],
+    ] as const) {
       if (typeof g[from] === "number") out[to] = g[from];
     }
     return out;
@@ -59,9 +65,18 @@ export function openModelSource(path: string): ModelSource {
   const g = readGguf(path);
   const tensors = new Map<string, SourceTensor>();
   for (const t of g.tensors) {
-    const dtype = t.type === 0 ? DType.F32 : t.type === 1 ? DType.F16 : t.type === 30 ? DType.BF16 : undefined;
+    const dtype =
+      t.type === 0 ? DType.F32 : t.type === 1 ? DType.F16 : t.type === 30 ? DType.BF16 : undefined;
     tensors.set(t.name, { ...t, dtype });
   }
-  if (typeof g.metadata.get("general.architecture") !== "string") throw new ModelFileError(path, "metadata general.architecture is missing");
-  return { path, format: "gguf", metadata: g.metadata, tensors, tokenizer: tokenizerFromGguf(g.metadata, path), defaults: {} };
+  if (typeof g.metadata.get("general.architecture") !== "string")
+    throw new ModelFileError(path, "metadata general.architecture is missing");
+  return {
+    path,
+    format: "gguf",
+    metadata: g.metadata,
+    tensors,
+    tokenizer: tokenizerFromGguf(g.metadata, path),
+    defaults: {},
+  };
 }

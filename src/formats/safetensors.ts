@@ -35,14 +35,16 @@ export function readSafetensors(file: string, buffer: ArrayBuffer = mapFile(file
   if (size < 8) throw new ModelFileError(file, "too short to be a safetensors file");
   const dv = new DataView(buffer);
   const n = Number(dv.getBigUint64(0, true));
-  if (n > 100_000_000 || 8 + n > size) throw new ModelFileError(file, `header length ${n} is invalid (file is ${size} bytes)`);
+  if (n > 100_000_000 || 8 + n > size)
+    throw new ModelFileError(file, `header length ${n} is invalid (file is ${size} bytes)`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(buffer, 8, n)));
   } catch (e) {
     throw new ModelFileError(file, `header is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) throw new ModelFileError(file, "header is not an object");
+  if (typeof header !== "object" || header === null || Array.isArray(header))
+    throw new ModelFileError(file, "header is not an object");
   const dataStart = 8 + n;
   const entries: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(header)) {
@@ -52,13 +54,23 @@ export function readSafetensors(file: string, buffer: ArrayBuffer = mapFile(file
     if (!dt) throw new ModelFileError(file, `tensor ${name} has unknown dtype ${JSON.stringify(info.dtype)}`);
     const shape = info.shape;
     const offs = info.data_offsets;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new ModelFileError(file, `tensor ${name} has an invalid shape`);
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0) || offs[1] < offs[0]) {
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new ModelFileError(file, `tensor ${name} has an invalid shape`);
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+      offs[1] < offs[0]
+    ) {
       throw new ModelFileError(file, `tensor ${name} has invalid data_offsets`);
     }
     const count = shape.reduce((a: number, b: number) => a * b, 1);
     const bytes = (count * dt.bits) / 8;
-    if (offs[1] - offs[0] !== bytes) throw new ModelFileError(file, `tensor ${name}: ${offs[1] - offs[0]} bytes for shape [${shape}] of ${info.dtype}`);
+    if (offs[1] - offs[0] !== bytes)
+      throw new ModelFileError(
+        file,
+        `tensor ${name}: ${offs[1] - offs[0]} bytes for shape [${shape}] of ${info.dtype}`,
+      );
     entries.push({
       name,
       dtype: dt.dtype,
@@ -73,10 +85,18 @@ export function readSafetensors(file: string, buffer: ArrayBuffer = mapFile(file
   const sorted = [...entries].sort((a, b) => a.byteOffset - b.byteOffset);
   let expect = dataStart;
   for (const e of sorted) {
-    if (e.byteOffset !== expect) throw new ModelFileError(file, `tensor ${e.name} overlaps or leaves a gap in the data (truncated or corrupt file?)`);
+    if (e.byteOffset !== expect)
+      throw new ModelFileError(
+        file,
+        `tensor ${e.name} overlaps or leaves a gap in the data (truncated or corrupt file?)`,
+      );
     expect += e.byteLength;
   }
-  if (expect !== size) throw new ModelFileError(file, `data section is ${size - dataStart} bytes but the tensors need ${expect - dataStart} (truncated or corrupt file?)`);
+  if (expect !== size)
+    throw new ModelFileError(
+      file,
+      `data section is ${size - dataStart} bytes but the tensors need ${expect - dataStart} (truncated or corrupt file?)`,
+    );
   return entries;
 }
 
@@ -95,12 +115,14 @@ export function readSafetensorsFolder(dir: string): SafetensorsEntry[] {
     const out: SafetensorsEntry[] = [];
     for (const f of files) {
       const path = join(dirname(index), f);
-      if (!existsSync(path)) throw new ModelFileError(path, "shard listed in model.safetensors.index.json is missing");
+      if (!existsSync(path))
+        throw new ModelFileError(path, "shard listed in model.safetensors.index.json is missing");
       out.push(...readSafetensors(path));
     }
     return out;
   }
   const single = join(dir, "model.safetensors");
-  if (!existsSync(single)) throw new ModelFileError(dir, "no model.safetensors or model.safetensors.index.json");
+  if (!existsSync(single))
+    throw new ModelFileError(dir, "no model.safetensors or model.safetensors.index.json");
   return readSafetensors(single);
 }

@@ -46,8 +46,13 @@ export function validateOptions(o: GenerateOptions): void {
   for (const [k, [lo, hi, int]] of Object.entries(RANGES)) {
     const v = (o as Record<string, unknown>)[k];
     if (v === undefined) continue;
-    if (typeof v !== "number" || Number.isNaN(v)) throw new TypeError(`option ${k} must be a number, got ${JSON.stringify(v)}`);
-    if (v < lo || v > hi || (int && !Number.isInteger(v))) throw new RangeError(`option ${k} must be ${int ? "an integer " : ""}between ${lo} and ${hi}, got ${v}`);
+    if (typeof v !== "number" || Number.isNaN(v))
+      throw new TypeError(`option ${k} must be a number, got ${JSON.stringify(v)}`);
+    if (v < lo || v > hi || (int && !Number.isInteger(v)))
+      throw new RangeError(
+        `option ${k} must be ${int ? "an integer " : ""}between ${lo} and ${hi}, got ${v}`,
+      );
   }
-  if (o.stop !== undefined && (!Array.isArray(o.stop) || !o.stop.every((s) => typeof s === "string"))) throw new TypeError("option stop must be a list of strings");
+  if (o.stop !== undefined && (!Array.isArray(o.stop) || !o.stop.every((s) => typeof s === "string")))
+    throw new TypeError("option stop must be a list of strings");
 }

@@ -31,7 +31,12 @@ export interface PerplexityOptions {
   onChunk?: (chunk: number, runningPpl: number) => void;
 }
 
-export async function perplexity(model: EngineModel, tokenizer: Tokenizer, text: string, o: PerplexityOptions = {}): Promise<PerplexityResult> {
+export async function perplexity(
+  model: EngineModel,
+  tokenizer: Tokenizer,
+  text: string,
+  o: PerplexityOptions = {},
+): Promise<PerplexityResult> {
   const ctx = o.ctx ?? 512;
   if (ctx > model.numCtx) throw new Error(`--ctx ${ctx} exceeds the model's num_ctx ${model.numCtx}`);
   const tokens = tokenizer.encode(text, { parseSpecial: true });
@@ -41,14 +46,21 @@ export async function perplexity(model: EngineModel, tokenizer: Tokenizer, text:
   const first = (o.firstScored ?? (ctx >> 1) + 1) - 1;
   if (first < 0 || first >= ctx - 1) throw new Error(`firstScored must be between 1 and ${ctx - 1}`);
   const outRows = Array.from({ length: ctx - 1 - first }, (_, i) => first + i);
-  let sum = 0, sum2 = 0, n = 0;
+  let sum = 0,
+    sum2 = 0,
+    n = 0;
   for (let c = 0; c < chunks; c++) {
     const window = tokens.slice(c * ctx, (c + 1) * ctx);
     const input = window.slice();
     if (tokenizer.addBos && tokenizer.bosId !== undefined) input[0] = tokenizer.bosId;
     model.cache.truncate(0, 0);
     model.cache.reserve(0, ctx);
-    await model.forward({ tokens: input, positions: input.map((_, i) => i), seqs: new Array(ctx).fill(0), outRows });
+    await model.forward({
+      tokens: input,
+      positions: input.map((_, i) => i),
+      seqs: new Array(ctx).fill(0),
+      outRows,
+    });
     const logits = model.logits(ctx, outRows.length);
     const V = model.vocabSize;
     for (let r = 0; r < outRows.length; r++) {
@@ -68,5 +80,11 @@ export async function perplexity(model: EngineModel, tokenizer: Tokenizer, text:
   const mean = sum / n;
   const variance = sum2 / n - mean * mean;
   const ppl = Math.exp(mean);
-  return { ppl, pplStderr: n > 1 ? ppl * Math.sqrt(Math.max(variance, 0) / (n - 1)) : 0, tokens: n, chunks, fileTokens: tokens.length };
+  return {
+    ppl,
+    pplStderr: n > 1 ? ppl * Math.sqrt(Math.max(variance, 0) / (n - 1)) : 0,
+    tokens: n,
+    chunks,
+    fileTokens: tokens.length,
+  };
 }

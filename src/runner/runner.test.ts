@@ -60,7 +60,10 @@ describe("runner", async () => {
   });
 
   it("rejects bad options and prompts with clear errors", async () => {
-    await assert.rejects(model.generate(prompt, { temperature: "hot" as unknown as number }).text(), /option temperature must be a number/);
+    await assert.rejects(
+      model.generate(prompt, { temperature: "hot" as unknown as number }).text(),
+      /option temperature must be a number/,
+    );
     await assert.rejects(model.generate(prompt, { topP: 2 }).text(), /option topP must be between 0 and 1/);
     await assert.rejects(model.generate("", {}).text(), /the prompt is empty/);
     await assert.rejects(model.generate("word ".repeat(400), {}).text(), /the context holds 256/);
@@ -70,7 +73,9 @@ describe("runner", async () => {
     const p = model.renderChat([{ role: "user", content: "hi" }], { think: false });
     // This template's `{%-` tags strip the newlines that precede them.
     assert.equal(p, "<|im_start|>user\nhi<|im_end|><|im_start|>assistant<think>\n\n</think>");
-    const text = await model.chat([{ role: "user", content: "hi" }], { temperature: 0, numPredict: 8 }).text();
+    const text = await model
+      .chat([{ role: "user", content: "hi" }], { temperature: 0, numPredict: 8 })
+      .text();
     assert.equal(typeof text, "string");
   });
 });

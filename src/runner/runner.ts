@@ -53,12 +53,19 @@ export class Runner {
    * Generates a continuation of `prompt`. Yields a TokenEvent per generated token and
    * returns statistics when done. Only one generation runs at a time per runner.
    */
-  async *generate(prompt: readonly number[], options: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerationStats> {
+  async *generate(
+    prompt: readonly number[],
+    options: GenerateOptions = {},
+  ): AsyncGenerator<TokenEvent, GenerationStats> {
     validateOptions(options);
-    if (this.busy) throw new Error("this model is already generating; wait for the current generation to finish");
+    if (this.busy)
+      throw new Error("this model is already generating; wait for the current generation to finish");
     if (prompt.length === 0) throw new Error("the prompt is empty");
     const numCtx = this.model.numCtx;
-    if (prompt.length >= numCtx) throw new Error(`the prompt has ${prompt.length} tokens but the context holds ${numCtx} (raise num_ctx)`);
+    if (prompt.length >= numCtx)
+      throw new Error(
+        `the prompt has ${prompt.length} tokens but the context holds ${numCtx} (raise num_ctx)`,
+      );
     this.busy = true;
     try {
       return yield* this.run(prompt, { ...DEFAULT_OPTIONS, ...options });
@@ -67,31 +74,45 @@ export class Runner {
     }
   }
 
-  private async *run(prompt: readonly number[], o: GenerateOptions & typeof DEFAULT_OPTIONS): AsyncGenerator<TokenEvent, GenerationStats> {
+  private async *run(
+    prompt: readonly number[],
+    o: GenerateOptions & typeof DEFAULT_OPTIONS,
+  ): AsyncGenerator<TokenEvent, GenerationStats> {
     const model = this.model;
     const numCtx = model.numCtx;
     const seed = o.seed === undefined || o.seed < 0 ? Math.floor(Math.random() * 2 ** 52) : o.seed;
     const repeatLastN = o.repeatLastN === -1 ? numCtx : o.repeatLastN;
-    const sampler: Sampler = model.backend.createSampler({ ...o, seed, repeatLastN, logprobs: o.logprobs ?? -1 });
+    const sampler: Sampler = model.backend.createSampler({
+      ...o,
+      seed,
+      repeatLastN,
+      logprobs: o.logprobs ?? -1,
+    });
     for (const t of prompt.slice(-repeatLastN)) if (repeatLastN > 0) sampler.accept(t);
 
     // Resume from the longest cached prefix; at least one token must be processed for logits.
     let keep = 0;
-    while (keep < this.cached.length && keep < prompt.length - 1 && this.cached[keep] === prompt[keep]) keep++;
+    while (keep < this.cached.length && keep < prompt.length - 1 && this.cached[keep] === prompt[keep])
+      keep++;
     model.cache.truncate(SEQ, Math.min(keep, model.cache.length(SEQ)));
     this.cached.length = keep;
     const cachedTokens = keep;
 
     const t0 = performance.now();
     let next = -1;
-    for (let pos = keep; pos < prompt.length; ) {
+    for (let pos = keep; pos < prompt.length;) {
       if (o.signal?.aborted) return this.stats(prompt.length, cachedTokens, t0, t0, 0, "abort");
       const n = Math.min(o.numBatch, prompt.length - pos);
       const last = pos + n === prompt.length;
       model.cache.reserve(SEQ, pos + n);
       const tokens = prompt.slice(pos, pos + n);
       const out = await model.forward(
-        { tokens, positions: tokens.map((_, i) => pos + i), seqs: new Array(n).fill(SEQ), outRows: last ? [n - 1] : [] },
+        {
+          tokens,
+          positions: tokens.map((_, i) => pos + i),
+          seqs: new Array(n).fill(SEQ),
+          outRows: last ? [n - 1] : [],
+        },
         last ? [sampler] : undefined,
       );
       this.cached.push(...tokens);
@@ -132,7 +153,9 @@ export class Runner {
       const pos = this.cached.length;
       if (pos + 1 >= numCtx) break;
       model.cache.reserve(SEQ, pos + 1);
-      const out = await model.forward({ tokens: [next], positions: [pos], seqs: [SEQ], outRows: [0] }, [sampler]);
+      const out = await model.forward({ tokens: [next], positions: [pos], seqs: [SEQ], outRows: [0] }, [
+        sampler,
+      ]);
       this.cached.push(next);
       next = out![0]!;
     }
@@ -141,7 +164,21 @@ export class Runner {
     return this.stats(prompt.length, cachedTokens, t0, t1, generated, reason);
   }
 
-  private stats(promptTokens: number, cachedTokens: number, t0: number, t1: number, genTokens: number, doneReason: DoneReason): GenerationStats {
-    return { promptTokens, cachedTokens, promptMs: t1 - t0, genTokens, genMs: performance.now() - t1, doneReason };
+  private stats(
+    promptTokens: number,
+    cachedTokens: number,
+    t0: number,
+    t1: number,
+    genTokens: number,
+    doneReason: DoneReason,
+  ): GenerationStats {
+    return {
+      promptTokens,
+      cachedTokens,
+      promptMs: t1 - t0,
+      genTokens,
+      genMs: performance.now() - t1,
+      doneReason,
+    };
   }
 }

@@ -28,7 +28,17 @@ export interface RandomModelShape {
   seed?: number;
 }
 
-export const QWEN3_0_6B: RandomModelShape = { arch: "qwen3", vocab: 151936, hidden: 1024, layers: 28, heads: 16, kvHeads: 8, headDim: 128, ffn: 3072, tied: true };
+export const QWEN3_0_6B: RandomModelShape = {
+  arch: "qwen3",
+  vocab: 151936,
+  hidden: 1024,
+  layers: 28,
+  heads: 16,
+  kvHeads: 8,
+  headDim: 128,
+  ffn: 3072,
+  tied: true,
+};
 
 function encode(values: Float32Array, dtype: DType): Uint8Array {
   if (dtype === DType.F32) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -46,15 +56,24 @@ export function writeRandomModel(path: string, s: RandomModelShape): void {
   const add = (name: string, rows: number, cols: number, scale: number, type: DType = dtype, offset = 0) => {
     const v = new Float32Array(rows * cols);
     for (let i = 0; i < v.length; i++) v[i] = offset + (r() * 2 - 1) * scale;
-    tensors.push({ name, type: ggmlTypeOf(type).id, ne: rows === 1 ? [cols] : [cols, rows], data: encode(v, type) });
+    tensors.push({
+      name,
+      type: ggmlTypeOf(type).id,
+      ne: rows === 1 ? [cols] : [cols, rows],
+      data: encode(v, type),
+    });
   };
-  const D = s.hidden, q = s.heads * s.headDim, kvw = s.kvHeads * s.headDim;
+  const D = s.hidden,
+    q = s.heads * s.headDim,
+    kvw = s.kvHeads * s.headDim;
   // Scales keep activations near unit variance so logits are peaked, not uniform.
   add("token_embd.weight", s.vocab, D, 1);
   add("output_norm.weight", 1, D, 0.1, DType.F32, 1);
   if (!s.tied) add("output.weight", s.vocab, D, 2 / Math.sqrt(D));
   if (s.ropeFreqs) {
-    const f = new Float32Array(s.headDim / 2).map((_, i) => (i < s.headDim / 8 ? 1 : i < s.headDim / 4 ? 2.5 : 8));
+    const f = new Float32Array(s.headDim / 2).map((_, i) =>
+      i < s.headDim / 8 ? 1 : i < s.headDim / 4 ? 2.5 : 8,
+    );
     tensors.push({ name: "rope_freqs.weight", type: 0, ne: [f.length], data: new Uint8Array(f.buffer) });
   }
   for (let i = 0; i < s.layers; i++) {
@@ -96,7 +115,8 @@ export function writeRandomModel(path: string, s: RandomModelShape): void {
     kv.f32(a("attention.layer_norm_rms_epsilon"), 1e-6),
     kv.f32(a("rope.freq_base"), s.ropeTheta ?? (s.arch === "llama" ? 500000 : 1000000)),
   ];
-  if (s.arch === "llama") kvs.push(kv.u32(a("rope.dimension_count"), s.headDim), kv.u32(a("vocab_size"), s.vocab));
+  if (s.arch === "llama")
+    kvs.push(kv.u32(a("rope.dimension_count"), s.headDim), kv.u32(a("vocab_size"), s.vocab));
   for (const e of tokenizerToGguf(tok)) {
     if (e.key === "tokenizer.ggml.tokens") {
       const v = [...(e.value as string[])];
@@ -108,6 +128,7 @@ export function writeRandomModel(path: string, s: RandomModelShape): void {
       kvs.push({ ...e, value: v.slice(0, s.vocab) });
     } else kvs.push(e);
   }
-  if (s.vocab < tok.tokenizer.vocabSize) throw new Error("random models need a vocabulary of at least the tokenizer's size");
+  if (s.vocab < tok.tokenizer.vocabSize)
+    throw new Error("random models need a vocabulary of at least the tokenizer's size");
   writeGguf(path, kvs, tensors);
 }

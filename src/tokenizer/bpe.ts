@@ -22,7 +22,9 @@ function less(a: Cand, b: Cand): boolean {
 
 class Heap {
   private a: Cand[] = [];
-  get size() { return this.a.length; }
+  get size() {
+    return this.a.length;
+  }
   push(c: Cand) {
     const a = this.a;
     a.push(c);
@@ -42,7 +44,8 @@ class Heap {
       a[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < a.length && less(a[l]!, a[m]!)) m = l;
         if (r < a.length && less(a[r]!, a[m]!)) m = r;
@@ -67,14 +70,17 @@ export function bpeMerge(symbols: string[], rank: PairRank): string[] {
     const r = next[l]!;
     if (l < 0 || r < 0) return;
     const rk = rank(sym[l]!, sym[r]!);
-    if (rk !== undefined) heap.push({ rank: rk, left: l, right: r, pos: l, leftLen: sym[l]!.length, rightLen: sym[r]!.length });
+    if (rk !== undefined)
+      heap.push({ rank: rk, left: l, right: r, pos: l, leftLen: sym[l]!.length, rightLen: sym[r]!.length });
   };
   for (let i = 0; i + 1 < n; i++) consider(i);
   while (heap.size) {
     const c = heap.pop();
-    const l = c.left, r = next[l]!;
+    const l = c.left,
+      r = next[l]!;
     // Stale candidates: either side changed since the pair was queued.
-    if (r !== c.right || sym[l]!.length !== c.leftLen || sym[r]!.length !== c.rightLen || sym[l] === "") continue;
+    if (r !== c.right || sym[l]!.length !== c.leftLen || sym[r]!.length !== c.rightLen || sym[l] === "")
+      continue;
     sym[l] = sym[l]! + sym[r]!;
     sym[r] = "";
     next[l] = next[r]!;

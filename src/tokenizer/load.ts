@@ -26,7 +26,8 @@ function readJsonIf(path: string): Record<string, any> | undefined {
 
 function flatten(node: any): any[] {
   if (!node) return [];
-  if (node.type === "Sequence") return (node.pretokenizers ?? node.normalizers ?? node.decoders ?? []).flatMap(flatten);
+  if (node.type === "Sequence")
+    return (node.pretokenizers ?? node.normalizers ?? node.decoders ?? []).flatMap(flatten);
   return [node];
 }
 
@@ -45,17 +46,30 @@ export function tokenizerFromHf(dir: string): LoadedTokenizer {
   const gc = readJsonIf(join(dir, "generation_config.json")) ?? {};
   const cfg = readJsonIf(join(dir, "config.json")) ?? {};
   const model = tj.model;
-  if (!model || model.type !== "BPE") throw new ModelFileError(path, `tokenizer model ${JSON.stringify(model?.type)} is not supported (BPE only)`);
+  if (!model || model.type !== "BPE")
+    throw new ModelFileError(
+      path,
+      `tokenizer model ${JSON.stringify(model?.type)} is not supported (BPE only)`,
+    );
   const vocab: string[] = [];
   for (const [t, id] of Object.entries(model.vocab as Record<string, number>)) vocab[id] = t;
   const added: { id: number; content: string; special: boolean }[] = tj.added_tokens ?? [];
   for (const a of added) vocab[a.id] = a.content;
   for (let i = 0; i < vocab.length; i++) if (vocab[i] === undefined) vocab[i] = `<unused${i}>`;
-  const merges: string[] = (model.merges ?? []).map((m: string | string[]) => (Array.isArray(m) ? m.join(" ") : m));
-  const pres = flatten(tj.pre_tokenizer), norms = flatten(tj.normalizer), decs = flatten(tj.decoder);
+  const merges: string[] = (model.merges ?? []).map((m: string | string[]) =>
+    Array.isArray(m) ? m.join(" ") : m,
+  );
+  const pres = flatten(tj.pre_tokenizer),
+    norms = flatten(tj.normalizer),
+    decs = flatten(tj.decoder);
   const byteLevel = pres.some((p) => p.type === "ByteLevel") || decs.some((d) => d.type === "ByteLevel");
   const split = pres.find((p) => p.type === "Split" && p.pattern?.Regex);
-  const byId = (name: unknown) => (typeof name === "string" ? vocab.indexOf(name) : typeof name === "object" && name && "content" in name ? vocab.indexOf((name as any).content) : -1);
+  const byId = (name: unknown) =>
+    typeof name === "string"
+      ? vocab.indexOf(name)
+      : typeof name === "object" && name && "content" in name
+        ? vocab.indexOf((name as any).content)
+        : -1;
   let eosIds = ids(gc.eos_token_id);
   if (!eosIds.length) eosIds = ids(cfg.eos_token_id);
   if (!eosIds.length && byId(tc.eos_token) >= 0) eosIds = [byId(tc.eos_token)];
@@ -72,12 +86,17 @@ export function tokenizerFromHf(dir: string): LoadedTokenizer {
     bosId,
     eosIds,
     addBos: tc.add_bos_token ?? !byteLevel,
-    addSpacePrefix: norms.some((n) => n.type === "Prepend") || pres.some((p) => p.type === "Metaspace" && p.prepend_scheme !== "never"),
+    addSpacePrefix:
+      norms.some((n) => n.type === "Prepend") ||
+      pres.some((p) => p.type === "Metaspace" && p.prepend_scheme !== "never"),
     nfc: norms.some((n) => n.type === "NFC"),
   };
   let chatTemplate: string | undefined = tc.chat_template;
-  if (Array.isArray(tc.chat_template)) chatTemplate = tc.chat_template.find((t: any) => t.name === "default")?.template ?? tc.chat_template[0]?.template;
-  if (!chatTemplate && existsSync(join(dir, "chat_template.jinja"))) chatTemplate = readFileSync(join(dir, "chat_template.jinja"), "utf8");
+  if (Array.isArray(tc.chat_template))
+    chatTemplate =
+      tc.chat_template.find((t: any) => t.name === "default")?.template ?? tc.chat_template[0]?.template;
+  if (!chatTemplate && existsSync(join(dir, "chat_template.jinja")))
+    chatTemplate = readFileSync(join(dir, "chat_template.jinja"), "utf8");
   const pre = /\\p\{N\}\{1,3\}/.test(spec.pattern ?? "") ? "llama-bpe" : split ? "qwen2" : "default";
   return { tokenizer: new Tokenizer(spec), chatTemplate, pre };
 }
@@ -94,10 +113,17 @@ function numOf(v: GgufValue | undefined): number | undefined {
 export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: string): LoadedTokenizer {
   const model = meta.get("tokenizer.ggml.model");
   const vocab = strings(meta.get("tokenizer.ggml.tokens"));
-  if (typeof model !== "string" || !vocab) throw new ModelFileError(file, "has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens missing)");
-  if (model !== "gpt2" && model !== "llama") throw new ModelFileError(file, `tokenizer model "${model}" is not supported (gpt2 and llama only)`);
+  if (typeof model !== "string" || !vocab)
+    throw new ModelFileError(file, "has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens missing)");
+  if (model !== "gpt2" && model !== "llama")
+    throw new ModelFileError(file, `tokenizer model "${model}" is not supported (gpt2 and llama only)`);
   const types = meta.get("tokenizer.ggml.token_type");
-  const typeOf = (i: number) => (types && ArrayBuffer.isView(types) ? (types as Int32Array)[i]! : Array.isArray(types) ? Number(types[i]) : 1);
+  const typeOf = (i: number) =>
+    types && ArrayBuffer.isView(types)
+      ? (types as Int32Array)[i]!
+      : Array.isArray(types)
+        ? Number(types[i])
+        : 1;
   const specials: { id: number; content: string }[] = [];
   const controlIds: number[] = [];
   vocab.forEach((t, i) => {
@@ -106,8 +132,14 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: st
     if (ty === 3 || ty === 4) specials.push({ id: i, content: t });
   });
   const scoresV = meta.get("tokenizer.ggml.scores");
-  const pre = typeof meta.get("tokenizer.ggml.pre") === "string" ? (meta.get("tokenizer.ggml.pre") as string) : "default";
-  const eosIds = [numOf(meta.get("tokenizer.ggml.eos_token_id")), numOf(meta.get("tokenizer.ggml.eot_token_id"))].filter((x): x is number => x !== undefined);
+  const pre =
+    typeof meta.get("tokenizer.ggml.pre") === "string"
+      ? (meta.get("tokenizer.ggml.pre") as string)
+      : "default";
+  const eosIds = [
+    numOf(meta.get("tokenizer.ggml.eos_token_id")),
+    numOf(meta.get("tokenizer.ggml.eot_token_id")),
+  ].filter((x): x is number => x !== undefined);
   const addBos = meta.get("tokenizer.ggml.add_bos_token");
   const addSpace = meta.get("tokenizer.ggml.add_space_prefix");
   const spec: TokenizerSpec = {
@@ -130,12 +162,16 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: st
 /** GGUF `tokenizer.*` entries for a tokenizer (what llama.cpp reads). */
 export function tokenizerToGguf(t: LoadedTokenizer): GgufKv[] {
   const s = t.tokenizer.spec;
-  const control = new Set(s.controlIds), special = new Set(s.specials.map((x) => x.id));
+  const control = new Set(s.controlIds),
+    special = new Set(s.specials.map((x) => x.id));
   const out: GgufKv[] = [
     kv.str("tokenizer.ggml.model", s.kind === "byte-level" ? "gpt2" : "llama"),
     kv.str("tokenizer.ggml.pre", t.pre),
     kv.strs("tokenizer.ggml.tokens", s.vocab),
-    kv.i32s("tokenizer.ggml.token_type", s.vocab.map((_, i) => (control.has(i) ? 3 : special.has(i) ? 4 : 1))),
+    kv.i32s(
+      "tokenizer.ggml.token_type",
+      s.vocab.map((_, i) => (control.has(i) ? 3 : special.has(i) ? 4 : 1)),
+    ),
   ];
   if (s.merges) out.push(kv.strs("tokenizer.ggml.merges", s.merges));
   if (s.scores) out.push(kv.f32s("tokenizer.ggml.scores", s.scores));
@@ -145,4 +181,3 @@ export function tokenizerToGguf(t: LoadedTokenizer): GgufKv[] {
   if (t.chatTemplate) out.push(kv.str("tokenizer.chat_template", t.chatTemplate));
   return out;
 }
-

@@ -23,21 +23,35 @@ export function pretokenizerPattern(name: string | undefined): string {
 /** Rewrites `(?i:...)` groups (unsupported by Node 20's regexes) into explicit case classes. */
 export function toJsPattern(pattern: string): string {
   let out = "";
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     if (pattern.startsWith("(?i:", i)) {
-      let depth = 1, j = i + 4, inner = "";
+      let depth = 1,
+        j = i + 4,
+        inner = "";
       while (j < pattern.length && depth > 0) {
         const ch = pattern[j]!;
-        if (ch === "\\") { inner += ch + pattern[j + 1]; j += 2; continue; }
+        if (ch === "\\") {
+          inner += ch + pattern[j + 1];
+          j += 2;
+          continue;
+        }
         if (ch === "(") depth++;
-        if (ch === ")") { depth--; if (depth === 0) break; }
+        if (ch === ")") {
+          depth--;
+          if (depth === 0) break;
+        }
         inner += ch;
         j++;
       }
-      let conv = "", inClass = false;
+      let conv = "",
+        inClass = false;
       for (let k = 0; k < inner.length; k++) {
         const ch = inner[k]!;
-        if (ch === "\\") { conv += ch + inner[k + 1]; k++; continue; }
+        if (ch === "\\") {
+          conv += ch + inner[k + 1];
+          k++;
+          continue;
+        }
         if (ch === "[") inClass = true;
         if (ch === "]") inClass = false;
         conv += !inClass && /[a-zA-Z]/.test(ch) ? `[${ch.toLowerCase()}${ch.toUpperCase()}]` : ch;

@@ -48,7 +48,10 @@ describe("byte-level BPE (tiny-qwen3)", () => {
   });
 
   it("reads the same tokenizer back from GGUF metadata", () => {
-    const g = readGguf("t.gguf", toBuffer(encodeGguf([kv.str("general.architecture", "qwen3"), ...tokenizerToGguf(hf)], [])));
+    const g = readGguf(
+      "t.gguf",
+      toBuffer(encodeGguf([kv.str("general.architecture", "qwen3"), ...tokenizerToGguf(hf)], [])),
+    );
     const back = tokenizerFromGguf(g.metadata, "t.gguf");
     assert.deepEqual(back.tokenizer.encode(evalText.slice(0, 20000)), tok.encode(evalText.slice(0, 20000)));
     assert.equal(back.chatTemplate, hf.chatTemplate);
@@ -66,21 +69,64 @@ describe("byte-level BPE (tiny-qwen3)", () => {
 });
 
 describe("SentencePiece-style BPE", () => {
-  const vocab = ["<unk>", "<s>", "</s>", ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`)];
-  const pieces = ["▁", "h", "e", "l", "o", "w", "r", "d", "he", "ll", "llo", "hello", "▁hello", "▁w", "or", "▁wor", "ld", "▁world"];
+  const vocab = [
+    "<unk>",
+    "<s>",
+    "</s>",
+    ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`),
+  ];
+  const pieces = [
+    "▁",
+    "h",
+    "e",
+    "l",
+    "o",
+    "w",
+    "r",
+    "d",
+    "he",
+    "ll",
+    "llo",
+    "hello",
+    "▁hello",
+    "▁w",
+    "or",
+    "▁wor",
+    "ld",
+    "▁world",
+  ];
   const scores = new Float32Array(vocab.length + pieces.length);
   pieces.forEach((p, i) => (scores[vocab.length + i] = p.length * 1.0 - i * 0.01));
-  const spm = new Tokenizer({ kind: "sentencepiece", vocab: [...vocab, ...pieces], scores, specials: [{ id: 1, content: "<s>" }, { id: 2, content: "</s>" }], controlIds: [0, 1, 2], bosId: 1, eosIds: [2], addBos: true, addSpacePrefix: true });
+  const spm = new Tokenizer({
+    kind: "sentencepiece",
+    vocab: [...vocab, ...pieces],
+    scores,
+    specials: [
+      { id: 1, content: "<s>" },
+      { id: 2, content: "</s>" },
+    ],
+    controlIds: [0, 1, 2],
+    bosId: 1,
+    eosIds: [2],
+    addBos: true,
+    addSpacePrefix: true,
+  });
 
   it("merges by score and prepends the space marker", () => {
     const ids = spm.encode("hello world");
-    assert.deepEqual(ids.map((i) => spm.spec.vocab[i]), ["<s>", "▁hello", "▁world"]);
+    assert.deepEqual(
+      ids.map((i) => spm.spec.vocab[i]),
+      ["<s>", "▁hello", "▁world"],
+    );
     assert.equal(spm.decode(ids, { skipSpecial: true }), "hello world");
   });
 
   it("falls back to bytes for characters outside the vocabulary", () => {
     const ids = spm.encode("hé", { addBos: false });
-    assert.deepEqual(ids.map((i) => spm.spec.vocab[i]), ["▁", "h", "<0xC3>", "<0xA9>"]);
+    assert.deepEqual(
+      ids.map((i) => spm.spec.vocab[i]),
+      ["▁", "h", "<0xC3>", "<0xA9>"],
+    );
     assert.equal(spm.decode(ids), "hé");
   });
 });
@@ -95,7 +141,8 @@ describe("BPE merging", () => {
     const naive = (s: string[]) => {
       s = s.slice();
       for (;;) {
-        let best = -1, bestRank = Infinity;
+        let best = -1,
+          bestRank = Infinity;
         for (let i = 0; i + 1 < s.length; i++) {
           const r = rank(s[i]!, s[i + 1]!);
           if (r !== undefined && r < bestRank) [best, bestRank] = [i, r];

@@ -149,7 +149,11 @@ export class Tokenizer {
         continue;
       }
       for (const b of byteFallback ? new TextEncoder().encode(sym) : unicodeToBytes(sym)) {
-        const bid = this.ids.get(byteFallback ? `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>` : bytesToUnicode(new Uint8Array([b])));
+        const bid = this.ids.get(
+          byteFallback
+            ? `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`
+            : bytesToUnicode(new Uint8Array([b])),
+        );
         if (bid !== undefined) out.push(bid);
       }
     }
@@ -166,7 +170,9 @@ export class Tokenizer {
       b = new Uint8Array(unicodeToBytes(t));
     } else {
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(t);
-      b = m ? new Uint8Array([parseInt(m[1]!, 16)]) : new TextEncoder().encode(t.replaceAll(SPIECE_SPACE, " "));
+      b = m
+        ? new Uint8Array([parseInt(m[1]!, 16)])
+        : new TextEncoder().encode(t.replaceAll(SPIECE_SPACE, " "));
     }
     this.bytesById[id] = b;
     return b;

@@ -24,12 +24,22 @@ function encode(v: Float32Array, dt: DType): ArrayBuffer {
   return u.buffer as ArrayBuffer;
 }
 
-function rand(g: Graph, name: string, rows: number, cols: number, seed: number, dt = DType.F32, scale = 1): Tensor {
+function rand(
+  g: Graph,
+  name: string,
+  rows: number,
+  cols: number,
+  seed: number,
+  dt = DType.F32,
+  scale = 1,
+): Tensor {
   return g.bind(name, dt, rows, cols, encode(uniform(rows * cols, scale, seed), dt));
 }
 
 /** Builds the same graph for each backend and returns each backend's output values. */
-async function runBoth(build: (g: Graph) => { out: Tensor; inputs?: Record<string, number[]> }): Promise<Float32Array[]> {
+async function runBoth(
+  build: (g: Graph) => { out: Tensor; inputs?: Record<string, number[]> },
+): Promise<Float32Array[]> {
   const results: Float32Array[] = [];
   for (const b of backends) {
     const g = new Graph();
@@ -45,7 +55,8 @@ async function runBoth(build: (g: Graph) => { out: Tensor; inputs?: Record<strin
 
 function assertClose(a: Float32Array, b: Float32Array, tol: number, what: string): void {
   assert.equal(a.length, b.length, `${what}: lengths`);
-  let scale = 1e-6, err = 0;
+  let scale = 1e-6,
+    err = 0;
   for (let i = 0; i < a.length; i++) {
     scale = Math.max(scale, Math.abs(a[i]!));
     err = Math.max(err, Math.abs(a[i]! - b[i]!));
@@ -55,9 +66,20 @@ function assertClose(a: Float32Array, b: Float32Array, tol: number, what: string
 
 describe("cpu backend matches the reference backend", () => {
   for (const dt of [DType.F32, DType.F16, DType.BF16]) {
-    for (const [T, K, N] of [[1, 7, 5], [1, 256, 64], [2, 33, 13], [3, 100, 9], [4, 64, 12], [5, 257, 31], [17, 96, 40], [64, 128, 50]] as const) {
+    for (const [T, K, N] of [
+      [1, 7, 5],
+      [1, 256, 64],
+      [2, 33, 13],
+      [3, 100, 9],
+      [4, 64, 12],
+      [5, 257, 31],
+      [17, 96, 40],
+      [64, 128, 50],
+    ] as const) {
       it(`matmul ${DType[dt]} T=${T} K=${K} N=${N}`, async () => {
-        const [ref, cpu] = await runBoth((g) => ({ out: g.matmul(rand(g, "x", T, K, 1), rand(g, "w", N, K, 2, dt), rand(g, "b", 1, N, 3)) }));
+        const [ref, cpu] = await runBoth((g) => ({
+          out: g.matmul(rand(g, "x", T, K, 1), rand(g, "w", N, K, 2, dt), rand(g, "b", 1, N, 3)),
+        }));
         assertClose(cpu!, ref!, 1e-5, "matmul");
       });
     }
@@ -65,14 +87,19 @@ describe("cpu backend matches the reference backend", () => {
 
   it("getRows from f16, bf16 and f32 tables", async () => {
     for (const dt of [DType.F32, DType.F16, DType.BF16]) {
-      const [ref, cpu] = await runBoth((g) => ({ out: g.getRows(rand(g, "t", 50, 37, 4, dt), g.input("ids", 1, 6)), inputs: { ids: [0, 49, 3, 3, 17, 8] } }));
+      const [ref, cpu] = await runBoth((g) => ({
+        out: g.getRows(rand(g, "t", 50, 37, 4, dt), g.input("ids", 1, 6)),
+        inputs: { ids: [0, 49, 3, 3, 17, 8] },
+      }));
       assertClose(cpu!, ref!, 0, "getRows");
     }
   });
 
   it("rmsNorm with and without weight, and fused add+norm", async () => {
     for (const D of [1, 15, 256, 1000]) {
-      const [r1, c1] = await runBoth((g) => ({ out: g.rmsNorm(rand(g, "x", 5, D, 5), rand(g, "w", 1, D, 6), 1e-6) }));
+      const [r1, c1] = await runBoth((g) => ({
+        out: g.rmsNorm(rand(g, "x", 5, D, 5), rand(g, "w", 1, D, 6), 1e-6),
+      }));
       assertClose(c1!, r1!, 1e-6, "rmsNorm");
       const [r2, c2] = await runBoth((g) => ({ out: g.rmsNorm(rand(g, "x", 3, D, 5), null, 1e-5) }));
       assertClose(c2!, r2!, 1e-6, "rmsNorm without weight");
@@ -87,7 +114,11 @@ describe("cpu backend matches the reference backend", () => {
 
   it("rope: both pairings, partial rotation, frequency factors and fused head norm", async () => {
     for (const pairing of [RopePairing.Neox, RopePairing.Interleaved]) {
-      for (const [hd, nRot] of [[32, 32], [64, 32], [6, 6]] as const) {
+      for (const [hd, nRot] of [
+        [32, 32],
+        [64, 32],
+        [6, 6],
+      ] as const) {
         const [ref, cpu] = await runBoth((g) => ({
           out: g.rope(rand(g, "x", 4, 3 * hd, 10), g.input("pos", 1, 4), {
             nHead: 3,
@@ -108,23 +139,41 @@ describe("cpu backend matches the reference backend", () => {
 
   it("swiglu, geglu and add", async () => {
     for (const op of ["swiglu", "geglu", "add"] as const) {
-      const [ref, cpu] = await runBoth((g) => ({ out: g[op](rand(g, "a", 3, 77, 13, DType.F32, 6), rand(g, "b", 3, 77, 14)) }));
+      const [ref, cpu] = await runBoth((g) => ({
+        out: g[op](rand(g, "a", 3, 77, 13, DType.F32, 6), rand(g, "b", 3, 77, 14)),
+      }));
       assertClose(cpu!, ref!, 1e-5, op);
     }
   });
 
   it("attention over the paged cache: GQA, two sequences, sliding window, chunked prefill", async () => {
-    const nHead = 4, nKv = 2, hd = 40, bs = 4;
+    const nHead = 4,
+      nKv = 2,
+      hd = 40,
+      bs = 4;
     for (const window of [0, 5]) {
       const results: Float32Array[] = [];
       for (const b of backends) {
-        const kpool = b.allocate(16 * bs * nKv * hd * 2), vpool = b.allocate(16 * bs * nKv * hd * 2);
+        const kpool = b.allocate(16 * bs * nKv * hd * 2),
+          vpool = b.allocate(16 * bs * nKv * hd * 2);
         const run = async (T: number, pos: number[], seq: number[], seed: number) => {
           const g = new Graph();
-          const kv = { k: g.bind("k", DType.F16, 16 * bs, nKv * hd, kpool), v: g.bind("v", DType.F16, 16 * bs, nKv * hd, vpool) };
+          const kv = {
+            k: g.bind("k", DType.F16, 16 * bs, nKv * hd, kpool),
+            v: g.bind("v", DType.F16, 16 * bs, nKv * hd, vpool),
+          };
           const batch = g.batchInputs(T, 0, 2, 5);
           g.kvStore(kv, rand(g, "kx", T, nKv * hd, seed), rand(g, "vx", T, nKv * hd, seed + 1), batch, bs);
-          const out = g.output(g.attention(rand(g, "q", T, nHead * hd, seed + 2), kv, batch, { nHead, nKvHead: nKv, headDim: hd, scale: 0.15, blockSize: bs, slidingWindow: window }));
+          const out = g.output(
+            g.attention(rand(g, "q", T, nHead * hd, seed + 2), kv, batch, {
+              nHead,
+              nKvHead: nKv,
+              headDim: hd,
+              scale: 0.15,
+              blockSize: bs,
+              slidingWindow: window,
+            }),
+          );
           const p = b.prepare(g);
           p.setInput("positions", pos);
           p.setInput("rowSeq", seq);
@@ -163,7 +212,8 @@ describe("cpu results do not depend on the thread count", () => {
       outputs.push(got);
     }
     native().setThreads(before);
-    for (let i = 1; i < outputs.length; i++) outputs[i]!.forEach((o, j) => assert.deepEqual(o, outputs[0]![j]));
+    for (let i = 1; i < outputs.length; i++)
+      outputs[i]!.forEach((o, j) => assert.deepEqual(o, outputs[0]![j]));
   });
 });
 
@@ -172,7 +222,10 @@ describe("the scalar fallback", () => {
     native();
     const env: NodeJS.ProcessEnv = { ...process.env, LMX_NO_SIMD: "1" };
     delete env.NODE_TEST_CONTEXT;
-    const r = spawnSync(process.execPath, ["--test", "--test-reporter=tap", fileURLToPath(import.meta.url)], { env, encoding: "utf8" });
+    const r = spawnSync(process.execPath, ["--test", "--test-reporter=tap", fileURLToPath(import.meta.url)], {
+      env,
+      encoding: "utf8",
+    });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /# fail 0/);
   });

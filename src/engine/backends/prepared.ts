@@ -20,7 +20,8 @@ export class PlanBuffers {
   setInput(name: string, values: ArrayLike<number>): void {
     const slot = this.plan.inputs.get(name);
     if (!slot) return;
-    if (values.length > slot.length) throw new Error(`input ${name}: ${values.length} values for ${slot.length} slots`);
+    if (values.length > slot.length)
+      throw new Error(`input ${name}: ${values.length} values for ${slot.length} slots`);
     this.inputI32.set(values, slot.offset);
   }
 

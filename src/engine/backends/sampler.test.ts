@@ -6,7 +6,8 @@ import type { SamplerOptions } from "./backend.js";
 import { CpuBackend } from "./cpu/index.js";
 import { ReferenceBackend } from "./reference/index.js";
 
-const cpu = new CpuBackend(), ref = new ReferenceBackend();
+const cpu = new CpuBackend(),
+  ref = new ReferenceBackend();
 
 describe("sampler", () => {
   it("native and reference make identical choices across options and seeds", () => {
@@ -15,17 +16,27 @@ describe("sampler", () => {
       { temperature: 0.8, topK: 40, topP: 0.9, seed: 1 },
       { temperature: 1.3, topK: 0, topP: 1, seed: 2 },
       { temperature: 0.5, topK: 5, minP: 0.2, seed: 3 },
-      { temperature: 1, topP: 0.5, seed: 4, repeatPenalty: 1.3, presencePenalty: 0.5, frequencyPenalty: 0.25, repeatLastN: 8 },
+      {
+        temperature: 1,
+        topP: 0.5,
+        seed: 4,
+        repeatPenalty: 1.3,
+        presencePenalty: 0.5,
+        frequencyPenalty: 0.25,
+        repeatLastN: 8,
+      },
       { temperature: 0.7, topK: 3, seed: 5, logprobs: 4 },
     ];
     for (const c of configs) {
-      const a = cpu.createSampler(c), b = ref.createSampler(c);
+      const a = cpu.createSampler(c),
+        b = ref.createSampler(c);
       const r = rng(11);
       for (let step = 0; step < 60; step++) {
         const logits = uniform(1000, 4, 100 + step);
         // a few heavy hitters so that top-p and min-p cut somewhere interesting
         for (let k = 0; k < 5; k++) logits[Math.floor(r() * 1000)] = 6 + k;
-        const x = a.sample(logits), y = b.sample(logits);
+        const x = a.sample(logits),
+          y = b.sample(logits);
         assert.equal(x.token, y.token, `config ${JSON.stringify(c)} step ${step}`);
         if ((c.logprobs ?? -1) >= 0) {
           assert.deepEqual(x.topIds, y.topIds);
@@ -40,7 +51,8 @@ describe("sampler", () => {
   it("greedy picks the first maximum; top-k 1 is greedy at any temperature", () => {
     const logits = new Float32Array([1, 5, 3, 5, 2]);
     assert.equal(cpu.createSampler({ temperature: 0 }).sample(logits).token, 1);
-    for (let seed = 0; seed < 10; seed++) assert.equal(cpu.createSampler({ temperature: 5, topK: 1, seed }).sample(logits).token, 1);
+    for (let seed = 0; seed < 10; seed++)
+      assert.equal(cpu.createSampler({ temperature: 5, topK: 1, seed }).sample(logits).token, 1);
   });
 
   it("presence and frequency penalties apply per distinct token and per occurrence", () => {
@@ -58,8 +70,10 @@ describe("sampler", () => {
 
   it("the same seed gives the same sequence; reset restarts it", () => {
     const logits = uniform(500, 2, 3);
-    const draw = (s: ReturnType<typeof cpu.createSampler>) => Array.from({ length: 20 }, () => s.sample(logits).token);
-    const a = cpu.createSampler({ temperature: 1, seed: 42 }), b = cpu.createSampler({ temperature: 1, seed: 42 });
+    const draw = (s: ReturnType<typeof cpu.createSampler>) =>
+      Array.from({ length: 20 }, () => s.sample(logits).token);
+    const a = cpu.createSampler({ temperature: 1, seed: 42 }),
+      b = cpu.createSampler({ temperature: 1, seed: 42 });
     const first = draw(a);
     assert.deepEqual(first, draw(b));
     assert.notDeepEqual(first, draw(cpu.createSampler({ temperature: 1, seed: 43 })));

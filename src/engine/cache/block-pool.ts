@@ -19,7 +19,8 @@ export class BlockPool {
   /** Takes a free block (refcount 1), or throws when none is left. */
   allocate(): number {
     const b = this.freeList.pop();
-    if (b === undefined) throw new Error("KV cache is full (no free blocks): raise num_ctx or shorten the prompt");
+    if (b === undefined)
+      throw new Error("KV cache is full (no free blocks): raise num_ctx or shorten the prompt");
     this.refs[b] = 1;
     return b;
   }

@@ -31,7 +31,11 @@ export class KvCache {
   private readonly blocks: number[][];
   private readonly lengths: number[];
 
-  constructor(backend: Backend, readonly layers: readonly CacheLayerSpec[], o: KvCacheOptions) {
+  constructor(
+    backend: Backend,
+    readonly layers: readonly CacheLayerSpec[],
+    o: KvCacheOptions,
+  ) {
     this.blockSize = o.blockSize;
     this.nSeq = o.nSeq;
     this.maxBlocksPerSeq = Math.ceil(o.nCtx / o.blockSize);
@@ -64,7 +68,10 @@ export class KvCache {
 
   /** Makes room for positions up to `nTokens` - 1 and records them as held once written. */
   reserve(seq: number, nTokens: number): void {
-    if (nTokens > this.maxBlocksPerSeq * this.blockSize) throw new Error(`sequence of ${nTokens} tokens exceeds the context of ${this.maxBlocksPerSeq * this.blockSize}`);
+    if (nTokens > this.maxBlocksPerSeq * this.blockSize)
+      throw new Error(
+        `sequence of ${nTokens} tokens exceeds the context of ${this.maxBlocksPerSeq * this.blockSize}`,
+      );
     const b = this.blocks[seq]!;
     while (b.length * this.blockSize < nTokens) b.push(this.pool.allocate());
     this.lengths[seq] = Math.max(this.lengths[seq]!, nTokens);
@@ -72,7 +79,8 @@ export class KvCache {
 
   /** Forgets positions >= n, releasing whole blocks past it. */
   truncate(seq: number, n: number): void {
-    if (n < 0 || n > this.lengths[seq]!) throw new Error(`truncate to ${n} of a sequence of ${this.lengths[seq]}`);
+    if (n < 0 || n > this.lengths[seq]!)
+      throw new Error(`truncate to ${n} of a sequence of ${this.lengths[seq]}`);
     const b = this.blocks[seq]!;
     const keep = Math.ceil(n / this.blockSize);
     while (b.length > keep) this.pool.release(b.pop()!);

@@ -9,7 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { getLlama, LlamaLogLevel, type Llama, type Token } from "node-llama-cpp";
-import { loadModel } from "../../model.js";
+import { readFileSync } from "node:fs";
+import { convertHfToGguf } from "../../formats/convert.js";
+import { DEFAULT_MODEL_PATH, loadModel } from "../../model.js";
+import { writeRandomHfModel } from "../../testing/random-hf-model.js";
 import { writeRandomModel, type RandomModelShape } from "../../testing/random-model.js";
 import { DType } from "../tensor/dtype.js";
 
@@ -28,6 +31,51 @@ const CASES: RandomModelShape[] = [
   { ...base, arch: "llama", tied: false, ropeFreqs: true, seed: 3 },
   { ...base, arch: "llama", tied: true, kvHeads: 1, dtype: DType.F32, seed: 4 },
 ];
+
+/** llama.cpp's greedy continuation of `prompt` (and its top-5 at the first step). */
+async function llamaCppGreedy(path: string, prompt: number[], n: number): Promise<{ tokens: number[]; top: [number, number][] }> {
+  llama ??= await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  const lm = await llama.loadModel({ modelPath: path });
+  const ctx = await lm.createContext({ contextSize: 256, threads: 2 });
+  const tokens: number[] = [];
+  let top: [number, number][] = [];
+  for await (const out of ctx.getSequence().evaluateWithMetadata(prompt as Token[], { probabilities: true }, { temperature: 0 })) {
+    if (!top.length) top = [...out.probabilities.entries()].slice(0, 5) as [number, number][];
+    tokens.push(out.token as number);
+    if (tokens.length >= n) break;
+  }
+  await ctx.dispose();
+  await lm.dispose();
+  return { tokens, top };
+}
+
+describe("agreement with llama.cpp on converted Hugging Face models", () => {
+  it("tiny-qwen3 as GGUF: llama.cpp continues the reference prompts as PyTorch does", async () => {
+    const out = join(dir, "tiny-qwen3-f32.gguf");
+    convertHfToGguf(DEFAULT_MODEL_PATH, out, { outtype: DType.F32 });
+    const ref = JSON.parse(readFileSync(join(DEFAULT_MODEL_PATH, "reference_logits.json"), "utf8"));
+    for (const c of ref.cases) {
+      const { tokens, top } = await llamaCppGreedy(out, c.prompt_ids, 32);
+      assert.equal(top[0]![0], c.top10[0].id);
+      const same = tokens.filter((t, i) => t === c.greedy_ids[i]).length;
+      assert.ok(same >= 30, `${same}/32 for ${JSON.stringify(c.prompt)}`);
+    }
+  });
+
+  it("a random Llama folder (rotate-half) and llama.cpp on its permuted GGUF agree", async () => {
+    const f = join(dir, "hf-llama");
+    writeRandomHfModel(f, { architecture: "LlamaForCausalLM", hidden: 128, layers: 2, heads: 4, kvHeads: 2, ffn: 256, seed: 9 });
+    const out = join(dir, "hf-llama.gguf");
+    convertHfToGguf(f, out);
+    const ours = await loadModel(f, { numCtx: 256 });
+    const prompt = ours.tokenizer.encode("The quick brown fox");
+    const theirs = await llamaCppGreedy(out, prompt, 32);
+    const mine: number[] = [];
+    for await (const ev of ours.generate(prompt, { temperature: 0, numPredict: 32 })) if (ev.token >= 0) mine.push(ev.token);
+    const same = mine.filter((t, i) => t === theirs.tokens[i]).length;
+    assert.ok(same >= 30, `only ${same}/32 agree`);
+  });
+});
 
 describe("agreement with llama.cpp", () => {
   for (const shape of CASES) {

@@ -83,7 +83,9 @@ export function readElement(dt: DType, u16: Uint16Array | null, f: Float32Array 
 /** Converts `n` elements at byte offset `off` of `buf` (any float dtype) to a new Float32Array. */
 export function toF32(buf: ArrayBuffer, off: number, dt: DType, n: number): Float32Array {
   if (dt === DType.F32) {
-    return off % 4 === 0 ? new Float32Array(buf, off, n).slice() : new Float32Array(buf.slice(off, off + 4 * n));
+    return off % 4 === 0
+      ? new Float32Array(buf, off, n).slice()
+      : new Float32Array(buf.slice(off, off + 4 * n));
   }
   const u16 = off % 2 === 0 ? new Uint16Array(buf, off, n) : new Uint16Array(buf.slice(off, off + 2 * n));
   const out = new Float32Array(n);

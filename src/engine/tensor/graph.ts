@@ -83,7 +83,14 @@ export class Graph {
   readonly nodes: Node[] = [];
   readonly outputs = new Set<Tensor>();
 
-  private make(dtype: DType, rows: number, cols: number, binding: Binding, name: string, rowStride?: number): Tensor {
+  private make(
+    dtype: DType,
+    rows: number,
+    cols: number,
+    binding: Binding,
+    name: string,
+    rowStride?: number,
+  ): Tensor {
     if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0) {
       throw new Error(`graph: bad shape [${rows}, ${cols}] for ${name}`);
     }
@@ -101,7 +108,15 @@ export class Graph {
   }
 
   /** A tensor whose bytes already exist (weights, caches, constants). */
-  bind(name: string, dtype: DType, rows: number, cols: number, buffer: ArrayBuffer, byteOffset = 0, rowStride?: number): Tensor {
+  bind(
+    name: string,
+    dtype: DType,
+    rows: number,
+    cols: number,
+    buffer: ArrayBuffer,
+    byteOffset = 0,
+    rowStride?: number,
+  ): Tensor {
     const stride = rowStride ?? cols * dtypeBytes(dtype);
     const end = byteOffset + (rows > 0 ? (rows - 1) * stride : 0) + cols * dtypeBytes(dtype);
     if (end > buffer.byteLength) throw new Error(`graph: ${name} [${rows}, ${cols}] does not fit its buffer`);
@@ -129,7 +144,8 @@ export class Graph {
 
   /** Same bytes seen as [rows, cols]; the source must be contiguous. */
   view(t: Tensor, rows: number, cols: number): Tensor {
-    if (rows * cols !== t.rows * t.cols) throw new Error(`graph: cannot view [${t.rows}, ${t.cols}] as [${rows}, ${cols}]`);
+    if (rows * cols !== t.rows * t.cols)
+      throw new Error(`graph: cannot view [${t.rows}, ${t.cols}] as [${rows}, ${cols}]`);
     if (t.rowStride !== t.cols * dtypeBytes(t.dtype)) throw new Error(`graph: ${t.name} is not contiguous`);
     const base = t.binding.kind === "view" ? t.binding.base : t;
     return this.make(t.dtype, rows, cols, { kind: "view", base }, `${t.name}.view`);
@@ -142,7 +158,13 @@ export class Graph {
     return t;
   }
 
-  private node(op: Op, dst: Tensor, src: (Tensor | null)[], ints: number[] = [], floats: number[] = []): Tensor {
+  private node(
+    op: Op,
+    dst: Tensor,
+    src: (Tensor | null)[],
+    ints: number[] = [],
+    floats: number[] = [],
+  ): Tensor {
     const s = src.slice();
     while (s.length < MAX_SRC) s.push(null);
     this.nodes.push({ op, dst, src: s, ints, floats });
@@ -161,14 +183,17 @@ export class Graph {
   }
 
   rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
-    if (weight && weight.cols !== x.cols) throw new Error(`graph: rmsNorm weight ${weight.cols} != ${x.cols}`);
+    if (weight && weight.cols !== x.cols)
+      throw new Error(`graph: rmsNorm weight ${weight.cols} != ${x.cols}`);
     return this.node(Op.RmsNorm, this.act(x.rows, x.cols, "norm"), [x, weight], [], [eps]);
   }
 
   /** x[T, K] . w[N, K]^T (+ bias[N]) */
   matmul(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
-    if (x.cols !== w.cols) throw new Error(`graph: matmul ${x.name} [${x.rows}, ${x.cols}] by ${w.name} [${w.rows}, ${w.cols}]`);
-    if (bias && bias.cols !== w.rows) throw new Error(`graph: bias of ${w.name} has ${bias.cols} != ${w.rows}`);
+    if (x.cols !== w.cols)
+      throw new Error(`graph: matmul ${x.name} [${x.rows}, ${x.cols}] by ${w.name} [${w.rows}, ${w.cols}]`);
+    if (bias && bias.cols !== w.rows)
+      throw new Error(`graph: bias of ${w.name} has ${bias.cols} != ${w.rows}`);
     return this.node(Op.Matmul, this.act(x.rows, w.rows, "mm"), [x, w, bias]);
   }
 
@@ -187,14 +212,16 @@ export class Graph {
 
   /** Writes the rows' K and V into the layer's paged cache. */
   kvStore(kv: KvLayer, k: Tensor, v: Tensor, b: BatchTensors, blockSize: number): void {
-    if (k.cols !== kv.k.cols || v.cols !== kv.v.cols) throw new Error("graph: K/V width does not match the cache");
+    if (k.cols !== kv.k.cols || v.cols !== kv.v.cols)
+      throw new Error("graph: K/V width does not match the cache");
     this.node(Op.KvStore, kv.k, [k, v, kv.v, b.positions, b.rowSeq, b.blockTables], [blockSize]);
     this.nodes[this.nodes.length - 1]!.sideEffect = true;
   }
 
   attention(q: Tensor, kv: KvLayer, b: BatchTensors, o: AttentionOptions): Tensor {
     if (o.nHead % o.nKvHead !== 0) throw new Error("graph: heads must be a multiple of KV heads");
-    if (o.nHead / o.nKvHead > 256) throw new Error("graph: more than 256 query heads per KV head is not supported");
+    if (o.nHead / o.nKvHead > 256)
+      throw new Error("graph: more than 256 query heads per KV head is not supported");
     return this.node(
       Op.Attention,
       this.act(q.rows, o.nHead * o.headDim, "attn"),

@@ -35,7 +35,13 @@ export function fuse(nodes: readonly Node[]): Node[] {
     const n = nodes[i]!;
     const next = nodes[i + 1];
     if (n.op === Op.Add && next && next.op === Op.RmsNorm && next.src[0] === n.dst) {
-      out.push({ op: Op.AddRmsNorm, dst: next.dst, src: [n.src[0]!, n.src[1]!, next.src[1] ?? null, n.dst, null, null], ints: [], floats: next.floats });
+      out.push({
+        op: Op.AddRmsNorm,
+        dst: next.dst,
+        src: [n.src[0]!, n.src[1]!, next.src[1] ?? null, n.dst, null, null],
+        ints: [],
+        floats: next.floats,
+      });
       i++;
       continue;
     }
@@ -57,7 +63,10 @@ function written(n: Node): Tensor[] {
   return n.op === Op.AddRmsNorm ? [n.dst, n.src[3]!] : [n.dst];
 }
 
-function placeActivations(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): { offsets: Map<Tensor, number>; size: number } {
+function placeActivations(
+  nodes: readonly Node[],
+  outputs: ReadonlySet<Tensor>,
+): { offsets: Map<Tensor, number>; size: number } {
   const lastUse = new Map<Tensor, number>();
   nodes.forEach((n, i) => {
     for (const t of [...n.src, ...written(n)]) {
@@ -149,7 +158,8 @@ export function compilePlan(graph: Graph): EncodedPlan {
     ints[o] = n.op;
     ints[o + 1] = n.dst.id;
     for (let s = 0; s < MAX_SRC; s++) ints[o + 2 + s] = n.src[s]?.id ?? -1;
-    if (n.ints.length > OP_PARAM_INTS || n.floats.length > OP_FLOATS) throw new Error("plan: too many op parameters");
+    if (n.ints.length > OP_PARAM_INTS || n.floats.length > OP_FLOATS)
+      throw new Error("plan: too many op parameters");
     n.ints.forEach((v, k) => (ints[o + 2 + MAX_SRC + k] = v));
     n.floats.forEach((v, k) => (floats[i * OP_FLOATS + k] = v));
   });

@@ -32,22 +32,70 @@ class Cursor {
     this.dv = new DataView(buf);
   }
   need(n: number): void {
-    if (this.pos + n > this.buf.byteLength) throw new ModelFileError(this.file, `truncated GGUF header (needs ${n} bytes at offset ${this.pos})`);
+    if (this.pos + n > this.buf.byteLength)
+      throw new ModelFileError(this.file, `truncated GGUF header (needs ${n} bytes at offset ${this.pos})`);
   }
-  u8() { this.need(1); return this.dv.getUint8(this.pos++); }
-  i8() { this.need(1); return this.dv.getInt8(this.pos++); }
-  u16() { this.need(2); const v = this.dv.getUint16(this.pos, true); this.pos += 2; return v; }
-  i16() { this.need(2); const v = this.dv.getInt16(this.pos, true); this.pos += 2; return v; }
-  u32() { this.need(4); const v = this.dv.getUint32(this.pos, true); this.pos += 4; return v; }
-  i32() { this.need(4); const v = this.dv.getInt32(this.pos, true); this.pos += 4; return v; }
-  f32() { this.need(4); const v = this.dv.getFloat32(this.pos, true); this.pos += 4; return v; }
-  f64() { this.need(8); const v = this.dv.getFloat64(this.pos, true); this.pos += 8; return v; }
-  u64(): bigint { this.need(8); const v = this.dv.getBigUint64(this.pos, true); this.pos += 8; return v; }
-  i64(): bigint { this.need(8); const v = this.dv.getBigInt64(this.pos, true); this.pos += 8; return v; }
+  u8() {
+    this.need(1);
+    return this.dv.getUint8(this.pos++);
+  }
+  i8() {
+    this.need(1);
+    return this.dv.getInt8(this.pos++);
+  }
+  u16() {
+    this.need(2);
+    const v = this.dv.getUint16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+  i16() {
+    this.need(2);
+    const v = this.dv.getInt16(this.pos, true);
+    this.pos += 2;
+    return v;
+  }
+  u32() {
+    this.need(4);
+    const v = this.dv.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  i32() {
+    this.need(4);
+    const v = this.dv.getInt32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  f32() {
+    this.need(4);
+    const v = this.dv.getFloat32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  f64() {
+    this.need(8);
+    const v = this.dv.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+  u64(): bigint {
+    this.need(8);
+    const v = this.dv.getBigUint64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+  i64(): bigint {
+    this.need(8);
+    const v = this.dv.getBigInt64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
   /** A u64 that must fit a safe integer. */
   count(what: string): number {
     const v = this.u64();
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ModelFileError(this.file, `${what} ${v} is out of range`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new ModelFileError(this.file, `${what} ${v} is out of range`);
     return Number(v);
   }
   str(): string {
@@ -61,23 +109,39 @@ class Cursor {
 
 function readScalar(c: Cursor, type: number, file: string): GgufScalar {
   switch (type) {
-    case GgufValueType.U8: return c.u8();
-    case GgufValueType.I8: return c.i8();
-    case GgufValueType.U16: return c.u16();
-    case GgufValueType.I16: return c.i16();
-    case GgufValueType.U32: return c.u32();
-    case GgufValueType.I32: return c.i32();
-    case GgufValueType.F32: return c.f32();
-    case GgufValueType.F64: return c.f64();
+    case GgufValueType.U8:
+      return c.u8();
+    case GgufValueType.I8:
+      return c.i8();
+    case GgufValueType.U16:
+      return c.u16();
+    case GgufValueType.I16:
+      return c.i16();
+    case GgufValueType.U32:
+      return c.u32();
+    case GgufValueType.I32:
+      return c.i32();
+    case GgufValueType.F32:
+      return c.f32();
+    case GgufValueType.F64:
+      return c.f64();
     case GgufValueType.BOOL: {
       const b = c.u8();
       if (b > 1) throw new ModelFileError(file, `invalid boolean value ${b}`);
       return b === 1;
     }
-    case GgufValueType.STRING: return c.str();
-    case GgufValueType.U64: { const v = c.u64(); return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v; }
-    case GgufValueType.I64: { const v = c.i64(); return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v; }
-    default: throw new ModelFileError(file, `unknown metadata value type ${type}`);
+    case GgufValueType.STRING:
+      return c.str();
+    case GgufValueType.U64: {
+      const v = c.u64();
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    }
+    case GgufValueType.I64: {
+      const v = c.i64();
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+    }
+    default:
+      throw new ModelFileError(file, `unknown metadata value type ${type}`);
   }
 }
 
@@ -87,9 +151,24 @@ function readValue(c: Cursor, type: number, file: string): GgufValue {
   const n = c.count("array length");
   if (n > MAX_ARRAY) throw new ModelFileError(file, `array of ${n} items is too large`);
   if (itemType === GgufValueType.ARRAY) throw new ModelFileError(file, "nested arrays are not supported");
-  if (itemType === GgufValueType.I32) { c.need(4 * n); const a = new Int32Array(n); for (let i = 0; i < n; i++) a[i] = c.i32(); return a; }
-  if (itemType === GgufValueType.F32) { c.need(4 * n); const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = c.f32(); return a; }
-  if (itemType === GgufValueType.U32) { c.need(4 * n); const a = new Uint32Array(n); for (let i = 0; i < n; i++) a[i] = c.u32(); return a; }
+  if (itemType === GgufValueType.I32) {
+    c.need(4 * n);
+    const a = new Int32Array(n);
+    for (let i = 0; i < n; i++) a[i] = c.i32();
+    return a;
+  }
+  if (itemType === GgufValueType.F32) {
+    c.need(4 * n);
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = c.f32();
+    return a;
+  }
+  if (itemType === GgufValueType.U32) {
+    c.need(4 * n);
+    const a = new Uint32Array(n);
+    for (let i = 0; i < n; i++) a[i] = c.u32();
+    return a;
+  }
   const out: GgufScalar[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = readScalar(c, itemType, file);
   return out;
@@ -106,7 +185,8 @@ export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): Ggu
   if (version !== 2 && version !== 3) throw new ModelFileError(file, `unsupported GGUF version ${version}`);
   const nTensors = c.count("tensor count");
   const nKv = c.count("metadata count");
-  if (nTensors > 1_000_000 || nKv > 1_000_000) throw new ModelFileError(file, "implausible tensor or metadata count (corrupt header?)");
+  if (nTensors > 1_000_000 || nKv > 1_000_000)
+    throw new ModelFileError(file, "implausible tensor or metadata count (corrupt header?)");
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; i++) {
     const key = c.str();
@@ -117,7 +197,8 @@ export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): Ggu
   let alignment = 32;
   const a = metadata.get("general.alignment");
   if (a !== undefined) {
-    if (typeof a !== "number" || a <= 0 || (a & (a - 1)) !== 0) throw new ModelFileError(file, `general.alignment ${String(a)} is not a power of two`);
+    if (typeof a !== "number" || a <= 0 || (a & (a - 1)) !== 0)
+      throw new ModelFileError(file, `general.alignment ${String(a)} is not a power of two`);
     alignment = a;
   }
   const infos: { name: string; ne: number[]; type: number; offset: number }[] = [];
@@ -138,13 +219,21 @@ export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): Ggu
   const tensors: GgufTensorInfo[] = infos.map((t) => {
     const gt = ggmlType(t.type);
     if (!gt) throw new ModelFileError(file, `tensor ${t.name} has unknown ggml type id ${t.type}`);
-    if (t.ne[0]! % gt.blockSize !== 0) throw new ModelFileError(file, `tensor ${t.name}: row of ${t.ne[0]} is not a multiple of ${gt.name}'s block of ${gt.blockSize}`);
+    if (t.ne[0]! % gt.blockSize !== 0)
+      throw new ModelFileError(
+        file,
+        `tensor ${t.name}: row of ${t.ne[0]} is not a multiple of ${gt.name}'s block of ${gt.blockSize}`,
+      );
     const count = t.ne.reduce((x, y) => x * y, 1);
     const bytes = (count / gt.blockSize) * gt.blockBytes;
-    if (t.offset % alignment !== 0) throw new ModelFileError(file, `tensor ${t.name} is not aligned to ${alignment}`);
+    if (t.offset % alignment !== 0)
+      throw new ModelFileError(file, `tensor ${t.name} is not aligned to ${alignment}`);
     const start = dataStart + t.offset;
     if (start + bytes > buffer.byteLength) {
-      throw new ModelFileError(file, `tensor ${t.name} (${gt.name} [${t.ne}]) needs ${bytes} bytes at ${start} but the file has ${buffer.byteLength} (truncated file?)`);
+      throw new ModelFileError(
+        file,
+        `tensor ${t.name} (${gt.name} [${t.ne}]) needs ${bytes} bytes at ${start} but the file has ${buffer.byteLength} (truncated file?)`,
+      );
     }
     return {
       name: t.name,

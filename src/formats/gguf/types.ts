@@ -12,7 +12,13 @@ export interface GgmlType {
   readonly dtype?: DType;
 }
 
-const T = (id: number, name: string, blockSize: number, blockBytes: number, dtype?: DType): GgmlType => ({ id, name, blockSize, blockBytes, dtype });
+const T = (id: number, name: string, blockSize: number, blockBytes: number, dtype?: DType): GgmlType => ({
+  id,
+  name,
+  blockSize,
+  blockBytes,
+  dtype,
+});
 
 export const GGML_TYPES: readonly GgmlType[] = [
   T(0, "F32", 1, 4, DType.F32),

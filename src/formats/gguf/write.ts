@@ -25,37 +25,113 @@ class Sink {
       this.pos = 0;
     }
   }
-  u8(v: number) { this.room(1); this.dv.setUint8(this.pos, v); this.pos += 1; this.length += 1; }
-  i8(v: number) { this.room(1); this.dv.setInt8(this.pos, v); this.pos += 1; this.length += 1; }
-  u16(v: number) { this.room(2); this.dv.setUint16(this.pos, v, true); this.pos += 2; this.length += 2; }
-  i16(v: number) { this.room(2); this.dv.setInt16(this.pos, v, true); this.pos += 2; this.length += 2; }
-  u32(v: number) { this.room(4); this.dv.setUint32(this.pos, v, true); this.pos += 4; this.length += 4; }
-  i32(v: number) { this.room(4); this.dv.setInt32(this.pos, v, true); this.pos += 4; this.length += 4; }
-  f32(v: number) { this.room(4); this.dv.setFloat32(this.pos, v, true); this.pos += 4; this.length += 4; }
-  f64(v: number) { this.room(8); this.dv.setFloat64(this.pos, v, true); this.pos += 8; this.length += 8; }
-  u64(v: number | bigint) { this.room(8); this.dv.setBigUint64(this.pos, BigInt(v), true); this.pos += 8; this.length += 8; }
-  i64(v: number | bigint) { this.room(8); this.dv.setBigInt64(this.pos, BigInt(v), true); this.pos += 8; this.length += 8; }
-  bytes(b: Uint8Array) { this.room(b.length); this.cur.set(b, this.pos); this.pos += b.length; this.length += b.length; }
-  str(s: string) { const b = new TextEncoder().encode(s); this.u64(b.length); this.bytes(b); }
-  pad(align: number) { while (this.length % align) this.u8(0); }
-  result(): Uint8Array[] { return [...this.chunks, this.cur.subarray(0, this.pos)]; }
+  u8(v: number) {
+    this.room(1);
+    this.dv.setUint8(this.pos, v);
+    this.pos += 1;
+    this.length += 1;
+  }
+  i8(v: number) {
+    this.room(1);
+    this.dv.setInt8(this.pos, v);
+    this.pos += 1;
+    this.length += 1;
+  }
+  u16(v: number) {
+    this.room(2);
+    this.dv.setUint16(this.pos, v, true);
+    this.pos += 2;
+    this.length += 2;
+  }
+  i16(v: number) {
+    this.room(2);
+    this.dv.setInt16(this.pos, v, true);
+    this.pos += 2;
+    this.length += 2;
+  }
+  u32(v: number) {
+    this.room(4);
+    this.dv.setUint32(this.pos, v, true);
+    this.pos += 4;
+    this.length += 4;
+  }
+  i32(v: number) {
+    this.room(4);
+    this.dv.setInt32(this.pos, v, true);
+    this.pos += 4;
+    this.length += 4;
+  }
+  f32(v: number) {
+    this.room(4);
+    this.dv.setFloat32(this.pos, v, true);
+    this.pos += 4;
+    this.length += 4;
+  }
+  f64(v: number) {
+    this.room(8);
+    this.dv.setFloat64(this.pos, v, true);
+    this.pos += 8;
+    this.length += 8;
+  }
+  u64(v: number | bigint) {
+    this.room(8);
+    this.dv.setBigUint64(this.pos, BigInt(v), true);
+    this.pos += 8;
+    this.length += 8;
+  }
+  i64(v: number | bigint) {
+    this.room(8);
+    this.dv.setBigInt64(this.pos, BigInt(v), true);
+    this.pos += 8;
+    this.length += 8;
+  }
+  bytes(b: Uint8Array) {
+    this.room(b.length);
+    this.cur.set(b, this.pos);
+    this.pos += b.length;
+    this.length += b.length;
+  }
+  str(s: string) {
+    const b = new TextEncoder().encode(s);
+    this.u64(b.length);
+    this.bytes(b);
+  }
+  pad(align: number) {
+    while (this.length % align) this.u8(0);
+  }
+  result(): Uint8Array[] {
+    return [...this.chunks, this.cur.subarray(0, this.pos)];
+  }
 }
 
 function writeScalar(s: Sink, type: GgufValueType, v: GgufScalar): void {
   switch (type) {
-    case GgufValueType.U8: return s.u8(Number(v));
-    case GgufValueType.I8: return s.i8(Number(v));
-    case GgufValueType.U16: return s.u16(Number(v));
-    case GgufValueType.I16: return s.i16(Number(v));
-    case GgufValueType.U32: return s.u32(Number(v));
-    case GgufValueType.I32: return s.i32(Number(v));
-    case GgufValueType.F32: return s.f32(Number(v));
-    case GgufValueType.F64: return s.f64(Number(v));
-    case GgufValueType.BOOL: return s.u8(v ? 1 : 0);
-    case GgufValueType.STRING: return s.str(String(v));
-    case GgufValueType.U64: return s.u64(typeof v === "bigint" ? v : Number(v));
-    case GgufValueType.I64: return s.i64(typeof v === "bigint" ? v : Number(v));
-    default: throw new Error(`gguf writer: cannot write value type ${type}`);
+    case GgufValueType.U8:
+      return s.u8(Number(v));
+    case GgufValueType.I8:
+      return s.i8(Number(v));
+    case GgufValueType.U16:
+      return s.u16(Number(v));
+    case GgufValueType.I16:
+      return s.i16(Number(v));
+    case GgufValueType.U32:
+      return s.u32(Number(v));
+    case GgufValueType.I32:
+      return s.i32(Number(v));
+    case GgufValueType.F32:
+      return s.f32(Number(v));
+    case GgufValueType.F64:
+      return s.f64(Number(v));
+    case GgufValueType.BOOL:
+      return s.u8(v ? 1 : 0);
+    case GgufValueType.STRING:
+      return s.str(String(v));
+    case GgufValueType.U64:
+      return s.u64(typeof v === "bigint" ? v : Number(v));
+    case GgufValueType.I64:
+      return s.i64(typeof v === "bigint" ? v : Number(v));
+    default:
+      throw new Error(`gguf writer: cannot write value type ${type}`);
   }
 }
 
@@ -84,8 +160,10 @@ export function encodeGguf(kvs: GgufKv[], tensors: GgufTensorOut[], alignment = 
     if (!gt) throw new Error(`gguf writer: unknown type ${t.type} for ${t.name}`);
     const count = t.ne.reduce((a, b) => a * b, 1);
     const bytes = (count / gt.blockSize) * gt.blockBytes;
-    if (t.ne[0]! % gt.blockSize || bytes !== t.data.length) throw new Error(`gguf writer: ${t.name} has ${t.data.length} bytes for [${t.ne}] ${gt.name}`);
-    if (new TextEncoder().encode(t.name).length >= 64) throw new Error(`gguf writer: tensor name ${t.name} is too long`);
+    if (t.ne[0]! % gt.blockSize || bytes !== t.data.length)
+      throw new Error(`gguf writer: ${t.name} has ${t.data.length} bytes for [${t.ne}] ${gt.name}`);
+    if (new TextEncoder().encode(t.name).length >= 64)
+      throw new Error(`gguf writer: tensor name ${t.name} is too long`);
     s.str(t.name);
     s.u32(t.ne.length);
     for (const d of t.ne) s.u64(d);
@@ -116,7 +194,11 @@ export function writeGguf(path: string, kvs: GgufKv[], tensors: GgufTensorOut[],
     closeSync(fd);
     renameSync(tmp, path);
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     rmSync(tmp, { force: true });
     throw e;
   }
@@ -129,7 +211,22 @@ export const kv = {
   i32: (key: string, value: number): GgufKv => ({ key, type: GgufValueType.I32, value }),
   f32: (key: string, value: number): GgufKv => ({ key, type: GgufValueType.F32, value }),
   bool: (key: string, value: boolean): GgufKv => ({ key, type: GgufValueType.BOOL, value }),
-  strs: (key: string, value: string[]): GgufKv => ({ key, type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value }),
-  i32s: (key: string, value: ArrayLike<number>): GgufKv => ({ key, type: GgufValueType.ARRAY, itemType: GgufValueType.I32, value: Array.from(value) }),
-  f32s: (key: string, value: ArrayLike<number>): GgufKv => ({ key, type: GgufValueType.ARRAY, itemType: GgufValueType.F32, value: Array.from(value) }),
+  strs: (key: string, value: string[]): GgufKv => ({
+    key,
+    type: GgufValueType.ARRAY,
+    itemType: GgufValueType.STRING,
+    value,
+  }),
+  i32s: (key: string, value: ArrayLike<number>): GgufKv => ({
+    key,
+    type: GgufValueType.ARRAY,
+    itemType: GgufValueType.I32,
+    value: Array.from(value),
+  }),
+  f32s: (key: string, value: ArrayLike<number>): GgufKv => ({
+    key,
+    type: GgufValueType.ARRAY,
+    itemType: GgufValueType.F32,
+    value: Array.from(value),
+  }),
 };

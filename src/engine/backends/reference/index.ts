@@ -34,7 +34,9 @@ export class ReferenceBackend implements Backend {
         if (!samplers) return null;
         const rows = logits ? bufs.read(logits) : new Float32Array(0);
         const V = logits?.cols ?? 0;
-        return Int32Array.from(samplers, (s, r) => (s && logits && r < logits.rows ? s.sample(rows.subarray(r * V, r * V + V)).token : -1));
+        return Int32Array.from(samplers, (s, r) =>
+          s && logits && r < logits.rows ? s.sample(rows.subarray(r * V, r * V + V)).token : -1,
+        );
       },
     };
   }

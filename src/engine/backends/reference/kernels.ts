@@ -61,7 +61,9 @@ const kernels: Record<number, Kernel> = {
   [Op.AddRmsNorm](d, [a, b, w, s], _ip, fp) {
     const wr = w ? rowF32(w, 0) : null;
     for (let r = 0; r < a!.ne1; r++) {
-      const pa = rowF32(a!, r), pb = rowF32(b!, r), ps = out(s!, r);
+      const pa = rowF32(a!, r),
+        pb = rowF32(b!, r),
+        ps = out(s!, r);
       for (let i = 0; i < pa.length; i++) ps[i] = pa[i]! + pb[i]!;
       rmsRow(ps, wr, fp[0]!, out(d, r));
     }
@@ -86,7 +88,8 @@ const kernels: Record<number, Kernel> = {
     const w = nw ? rowF32(nw, 0) : null;
     const buf = new Float32Array(hd);
     for (let t = 0; t < x!.ne1; t++) {
-      const xr = rowF32(x!, t), dr = out(d, t);
+      const xr = rowF32(x!, t),
+        dr = out(d, t);
       for (let h = 0; h < nHead; h++) {
         const src = xr.subarray(h * hd, h * hd + hd);
         if (w) rmsRow(src, w, fp[1]!, buf);
@@ -96,10 +99,12 @@ const kernels: Record<number, Kernel> = {
           let inv = Math.pow(fp[0]!, (-2 * i) / nRot);
           if (f) inv /= f[i]!;
           const a = p[t]! * inv;
-          const c = Math.fround(Math.cos(a)), s = Math.fround(Math.sin(a));
+          const c = Math.fround(Math.cos(a)),
+            s = Math.fround(Math.sin(a));
           const i0 = pairing === RopePairing.Interleaved ? 2 * i : i;
           const i1 = pairing === RopePairing.Interleaved ? 2 * i + 1 : i + half;
-          const x0 = buf[i0]!, x1 = buf[i1]!;
+          const x0 = buf[i0]!,
+            x1 = buf[i1]!;
           dr[h * hd + i0] = x0 * c - x1 * s;
           dr[h * hd + i1] = x0 * s + x1 * c;
         }
@@ -109,13 +114,16 @@ const kernels: Record<number, Kernel> = {
   },
   [Op.KvStore](kpool, [k, v, vpool, pos, rowSeq, tables], ip) {
     const bs = ip[0]!;
-    const p = i32(pos!), seq = i32(rowSeq!), tab = i32(tables!);
+    const p = i32(pos!),
+      seq = i32(rowSeq!),
+      tab = i32(tables!);
     for (let t = 0; t < k!.ne1; t++) {
       const table = seq[t]! * tables!.ne0;
       const slot = tab[table + Math.floor(p[t]! / bs)]! * bs + (p[t]! % bs);
       const dk = new Uint16Array(kpool.buffer, kpool.offset + slot * kpool.nb1, kpool.ne0);
       const dv = new Uint16Array(vpool!.buffer, vpool!.offset + slot * vpool!.nb1, vpool!.ne0);
-      const kr = rowF32(k!, t), vr = rowF32(v!, t);
+      const kr = rowF32(k!, t),
+        vr = rowF32(v!, t);
       for (let i = 0; i < k!.ne0; i++) {
         dk[i] = f32ToF16(kr[i]!);
         dv[i] = f32ToF16(vr[i]!);
@@ -125,9 +133,12 @@ const kernels: Record<number, Kernel> = {
   [Op.Attention](d, [q, kpool, vpool, pos, rowSeq, tables], ip, fp) {
     const [nHead, nKv, hd, bs, window] = [ip[0]!, ip[1]!, ip[2]!, ip[3]!, ip[4]!];
     const scale = fp[0]!;
-    const p = i32(pos!), seq = i32(rowSeq!), tab = i32(tables!);
+    const p = i32(pos!),
+      seq = i32(rowSeq!),
+      tab = i32(tables!);
     for (let t = 0; t < q!.ne1; t++) {
-      const qr = rowF32(q!, t), dr = out(d, t);
+      const qr = rowF32(q!, t),
+        dr = out(d, t);
       const first = window > 0 ? Math.max(0, p[t]! - window + 1) : 0;
       for (let h = 0; h < nHead; h++) {
         const kvh = Math.floor(h / (nHead / nKv));
@@ -147,7 +158,11 @@ const kernels: Record<number, Kernel> = {
         scores.forEach((s, j) => {
           const e = Math.exp(s - m);
           l += e;
-          const vr = new Uint16Array(vpool!.buffer, vpool!.offset + slots[j]! * vpool!.nb1 + kvh * hd * 2, hd);
+          const vr = new Uint16Array(
+            vpool!.buffer,
+            vpool!.offset + slots[j]! * vpool!.nb1 + kvh * hd * 2,
+            hd,
+          );
           for (let i = 0; i < hd; i++) acc[i]! += e * f16ToF32(vr[i]!);
         });
         for (let i = 0; i < hd; i++) dr[h * hd + i] = acc[i]! / l;
@@ -156,13 +171,17 @@ const kernels: Record<number, Kernel> = {
   },
   [Op.SwiGlu](d, [a, b]) {
     for (let r = 0; r < a!.ne1; r++) {
-      const x = rowF32(a!, r), y = rowF32(b!, r), o = out(d, r);
+      const x = rowF32(a!, r),
+        y = rowF32(b!, r),
+        o = out(d, r);
       for (let i = 0; i < x.length; i++) o[i] = (x[i]! / (1 + Math.exp(-x[i]!))) * y[i]!;
     }
   },
   [Op.GeGlu](d, [a, b]) {
     for (let r = 0; r < a!.ne1; r++) {
-      const x = rowF32(a!, r), y = rowF32(b!, r), o = out(d, r);
+      const x = rowF32(a!, r),
+        y = rowF32(b!, r),
+        o = out(d, r);
       for (let i = 0; i < x.length; i++) {
         const v = x[i]!;
         o[i] = 0.5 * v * (1 + Math.tanh(0.7978845608 * (v + 0.044715 * v * v * v))) * y[i]!;
@@ -171,14 +190,21 @@ const kernels: Record<number, Kernel> = {
   },
   [Op.Add](d, [a, b]) {
     for (let r = 0; r < a!.ne1; r++) {
-      const x = rowF32(a!, r), y = rowF32(b!, r), o = out(d, r);
+      const x = rowF32(a!, r),
+        y = rowF32(b!, r),
+        o = out(d, r);
       for (let i = 0; i < x.length; i++) o[i] = x[i]! + y[i]!;
     }
   },
 };
 
 /** Runs every node of an encoded plan over resolved buffers. */
-export function runPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): void {
+export function runPlan(
+  ints: Int32Array,
+  floats: Float32Array,
+  tensors: Float64Array,
+  buffers: ArrayBuffer[],
+): void {
   const views: (TensorView | null)[] = [];
   for (let i = 0; i < tensors.length / TENSOR_FIELDS; i++) {
     const f = i * TENSOR_FIELDS;
@@ -186,15 +212,29 @@ export function runPlan(ints: Int32Array, floats: Float32Array, tensors: Float64
     views.push(
       buf < 0
         ? null
-        : { buffer: buffers[buf]!, offset: tensors[f + 1]!, dtype: tensors[f + 2]!, ne0: tensors[f + 3]!, ne1: tensors[f + 4]!, nb1: tensors[f + 5]! },
+        : {
+            buffer: buffers[buf]!,
+            offset: tensors[f + 1]!,
+            dtype: tensors[f + 2]!,
+            ne0: tensors[f + 3]!,
+            ne1: tensors[f + 4]!,
+            nb1: tensors[f + 5]!,
+          },
     );
   }
   for (let n = 0; n < ints.length / OP_INTS; n++) {
     const o = n * OP_INTS;
     const k = kernels[ints[o]!];
     if (!k) throw new Error(`reference: unknown op ${ints[o]}`);
-    const src = Array.from({ length: MAX_SRC }, (_, s) => (ints[o + 2 + s]! >= 0 ? views[ints[o + 2 + s]!]! : null));
-    k(views[ints[o + 1]!]!, src, ints.subarray(o + 2 + MAX_SRC, o + OP_INTS), floats.subarray(n * OP_FLOATS, n * OP_FLOATS + OP_FLOATS));
+    const src = Array.from({ length: MAX_SRC }, (_, s) =>
+      ints[o + 2 + s]! >= 0 ? views[ints[o + 2 + s]!]! : null,
+    );
+    k(
+      views[ints[o + 1]!]!,
+      src,
+      ints.subarray(o + 2 + MAX_SRC, o + OP_INTS),
+      floats.subarray(n * OP_FLOATS, n * OP_FLOATS + OP_FLOATS),
+    );
   }
 }
 
@@ -202,4 +242,3 @@ export function runPlan(ints: Int32Array, floats: Float32Array, tensors: Float64
 export function forgetConverted(buffer: ArrayBuffer): void {
   f32Cache.delete(buffer);
 }
-

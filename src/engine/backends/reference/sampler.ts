@@ -75,14 +75,16 @@ export class ReferenceSampler implements Sampler {
     const f = Math.fround;
     let v: Float32Array = logits;
     const penalize =
-      this.hist.length > 0 && ((o.repeatPenalty !== 1 && o.repeatPenalty > 0) || o.presencePenalty !== 0 || o.frequencyPenalty !== 0);
+      this.hist.length > 0 &&
+      ((o.repeatPenalty !== 1 && o.repeatPenalty > 0) || o.presencePenalty !== 0 || o.frequencyPenalty !== 0);
     if (penalize) {
       v = logits.slice();
       const counts = new Map<number, number>();
       for (const t of this.hist) counts.set(t, (counts.get(t) ?? 0) + 1);
       for (const [tok, count] of counts) {
         let x = v[tok]!;
-        if (o.repeatPenalty !== 1 && o.repeatPenalty > 0) x = x < 0 ? f(x * o.repeatPenalty) : f(x / o.repeatPenalty);
+        if (o.repeatPenalty !== 1 && o.repeatPenalty > 0)
+          x = x < 0 ? f(x * o.repeatPenalty) : f(x / o.repeatPenalty);
         x = f(x - f(f(o.presencePenalty) + f(f(o.frequencyPenalty) * count)));
         v[tok] = x;
       }
