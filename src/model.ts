@@ -66,7 +66,7 @@ export class Model {
     return {
       architecture: this.engine.metadata.arch,
       format: this.source.format,
-      parameters: Math.round(this.engine.weightBytes() / 2),
+      parameters: this.engine.parameterCount(),
       layers: c.numHiddenLayers,
       embedding: c.hiddenSize,
       heads: `${c.numAttentionHeads} (kv ${c.numKeyValueHeads})`,

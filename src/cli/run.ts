@@ -178,6 +178,8 @@ async function interactive(
       rl.resume();
     }
   };
+  let closed = false;
+  rl.on("close", () => (closed = true));
   rl.prompt();
   for await (const line of rl) {
     if (multi) {
@@ -201,6 +203,7 @@ async function interactive(
     } else if (line.trim()) {
       await answer(line);
     }
+    if (closed) break;
     rl.prompt();
   }
   return 0;

@@ -121,6 +121,13 @@ export class EngineModel {
     });
   }
 
+  /** Number of weights (parameters) bound from the file. */
+  parameterCount(): number {
+    let n = 0;
+    for (const w of this.weights.values()) n += w.spec.rows * w.spec.cols;
+    return n;
+  }
+
   /** Bytes of weights the model reads per token. */
   weightBytes(): number {
     let n = 0;
