@@ -1,8 +1,8 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in f16 pools of token
  * slots; a sequence's block table maps position p to slot table[p / bs] * bs + p % bs.
  * A work item is a block of up to QB rows with one KV head: each K and V row is converted
- * once and shared by every query head of the group in every row of the block. Scores are
- * computed, soft-maxed and applied in three passes. Items are dealt round-robin to
+ * once and shared by every query head of the group in every row of the block. Keys are
+ * processed in tiles with an online softmax, so memory stays bounded for any length. Items are dealt round-robin to
  * threads, which balances the causal triangle and keeps results independent of the
  * thread count (blocks are fixed by row index, not by thread). */
 #include <math.h>
@@ -77,8 +77,10 @@ static LMX_AVX2 float dot_avx2(const float *a, const float *b, int n) {
   return s;
 }
 
-/* exp(x) for x <= 0 (scores minus their max): 2^n * p(r), relative error ~2e-7. */
+/* exp(x) for x <= 0 (scores minus their max): 2^n * p(r), relative error ~2e-7; exactly 0
+ * below -87 (masked keys are -inf and must weigh nothing). */
 static inline LMX_AVX2 __m256 exp8(__m256 x) {
+  const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
   x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
   __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
@@ -92,7 +94,7 @@ static inline LMX_AVX2 __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
 }
 
 static LMX_AVX2 float exp_sum_avx2(float *s, int64_t n, float m) {
@@ -118,6 +120,8 @@ static LMX_AVX2 void axpy_avx2(float *acc, float p, const float *v, int n) {
 
 /* Query rows per work item: their K/V rows are converted once for all of them. */
 #define QB 8
+/* Keys per tile of the online softmax. */
+#define KT 256
 
 void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *q = n->src[0], *kpool = n->src[1], *vpool = n->src[2], *pos = n->src[3], *rowSeq = n->src[4],
@@ -154,35 +158,51 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         if (first[r] < lo) lo = first[r];
         if (last[r] > hi) hi = last[r];
       }
-      const int64_t nk = hi - lo + 1, rows = (int64_t)nq * G;
-      float *buf = scratch((size_t)(rows * nk + hd + rows * hd));
-      float *s = buf, *kv = buf + rows * nk, *acc = kv + hd;
-      for (int64_t j = 0; j < nk; j++) {
-        const int64_t slot = slot_of(table, lo + j, bs);
-        lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, kv, hd);
-        for (int r = 0; r < nq; r++) {
-          const float *qr = (const float *)(q->data + (a + r) * q->nb1) + (int64_t)kvh * G * hd;
-          const int valid = lo + j >= first[r] && lo + j <= last[r];
-          for (int g = 0; g < G; g++) s[(r * G + g) * nk + j] = valid ? DOT(qr + g * hd, kv, hd) * scale : -INFINITY;
-        }
-      }
-      float sums[QB * 256];
+      const int64_t rows = (int64_t)nq * G;
+      /* Online softmax over key tiles: per query head a running max m, sum l and
+       * unnormalized output acc, rescaled whenever a tile raises the max. */
+      float *buf = scratch((size_t)(rows * KT + hd + rows * hd + 2 * rows));
+      float *s = buf, *kv = buf + rows * KT, *acc = kv + hd, *m = acc + rows * hd, *l = m + rows;
       for (int64_t x = 0; x < rows; x++) {
-        float m = -INFINITY;
-        for (int64_t j = 0; j < nk; j++) m = s[x * nk + j] > m ? s[x * nk + j] : m;
-        sums[x] = EXPSUM(s + x * nk, nk, m);
+        m[x] = -INFINITY;
+        l[x] = 0;
         for (int i = 0; i < hd; i++) acc[x * hd + i] = 0;
       }
-      for (int64_t j = 0; j < nk; j++) {
-        const int64_t slot = slot_of(table, lo + j, bs);
-        lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, kv, hd);
-        for (int64_t x = 0; x < rows; x++)
-          if (s[x * nk + j] != 0.0f) AXPY(acc + x * hd, s[x * nk + j], kv, hd);
+      for (int64_t j0 = lo; j0 <= hi; j0 += KT) {
+        const int64_t nk = hi - j0 + 1 < KT ? hi - j0 + 1 : KT;
+        for (int64_t j = 0; j < nk; j++) {
+          const int64_t slot = slot_of(table, j0 + j, bs);
+          lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, kv, hd);
+          for (int r = 0; r < nq; r++) {
+            const float *qr = (const float *)(q->data + (a + r) * q->nb1) + (int64_t)kvh * G * hd;
+            const int valid = j0 + j >= first[r] && j0 + j <= last[r];
+            for (int g = 0; g < G; g++) s[(r * G + g) * KT + j] = valid ? DOT(qr + g * hd, kv, hd) * scale : -INFINITY;
+          }
+        }
+        for (int64_t x = 0; x < rows; x++) {
+          float mt = m[x];
+          for (int64_t j = 0; j < nk; j++) mt = s[x * KT + j] > mt ? s[x * KT + j] : mt;
+          if (mt == -INFINITY) {
+            for (int64_t j = 0; j < nk; j++) s[x * KT + j] = 0;
+            continue;
+          }
+          const float rescale = expf(m[x] - mt);
+          if (rescale != 1.0f)
+            for (int i = 0; i < hd; i++) acc[x * hd + i] *= rescale;
+          l[x] = l[x] * rescale + EXPSUM(s + x * KT, nk, mt);
+          m[x] = mt;
+        }
+        for (int64_t j = 0; j < nk; j++) {
+          const int64_t slot = slot_of(table, j0 + j, bs);
+          lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, kv, hd);
+          for (int64_t x = 0; x < rows; x++)
+            if (s[x * KT + j] != 0.0f) AXPY(acc + x * hd, s[x * KT + j], kv, hd);
+        }
       }
       for (int r = 0; r < nq; r++)
         for (int g = 0; g < G; g++) {
           float *out = (float *)(d->data + (a + r) * d->nb1) + (int64_t)(kvh * G + g) * hd;
-          const float inv = 1.0f / sums[r * G + g];
+          const float inv = 1.0f / l[r * G + g];
           for (int i = 0; i < hd; i++) out[i] = acc[(r * G + g) * hd + i] * inv;
         }
       a = b;
