@@ -19,7 +19,8 @@ const tc = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8"));
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 function time(make) {
-  const cold = [], warm = [];
+  const cold = [],
+    warm = [];
   let ids;
   for (let r = 0; r < 5; r++) {
     const t = make();
@@ -50,7 +51,9 @@ for (let i = 0; i < Math.min(ours.ids.length, theirs.ids.length); i++) {
     break;
   }
 }
-console.log(`text: ${text.length} chars, ${ours.ids.length} tokens (lmx) / ${theirs.ids.length} (@huggingface/tokenizers)`);
+console.log(
+  `text: ${text.length} chars, ${ours.ids.length} tokens (lmx) / ${theirs.ids.length} (@huggingface/tokenizers)`,
+);
 console.log(`identical ids: ${same}${firstDiff >= 0 ? ` (first difference at token ${firstDiff})` : ""}`);
 console.log(`lmx                     cold ${ours.cold.toFixed(1)} ms, warm ${ours.warm.toFixed(1)} ms`);
 console.log(`@huggingface/tokenizers cold ${theirs.cold.toFixed(1)} ms, warm ${theirs.warm.toFixed(1)} ms`);

@@ -12,9 +12,15 @@ const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lm
 const hasScript = spawnSync("script", ["--version"]).status === 0;
 
 /** Drives the REPL: waits for `expect` in the output before sending each input. */
-async function session(args: string[], steps: { send: string; expect?: RegExp }[]): Promise<{ out: string; code: number | null }> {
+async function session(
+  args: string[],
+  steps: { send: string; expect?: RegExp }[],
+): Promise<{ out: string; code: number | null }> {
   const cmd = [process.execPath, bin, "run", ...args].map((a) => `'${a}'`).join(" ");
-  const child = spawn("script", ["-qfec", cmd, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, TERM: "dumb" } });
+  const child = spawn("script", ["-qfec", cmd, "/dev/null"], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, TERM: "dumb" },
+  });
   let out = "";
   const waiters: (() => void)[] = [];
   child.stdout.on("data", (d) => {
@@ -40,23 +46,29 @@ async function session(args: string[], steps: { send: string; expect?: RegExp }[
 
 describe("lmx run (interactive)", { skip: !hasScript && "util-linux script is not installed" }, () => {
   it("answers, runs commands, takes multi-line input and exits with /bye", async () => {
-    const { out, code } = await session(["--temperature", "0", "--num-predict", "6"], [
-      { send: "/show info\r", expect: /architecture\s+qwen3[\s\S]*>>> $/ },
-      { send: "/set parameter num_predict 4\r", expect: /Set parameter 'num_predict' to '4'[\s\S]*>>> $/ },
-      { send: "hello there\r", expect: /\r?\n\r?\n>>> $/ },
-      { send: '"""\rfirst line\rsecond line\r"""\r', expect: /\.\.\. [\s\S]*>>> $/ },
-      { send: "/clear\r", expect: /Cleared session context[\s\S]*>>> $/ },
-      { send: "/bye\r" },
-    ]);
+    const { out, code } = await session(
+      ["--temperature", "0", "--num-predict", "6"],
+      [
+        { send: "/show info\r", expect: /architecture\s+qwen3[\s\S]*>>> $/ },
+        { send: "/set parameter num_predict 4\r", expect: /Set parameter 'num_predict' to '4'[\s\S]*>>> $/ },
+        { send: "hello there\r", expect: /\r?\n\r?\n>>> $/ },
+        { send: '"""\rfirst line\rsecond line\r"""\r', expect: /\.\.\. [\s\S]*>>> $/ },
+        { send: "/clear\r", expect: /Cleared session context[\s\S]*>>> $/ },
+        { send: "/bye\r" },
+      ],
+    );
     assert.equal(code, 0, out);
   });
 
   it("Ctrl-C stops an answer and Ctrl-D exits", async () => {
-    const { out, code } = await session(["--temperature", "0", "--num-predict", "100000", "--num-ctx", "8192"], [
-      { send: "write a very long story\r", expect: /\S{3,}/ },
-      { send: "\x03", expect: />>> $/ },
-      { send: "\x04" },
-    ]);
+    const { out, code } = await session(
+      ["--temperature", "0", "--num-predict", "100000", "--num-ctx", "8192"],
+      [
+        { send: "write a very long story\r", expect: /\S{3,}/ },
+        { send: "\x03", expect: />>> $/ },
+        { send: "\x04" },
+      ],
+    );
     assert.equal(code, 0, out);
   });
 });

@@ -194,6 +194,60 @@ describe("cpu backend matches the reference backend", () => {
   });
 });
 
+describe("long attention", () => {
+  it("spans several key tiles of the online softmax (600 positions, window 300 and none)", async () => {
+    const T = 600,
+      nHead = 2,
+      nKv = 1,
+      hd = 16,
+      bs = 32,
+      slots = 32 * bs;
+    for (const window of [0, 300]) {
+      const results: Float32Array[] = [];
+      for (const b of backends) {
+        const kpool = b.allocate(slots * nKv * hd * 2),
+          vpool = b.allocate(slots * nKv * hd * 2);
+        const g = new Graph();
+        const kv = {
+          k: g.bind("k", DType.F16, slots, nKv * hd, kpool),
+          v: g.bind("v", DType.F16, slots, nKv * hd, vpool),
+        };
+        const batch = g.batchInputs(T, 0, 1, 20);
+        g.kvStore(
+          kv,
+          rand(g, "kx", T, nKv * hd, 41, DType.F32, 3),
+          rand(g, "vx", T, nKv * hd, 42),
+          batch,
+          bs,
+        );
+        const out = g.output(
+          g.attention(rand(g, "q", T, nHead * hd, 43, DType.F32, 3), kv, batch, {
+            nHead,
+            nKvHead: nKv,
+            headDim: hd,
+            scale: 0.25,
+            blockSize: bs,
+            slidingWindow: window,
+          }),
+        );
+        const p = b.prepare(g);
+        p.setInput(
+          "positions",
+          Array.from({ length: T }, (_, i) => i),
+        );
+        p.setInput("rowSeq", new Array(T).fill(0));
+        p.setInput(
+          "blockTables",
+          Array.from({ length: 20 }, (_, i) => ((i * 7) % 31) + 1),
+        );
+        await p.execute();
+        results.push(p.read(out).slice());
+      }
+      assertClose(results[1]!, results[0]!, 1e-3, `attention over ${T} positions, window ${window}`);
+    }
+  });
+});
+
 describe("cpu results do not depend on the thread count", () => {
   it("matmul (GEMV and GEMM) gives identical bits on 1, 2 and 3 threads", async () => {
     const cpu = new CpuBackend();
