@@ -5,11 +5,48 @@ export enum DType {
   F16 = 1,
   BF16 = 2,
   I32 = 3,
+  Q4_0 = 10,
+  Q4_1 = 11,
+  Q5_0 = 12,
+  Q5_1 = 13,
+  Q8_0 = 14,
+  Q4_K = 15,
+  Q5_K = 16,
+  Q6_K = 17,
+  MXFP4 = 18,
+  NVFP4 = 19,
 }
 
-/** Bytes per element. */
+/** Elements and bytes per block of the block-quantized types. */
+export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
+  [DType.Q4_0]: { size: 32, bytes: 18 },
+  [DType.Q4_1]: { size: 32, bytes: 20 },
+  [DType.Q5_0]: { size: 32, bytes: 22 },
+  [DType.Q5_1]: { size: 32, bytes: 24 },
+  [DType.Q8_0]: { size: 32, bytes: 34 },
+  [DType.Q4_K]: { size: 256, bytes: 144 },
+  [DType.Q5_K]: { size: 256, bytes: 176 },
+  [DType.Q6_K]: { size: 256, bytes: 210 },
+  [DType.MXFP4]: { size: 32, bytes: 17 },
+  [DType.NVFP4]: { size: 64, bytes: 36 },
+};
+
+export function isQuantized(dt: DType): boolean {
+  return BLOCKS[dt] !== undefined;
+}
+
+/** Bytes per element of a non-quantized type. */
 export function dtypeBytes(dt: DType): number {
+  if (isQuantized(dt)) throw new Error(`${DType[dt]} has no per-element size`);
   return dt === DType.F32 || dt === DType.I32 ? 4 : 2;
+}
+
+/** Bytes of a row of `cols` elements. */
+export function rowBytes(dt: DType, cols: number): number {
+  const b = BLOCKS[dt];
+  if (!b) return cols * dtypeBytes(dt);
+  if (cols % b.size) throw new Error(`a row of ${cols} is not a whole number of ${DType[dt]} blocks of ${b.size}`);
+  return (cols / b.size) * b.bytes;
 }
 
 export function dtypeName(dt: DType): string {

@@ -3,7 +3,7 @@
  * output tensor. Tensors are 2-D (rows x cols, cols contiguous); a reshape is a view.
  * The graph knows shapes and bindings, not file formats or models.
  */
-import { DType, dtypeBytes } from "./dtype.js";
+import { DType, rowBytes } from "./dtype.js";
 import { MAX_SRC, Op, RopePairing } from "./ops.js";
 
 /** Where a tensor's bytes live. Activations have none until the planner places them. */
@@ -99,7 +99,7 @@ export class Graph {
       dtype,
       rows,
       cols,
-      rowStride: rowStride ?? cols * dtypeBytes(dtype),
+      rowStride: rowStride ?? rowBytes(dtype, cols),
       binding,
       name,
     };
@@ -117,8 +117,8 @@ export class Graph {
     byteOffset = 0,
     rowStride?: number,
   ): Tensor {
-    const stride = rowStride ?? cols * dtypeBytes(dtype);
-    const end = byteOffset + (rows > 0 ? (rows - 1) * stride : 0) + cols * dtypeBytes(dtype);
+    const stride = rowStride ?? rowBytes(dtype, cols);
+    const end = byteOffset + (rows > 0 ? (rows - 1) * stride : 0) + rowBytes(dtype, cols);
     if (end > buffer.byteLength) throw new Error(`graph: ${name} [${rows}, ${cols}] does not fit its buffer`);
     return this.make(dtype, rows, cols, { kind: "buffer", buffer, byteOffset }, name, stride);
   }
@@ -146,7 +146,7 @@ export class Graph {
   view(t: Tensor, rows: number, cols: number): Tensor {
     if (rows * cols !== t.rows * t.cols)
       throw new Error(`graph: cannot view [${t.rows}, ${t.cols}] as [${rows}, ${cols}]`);
-    if (t.rowStride !== t.cols * dtypeBytes(t.dtype)) throw new Error(`graph: ${t.name} is not contiguous`);
+    if (t.rowStride !== rowBytes(t.dtype, t.cols)) throw new Error(`graph: ${t.name} is not contiguous`);
     const base = t.binding.kind === "view" ? t.binding.base : t;
     return this.make(t.dtype, rows, cols, { kind: "view", base }, `${t.name}.view`);
   }
