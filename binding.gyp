@@ -8,6 +8,7 @@
         "native/executor.c",
         "native/cpu.c",
         "native/kernels/convert.c",
+        "native/kernels/dequant.c",
         "native/kernels/matmul.c",
         "native/kernels/norm.c",
         "native/kernels/rope.c",

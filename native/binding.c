@@ -137,10 +137,6 @@ static void plan_finalize(napi_env env, void *data, void *hint) {
   free(b);
 }
 
-static size_t dtype_size(int32_t dt) {
-  return dt == LMX_F32 || dt == LMX_I32 ? 4 : 2;
-}
-
 static void *typed_data(napi_env env, napi_value v, size_t *count) {
   napi_typedarray_type type;
   size_t len, off;
@@ -194,8 +190,8 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
     t->nb1 = (int64_t)f[5];
     if (buf < 0) continue;
     size_t off = (size_t)f[1];
-    size_t end = off + (t->ne1 > 0 ? (size_t)(t->ne1 - 1) * (size_t)t->nb1 : 0) + (size_t)t->ne0 * dtype_size(t->dtype);
-    if ((uint32_t)buf >= n_bufs || end > lens[buf] || t->ne0 < 0 || t->ne1 < 0) {
+    size_t end = off + (t->ne1 > 0 ? (size_t)(t->ne1 - 1) * (size_t)t->nb1 : 0) + (size_t)lmx_row_bytes(t->dtype, t->ne0);
+    if ((uint32_t)buf >= n_bufs || end > lens[buf] || t->ne0 < 0 || t->ne1 < 0 || t->ne0 % lmx_block_size(t->dtype)) {
       snprintf(msg, sizeof msg, "createPlan: tensor %d lies outside its buffer", i);
       err = msg;
       break;

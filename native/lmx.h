@@ -7,7 +7,13 @@
 #include <stdint.h>
 
 /* Element types; the numeric ids match src/engine/tensor/dtype.ts. */
-enum lmx_dtype { LMX_F32 = 0, LMX_F16 = 1, LMX_BF16 = 2, LMX_I32 = 3 };
+enum lmx_dtype {
+  LMX_F32 = 0, LMX_F16 = 1, LMX_BF16 = 2, LMX_I32 = 3,
+  /* block-quantized weights (layouts as in GGUF) */
+  LMX_Q4_0 = 10, LMX_Q4_1 = 11, LMX_Q5_0 = 12, LMX_Q5_1 = 13, LMX_Q8_0 = 14,
+  LMX_Q4_K = 15, LMX_Q5_K = 16, LMX_Q6_K = 17, LMX_MXFP4 = 18, LMX_NVFP4 = 19
+};
+#define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
 
 /* Op codes; the numeric ids match src/engine/tensor/ops.ts. */
 enum lmx_op {
@@ -80,8 +86,13 @@ uint16_t lmx_f32_to_f16(float f);
 static inline float lmx_bf16_to_f32(uint16_t h) {
   union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;
 }
-/* Converts n elements of a row of any float dtype to f32. */
+/* Converts n elements of a row of any float or quantized dtype to f32. */
 void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n);
+/* Block layout of a dtype (1 and the element size for plain types). */
+int lmx_block_size(int32_t dtype);
+int lmx_block_bytes(int32_t dtype);
+int64_t lmx_row_bytes(int32_t dtype, int64_t n);
+void lmx_dequant_row(const void *src, int32_t dtype, float *dst, int64_t n);
 
 /* --- kernels --- */
 void lmx_k_get_rows(const lmx_node *n, int ith, int nth);

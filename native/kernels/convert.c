@@ -52,6 +52,7 @@ static LMX_AVX2 void row_to_f32_avx2(const void *src, int32_t dtype, float *dst,
 #endif
 
 void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n) {
+  if (LMX_IS_QUANT(dtype)) { lmx_dequant_row(src, dtype, dst, n); return; }
 #ifdef LMX_X86
   if (lmx_use_avx2()) { row_to_f32_avx2(src, dtype, dst, n); return; }
 #endif

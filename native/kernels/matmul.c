@@ -1,4 +1,5 @@
-/* dst[T,N] = x[T,K] . W[N,K]^T (+ bias[N]) for f32/f16/bf16 weights and f32 activations.
+/* dst[T,N] = x[T,K] . W[N,K]^T * scale (+ bias[N]) for f32/f16/bf16 and block-quantized weights
+ * (scale: NVFP4's per-tensor factor, else 1) and f32 activations.
  * Decode (T < 4) streams each weight row once (GEMV); prefill converts a block of weight
  * rows to f32 once and runs a 4-token x 3-row register tile over it (GEMM). Threads split
  * the N output rows, so every output is computed by one thread in a fixed order and the
@@ -141,7 +142,16 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
   switch (w->dtype) {
     case LMX_F16: GEMV_ROWS(LMX_F16) break;
     case LMX_BF16: GEMV_ROWS(LMX_BF16) break;
-    default: GEMV_ROWS(LMX_F32) break;
+    case LMX_F32: GEMV_ROWS(LMX_F32) break;
+    default: {
+      /* Quantized rows: decode each row once into scratch, then the f32 dot. */
+      float *row = scratch((size_t)K);
+      for (int64_t r = lo; r < hi; r++) {
+        lmx_row_to_f32(w->data + r * w->nb1, w->dtype, row, K);
+        for (int64_t t = 0; t < x->ne1; t++)
+          ((float *)(dst->data + t * dst->nb1))[r] = dot1_avx2((const float *)(x->data + t * x->nb1), row, LMX_F32, K);
+      }
+    }
   }
 }
 #endif
@@ -159,10 +169,19 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   } else
 #endif
   {
+    float *row = LMX_IS_QUANT(w->dtype) ? scratch((size_t)K) : 0;
+    for (int64_t r = lo; r < hi; r++) {
+      const void *wr = w->data + r * w->nb1;
+      if (row) lmx_row_to_f32(wr, w->dtype, row, K);
+      for (int64_t t = 0; t < T; t++)
+        ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar((const float *)(x->data + t * x->nb1), row ? row : wr, row ? LMX_F32 : w->dtype, K);
+    }
+  }
+  const float scale = n->fp[0];
+  if (scale != 0 && scale != 1) {
     for (int64_t t = 0; t < T; t++) {
-      const float *xt = (const float *)(x->data + t * x->nb1);
       float *d = (float *)(dst->data + t * dst->nb1);
-      for (int64_t r = lo; r < hi; r++) d[r] = dot_scalar(xt, w->data + r * w->nb1, w->dtype, K);
+      for (int64_t r = lo; r < hi; r++) d[r] *= scale;
     }
   }
   if (bias) {

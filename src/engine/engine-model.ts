@@ -13,7 +13,8 @@ import {
   type ModelDefinition,
   type WeightSpec,
 } from "./models/index.js";
-import { DType, toF32 } from "./tensor/dtype.js";
+import { DType, isQuantized, rowBytes, toF32 } from "./tensor/dtype.js";
+import { quantFormat } from "./quant/index.js";
 import { Graph, type Tensor } from "./tensor/graph.js";
 
 /** One forward pass: rows of tokens, each with its sequence slot and position. */
@@ -39,6 +40,15 @@ interface BoundWeight {
   dtype: DType;
   buffer: ArrayBuffer;
   byteOffset: number;
+  /** Per-tensor factor of NVFP4 weights (GGUF `<name>.scale`). */
+  outScale?: number;
+}
+
+function smallToF32(t: SourceTensor, n: number): Float32Array {
+  if (!isQuantized(t.dtype!)) return toF32(t.buffer, t.byteOffset, t.dtype!, n);
+  const out = new Float32Array(n);
+  quantFormat(t.dtype!)!.dequantize(new Uint8Array(t.buffer, t.byteOffset, rowBytes(t.dtype!, n)), out);
+  return out;
 }
 
 interface CachedPlan {
@@ -70,10 +80,16 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
         `tensor ${spec.name} has type ${t.typeName}, which lmx cannot run yet`,
       );
     if (spec.f32 && t.dtype !== DType.F32) {
-      const f = toF32(t.buffer, t.byteOffset, t.dtype, rows * cols);
+      const f = smallToF32(t, rows * cols);
       out.set(spec.name, { spec, dtype: DType.F32, buffer: f.buffer as ArrayBuffer, byteOffset: 0 });
     } else {
-      out.set(spec.name, { spec, dtype: t.dtype, buffer: t.buffer, byteOffset: t.byteOffset });
+      const scale = src.tensors.get(spec.name.replace(/\.weight$/, ".scale"));
+      let outScale: number | undefined;
+      if (scale && scale.dtype === DType.F32) {
+        outScale = new DataView(scale.buffer, scale.byteOffset, 4).getFloat32(0, true);
+        if (!Number.isFinite(outScale)) throw new ModelFileError(scale.file, `tensor ${scale.name} is not a finite number`);
+      }
+      out.set(spec.name, { spec, dtype: t.dtype, buffer: t.buffer, byteOffset: t.byteOffset, outScale });
     }
   }
   return out;
@@ -131,7 +147,7 @@ export class EngineModel {
   /** Bytes of weights the model reads per token. */
   weightBytes(): number {
     let n = 0;
-    for (const w of this.weights.values()) n += w.spec.rows * w.spec.cols * (w.dtype === DType.F32 ? 4 : 2);
+    for (const w of this.weights.values()) n += w.spec.rows * rowBytes(w.dtype, w.spec.cols);
     return n;
   }
 
@@ -151,6 +167,7 @@ export class EngineModel {
       const b = this.weights.get(name);
       if (!b) return undefined;
       t = g.bind(name, b.dtype, b.spec.rows, b.spec.cols, b.buffer, b.byteOffset);
+      if (b.outScale !== undefined) t.outScale = b.outScale;
       bound.set(name, t);
       return t;
     };

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { DType } from "../engine/tensor/dtype.js";
 import { tokenizerFromGguf, tokenizerFromHf, type LoadedTokenizer } from "../tokenizer/load.js";
 import { readGguf } from "./gguf/read.js";
-import type { GgufValue } from "./gguf/types.js";
+import { ggmlType, type GgufValue } from "./gguf/types.js";
 import { readHfFolder } from "./hf.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
 import { readFileSync } from "node:fs";
@@ -65,9 +65,7 @@ export function openModelSource(path: string): ModelSource {
   const g = readGguf(path);
   const tensors = new Map<string, SourceTensor>();
   for (const t of g.tensors) {
-    const dtype =
-      t.type === 0 ? DType.F32 : t.type === 1 ? DType.F16 : t.type === 30 ? DType.BF16 : undefined;
-    tensors.set(t.name, { ...t, dtype });
+    tensors.set(t.name, { ...t, dtype: ggmlType(t.type)?.dtype });
   }
   if (typeof g.metadata.get("general.architecture") !== "string")
     throw new ModelFileError(path, "metadata general.architecture is missing");

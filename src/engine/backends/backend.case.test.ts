@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { native } from "../../native.js";
-import { uniform } from "../../testing/random.js";
-import { DType, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import { randomBlocks, uniform } from "../../testing/random.js";
+import { BLOCKS, DType, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
 import { RopePairing } from "../tensor/ops.js";
 import type { Backend } from "./backend.js";
@@ -83,6 +83,24 @@ describe("cpu backend matches the reference backend", () => {
         assertClose(cpu!, ref!, 1e-5, "matmul");
       });
     }
+  }
+
+  for (const qt of [DType.Q4_0, DType.Q4_1, DType.Q5_0, DType.Q5_1, DType.Q8_0, DType.Q4_K, DType.Q5_K, DType.Q6_K, DType.MXFP4, DType.NVFP4]) {
+    it(`${DType[qt]} weights: getRows exactly, matmul (GEMV and GEMM, with a per-tensor scale)`, async () => {
+      const K = 512, N = 13, V = 9;
+      const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 50 + qt).buffer as ArrayBuffer;
+      const tbuf = randomBlocks(qt, (V * K) / BLOCKS[qt]!.size, 60 + qt).buffer as ArrayBuffer;
+      const [r0, c0] = await runBoth((g) => ({ out: g.getRows(g.bind("t", qt, V, K, tbuf), g.input("ids", 1, 4)), inputs: { ids: [8, 0, 3, 3] } }));
+      assertClose(c0!, r0!, 0, "getRows");
+      for (const T of [1, 5]) {
+        const [ref, cpu] = await runBoth((g) => {
+          const w = g.bind("w", qt, N, K, wbuf);
+          w.outScale = qt === DType.NVFP4 ? 0.37 : 1;
+          return { out: g.matmul(rand(g, "x", T, K, 70 + T), w) };
+        });
+        assertClose(cpu!, ref!, 1e-5, `matmul T=${T}`);
+      }
+    });
   }
 
   it("getRows from f16, bf16 and f32 tables", async () => {

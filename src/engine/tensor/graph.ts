@@ -22,6 +22,8 @@ export interface Tensor {
   readonly rowStride: number;
   readonly binding: Binding;
   name: string;
+  /** For weights: a factor every matmul result is multiplied by (NVFP4's per-tensor scale). */
+  outScale?: number;
 }
 
 export interface Node {
@@ -194,7 +196,7 @@ export class Graph {
       throw new Error(`graph: matmul ${x.name} [${x.rows}, ${x.cols}] by ${w.name} [${w.rows}, ${w.cols}]`);
     if (bias && bias.cols !== w.rows)
       throw new Error(`graph: bias of ${w.name} has ${bias.cols} != ${w.rows}`);
-    return this.node(Op.Matmul, this.act(x.rows, w.rows, "mm"), [x, w, bias]);
+    return this.node(Op.Matmul, this.act(x.rows, w.rows, "mm"), [x, w, bias], [], [w.outScale ?? 1]);
   }
 
   rope(x: Tensor, positions: Tensor, o: RopeOptions): Tensor {

@@ -2,7 +2,8 @@
  * The executable specification of every op: plain TypeScript over the same plan the
  * native executor runs. Slow and simple on purpose; tests compare the cpu backend to it.
  */
-import { DType, f16ToF32, f32ToF16, toF32 } from "../../tensor/dtype.js";
+import { DType, f16ToF32, f32ToF16, isQuantized, rowBytes, toF32 } from "../../tensor/dtype.js";
+import { quantFormat } from "../../quant/index.js";
 import { MAX_SRC, OP_FLOATS, OP_INTS, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
 
 /** A tensor resolved against the plan's buffers. */
@@ -25,7 +26,13 @@ function rowF32(t: TensorView, r: number): Float32Array {
   if (!m) f32Cache.set(t.buffer, (m = new Map()));
   const key = `${off}:${t.dtype}:${t.ne0}`;
   let v = m.get(key);
-  if (!v) m.set(key, (v = toF32(t.buffer, off, t.dtype, t.ne0)));
+  if (!v) {
+    if (isQuantized(t.dtype)) {
+      v = new Float32Array(t.ne0);
+      quantFormat(t.dtype)!.dequantize(new Uint8Array(t.buffer, off, rowBytes(t.dtype, t.ne0)), v);
+    } else v = toF32(t.buffer, off, t.dtype, t.ne0);
+    m.set(key, v);
+  }
   return v;
 }
 
@@ -68,8 +75,9 @@ const kernels: Record<number, Kernel> = {
       rmsRow(ps, wr, fp[0]!, out(d, r));
     }
   },
-  [Op.Matmul](d, [x, w, bias]) {
+  [Op.Matmul](d, [x, w, bias], _ip, fp) {
     const K = x!.ne0;
+    const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
     const b = bias ? rowF32(bias, 0) : null;
     for (let n = 0; n < w!.ne1; n++) {
       const wr = rowF32(w!, n);
@@ -77,7 +85,8 @@ const kernels: Record<number, Kernel> = {
         const xr = rowF32(x!, t);
         let s = 0;
         for (let k = 0; k < K; k++) s += xr[k]! * wr[k]!;
-        out(d, t)[n] = b ? Math.fround(s) + b[n]! : s;
+        const y = Math.fround(s) * scale;
+        out(d, t)[n] = b ? Math.fround(y) + b[n]! : y;
       }
     }
   },
