@@ -3,7 +3,8 @@
  * for tests (small shapes, llama.cpp agreement) and benchmarks (Qwen3-0.6B shape).
  * The tokenizer is the embedded model's, padded with unused tokens to the vocabulary size.
  */
-import { DType, f32ToBf16, f32ToF16 } from "../engine/tensor/dtype.js";
+import { DType, f32ToBf16, f32ToF16, isQuantized } from "../engine/tensor/dtype.js";
+import { quantFormat } from "../engine/quant/index.js";
 import { kv, writeGguf, type GgufTensorOut } from "../formats/gguf/write.js";
 import { ggmlTypeOf, type GgufKv } from "../formats/gguf/types.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
@@ -41,6 +42,11 @@ export const QWEN3_0_6B: RandomModelShape = {
 };
 
 function encode(values: Float32Array, dtype: DType): Uint8Array {
+  if (isQuantized(dtype)) {
+    const q = quantFormat(dtype)?.quantize;
+    if (!q) throw new Error(`lmx has no quantizer for ${DType[dtype]} yet`);
+    return q(values);
+  }
   if (dtype === DType.F32) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const out = new Uint16Array(values.length);
   const conv = dtype === DType.F16 ? f32ToF16 : f32ToBf16;
@@ -48,7 +54,10 @@ function encode(values: Float32Array, dtype: DType): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-/** Writes the model to `path` and returns its shape. */
+/** llama.cpp's `general.file_type` for a model whose matrices are mostly `dtype`. */
+const FILE_TYPES: Partial<Record<DType, number>> = { [DType.F32]: 0, [DType.F16]: 1, [DType.Q4_0]: 2, [DType.Q8_0]: 7, [DType.BF16]: 32 };
+
+/** Writes the model to `path`. */
 export function writeRandomModel(path: string, s: RandomModelShape): void {
   const r = rng(s.seed ?? 1);
   const dtype = s.dtype ?? DType.F16;
@@ -103,7 +112,7 @@ export function writeRandomModel(path: string, s: RandomModelShape): void {
   const kvs: GgufKv[] = [
     kv.str("general.architecture", s.arch),
     kv.str("general.name", `random-${s.arch}`),
-    kv.u32("general.file_type", dtype === DType.F32 ? 0 : dtype === DType.F16 ? 1 : 32),
+    kv.u32("general.file_type", FILE_TYPES[dtype] ?? 1),
     kv.u32(a("context_length"), 4096),
     kv.u32(a("embedding_length"), D),
     kv.u32(a("block_count"), s.layers),

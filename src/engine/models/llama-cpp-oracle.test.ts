@@ -30,6 +30,8 @@ const CASES: RandomModelShape[] = [
   { ...base, arch: "qwen2", tied: false, seed: 2 },
   { ...base, arch: "llama", tied: false, ropeFreqs: true, seed: 3 },
   { ...base, arch: "llama", tied: true, kvHeads: 1, dtype: DType.F32, seed: 4 },
+  { ...base, arch: "qwen3", tied: false, dtype: DType.Q8_0, seed: 6 },
+  { ...base, arch: "llama", tied: false, dtype: DType.Q4_0, seed: 7 },
 ];
 
 /** llama.cpp's greedy continuation of `prompt` (and its top-5 at the first step). */
