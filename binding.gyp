@@ -9,6 +9,7 @@
         "native/cpu.c",
         "native/kernels/convert.c",
         "native/kernels/dequant.c",
+        "native/kernels/qdot.c",
         "native/kernels/matmul.c",
         "native/kernels/norm.c",
         "native/kernels/rope.c",

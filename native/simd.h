@@ -22,6 +22,13 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const voi
   }
 }
 
+/* Fused quantized dots (kernels/qdot.c); xsum holds per-32 sums of x for the K-quants. */
+LMX_AVX2 float lmx_qdot_q8_0(const float *x, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot_q4_0(const float *x, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot_q4_k(const float *x, const float *xsum, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot_q6_k(const float *x, const uint8_t *w, int64_t K);
+LMX_AVX2 void lmx_xsum32(const float *x, int64_t K, float *out);
+
 static inline LMX_AVX2 float lmx_hsum8(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);

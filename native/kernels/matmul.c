@@ -136,6 +136,13 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) d[r] = dot1_avx2(xt, w->data + r * w->nb1, DT, K);    \
   }
 
+#define GEMV_Q(CALL)                                            \
+  for (int64_t t = 0; t < x->ne1; t++) {                        \
+    const float *xt = (const float *)(x->data + t * x->nb1);    \
+    float *d = (float *)(dst->data + t * dst->nb1);             \
+    for (int64_t r = lo; r < hi; r++) d[r] = (CALL);            \
+  }
+
 static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0;
@@ -143,8 +150,21 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     case LMX_F16: GEMV_ROWS(LMX_F16) break;
     case LMX_BF16: GEMV_ROWS(LMX_BF16) break;
     case LMX_F32: GEMV_ROWS(LMX_F32) break;
+    case LMX_Q8_0: GEMV_Q(lmx_qdot_q8_0(xt, (const uint8_t *)(w->data + r * w->nb1), K)) break;
+    case LMX_Q4_0: GEMV_Q(lmx_qdot_q4_0(xt, (const uint8_t *)(w->data + r * w->nb1), K)) break;
+    case LMX_Q6_K: GEMV_Q(lmx_qdot_q6_k(xt, (const uint8_t *)(w->data + r * w->nb1), K)) break;
+    case LMX_Q4_K: {
+      float *xsum = scratch((size_t)(K / 32));
+      for (int64_t t = 0; t < x->ne1; t++) {
+        const float *xt = (const float *)(x->data + t * x->nb1);
+        float *d = (float *)(dst->data + t * dst->nb1);
+        lmx_xsum32(xt, K, xsum);
+        for (int64_t r = lo; r < hi; r++) d[r] = lmx_qdot_q4_k(xt, xsum, (const uint8_t *)(w->data + r * w->nb1), K);
+      }
+      break;
+    }
     default: {
-      /* Quantized rows: decode each row once into scratch, then the f32 dot. */
+      /* Other quantized rows: decode each row once into scratch, then the f32 dot. */
       float *row = scratch((size_t)K);
       for (int64_t r = lo; r < hi; r++) {
         lmx_row_to_f32(w->data + r * w->nb1, w->dtype, row, K);
