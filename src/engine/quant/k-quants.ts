@@ -5,6 +5,7 @@
  */
 import { DType } from "../tensor/dtype.js";
 import type { QuantFormat } from "./format.js";
+import { quantizeQ4K, quantizeQ5K, quantizeQ6K } from "./k-quantize.js";
 import { f16At } from "./small-floats.js";
 
 /** Sub-block scale and min j (0..7) from the 12 packed bytes at `o`. */
@@ -17,6 +18,7 @@ export const q4_K: QuantFormat = {
   dtype: DType.Q4_K,
   blockSize: 256,
   blockBytes: 144,
+  quantize: quantizeQ4K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
       const o = b * 144, d = f16At(src, o), dmin = f16At(src, o + 2);
@@ -36,6 +38,7 @@ export const q5_K: QuantFormat = {
   dtype: DType.Q5_K,
   blockSize: 256,
   blockBytes: 176,
+  quantize: quantizeQ5K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
       const o = b * 176, d = f16At(src, o), dmin = f16At(src, o + 2);
@@ -55,6 +58,7 @@ export const q6_K: QuantFormat = {
   dtype: DType.Q6_K,
   blockSize: 256,
   blockBytes: 210,
+  quantize: quantizeQ6K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
       const o = b * 210, d = f16At(src, o + 208);

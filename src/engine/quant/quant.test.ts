@@ -64,6 +64,9 @@ function inputRow(): Float32Array {
 const QUANTIZE: [DType, string, string][] = [
   [DType.Q8_0, "481d7f0710ea0df40f09ee09", "2dd8b95d3caf6af90a113a592f4538f23f1836855d4c82798ab493cc25ff3d9d"],
   [DType.Q4_0, "3ead70789779878987877977", "37f98c42a7edb17eec733525682f155c8346d2f00c96f00b598c1204794f899d"],
+  [DType.Q4_K, "6a147a23f0d2e23709c8c836", "2810a14ee018ee092067dc9b45d3c920c26eaa50943b5f4f65d3dea11803c6d3"],
+  [DType.Q5_K, "54107a23efd2e23708c8c936", "5352ec7bafbe06e38bd491ca8d0808814fd49e3b794e9145e71554f66d2b50be"],
+  [DType.Q6_K, "415edc855d636c8e049e11bf", "72f3e8b22e3a5485648a3bd6a5f464b1cfdb5de826852e7fcae58331c03c1541"],
 ];
 
 describe("reference quantizers are bit-exact with ggml", () => {
