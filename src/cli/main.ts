@@ -1,6 +1,7 @@
 /** The `lmx` command: dispatches to one file per subcommand. */
 import { UsageError } from "./args.js";
 import { benchCommand } from "./bench.js";
+import { perplexityCommand } from "./perplexity.js";
 import { runCommand } from "./run.js";
 
 const USAGE = `Usage: lmx COMMAND [ARGS]
@@ -8,12 +9,14 @@ const USAGE = `Usage: lmx COMMAND [ARGS]
 Commands:
   run [MODEL] [PROMPT]   chat with a model, or complete PROMPT once (default model: the embedded tiny-qwen3)
   bench [MODEL]          measure prompt processing and generation speed
+  perplexity MODEL       perplexity of a text, and KL divergence from a base model
 
 MODEL is a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   bench: benchCommand,
+  perplexity: perplexityCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

@@ -87,7 +87,8 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
       let outScale: number | undefined;
       if (scale && scale.dtype === DType.F32) {
         outScale = new DataView(scale.buffer, scale.byteOffset, 4).getFloat32(0, true);
-        if (!Number.isFinite(outScale)) throw new ModelFileError(scale.file, `tensor ${scale.name} is not a finite number`);
+        if (!Number.isFinite(outScale))
+          throw new ModelFileError(scale.file, `tensor ${scale.name} is not a finite number`);
       }
       out.set(spec.name, { spec, dtype: t.dtype, buffer: t.buffer, byteOffset: t.byteOffset, outScale });
     }

@@ -47,14 +47,12 @@ export interface ConvertOptions {
   outtype?: DType;
 }
 
-export function convertHfToGguf(dir: string, out: string, o: ConvertOptions = {}): void {
+/** The GGUF metadata and tensors of a Hugging Face folder, converted in memory. */
+export function hfToGguf(dir: string, o: ConvertOptions = {}): { kvs: GgufKv[]; tensors: GgufTensorOut[] } {
   const hf = readHfFolder(dir);
   const arch = hf.metadata.get("general.architecture") as string;
   const permute = arch === "llama" && hf.metadata.get("lmx.rope.pairing") === "neox";
-  const kvs: GgufKv[] = [
-    kv.str("general.architecture", arch),
-    kv.str("general.name", dir.split("/").filter(Boolean).pop() ?? arch),
-  ];
+  const kvs: GgufKv[] = [kv.str("general.architecture", arch), kv.str("general.name", dir.split("/").filter(Boolean).pop() ?? arch)];
   for (const [key, value] of hf.metadata) {
     if (key === "general.architecture" || key.startsWith("lmx.")) continue;
     if (typeof value === "number") kvs.push(FLOAT_KEYS.test(key) ? kv.f32(key, value) : kv.u32(key, value));
@@ -69,13 +67,17 @@ export function convertHfToGguf(dir: string, out: string, o: ConvertOptions = {}
     if (isMatrix) matrixType ??= dtype;
     let data = encodeAs(t, dtype);
     const rowBytes = t.shape[t.shape.length - 1]! * dtypeBytes(dtype);
-    if (permute && /attn_q\.(weight|bias)$/.test(t.name))
-      data = permuteQkRows(data, nHead, t.shape.length === 1 ? dtypeBytes(dtype) : rowBytes);
-    if (permute && /attn_k\.(weight|bias)$/.test(t.name))
-      data = permuteQkRows(data, nKv, t.shape.length === 1 ? dtypeBytes(dtype) : rowBytes);
+    const unit = t.shape.length === 1 ? dtypeBytes(dtype) : rowBytes;
+    if (permute && /attn_q\.(weight|bias)$/.test(t.name)) data = permuteQkRows(data, nHead, unit);
+    if (permute && /attn_k\.(weight|bias)$/.test(t.name)) data = permuteQkRows(data, nKv, unit);
     tensors.push({ name: t.name, type: ggmlTypeOf(dtype).id, ne: [...t.shape].reverse(), data });
   }
   kvs.push(kv.u32("general.file_type", matrixType === DType.F32 ? 0 : matrixType === DType.BF16 ? 32 : 1));
   kvs.push(...tokenizerToGguf(tokenizerFromHf(dir)));
+  return { kvs, tensors };
+}
+
+export function convertHfToGguf(dir: string, out: string, o: ConvertOptions = {}): void {
+  const { kvs, tensors } = hfToGguf(dir, o);
   writeGguf(out, kvs, tensors);
 }

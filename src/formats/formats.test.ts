@@ -155,7 +155,10 @@ describe("GGUF", () => {
         x.name === "blk.0.attn_q.weight" ? { ...x, type: 9, ne: [32, 32], byteLength: 32 * 36 } : x,
       ),
     );
-    await assert.rejects(load(wrongType), /type\.gguf: tensor blk\.0\.attn_q\.weight has type Q8_1, which lmx cannot run yet/);
+    await assert.rejects(
+      load(wrongType),
+      /type\.gguf: tensor blk\.0\.attn_q\.weight has type Q8_1, which lmx cannot run yet/,
+    );
     await assert.rejects(load(join(dir, "nope.gguf")), /nope\.gguf: no such file/);
   });
 });

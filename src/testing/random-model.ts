@@ -55,7 +55,13 @@ function encode(values: Float32Array, dtype: DType): Uint8Array {
 }
 
 /** llama.cpp's `general.file_type` for a model whose matrices are mostly `dtype`. */
-const FILE_TYPES: Partial<Record<DType, number>> = { [DType.F32]: 0, [DType.F16]: 1, [DType.Q4_0]: 2, [DType.Q8_0]: 7, [DType.BF16]: 32 };
+const FILE_TYPES: Partial<Record<DType, number>> = {
+  [DType.F32]: 0,
+  [DType.F16]: 1,
+  [DType.Q4_0]: 2,
+  [DType.Q8_0]: 7,
+  [DType.BF16]: 32,
+};
 
 /** Writes the model to `path`. */
 export function writeRandomModel(path: string, s: RandomModelShape): void {

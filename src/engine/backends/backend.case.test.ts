@@ -85,12 +85,28 @@ describe("cpu backend matches the reference backend", () => {
     }
   }
 
-  for (const qt of [DType.Q4_0, DType.Q4_1, DType.Q5_0, DType.Q5_1, DType.Q8_0, DType.Q4_K, DType.Q5_K, DType.Q6_K, DType.MXFP4, DType.NVFP4]) {
+  for (const qt of [
+    DType.Q4_0,
+    DType.Q4_1,
+    DType.Q5_0,
+    DType.Q5_1,
+    DType.Q8_0,
+    DType.Q4_K,
+    DType.Q5_K,
+    DType.Q6_K,
+    DType.MXFP4,
+    DType.NVFP4,
+  ]) {
     it(`${DType[qt]} weights: getRows exactly, matmul (GEMV and GEMM, with a per-tensor scale)`, async () => {
-      const K = 512, N = 13, V = 9;
+      const K = 512,
+        N = 13,
+        V = 9;
       const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 50 + qt).buffer as ArrayBuffer;
       const tbuf = randomBlocks(qt, (V * K) / BLOCKS[qt]!.size, 60 + qt).buffer as ArrayBuffer;
-      const [r0, c0] = await runBoth((g) => ({ out: g.getRows(g.bind("t", qt, V, K, tbuf), g.input("ids", 1, 4)), inputs: { ids: [8, 0, 3, 3] } }));
+      const [r0, c0] = await runBoth((g) => ({
+        out: g.getRows(g.bind("t", qt, V, K, tbuf), g.input("ids", 1, 4)),
+        inputs: { ids: [8, 0, 3, 3] },
+      }));
       assertClose(c0!, r0!, 0, "getRows");
       for (const T of [1, 5]) {
         const [ref, cpu] = await runBoth((g) => {

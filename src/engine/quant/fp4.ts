@@ -14,7 +14,8 @@ export const mxfp4: QuantFormat = {
   blockBytes: 17,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 32; b++) {
-      const o = b * 17, s = e8m0(src[o]!);
+      const o = b * 17,
+        s = e8m0(src[o]!);
       for (let j = 0; j < 16; j++) {
         dst[b * 32 + j] = E2M1[src[o + 1 + j]! & 15]! * s;
         dst[b * 32 + j + 16] = E2M1[src[o + 1 + j]! >> 4]! * s;

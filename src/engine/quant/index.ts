@@ -9,7 +9,18 @@ import { q8_0 } from "./q8-0.js";
 
 export type { QuantFormat } from "./format.js";
 
-export const QUANT_FORMATS: readonly QuantFormat[] = [q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K, mxfp4, nvfp4];
+export const QUANT_FORMATS: readonly QuantFormat[] = [
+  q4_0,
+  q4_1,
+  q5_0,
+  q5_1,
+  q8_0,
+  q4_K,
+  q5_K,
+  q6_K,
+  mxfp4,
+  nvfp4,
+];
 
 export function quantFormat(dtype: DType): QuantFormat | undefined {
   return QUANT_FORMATS.find((q) => q.dtype === dtype);

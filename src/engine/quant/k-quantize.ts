@@ -10,9 +10,20 @@ const nearestInt = (x: number) => f(x + 12582912) - 12582912;
 const EPS = 1e-15;
 
 /** Weighted search for x ≈ scale * L + min, L in 0..nmax; returns [scale, -min]. */
-function makeQkx2(x: Float32Array, w: Float32Array, nmax: number, L: Uint8Array, rmin: number, rdelta: number, nstep: number): [number, number] {
+function makeQkx2(
+  x: Float32Array,
+  w: Float32Array,
+  nmax: number,
+  L: Uint8Array,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
+): [number, number] {
   const n = x.length;
-  let min = x[0]!, max = x[0]!, sumW = w[0]!, sumX = f(sumW * x[0]!);
+  let min = x[0]!,
+    max = x[0]!,
+    sumW = w[0]!,
+    sumX = f(sumW * x[0]!);
   for (let i = 1; i < n; i++) {
     if (x[i]! < min) min = x[i]!;
     if (x[i]! > max) max = x[i]!;
@@ -35,7 +46,9 @@ function makeQkx2(x: Float32Array, w: Float32Array, nmax: number, L: Uint8Array,
   const aux = new Uint8Array(n);
   for (let is = 0; is <= nstep; is++) {
     iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
-    let sumL = 0, sumL2 = 0, sumXL = 0;
+    let sumL = 0,
+      sumL2 = 0,
+      sumXL = 0;
     for (let i = 0; i < n; i++) {
       const l = Math.max(0, Math.min(nmax, nearestInt(f(iscale * f(x[i]! - min)))));
       aux[i] = l;
@@ -69,7 +82,8 @@ function makeQkx2(x: Float32Array, w: Float32Array, nmax: number, L: Uint8Array,
 
 /** Signed fit x ≈ scale * (L - nmax) weighted by x², L stored offset by nmax; returns scale. */
 function makeQx(x: Float32Array, nmax: number, L: Uint8Array): number {
-  let max = 0, amax = 0;
+  let max = 0,
+    amax = 0;
   for (let i = 0; i < x.length; i++) {
     const ax = Math.abs(x[i]!);
     if (ax > amax) [amax, max] = [ax, x[i]!];
@@ -79,7 +93,8 @@ function makeQx(x: Float32Array, nmax: number, L: Uint8Array): number {
     return 0;
   }
   const fit = (iscale: number, store: boolean): [number, number] => {
-    let sumlx = 0, suml2 = 0;
+    let sumlx = 0,
+      suml2 = 0;
     for (let i = 0; i < x.length; i++) {
       const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f(iscale * x[i]!))));
       if (store) L[i] = l + nmax;
@@ -114,28 +129,37 @@ function putF16(out: Uint8Array, o: number, v: number): number {
 
 /** Q4_K (nmax 15) and Q5_K (nmax 31) share everything but the code packing. */
 function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
-  const blockBytes = five ? 176 : 144, nmax = five ? 31 : 15;
+  const blockBytes = five ? 176 : 144,
+    nmax = five ? 31 : 15;
   const out = new Uint8Array((x.length / 256) * blockBytes);
-  const L = new Uint8Array(256), w = new Float32Array(32);
+  const L = new Uint8Array(256),
+    w = new Float32Array(32);
   for (let b = 0; b < x.length / 256; b++) {
-    const xb = x.subarray(b * 256, b * 256 + 256), o = b * blockBytes;
-    const scales: number[] = [], mins: number[] = [];
-    let maxScale = 0, maxMin = 0;
+    const xb = x.subarray(b * 256, b * 256 + 256),
+      o = b * blockBytes;
+    const scales: number[] = [],
+      mins: number[] = [];
+    let maxScale = 0,
+      maxMin = 0;
     for (let j = 0; j < 8; j++) {
       const xs = xb.subarray(32 * j, 32 * j + 32);
       let sumX2 = 0;
       for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(xs[l]! * xs[l]!));
       const av = f(Math.sqrt(f(sumX2 / 32)));
       for (let l = 0; l < 32; l++) w[l] = f(av + Math.abs(xs[l]!));
-      const [sc, mn] = five ? makeQkx2(xs, w, nmax, L.subarray(32 * j, 32 * j + 32), -0.5, 0.1, 15) : makeQkx2(xs, w, nmax, L.subarray(32 * j, 32 * j + 32), -1, 0.1, 20);
+      const [sc, mn] = five
+        ? makeQkx2(xs, w, nmax, L.subarray(32 * j, 32 * j + 32), -0.5, 0.1, 15)
+        : makeQkx2(xs, w, nmax, L.subarray(32 * j, 32 * j + 32), -1, 0.1, 20);
       scales.push(sc);
       mins.push(mn);
       if (sc > maxScale) maxScale = sc;
       if (mn > maxMin) maxMin = mn;
     }
-    const invScale = maxScale > 0 ? f(63 / maxScale) : 0, invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+    const invScale = maxScale > 0 ? f(63 / maxScale) : 0,
+      invMin = maxMin > 0 ? f(63 / maxMin) : 0;
     const s = out.subarray(o + 4, o + 16);
-    const ls: number[] = [], lm: number[] = [];
+    const ls: number[] = [],
+      lm: number[] = [];
     for (let j = 0; j < 8; j++) {
       ls.push(Math.min(63, nearestInt(f(invScale * scales[j]!)) & 255));
       lm.push(Math.min(63, nearestInt(f(invMin * mins[j]!)) & 255));
@@ -148,18 +172,22 @@ function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
         s[j]! |= (lm[j]! >> 4) << 6;
       }
     }
-    const d = putF16(out, o, f(maxScale / 63)), dmin = putF16(out, o + 2, f(maxMin / 63));
+    const d = putF16(out, o, f(maxScale / 63)),
+      dmin = putF16(out, o + 2, f(maxMin / 63));
     for (let j = 0; j < 8; j++) {
       const D = f(d * ls[j]!);
       if (!D) continue;
       const dm = f(dmin * lm[j]!);
-      for (let i = 0; i < 32; i++) L[32 * j + i] = Math.max(0, Math.min(nmax, nearestInt(f(f(xb[32 * j + i]! + dm) / D))));
+      for (let i = 0; i < 32; i++)
+        L[32 * j + i] = Math.max(0, Math.min(nmax, nearestInt(f(f(xb[32 * j + i]! + dm) / D))));
     }
     if (five) {
-      const qh = out.subarray(o + 16, o + 48), ql = out.subarray(o + 48, o + 176);
+      const qh = out.subarray(o + 16, o + 48),
+        ql = out.subarray(o + 48, o + 176);
       for (let c = 0; c < 4; c++)
         for (let j = 0; j < 32; j++) {
-          let l1 = L[64 * c + j]!, l2 = L[64 * c + 32 + j]!;
+          let l1 = L[64 * c + j]!,
+            l2 = L[64 * c + 32 + j]!;
           if (l1 > 15) {
             l1 -= 16;
             qh[j]! |= 1 << (2 * c);
@@ -171,7 +199,8 @@ function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
           ql[32 * c + j] = l1 | (l2 << 4);
         }
     } else {
-      for (let c = 0; c < 4; c++) for (let l = 0; l < 32; l++) out[o + 16 + 32 * c + l] = L[64 * c + l]! | (L[64 * c + 32 + l]! << 4);
+      for (let c = 0; c < 4; c++)
+        for (let l = 0; l < 32; l++) out[o + 16 + 32 * c + l] = L[64 * c + l]! | (L[64 * c + 32 + l]! << 4);
     }
   }
   return out;
@@ -184,9 +213,11 @@ export function quantizeQ6K(x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / 256) * 210);
   const L = new Uint8Array(256);
   for (let b = 0; b < x.length / 256; b++) {
-    const xb = x.subarray(b * 256, b * 256 + 256), o = b * 210;
+    const xb = x.subarray(b * 256, b * 256 + 256),
+      o = b * 210;
     const scales: number[] = [];
-    let maxScale = 0, maxAbs = 0;
+    let maxScale = 0,
+      maxAbs = 0;
     for (let ib = 0; ib < 16; ib++) {
       const sc = makeQx(xb.subarray(16 * ib, 16 * ib + 16), 32, L.subarray(16 * ib, 16 * ib + 16));
       scales.push(sc);
@@ -200,12 +231,18 @@ export function quantizeQ6K(x: Float32Array): Uint8Array {
     for (let j = 0; j < 16; j++) {
       const D = f(d * sc[j]!);
       if (!D) continue;
-      for (let i = 0; i < 16; i++) L[16 * j + i] = Math.max(-32, Math.min(31, nearestInt(f(xb[16 * j + i]! / D)))) + 32;
+      for (let i = 0; i < 16; i++)
+        L[16 * j + i] = Math.max(-32, Math.min(31, nearestInt(f(xb[16 * j + i]! / D)))) + 32;
     }
     for (let h = 0; h < 2; h++) {
-      const ql = out.subarray(o + 64 * h, o + 64 * h + 64), qh = out.subarray(o + 128 + 32 * h, o + 160 + 32 * h), e = 128 * h;
+      const ql = out.subarray(o + 64 * h, o + 64 * h + 64),
+        qh = out.subarray(o + 128 + 32 * h, o + 160 + 32 * h),
+        e = 128 * h;
       for (let l = 0; l < 32; l++) {
-        const q1 = L[e + l]!, q2 = L[e + l + 32]!, q3 = L[e + l + 64]!, q4 = L[e + l + 96]!;
+        const q1 = L[e + l]!,
+          q2 = L[e + l + 32]!,
+          q3 = L[e + l + 64]!,
+          q4 = L[e + l + 96]!;
         ql[l] = (q1 & 15) | ((q3 & 15) << 4);
         ql[l + 32] = (q2 & 15) | ((q4 & 15) << 4);
         qh[l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);

@@ -21,9 +21,12 @@ export const q4_K: QuantFormat = {
   quantize: quantizeQ4K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
-      const o = b * 144, d = f16At(src, o), dmin = f16At(src, o + 2);
+      const o = b * 144,
+        d = f16At(src, o),
+        dmin = f16At(src, o + 2);
       for (let c = 0; c < 4; c++) {
-        const [sc0, m0] = scaleMinK4(src, o + 4, 2 * c), [sc1, m1] = scaleMinK4(src, o + 4, 2 * c + 1);
+        const [sc0, m0] = scaleMinK4(src, o + 4, 2 * c),
+          [sc1, m1] = scaleMinK4(src, o + 4, 2 * c + 1);
         for (let l = 0; l < 32; l++) {
           const q = src[o + 16 + 32 * c + l]!;
           dst[b * 256 + 64 * c + l] = d * sc0 * (q & 15) - dmin * m0;
@@ -41,11 +44,15 @@ export const q5_K: QuantFormat = {
   quantize: quantizeQ5K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
-      const o = b * 176, d = f16At(src, o), dmin = f16At(src, o + 2);
+      const o = b * 176,
+        d = f16At(src, o),
+        dmin = f16At(src, o + 2);
       for (let c = 0; c < 4; c++) {
-        const [sc0, m0] = scaleMinK4(src, o + 4, 2 * c), [sc1, m1] = scaleMinK4(src, o + 4, 2 * c + 1);
+        const [sc0, m0] = scaleMinK4(src, o + 4, 2 * c),
+          [sc1, m1] = scaleMinK4(src, o + 4, 2 * c + 1);
         for (let l = 0; l < 32; l++) {
-          const q = src[o + 48 + 32 * c + l]!, h = src[o + 16 + l]!;
+          const q = src[o + 48 + 32 * c + l]!,
+            h = src[o + 16 + l]!;
           dst[b * 256 + 64 * c + l] = d * sc0 * ((q & 15) | (((h >> (2 * c)) & 1) << 4)) - dmin * m0;
           dst[b * 256 + 64 * c + 32 + l] = d * sc1 * ((q >> 4) | (((h >> (2 * c + 1)) & 1) << 4)) - dmin * m1;
         }
@@ -61,11 +68,14 @@ export const q6_K: QuantFormat = {
   quantize: quantizeQ6K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
-      const o = b * 210, d = f16At(src, o + 208);
+      const o = b * 210,
+        d = f16At(src, o + 208);
       const sc = (e: number) => (src[o + 192 + (e >> 4)]! << 24) >> 24;
       for (let h = 0; h < 2; h++) {
         for (let l = 0; l < 32; l++) {
-          const L = src[o + 64 * h + l]!, L2 = src[o + 64 * h + 32 + l]!, H = src[o + 128 + 32 * h + l]!;
+          const L = src[o + 64 * h + l]!,
+            L2 = src[o + 64 * h + 32 + l]!,
+            H = src[o + 128 + 32 * h + l]!;
           const e = b * 256 + 128 * h;
           const put = (k: number, q: number) => (dst[e + k + l] = d * sc(128 * h + k + l) * (q - 32));
           put(0, (L & 15) | ((H & 3) << 4));

@@ -18,7 +18,8 @@ export const q5_0: QuantFormat = {
   dequantize(src, dst) {
     const q: number[] = [];
     for (let b = 0; b < dst.length / 32; b++) {
-      const o = b * 22, d = f16At(src, o);
+      const o = b * 22,
+        d = f16At(src, o);
       codes(src, o + 2, o + 6, q);
       for (let j = 0; j < 32; j++) dst[b * 32 + j] = (q[j]! - 16) * d;
     }
@@ -32,7 +33,9 @@ export const q5_1: QuantFormat = {
   dequantize(src, dst) {
     const q: number[] = [];
     for (let b = 0; b < dst.length / 32; b++) {
-      const o = b * 24, d = f16At(src, o), m = f16At(src, o + 2);
+      const o = b * 24,
+        d = f16At(src, o),
+        m = f16At(src, o + 2);
       codes(src, o + 4, o + 8, q);
       for (let j = 0; j < 32; j++) dst[b * 32 + j] = q[j]! * d + m;
     }

@@ -11,7 +11,8 @@ export const q8_0: QuantFormat = {
   blockBytes: 34,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 32; b++) {
-      const o = b * 34, d = f16At(src, o);
+      const o = b * 34,
+        d = f16At(src, o);
       for (let j = 0; j < 32; j++) dst[b * 32 + j] = ((src[o + 2 + j]! << 24) >> 24) * d;
     }
   },
@@ -20,7 +21,8 @@ export const q8_0: QuantFormat = {
     for (let b = 0; b < x.length / 32; b++) {
       let amax = 0;
       for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
-      const d = f(amax / 127), id = d ? f(1 / d) : 0;
+      const d = f(amax / 127),
+        id = d ? f(1 / d) : 0;
       const h = f32ToF16(d);
       out[b * 34] = h & 255;
       out[b * 34 + 1] = h >> 8;

@@ -9,7 +9,10 @@ import { describe, it } from "node:test";
 import { DType } from "../tensor/dtype.js";
 import { quantFormat } from "./index.js";
 
-const sha = (a: ArrayBufferView) => createHash("sha256").update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest("hex");
+const sha = (a: ArrayBufferView) =>
+  createHash("sha256")
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest("hex");
 
 function lcgBytes(n: number): Uint8Array {
   let s = 1;
@@ -22,16 +25,66 @@ function lcgBytes(n: number): Uint8Array {
 }
 
 const DECODE: [DType, string, number[], (b: Uint8Array) => void][] = [
-  [DType.Q8_0, "f7ad0b738279d06ea6f67c571aeebfd0381c7852b34b26df18eb42bd8976cdd6", [-31.75, 26.75, 18.75, -1.25], (b) => b.set([0x00, 0x34], 0)],
-  [DType.Q4_0, "d3fafab5fc061ca542855612dc3ba97bdc15f9c749eeb6801ac03a6409d5770a", [-1.75, 0.75, 0.75, 0.75], (b) => b.set([0x00, 0x34], 0)],
-  [DType.Q4_1, "6bb1ca20ee2d2f4712fe3a8c042807c2389751c1c8bc69e6148422866f86c2a8", [2.875, 2.875, 0.625, 2.875], (b) => b.set([0x00, 0x34, 0x00, 0x30], 0)],
-  [DType.Q5_0, "2b05b548a3c9a15a18912bf2accc2a1cc106909c0603ab40bcdd8348e8e10f11", [0.5, -1.25, -3, -2.5], (b) => b.set([0x00, 0x34], 0)],
-  [DType.Q5_1, "80a97520e83530df93a9abd88c9218e65af3d91f6dfbce017a483fe9673e5627", [5.125, 5.625, 3.375, 7.875], (b) => b.set([0x00, 0x34, 0x00, 0x30], 0)],
-  [DType.Q4_K, "b363f3781634a6bd4f484da67c937264147e623653e22b460ef4b0c6ab1a4fda", [0.25, 38.75, 0.25, 36], (b) => b.set([0x00, 0x34, 0x00, 0x30], 0)],
-  [DType.Q5_K, "143ac0c0558e6f580ce2e37f7d9b1c13f7ae7227e13a132000723a5bfde237a5", [69, 47, 66.25, 19.5], (b) => b.set([0x00, 0x34, 0x00, 0x30], 0)],
-  [DType.Q6_K, "e68bda29058a13cdfb58dbcec60a51a0bf5754fed9d66620ed49d1dacb9218f8", [-144, 48, 360, -264], (b) => b.set([0x00, 0x34], 208)],
-  [DType.MXFP4, "e8a2019b66fcca9f47e2acdd203540ff75fe7115a998791dcea452a395b2ea1f", [-1048576, 131072, -393216, -393216], (b) => (b[0] = 100 + (b[0]! % 51))],
-  [DType.NVFP4, "7d00e0beb0c664d037b098de70c771e2bc45a238a119acd751c1d95fd39c6b3f", [-5.625, -5.625, 3.75, -5.625], (b) => [0, 1, 2, 3].forEach((i) => (b[i] = b[i]! % 0x7f))],
+  [
+    DType.Q8_0,
+    "f7ad0b738279d06ea6f67c571aeebfd0381c7852b34b26df18eb42bd8976cdd6",
+    [-31.75, 26.75, 18.75, -1.25],
+    (b) => b.set([0x00, 0x34], 0),
+  ],
+  [
+    DType.Q4_0,
+    "d3fafab5fc061ca542855612dc3ba97bdc15f9c749eeb6801ac03a6409d5770a",
+    [-1.75, 0.75, 0.75, 0.75],
+    (b) => b.set([0x00, 0x34], 0),
+  ],
+  [
+    DType.Q4_1,
+    "6bb1ca20ee2d2f4712fe3a8c042807c2389751c1c8bc69e6148422866f86c2a8",
+    [2.875, 2.875, 0.625, 2.875],
+    (b) => b.set([0x00, 0x34, 0x00, 0x30], 0),
+  ],
+  [
+    DType.Q5_0,
+    "2b05b548a3c9a15a18912bf2accc2a1cc106909c0603ab40bcdd8348e8e10f11",
+    [0.5, -1.25, -3, -2.5],
+    (b) => b.set([0x00, 0x34], 0),
+  ],
+  [
+    DType.Q5_1,
+    "80a97520e83530df93a9abd88c9218e65af3d91f6dfbce017a483fe9673e5627",
+    [5.125, 5.625, 3.375, 7.875],
+    (b) => b.set([0x00, 0x34, 0x00, 0x30], 0),
+  ],
+  [
+    DType.Q4_K,
+    "b363f3781634a6bd4f484da67c937264147e623653e22b460ef4b0c6ab1a4fda",
+    [0.25, 38.75, 0.25, 36],
+    (b) => b.set([0x00, 0x34, 0x00, 0x30], 0),
+  ],
+  [
+    DType.Q5_K,
+    "143ac0c0558e6f580ce2e37f7d9b1c13f7ae7227e13a132000723a5bfde237a5",
+    [69, 47, 66.25, 19.5],
+    (b) => b.set([0x00, 0x34, 0x00, 0x30], 0),
+  ],
+  [
+    DType.Q6_K,
+    "e68bda29058a13cdfb58dbcec60a51a0bf5754fed9d66620ed49d1dacb9218f8",
+    [-144, 48, 360, -264],
+    (b) => b.set([0x00, 0x34], 208),
+  ],
+  [
+    DType.MXFP4,
+    "e8a2019b66fcca9f47e2acdd203540ff75fe7115a998791dcea452a395b2ea1f",
+    [-1048576, 131072, -393216, -393216],
+    (b) => (b[0] = 100 + (b[0]! % 51)),
+  ],
+  [
+    DType.NVFP4,
+    "7d00e0beb0c664d037b098de70c771e2bc45a238a119acd751c1d95fd39c6b3f",
+    [-5.625, -5.625, 3.75, -5.625],
+    (b) => [0, 1, 2, 3].forEach((i) => (b[i] = b[i]! % 0x7f)),
+  ],
 ];
 
 describe("block decoders are bit-exact with ggml", () => {
@@ -62,11 +115,31 @@ function inputRow(): Float32Array {
 }
 
 const QUANTIZE: [DType, string, string][] = [
-  [DType.Q8_0, "481d7f0710ea0df40f09ee09", "2dd8b95d3caf6af90a113a592f4538f23f1836855d4c82798ab493cc25ff3d9d"],
-  [DType.Q4_0, "3ead70789779878987877977", "37f98c42a7edb17eec733525682f155c8346d2f00c96f00b598c1204794f899d"],
-  [DType.Q4_K, "6a147a23f0d2e23709c8c836", "2810a14ee018ee092067dc9b45d3c920c26eaa50943b5f4f65d3dea11803c6d3"],
-  [DType.Q5_K, "54107a23efd2e23708c8c936", "5352ec7bafbe06e38bd491ca8d0808814fd49e3b794e9145e71554f66d2b50be"],
-  [DType.Q6_K, "415edc855d636c8e049e11bf", "72f3e8b22e3a5485648a3bd6a5f464b1cfdb5de826852e7fcae58331c03c1541"],
+  [
+    DType.Q8_0,
+    "481d7f0710ea0df40f09ee09",
+    "2dd8b95d3caf6af90a113a592f4538f23f1836855d4c82798ab493cc25ff3d9d",
+  ],
+  [
+    DType.Q4_0,
+    "3ead70789779878987877977",
+    "37f98c42a7edb17eec733525682f155c8346d2f00c96f00b598c1204794f899d",
+  ],
+  [
+    DType.Q4_K,
+    "6a147a23f0d2e23709c8c836",
+    "2810a14ee018ee092067dc9b45d3c920c26eaa50943b5f4f65d3dea11803c6d3",
+  ],
+  [
+    DType.Q5_K,
+    "54107a23efd2e23708c8c936",
+    "5352ec7bafbe06e38bd491ca8d0808814fd49e3b794e9145e71554f66d2b50be",
+  ],
+  [
+    DType.Q6_K,
+    "415edc855d636c8e049e11bf",
+    "72f3e8b22e3a5485648a3bd6a5f464b1cfdb5de826852e7fcae58331c03c1541",
+  ],
 ];
 
 describe("reference quantizers are bit-exact with ggml", () => {

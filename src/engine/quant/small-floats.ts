@@ -6,7 +6,8 @@ export const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, 0, -0.5, -1, -1.5, -2, -3, -4, 
 
 /** FP8 E4M3 (fn) magnitude of bits 6..0. */
 function e4m3Magnitude(b: number): number {
-  const e = (b >> 3) & 15, m = b & 7;
+  const e = (b >> 3) & 15,
+    m = b & 7;
   return e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
 }
 

@@ -45,7 +45,8 @@ export function dtypeBytes(dt: DType): number {
 export function rowBytes(dt: DType, cols: number): number {
   const b = BLOCKS[dt];
   if (!b) return cols * dtypeBytes(dt);
-  if (cols % b.size) throw new Error(`a row of ${cols} is not a whole number of ${DType[dt]} blocks of ${b.size}`);
+  if (cols % b.size)
+    throw new Error(`a row of ${cols} is not a whole number of ${DType[dt]} blocks of ${b.size}`);
   return (cols / b.size) * b.bytes;
 }
 

@@ -14,6 +14,8 @@ export interface GgufFile {
   readonly file: string;
   readonly version: number;
   readonly metadata: Map<string, GgufValue>;
+  /** The stored type of each metadata value (and of array items), for exact rewrites. */
+  readonly kvTypes: Map<string, { type: GgufValueType; itemType?: GgufValueType }>;
   readonly tensors: GgufTensorInfo[];
   readonly alignment: number;
   readonly buffer: ArrayBuffer;
@@ -188,10 +190,15 @@ export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): Ggu
   if (nTensors > 1_000_000 || nKv > 1_000_000)
     throw new ModelFileError(file, "implausible tensor or metadata count (corrupt header?)");
   const metadata = new Map<string, GgufValue>();
+  const kvTypes = new Map<string, { type: GgufValueType; itemType?: GgufValueType }>();
   for (let i = 0; i < nKv; i++) {
     const key = c.str();
     const type = c.u32();
     if (metadata.has(key)) throw new ModelFileError(file, `duplicate metadata key ${key}`);
+    if (type === GgufValueType.ARRAY) {
+      c.need(4);
+      kvTypes.set(key, { type, itemType: new DataView(buffer).getUint32(c.pos, true) });
+    } else kvTypes.set(key, { type });
     metadata.set(key, readValue(c, type, file));
   }
   let alignment = 32;
@@ -247,5 +254,5 @@ export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): Ggu
       file,
     };
   });
-  return { file, version, metadata, tensors, alignment, buffer };
+  return { file, version, metadata, kvTypes, tensors, alignment, buffer };
 }
