@@ -33,15 +33,18 @@ async function session(
       const check = () => (re.test(out.slice(from)) ? (clearTimeout(timer), resolve()) : waiters.push(check));
       check();
     });
-  let mark = 0;
-  await waitFor(/>>> $/, 0);
-  for (const s of steps) {
-    mark = out.length;
-    child.stdin.write(s.send);
-    if (s.expect) await waitFor(s.expect, mark);
+  const exited = new Promise<number | null>((r) => child.on("exit", r));
+  try {
+    await waitFor(/>>> $/, 0);
+    for (const s of steps) {
+      const mark = out.length;
+      child.stdin.write(s.send);
+      if (s.expect) await waitFor(s.expect, mark);
+    }
+    return { out, code: await exited };
+  } finally {
+    child.kill("SIGKILL");
   }
-  const code = await new Promise<number | null>((r) => child.on("exit", r));
-  return { out, code };
 }
 
 describe("lmx run (interactive)", { skip: !hasScript && "util-linux script is not installed" }, () => {
@@ -64,7 +67,7 @@ describe("lmx run (interactive)", { skip: !hasScript && "util-linux script is no
     const { out, code } = await session(
       ["--temperature", "0", "--num-predict", "100000", "--num-ctx", "8192"],
       [
-        { send: "write a very long story\r", expect: /\S{3,}/ },
+        { send: "write a very long story\r", expect: /story[\r\n]+[\s\S]{40,}/ },
         { send: "\x03", expect: />>> $/ },
         { send: "\x04" },
       ],

@@ -158,8 +158,8 @@ async function interactive(
   };
   const answer = async (text: string) => {
     history.push({ role: "user", content: text });
+    // Input keeps flowing while the model answers, so that Ctrl-C (raw mode) reaches us.
     generating = new AbortController();
-    rl.pause();
     let reply = "";
     try {
       const gen = model.chat(history, { ...opts, think: o.think, signal: generating.signal });
@@ -175,7 +175,6 @@ async function interactive(
       history.pop();
     } finally {
       generating = null;
-      rl.resume();
     }
   };
   let closed = false;
