@@ -1,6 +1,7 @@
 /** The `lmx` command: dispatches to one file per subcommand. */
 import { UsageError } from "./args.js";
 import { benchCommand } from "./bench.js";
+import { createCommand } from "./create.js";
 import { perplexityCommand } from "./perplexity.js";
 import { runCommand } from "./run.js";
 
@@ -10,6 +11,7 @@ Commands:
   run [MODEL] [PROMPT]   chat with a model, or complete PROMPT once (default model: the embedded tiny-qwen3)
   bench [MODEL]          measure prompt processing and generation speed
   perplexity MODEL       perplexity of a text, and KL divergence from a base model
+  create --quantize T    quantize a model into a GGUF file (q8_0, q4_0, q6_K, q5_K_M, q4_K_M)
 
 MODEL is a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
 
@@ -17,6 +19,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   bench: benchCommand,
   perplexity: perplexityCommand,
+  create: createCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

@@ -52,7 +52,10 @@ export function hfToGguf(dir: string, o: ConvertOptions = {}): { kvs: GgufKv[]; 
   const hf = readHfFolder(dir);
   const arch = hf.metadata.get("general.architecture") as string;
   const permute = arch === "llama" && hf.metadata.get("lmx.rope.pairing") === "neox";
-  const kvs: GgufKv[] = [kv.str("general.architecture", arch), kv.str("general.name", dir.split("/").filter(Boolean).pop() ?? arch)];
+  const kvs: GgufKv[] = [
+    kv.str("general.architecture", arch),
+    kv.str("general.name", dir.split("/").filter(Boolean).pop() ?? arch),
+  ];
   for (const [key, value] of hf.metadata) {
     if (key === "general.architecture" || key.startsWith("lmx.")) continue;
     if (typeof value === "number") kvs.push(FLOAT_KEYS.test(key) ? kv.f32(key, value) : kv.u32(key, value));

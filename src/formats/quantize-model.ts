@@ -16,7 +16,13 @@ export const QUANTIZE_TYPES = ["q8_0", "q4_0", "q6_K", "q5_K_M", "q4_K_M"] as co
 export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
 
 const FILE_TYPE: Record<QuantizeType, number> = { q8_0: 7, q4_0: 2, q6_K: 18, q5_K_M: 17, q4_K_M: 15 };
-const BASE: Record<QuantizeType, DType> = { q8_0: DType.Q8_0, q4_0: DType.Q4_0, q6_K: DType.Q6_K, q5_K_M: DType.Q5_K, q4_K_M: DType.Q4_K };
+const BASE: Record<QuantizeType, DType> = {
+  q8_0: DType.Q8_0,
+  q4_0: DType.Q4_0,
+  q6_K: DType.Q6_K,
+  q5_K_M: DType.Q5_K,
+  q4_K_M: DType.Q4_K,
+};
 
 /** llama.cpp's choice of layers that get more bits in the K-quant mixes. */
 export function useMoreBits(i: number, n: number): boolean {
@@ -25,7 +31,12 @@ export function useMoreBits(i: number, n: number): boolean {
 }
 
 function quantizable(t: GgufTensorOut): boolean {
-  return t.ne.length >= 2 && t.name.endsWith("weight") && !t.name.endsWith("_norm.weight") && !t.name.includes("ffn_gate_inp");
+  return (
+    t.ne.length >= 2 &&
+    t.name.endsWith("weight") &&
+    !t.name.endsWith("_norm.weight") &&
+    !t.name.includes("ffn_gate_inp")
+  );
 }
 
 /** Visiting order of llama-quantize: non-block tensors by name, then blocks in order. */
@@ -38,7 +49,12 @@ function order(tensors: GgufTensorOut[]): GgufTensorOut[] {
 }
 
 /** The type llama-quantize picks for one tensor. */
-export function chooseType(type: QuantizeType, name: string, ne0: number, o: { tied: boolean; iAttnV: number; nAttnV: number; layer: number; nLayer: number }): DType {
+export function chooseType(
+  type: QuantizeType,
+  name: string,
+  ne0: number,
+  o: { tied: boolean; iAttnV: number; nAttnV: number; layer: number; nLayer: number },
+): DType {
   const base = BASE[type];
   let t = base;
   const isOutput = name === "output.weight" || (o.tied && name === "token_embd.weight");
@@ -61,16 +77,27 @@ function ggufKvs(path: string): { kvs: GgufKv[]; tensors: GgufTensorOut[] } {
   const kvs: GgufKv[] = [];
   for (const [key, value] of g.metadata) {
     const t = g.kvTypes.get(key)!;
-    kvs.push({ key, type: t.type, itemType: t.itemType, value: ArrayBuffer.isView(value) ? Array.from(value as ArrayLike<number>) : (value as GgufScalar) });
+    kvs.push({
+      key,
+      type: t.type,
+      itemType: t.itemType,
+      value: ArrayBuffer.isView(value) ? Array.from(value as ArrayLike<number>) : (value as GgufScalar),
+    });
   }
-  const tensors = g.tensors.map((t) => ({ name: t.name, type: t.type, ne: [...t.ne], data: new Uint8Array(t.buffer, t.byteOffset, t.byteLength) }));
+  const tensors = g.tensors.map((t) => ({
+    name: t.name,
+    type: t.type,
+    ne: [...t.ne],
+    data: new Uint8Array(t.buffer, t.byteOffset, t.byteLength),
+  }));
   return { kvs, tensors };
 }
 
 /** f32 values of a tensor in any type lmx reads. */
 function valuesOf(t: GgufTensorOut): Float32Array {
   const dt = ggmlType(t.type)?.dtype;
-  if (dt === undefined) throw new Error(`tensor ${t.name} has type ${ggmlType(t.type)?.name ?? t.type}, which lmx cannot read`);
+  if (dt === undefined)
+    throw new Error(`tensor ${t.name} has type ${ggmlType(t.type)?.name ?? t.type}, which lmx cannot read`);
   const n = t.ne.reduce((a, b) => a * b, 1);
   if (isQuantized(dt)) {
     const out = new Float32Array(n);
@@ -86,8 +113,14 @@ export interface QuantizeReport {
   bytes: number;
 }
 
-export function quantizeModel(src: string, out: string, type: QuantizeType, onTensor?: (i: number, n: number, name: string) => void): QuantizeReport {
-  if (!QUANTIZE_TYPES.includes(type)) throw new Error(`unknown quantization type "${type}" (expected ${QUANTIZE_TYPES.join(", ")})`);
+export function quantizeModel(
+  src: string,
+  out: string,
+  type: QuantizeType,
+  onTensor?: (i: number, n: number, name: string) => void,
+): QuantizeReport {
+  if (!QUANTIZE_TYPES.includes(type))
+    throw new Error(`unknown quantization type "${type}" (expected ${QUANTIZE_TYPES.join(", ")})`);
   const parts = statSync(src).isDirectory() ? hfToGguf(src) : ggufKvs(src);
   const arch = String(parts.kvs.find((k) => k.key === "general.architecture")?.value ?? "");
   const nLayer = Number(parts.kvs.find((k) => k.key === `${arch}.block_count`)?.value ?? 0);
@@ -115,7 +148,9 @@ export function quantizeModel(src: string, out: string, type: QuantizeType, onTe
     report.tensors.push({ name: outT.name, type: ggmlType(outT.type)?.name ?? String(outT.type) });
     report.bytes += outT.data.length;
   });
-  const kvs = parts.kvs.filter((k) => k.key !== "general.file_type" && k.key !== "general.quantization_version");
+  const kvs = parts.kvs.filter(
+    (k) => k.key !== "general.file_type" && k.key !== "general.quantization_version",
+  );
   kvs.push(kv.u32("general.file_type", FILE_TYPE[type]), kv.u32("general.quantization_version", 2));
   writeGguf(out, kvs, tensors);
   return report;
