@@ -10,6 +10,7 @@
         "native/kernels/convert.c",
         "native/kernels/dequant.c",
         "native/kernels/qdot.c",
+        "native/kernels/bandwidth.c",
         "native/kernels/matmul.c",
         "native/kernels/norm.c",
         "native/kernels/rope.c",

@@ -473,6 +473,18 @@ static napi_value cpu_features(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* bandwidthProbe(megabytes, repeats) -> GB/s */
+static napi_value bandwidth_probe(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  args_of(env, info, 2, argv);
+  double mb = 1024, reps = 5;
+  napi_get_value_double(env, argv[0], &mb);
+  napi_get_value_double(env, argv[1], &reps);
+  napi_value v;
+  napi_create_double(env, lmx_bandwidth_probe((size_t)(mb * 1048576.0), (int)reps), &v);
+  return v;
+}
+
 static napi_value simd_path(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -496,6 +508,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"threads", 0, get_threads, 0, 0, 0, napi_default, 0},
       {"cpuFeatures", 0, cpu_features, 0, 0, 0, napi_default, 0},
       {"simdPath", 0, simd_path, 0, 0, 0, napi_default, 0},
+      {"bandwidthProbe", 0, bandwidth_probe, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -77,6 +77,9 @@ void lmx_pool_run(void (*fn)(void *arg, int ith, int nth), void *arg);
 /* Waits until all threads reached this point (only inside lmx_pool_run). */
 void lmx_pool_barrier(int nth);
 
+/* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
+double lmx_bandwidth_probe(size_t bytes, int repeats);
+
 /* --- executor --- */
 void lmx_plan_execute(const lmx_plan *plan);
 

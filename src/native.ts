@@ -25,6 +25,8 @@ export interface NativeAddon {
   threads(): number;
   cpuFeatures(): string[];
   simdPath(): string;
+  /** Streaming-read bandwidth (GB/s, best of `repeats`) over `megabytes` on the thread pool. */
+  bandwidthProbe(megabytes: number, repeats: number): number;
 }
 
 let addon: NativeAddon | undefined;

@@ -1,0 +1,70 @@
+/* A memory-bandwidth probe on lmx's own thread pool: streaming reads over a buffer far
+ * larger than the caches, the bound that decode speed is measured against. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../simd.h"
+
+typedef struct {
+  const float *buf;
+  size_t n;
+  float sink[256];
+} probe_job;
+
+static void probe_scalar(const float *p, size_t n, float *sink) {
+  float a = 0, b = 0, c = 0, d = 0;
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    a += p[i]; b += p[i + 1]; c += p[i + 2]; d += p[i + 3];
+  }
+  *sink = a + b + c + d;
+}
+
+#ifdef LMX_X86
+static LMX_AVX2 void probe_avx2(const float *p, size_t n, float *sink) {
+  __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+  for (size_t i = 0; i + 32 <= n; i += 32) {
+    a = _mm256_add_ps(a, _mm256_load_ps(p + i));
+    b = _mm256_add_ps(b, _mm256_load_ps(p + i + 8));
+    c = _mm256_add_ps(c, _mm256_load_ps(p + i + 16));
+    d = _mm256_add_ps(d, _mm256_load_ps(p + i + 24));
+  }
+  *sink = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+}
+#endif
+
+static void probe(void *arg, int ith, int nth) {
+  probe_job *j = (probe_job *)arg;
+  int64_t lo, hi;
+  lmx_split((int64_t)j->n, 64, ith, nth, &lo, &hi);
+  if (lo >= hi) return;
+#ifdef LMX_X86
+  if (lmx_use_avx2()) { probe_avx2(j->buf + lo, (size_t)(hi - lo), &j->sink[ith & 255]); return; }
+#endif
+  probe_scalar(j->buf + lo, (size_t)(hi - lo), &j->sink[ith & 255]);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double lmx_bandwidth_probe(size_t bytes, int repeats) {
+  probe_job j;
+  memset(&j, 0, sizeof j);
+  j.n = bytes / sizeof(float);
+  float *buf = (float *)aligned_alloc(64, j.n * sizeof(float));
+  if (!buf) return -1;
+  memset(buf, 1, j.n * sizeof(float));
+  j.buf = buf;
+  double best = 0;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    lmx_pool_run(probe, &j);
+    double gbs = (double)j.n * sizeof(float) / (now_s() - t0) / 1e9;
+    if (gbs > best) best = gbs;
+  }
+  free(buf);
+  return best;
+}
