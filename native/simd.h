@@ -22,12 +22,11 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const voi
   }
 }
 
-/* Fused quantized dots (kernels/qdot.c); xsum holds per-32 sums of x for the K-quants. */
-LMX_AVX2 float lmx_qdot_q8_0(const float *x, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot_q4_0(const float *x, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot_q4_k(const float *x, const float *xsum, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot_q6_k(const float *x, const uint8_t *w, int64_t K);
-LMX_AVX2 void lmx_xsum32(const float *x, int64_t K, float *out);
+/* int8-activation dots: x quantized per 32 (codes qx, scales dx, code sums per 16 s16). */
+LMX_AVX2 float lmx_qdot8_q8_0(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 
 static inline LMX_AVX2 float lmx_hsum8(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -37,6 +36,10 @@ static inline LMX_AVX2 float lmx_hsum8(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 #endif
+
+/* Quantizes an activation row to int8 as llama.cpp does for Q8_0 (super = 0) or K-quant
+ * (super = 1) weights; dx gets one scale per 32 values, s16 the code sums per 16. */
+void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx, int32_t *s16);
 
 static inline float lmx_elem(const void *p, int32_t dtype, int64_t i) {
   switch (dtype) {

@@ -150,16 +150,27 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     case LMX_F16: GEMV_ROWS(LMX_F16) break;
     case LMX_BF16: GEMV_ROWS(LMX_BF16) break;
     case LMX_F32: GEMV_ROWS(LMX_F32) break;
-    case LMX_Q8_0: GEMV_Q(lmx_qdot_q8_0(xt, (const uint8_t *)(w->data + r * w->nb1), K)) break;
-    case LMX_Q4_0: GEMV_Q(lmx_qdot_q4_0(xt, (const uint8_t *)(w->data + r * w->nb1), K)) break;
-    case LMX_Q6_K: GEMV_Q(lmx_qdot_q6_k(xt, (const uint8_t *)(w->data + r * w->nb1), K)) break;
-    case LMX_Q4_K: {
-      float *xsum = scratch((size_t)(K / 32));
+    case LMX_Q8_0:
+    case LMX_Q4_0:
+    case LMX_Q4_K:
+    case LMX_Q6_K: {
+      /* int8 activations: x is quantized once per token, then integer dot products. */
+      int8_t *qx = (int8_t *)scratch((size_t)(K / 4 + K / 32 + K / 16 + 16));
+      float *dx = (float *)(qx + K);
+      int32_t *s16 = (int32_t *)(dx + K / 32);
       for (int64_t t = 0; t < x->ne1; t++) {
         const float *xt = (const float *)(x->data + t * x->nb1);
         float *d = (float *)(dst->data + t * dst->nb1);
-        lmx_xsum32(xt, K, xsum);
-        for (int64_t r = lo; r < hi; r++) d[r] = lmx_qdot_q4_k(xt, xsum, (const uint8_t *)(w->data + r * w->nb1), K);
+        lmx_quantize_x8(xt, K, w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K, qx, dx, s16);
+        for (int64_t r = lo; r < hi; r++) {
+          const uint8_t *wr = (const uint8_t *)(w->data + r * w->nb1);
+          switch (w->dtype) {
+            case LMX_Q8_0: d[r] = lmx_qdot8_q8_0(qx, dx, wr, K); break;
+            case LMX_Q4_0: d[r] = lmx_qdot8_q4_0(qx, dx, s16, wr, K); break;
+            case LMX_Q4_K: d[r] = lmx_qdot8_q4_k(qx, dx, s16, wr, K); break;
+            default: d[r] = lmx_qdot8_q6_k(qx, dx, s16, wr, K); break;
+          }
+        }
       }
       break;
     }
@@ -189,12 +200,26 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   } else
 #endif
   {
-    float *row = LMX_IS_QUANT(w->dtype) ? scratch((size_t)K) : 0;
+    /* Decode with int8-activation types sees x as quantized per 32, as the SIMD path does. */
+    const int int8 = T < GEMV_MAX_T && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K);
+    float *row = LMX_IS_QUANT(w->dtype) ? scratch((size_t)(K * (int8 ? 1 + GEMV_MAX_T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
+    float *xq = row + K;
+    if (int8) {
+      int8_t *q = (int8_t *)(xq + GEMV_MAX_T * K);
+      float *dx = (float *)(q + K);
+      int32_t *s16 = (int32_t *)(dx + K / 32);
+      for (int64_t t = 0; t < T; t++) {
+        lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K, q, dx, s16);
+        for (int64_t i = 0; i < K; i++) xq[t * K + i] = dx[i / 32] * q[i];
+      }
+    }
     for (int64_t r = lo; r < hi; r++) {
       const void *wr = w->data + r * w->nb1;
       if (row) lmx_row_to_f32(wr, w->dtype, row, K);
-      for (int64_t t = 0; t < T; t++)
-        ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar((const float *)(x->data + t * x->nb1), row ? row : wr, row ? LMX_F32 : w->dtype, K);
+      for (int64_t t = 0; t < T; t++) {
+        const float *xt = int8 ? xq + t * K : (const float *)(x->data + t * x->nb1);
+        ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar(xt, row ? row : wr, row ? LMX_F32 : w->dtype, K);
+      }
     }
   }
   const float scale = n->fp[0];

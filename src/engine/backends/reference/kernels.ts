@@ -51,6 +51,45 @@ function rmsRow(x: Float32Array, w: Float32Array | null, eps: number, d: Float32
   for (let i = 0; i < x.length; i++) d[i] = w ? x[i]! * r * w[i]! : x[i]! * r;
 }
 
+/** Matmuls with fewer rows than this take the decode (GEMV) path (native/kernels/matmul.c). */
+const DECODE_ROWS = 4;
+/** Weight types whose decode path multiplies with int8-quantized activations. */
+const INT8_ACTIVATIONS = new Set([DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K]);
+
+/**
+ * An activation row as the int8 decode path sees it, quantized as llama.cpp does for the
+ * weight type: per 32 with an f16 scale amax/127 (Q8_0, Q4_0), or per 256 with scale
+ * 1/(-127/max) (K-quants); codes round to nearest even. Returns scale * code.
+ */
+export function quantizeActivations(x: Float32Array, superBlocks: boolean): Float64Array {
+  const f = Math.fround;
+  const n = superBlocks ? 256 : 32;
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < x.length / n; b++) {
+    let amax = 0,
+      max = 0;
+    for (let i = 0; i < n; i++) {
+      const a = Math.abs(x[n * b + i]!);
+      if (a > amax) [amax, max] = [a, x[n * b + i]!];
+    }
+    let id: number, d: number;
+    if (superBlocks) {
+      id = amax > 0 ? f(-127 / max) : 0;
+      d = amax > 0 ? f(1 / id) : 0;
+    } else {
+      id = amax > 0 ? f(127 / amax) : 0;
+      d = f16ToF32(f32ToF16(f(amax / 127)));
+    }
+    for (let i = 0; i < n; i++) {
+      const v = f(x[n * b + i]! * id);
+      let q = Math.round(v);
+      if (Math.abs(v - Math.trunc(v)) === 0.5) q = 2 * Math.round(v / 2); // ties to even
+      out[n * b + i] = d * Math.max(-127, Math.min(127, q));
+    }
+  }
+  return out;
+}
+
 type Kernel = (dst: TensorView, src: (TensorView | null)[], ip: Int32Array, fp: Float32Array) => void;
 
 const kernels: Record<number, Kernel> = {
@@ -78,11 +117,17 @@ const kernels: Record<number, Kernel> = {
   [Op.Matmul](d, [x, w, bias], _ip, fp) {
     const K = x!.ne0;
     const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
+    const int8 = x!.ne1 < DECODE_ROWS && INT8_ACTIVATIONS.has(w!.dtype);
+    const xs = Array.from({ length: x!.ne1 }, (_, t) =>
+      int8
+        ? quantizeActivations(rowF32(x!, t), w!.dtype === DType.Q4_K || w!.dtype === DType.Q6_K)
+        : rowF32(x!, t),
+    );
     const b = bias ? rowF32(bias, 0) : null;
     for (let n = 0; n < w!.ne1; n++) {
       const wr = rowF32(w!, n);
       for (let t = 0; t < x!.ne1; t++) {
-        const xr = rowF32(x!, t);
+        const xr = xs[t]!;
         let s = 0;
         for (let k = 0; k < K; k++) s += xr[k]! * wr[k]!;
         const y = Math.fround(s) * scale;
