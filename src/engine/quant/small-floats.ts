@@ -17,12 +17,6 @@ export function ue4m3(b: number): number {
   return v === 0 || v === 0x7f ? 0 : e4m3Magnitude(v);
 }
 
-/** FP8 E4M3 (fn): NaN for S.1111.111, no infinities. */
-export function e4m3(b: number): number {
-  if ((b & 0x7f) === 0x7f) return NaN;
-  return (b & 0x80 ? -1 : 1) * e4m3Magnitude(b & 0x7f);
-}
-
 /** E8M0: 2^(b - 127). */
 export function e8m0(b: number): number {
   return 2 ** (b - 127);

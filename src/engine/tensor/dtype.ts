@@ -106,18 +106,6 @@ export function f32ToBf16(v: number): number {
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** Reads element i of a row stored as `dt` through a DataView-free typed view. */
-export function readElement(dt: DType, u16: Uint16Array | null, f: Float32Array | null, i: number): number {
-  switch (dt) {
-    case DType.F16:
-      return f16ToF32(u16![i]!);
-    case DType.BF16:
-      return bf16ToF32(u16![i]!);
-    default:
-      return f![i]!;
-  }
-}
-
 /** Converts `n` elements at byte offset `off` of `buf` (any float dtype) to a new Float32Array. */
 export function toF32(buf: ArrayBuffer, off: number, dt: DType, n: number): Float32Array {
   if (dt === DType.F32) {

@@ -291,8 +291,3 @@ export function runPlan(
     );
   }
 }
-
-/** Invalidates converted-weight caches of a buffer (after writing into it). */
-export function forgetConverted(buffer: ArrayBuffer): void {
-  f32Cache.delete(buffer);
-}
