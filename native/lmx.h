@@ -76,6 +76,8 @@ void lmx_pool_set_threads(int n);
 void lmx_pool_run(void (*fn)(void *arg, int ith, int nth), void *arg);
 /* Waits until all threads reached this point (only inside lmx_pool_run). */
 void lmx_pool_barrier(int nth);
+/* This thread's scratch buffer of at least n floats (valid until the next call). */
+float *lmx_scratch(size_t n);
 
 /* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
 double lmx_bandwidth_probe(size_t bytes, int repeats);
@@ -96,6 +98,16 @@ int lmx_block_size(int32_t dtype);
 int lmx_block_bytes(int32_t dtype);
 int64_t lmx_row_bytes(int32_t dtype, int64_t n);
 void lmx_dequant_row(const void *src, int32_t dtype, float *dst, int64_t n);
+/* Sub-block j's 6-bit scale and min from the 12 packed bytes of a Q4_K/Q5_K block. */
+static inline void lmx_scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
 
 /* --- kernels --- */
 void lmx_k_get_rows(const lmx_node *n, int ith, int nth);

@@ -150,3 +150,17 @@ void lmx_pool_barrier(int nth) {
     }
   }
 }
+
+/* Per-thread scratch for kernels (kernels never nest, so one buffer per thread suffices);
+ * grows on demand and is reused across calls. */
+static __thread float *scratch_buf;
+static __thread size_t scratch_cap;
+
+float *lmx_scratch(size_t n) {
+  if (n > scratch_cap) {
+    free(scratch_buf);
+    scratch_buf = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    scratch_cap = scratch_buf ? n : 0;
+  }
+  return scratch_buf;
+}

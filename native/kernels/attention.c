@@ -34,18 +34,6 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
   }
 }
 
-static __thread float *tl_buf;
-static __thread size_t tl_cap;
-
-static float *scratch(size_t n) {
-  if (n > tl_cap) {
-    free(tl_buf);
-    tl_buf = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    tl_cap = tl_buf ? n : 0;
-  }
-  return tl_buf;
-}
-
 static float dot(const float *a, const float *b, int n) {
   float s = 0;
   for (int i = 0; i < n; i++) s += a[i] * b[i];
@@ -161,7 +149,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
       const int64_t rows = (int64_t)nq * G;
       /* Online softmax over key tiles: per query head a running max m, sum l and
        * unnormalized output acc, rescaled whenever a tile raises the max. */
-      float *buf = scratch((size_t)(rows * KT + hd + rows * hd + 2 * rows));
+      float *buf = lmx_scratch((size_t)(rows * KT + hd + rows * hd + 2 * rows));
       float *s = buf, *kv = buf + rows * KT, *acc = kv + hd, *m = acc + rows * hd, *l = m + rows;
       for (int64_t x = 0; x < rows; x++) {
         m[x] = -INFINITY;

@@ -19,16 +19,6 @@ static float ue4m3(uint8_t b) {
   return e == 0 ? (float)m * (1.0f / 512) : (1 + m / 8.0f) * ldexpf(1.0f, e - 7);
 }
 
-static inline void scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
-  if (j < 4) {
-    *sc = s[j] & 63;
-    *m = s[j + 4] & 63;
-  } else {
-    *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 static void q8_0(const uint8_t *b, float *y) {
   const float d = f16at(b);
   for (int j = 0; j < 32; j++) y[j] = (int8_t)b[2 + j] * d;
@@ -77,8 +67,8 @@ static void q4_k(const uint8_t *b, float *y) {
   const float d = f16at(b), dmin = f16at(b + 2);
   for (int c = 0; c < 4; c++) {
     int sc0, m0, sc1, m1;
-    scale_min_k4(b + 4, 2 * c, &sc0, &m0);
-    scale_min_k4(b + 4, 2 * c + 1, &sc1, &m1);
+    lmx_scale_min_k4(b + 4, 2 * c, &sc0, &m0);
+    lmx_scale_min_k4(b + 4, 2 * c + 1, &sc1, &m1);
     const float d0 = d * sc0, n0 = dmin * m0, d1 = d * sc1, n1 = dmin * m1;
     for (int l = 0; l < 32; l++) {
       const uint8_t q = b[16 + 32 * c + l];
@@ -92,8 +82,8 @@ static void q5_k(const uint8_t *b, float *y) {
   const float d = f16at(b), dmin = f16at(b + 2);
   for (int c = 0; c < 4; c++) {
     int sc0, m0, sc1, m1;
-    scale_min_k4(b + 4, 2 * c, &sc0, &m0);
-    scale_min_k4(b + 4, 2 * c + 1, &sc1, &m1);
+    lmx_scale_min_k4(b + 4, 2 * c, &sc0, &m0);
+    lmx_scale_min_k4(b + 4, 2 * c + 1, &sc1, &m1);
     const float d0 = d * sc0, n0 = dmin * m0, d1 = d * sc1, n1 = dmin * m1;
     for (int l = 0; l < 32; l++) {
       const uint8_t q = b[48 + 32 * c + l], h = b[16 + l];

@@ -11,18 +11,6 @@
 #define GEMV_MAX_T 4
 #define ROW_BLOCK 12
 
-static __thread float *tl_buf;
-static __thread size_t tl_cap;
-
-static float *scratch(size_t n) {
-  if (n > tl_cap) {
-    free(tl_buf);
-    tl_buf = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    tl_cap = tl_buf ? n : 0;
-  }
-  return tl_buf;
-}
-
 static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
   float s = 0;
   for (int64_t k = 0; k < K; k++) s += x[k] * lmx_elem(w, dt, k);
@@ -106,7 +94,7 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
       wb = (const float *)(w->data + r0 * w->nb1);
       ws = w->nb1 / 4;
     } else {
-      float *buf = scratch((size_t)(ROW_BLOCK * K));
+      float *buf = lmx_scratch((size_t)(ROW_BLOCK * K));
       for (int64_t r = 0; r < nr; r++) lmx_row_to_f32(w->data + (r0 + r) * w->nb1, w->dtype, buf + r * K, K);
       wb = buf;
       ws = K;
@@ -155,7 +143,7 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     case LMX_Q4_K:
     case LMX_Q6_K: {
       /* int8 activations: x is quantized once per token, then integer dot products. */
-      int8_t *qx = (int8_t *)scratch((size_t)(K / 4 + K / 32 + K / 16 + 16));
+      int8_t *qx = (int8_t *)lmx_scratch((size_t)(K / 4 + K / 32 + K / 16 + 16));
       float *dx = (float *)(qx + K);
       int32_t *s16 = (int32_t *)(dx + K / 32);
       for (int64_t t = 0; t < x->ne1; t++) {
@@ -176,7 +164,7 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     }
     default: {
       /* Other quantized rows: decode each row once into scratch, then the f32 dot. */
-      float *row = scratch((size_t)K);
+      float *row = lmx_scratch((size_t)K);
       for (int64_t r = lo; r < hi; r++) {
         lmx_row_to_f32(w->data + r * w->nb1, w->dtype, row, K);
         for (int64_t t = 0; t < x->ne1; t++)
@@ -202,7 +190,7 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   {
     /* Decode with int8-activation types sees x as quantized per 32, as the SIMD path does. */
     const int int8 = T < GEMV_MAX_T && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K);
-    float *row = LMX_IS_QUANT(w->dtype) ? scratch((size_t)(K * (int8 ? 1 + GEMV_MAX_T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
+    float *row = LMX_IS_QUANT(w->dtype) ? lmx_scratch((size_t)(K * (int8 ? 1 + GEMV_MAX_T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
     float *xq = row + K;
     if (int8) {
       int8_t *q = (int8_t *)(xq + GEMV_MAX_T * K);

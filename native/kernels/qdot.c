@@ -92,11 +92,8 @@ LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *
     const float d = f16s(p), dmin = f16s(p + 2);
     for (int c = 0; c < 4; c++) {
       int sc[2], m[2];
-      for (int k = 0; k < 2; k++) {
-        const int j = 2 * c + k;
-        if (j < 4) { sc[k] = s[j] & 63; m[k] = s[j + 4] & 63; }
-        else { sc[k] = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4); m[k] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
-      }
+      lmx_scale_min_k4(s, 2 * c, &sc[0], &m[0]);
+      lmx_scale_min_k4(s, 2 * c + 1, &sc[1], &m[1]);
       __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
       __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       const int64_t xb = b * 8 + 2 * c; /* index of the 32-block of x */

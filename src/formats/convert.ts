@@ -3,7 +3,7 @@
  * names, norms and 1-D tensors in F32, matrices in the chosen float type, Llama q/k rows
  * permuted for adjacent-pair RoPE, the tokenizer in `tokenizer.*` metadata.
  */
-import { DType, dtypeBytes, f32ToBf16, f32ToF16, toF32 } from "../engine/tensor/dtype.js";
+import { DType, dtypeBytes, fromF32, toF32 } from "../engine/tensor/dtype.js";
 import { tokenizerFromHf, tokenizerToGguf } from "../tokenizer/load.js";
 import { ggmlTypeOf, type GgufKv } from "./gguf/types.js";
 import { kv, writeGguf, type GgufTensorOut } from "./gguf/write.js";
@@ -34,12 +34,7 @@ export function permuteQkRows(rows: Uint8Array, nHead: number, rowBytes: number)
 function encodeAs(t: TensorData, dtype: DType): Uint8Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (t.dtype === dtype) return new Uint8Array(t.buffer, t.byteOffset, n * dtypeBytes(dtype)).slice();
-  const f = toF32(t.buffer, t.byteOffset, t.dtype, n);
-  if (dtype === DType.F32) return new Uint8Array(f.buffer);
-  const u = new Uint16Array(n);
-  const conv = dtype === DType.F16 ? f32ToF16 : f32ToBf16;
-  for (let i = 0; i < n; i++) u[i] = conv(f[i]!);
-  return new Uint8Array(u.buffer);
+  return fromF32(toF32(t.buffer, t.byteOffset, t.dtype, n), dtype);
 }
 
 export interface ConvertOptions {

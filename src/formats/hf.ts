@@ -2,10 +2,11 @@
  * Hugging Face folder import: config.json -> GGUF-style metadata, safetensors names ->
  * GGUF tensor names (the one table that maps them), llama3 rope scaling -> rope_freqs.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DType } from "../engine/tensor/dtype.js";
 import type { GgufValue } from "./gguf/types.js";
+import { readJsonFile } from "./json-file.js";
 import { readSafetensorsFolder } from "./safetensors.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
 
@@ -40,14 +41,6 @@ export function ggufTensorName(hfName: string): string | undefined {
   return undefined;
 }
 
-function readJson(path: string): Record<string, any> {
-  try {
-    return JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new ModelFileError(path, `cannot read JSON: ${(e as Error).message}`);
-  }
-}
-
 /** Llama 3.1 frequency divisors, as llama.cpp's converter writes them into rope_freqs. */
 function llama3RopeFreqs(rs: Record<string, number>, base: number, dim: number): Float32Array {
   const factor = rs.factor ?? 8,
@@ -79,7 +72,7 @@ export interface HfModel {
 export function readHfFolder(dir: string): HfModel {
   const cfgPath = join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new ModelFileError(dir, "no config.json (not a Hugging Face model folder)");
-  const cfg = readJson(cfgPath);
+  const cfg = readJsonFile(cfgPath);
   const hfArch = Array.isArray(cfg.architectures) ? cfg.architectures[0] : undefined;
   const arch = ARCHITECTURES[hfArch];
   if (!arch)

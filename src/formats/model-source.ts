@@ -9,8 +9,8 @@ import { tokenizerFromGguf, tokenizerFromHf, type LoadedTokenizer } from "../tok
 import { readGguf } from "./gguf/read.js";
 import { ggmlType, type GgufValue } from "./gguf/types.js";
 import { readHfFolder } from "./hf.js";
+import { readJsonFileIf } from "./json-file.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
-import { readFileSync } from "node:fs";
 
 /** A tensor as stored; `dtype` is undefined for types the engine cannot compute with yet. */
 export interface SourceTensor extends Omit<TensorData, "dtype"> {
@@ -29,24 +29,19 @@ export interface ModelSource {
 }
 
 function generationDefaults(dir: string): Record<string, number> {
-  const p = join(dir, "generation_config.json");
-  if (!existsSync(p)) return {};
-  try {
-    const g = JSON.parse(readFileSync(p, "utf8"));
-    const out: Record<string, number> = {};
-    for (const [from, to] of [
-      ["temperature", "temperature"],
-      ["top_k", "topK"],
-      ["top_p", "topP"],
-      ["min_p", "minP"],
-      ["repetition_penalty", "repeatPenalty"],
-    ] as const) {
-      if (typeof g[from] === "number") out[to] = g[from];
-    }
-    return out;
-  } catch {
-    return {};
+  const g = readJsonFileIf(join(dir, "generation_config.json"));
+  const out: Record<string, number> = {};
+  if (!g) return out;
+  for (const [from, to] of [
+    ["temperature", "temperature"],
+    ["top_k", "topK"],
+    ["top_p", "topP"],
+    ["min_p", "minP"],
+    ["repetition_penalty", "repeatPenalty"],
+  ] as const) {
+    if (typeof g[from] === "number") out[to] = g[from];
   }
+  return out;
 }
 
 export function openModelSource(path: string): ModelSource {

@@ -6,7 +6,7 @@
  */
 import { statSync } from "node:fs";
 import { quantFormat } from "../engine/quant/index.js";
-import { BLOCKS, DType, f32ToF16, isQuantized, toF32 } from "../engine/tensor/dtype.js";
+import { BLOCKS, DType, fromF32, isQuantized, toF32 } from "../engine/tensor/dtype.js";
 import { hfToGguf } from "./convert.js";
 import { readGguf } from "./gguf/read.js";
 import { ggmlType, ggmlTypeOf, type GgufKv, type GgufScalar } from "./gguf/types.js";
@@ -140,7 +140,7 @@ export function quantizeModel(
       if (ggmlType(t.type)?.dtype !== dt) {
         const v = valuesOf(t);
         const q = quantFormat(dt)?.quantize;
-        const data = q ? q(v) : new Uint8Array(toF16(v).buffer);
+        const data = q ? q(v) : fromF32(v, DType.F16);
         outT = { ...t, type: ggmlTypeOf(dt).id, data };
       }
     }
@@ -154,10 +154,4 @@ export function quantizeModel(
   kvs.push(kv.u32("general.file_type", FILE_TYPE[type]), kv.u32("general.quantization_version", 2));
   writeGguf(out, kvs, tensors);
   return report;
-}
-
-function toF16(v: Float32Array): Uint16Array {
-  const out = new Uint16Array(v.length);
-  for (let i = 0; i < v.length; i++) out[i] = f32ToF16(v[i]!);
-  return out;
 }

@@ -73,9 +73,12 @@ describe("runner", async () => {
     const p = model.renderChat([{ role: "user", content: "hi" }], { think: false });
     // This template's `{%-` tags strip the newlines that precede them.
     assert.equal(p, "<|im_start|>user\nhi<|im_end|><|im_start|>assistant<think>\n\n</think>");
-    const text = await model
+    const chat = await model
       .chat([{ role: "user", content: "hi" }], { temperature: 0, numPredict: 8 })
       .text();
-    assert.equal(typeof text, "string");
+    const direct = await model
+      .generate(model.renderChat([{ role: "user", content: "hi" }]), { temperature: 0, numPredict: 8 })
+      .text();
+    assert.equal(chat, direct);
   });
 });

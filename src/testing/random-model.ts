@@ -3,7 +3,7 @@
  * for tests (small shapes, llama.cpp agreement) and benchmarks (Qwen3-0.6B shape).
  * The tokenizer is the embedded model's, padded with unused tokens to the vocabulary size.
  */
-import { DType, f32ToBf16, f32ToF16, isQuantized } from "../engine/tensor/dtype.js";
+import { DType, fromF32, isQuantized } from "../engine/tensor/dtype.js";
 import { quantFormat } from "../engine/quant/index.js";
 import { kv, writeGguf, type GgufTensorOut } from "../formats/gguf/write.js";
 import { ggmlTypeOf, type GgufKv } from "../formats/gguf/types.js";
@@ -47,11 +47,7 @@ function encode(values: Float32Array, dtype: DType): Uint8Array {
     if (!q) throw new Error(`lmx has no quantizer for ${DType[dtype]} yet`);
     return q(values);
   }
-  if (dtype === DType.F32) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const out = new Uint16Array(values.length);
-  const conv = dtype === DType.F16 ? f32ToF16 : f32ToBf16;
-  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
-  return new Uint8Array(out.buffer);
+  return fromF32(values, dtype);
 }
 
 /** llama.cpp's `general.file_type` for a model whose matrices are mostly `dtype`. */

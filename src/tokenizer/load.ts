@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { GgufKv, GgufValue } from "../formats/gguf/types.js";
 import { kv } from "../formats/gguf/write.js";
+import { readJsonFileIf } from "../formats/json-file.js";
 import { ModelFileError } from "../formats/tensor-source.js";
 import { pretokenizerPattern } from "./pretokenize.js";
 import { Tokenizer, type TokenizerSpec } from "./tokenizer.js";
@@ -13,15 +14,6 @@ export interface LoadedTokenizer {
   chatTemplate?: string;
   /** Family of the pre-tokenizer, written as GGUF `tokenizer.ggml.pre`. */
   pre: string;
-}
-
-function readJsonIf(path: string): Record<string, any> | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new ModelFileError(path, `cannot read JSON: ${(e as Error).message}`);
-  }
 }
 
 function flatten(node: any): any[] {
@@ -40,11 +32,11 @@ function ids(v: unknown): number[] {
 /** Reads tokenizer.json (+ tokenizer_config.json, generation_config.json, config.json) from a folder. */
 export function tokenizerFromHf(dir: string): LoadedTokenizer {
   const path = join(dir, "tokenizer.json");
-  const tj = readJsonIf(path);
+  const tj = readJsonFileIf(path);
   if (!tj) throw new ModelFileError(dir, "missing tokenizer.json");
-  const tc = readJsonIf(join(dir, "tokenizer_config.json")) ?? {};
-  const gc = readJsonIf(join(dir, "generation_config.json")) ?? {};
-  const cfg = readJsonIf(join(dir, "config.json")) ?? {};
+  const tc = readJsonFileIf(join(dir, "tokenizer_config.json")) ?? {};
+  const gc = readJsonFileIf(join(dir, "generation_config.json")) ?? {};
+  const cfg = readJsonFileIf(join(dir, "config.json")) ?? {};
   const model = tj.model;
   if (!model || model.type !== "BPE")
     throw new ModelFileError(

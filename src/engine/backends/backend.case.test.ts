@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { native } from "../../native.js";
 import { randomBlocks, uniform } from "../../testing/random.js";
-import { BLOCKS, DType, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import { BLOCKS, DType, fromF32 } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
 import { RopePairing } from "../tensor/ops.js";
 import type { Backend } from "./backend.js";
@@ -16,13 +16,6 @@ import { CpuBackend } from "./cpu/index.js";
 import { ReferenceBackend } from "./reference/index.js";
 
 const backends: Backend[] = [new ReferenceBackend(), new CpuBackend()];
-
-function encode(v: Float32Array, dt: DType): ArrayBuffer {
-  if (dt === DType.F32) return v.slice().buffer as ArrayBuffer;
-  const u = new Uint16Array(v.length);
-  for (let i = 0; i < v.length; i++) u[i] = dt === DType.F16 ? f32ToF16(v[i]!) : f32ToBf16(v[i]!);
-  return u.buffer as ArrayBuffer;
-}
 
 function rand(
   g: Graph,
@@ -33,7 +26,7 @@ function rand(
   dt = DType.F32,
   scale = 1,
 ): Tensor {
-  return g.bind(name, dt, rows, cols, encode(uniform(rows * cols, scale, seed), dt));
+  return g.bind(name, dt, rows, cols, fromF32(uniform(rows * cols, scale, seed), dt).buffer as ArrayBuffer);
 }
 
 /** Builds the same graph for each backend and returns each backend's output values. */

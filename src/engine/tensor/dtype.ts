@@ -119,3 +119,13 @@ export function toF32(buf: ArrayBuffer, off: number, dt: DType, n: number): Floa
   for (let i = 0; i < n; i++) out[i] = conv(u16[i]!);
   return out;
 }
+
+/** f32 values encoded as a float dtype (F32, F16 or BF16), in a new buffer. */
+export function fromF32(values: Float32Array, dt: DType): Uint8Array {
+  if (dt === DType.F32) return new Uint8Array(values.slice().buffer);
+  if (dt !== DType.F16 && dt !== DType.BF16) throw new Error(`cannot encode ${DType[dt]} from f32 here`);
+  const out = new Uint16Array(values.length);
+  const conv = dt === DType.F16 ? f32ToF16 : f32ToBf16;
+  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]!);
+  return new Uint8Array(out.buffer);
+}
