@@ -22,8 +22,10 @@ export interface LoadOptions {
   backend?: "cpu" | "reference";
   /** Worker threads (default: LMX_NUM_THREADS or the number of cores). */
   threads?: number;
-  /** Context length (default: the model's, capped at 4096). */
+  /** Context length per sequence (default: the model's, capped at 4096). */
   numCtx?: number;
+  /** Sequences that generate at once, batched into the same forward passes (default 1). */
+  numParallel?: number;
 }
 
 /** The model shipped inside the package, used when no model is named. */
@@ -41,7 +43,7 @@ export interface ChatOptions extends GenerateOptions, Pick<RenderOptions, "tools
 export class Model {
   readonly tokenizer: Tokenizer;
   readonly template: ChatTemplate;
-  private readonly runner: Runner;
+  readonly runner: Runner;
   readonly loadMs: number;
 
   constructor(
@@ -101,6 +103,33 @@ export class Model {
     return this.template.render(messages, { ...o, bosToken: bos });
   }
 
+  /**
+   * An embedding of `input`: the final-norm hidden states pooled as the model's metadata
+   * says (`{arch}.pooling_type`: 1 mean, 2 first token, 3 last token; default mean), then
+   * L2-normalized as Ollama's /api/embed returns them.
+   */
+  async embed(input: string | readonly number[], o: { normalize?: boolean } = {}): Promise<Float32Array> {
+    const tokens = typeof input === "string" ? this.tokenizer.encode(input) : input;
+    const h = await this.runner.embed(tokens);
+    const D = this.engine.config.hiddenSize as number;
+    const n = tokens.length;
+    const pooling = this.engine.metadata.archNum("pooling_type", 1);
+    const out = new Float32Array(D);
+    if (pooling === 2 || pooling === 3)
+      out.set(h.subarray((pooling === 2 ? 0 : n - 1) * D, (pooling === 2 ? 1 : n) * D));
+    else {
+      for (let t = 0; t < n; t++) for (let i = 0; i < D; i++) out[i]! += h[t * D + i]!;
+      for (let i = 0; i < D; i++) out[i]! /= n;
+    }
+    if (o.normalize ?? true) {
+      let ss = 0;
+      for (const v of out) ss += v * v;
+      const k = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+      for (let i = 0; i < D; i++) out[i]! *= k;
+    }
+    return out;
+  }
+
   /** Forgets the cached conversation state. */
   reset(): void {
     this.runner.reset();
@@ -153,6 +182,7 @@ export async function loadModel(
   const source = openModelSource(path);
   const engine = new EngineModel(createBackend(options.backend ?? "cpu", options.threads), source, {
     numCtx: options.numCtx,
+    numSeq: options.numParallel,
   });
   return new Model(source, engine, performance.now() - t0);
 }

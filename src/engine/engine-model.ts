@@ -54,6 +54,8 @@ function smallToF32(t: SourceTensor, n: number): Float32Array {
 interface CachedPlan {
   prepared: PreparedPlan;
   logits: Tensor | null;
+  /** Final-norm hidden states of the output rows, in hidden-state plans. */
+  hidden: Tensor | null;
 }
 
 const MAX_PLANS = 8;
@@ -152,8 +154,8 @@ export class EngineModel {
     return n;
   }
 
-  private plan(nTokens: number, nOut: number): CachedPlan {
-    const key = `${nTokens}/${nOut}`;
+  private plan(nTokens: number, nOut: number, hidden = false): CachedPlan {
+    const key = `${nTokens}/${nOut}${hidden ? "/h" : ""}`;
     let p = this.plans.get(key);
     if (p) {
       this.plans.delete(key);
@@ -175,14 +177,22 @@ export class EngineModel {
     const batch = g.batchInputs(nTokens, nOut, this.cache.nSeq, this.cache.maxBlocksPerSeq);
     const kv = this.cache.bind(g);
     let logits: Tensor | null = null;
-    if (nOut > 0) {
+    let hiddenOut: Tensor | null = null;
+    if (hidden) {
+      this.def.forward(this.config, { g, w, batch, kv, blockSize: this.cache.blockSize });
+      // Every family names the final-norm output "result_norm" (as llama.cpp does).
+      const norm = g.nodes.find((n) => n.dst.name === "result_norm")?.dst;
+      if (!norm) throw new Error(`${this.metadata.arch}: the graph has no result_norm to embed from`);
+      hiddenOut = g.output(norm);
+      dropUnused(g);
+    } else if (nOut > 0) {
       logits = g.output(this.def.forward(this.config, { g, w, batch, kv, blockSize: this.cache.blockSize }));
     } else {
       this.def.forward(this.config, { g, w, batch, kv, blockSize: this.cache.blockSize });
       // Without output rows, drop the head: nothing reads it.
       dropUnused(g);
     }
-    p = { prepared: this.backend.prepare(g), logits };
+    p = { prepared: this.backend.prepare(g), logits, hidden: hiddenOut };
     this.plans.set(key, p);
     if (this.plans.size > MAX_PLANS) this.plans.delete(this.plans.keys().next().value!);
     return p;
@@ -193,20 +203,32 @@ export class EngineModel {
    * With samplers, resolves to one sampled token per output row.
    */
   async forward(batch: Batch, samplers?: readonly (Sampler | null)[]): Promise<Int32Array | null> {
+    const p = this.fill(batch, false);
+    return p.prepared.execute(samplers, p.logits ?? undefined);
+  }
+
+  /** Runs a forward pass and returns the final-norm hidden states of the output rows [nOut, D]. */
+  async hidden(batch: Batch): Promise<Float32Array> {
+    const p = this.fill(batch, true);
+    await p.prepared.execute();
+    return p.prepared.read(p.hidden!);
+  }
+
+  private fill(batch: Batch, hidden: boolean): CachedPlan {
     const n = batch.tokens.length;
     for (let i = 0; i < n; i++) {
       const t = batch.tokens[i]!;
       if (!(t >= 0 && t < this.vocabSize))
         throw new Error(`token id ${t} is outside the vocabulary of ${this.vocabSize}`);
     }
-    const p = this.plan(n, batch.outRows.length);
+    const p = this.plan(n, batch.outRows.length, hidden);
     const pp = p.prepared;
     pp.setInput("tokens", batch.tokens);
     pp.setInput("positions", batch.positions);
     pp.setInput("rowSeq", batch.seqs);
     pp.setInput("outRows", batch.outRows);
     pp.setInput("blockTables", this.cache.tables());
-    return pp.execute(samplers, p.logits ?? undefined);
+    return p;
   }
 
   /** Logits of the last forward pass with `nTokens` rows and `nOut` output rows: [nOut, vocab]. */

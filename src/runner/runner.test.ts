@@ -82,3 +82,52 @@ describe("runner", async () => {
     assert.equal(chat, direct);
   });
 });
+
+describe("continuous batching", async () => {
+  const model = await loadModel(undefined, { numCtx: 256, numParallel: 3 });
+  const prompts = ["def fibonacci(n):\n    ", "The capital of France is", "Once upon a time"];
+
+  it("gives each concurrent sequence the tokens it gets alone", async () => {
+    const alone: string[] = [];
+    for (const p of prompts) {
+      model.reset();
+      alone.push(await model.generate(p, { temperature: 0, numPredict: 16 }).text());
+    }
+    model.reset();
+    const together = await Promise.all(
+      prompts.map((p, i) => model.generate(p, { temperature: 0, numPredict: 8 + 4 * i }).text()),
+    );
+    together.forEach((t, i) =>
+      assert.ok(
+        alone[i]!.startsWith(t) && t.length > 0,
+        `sequence ${i}: ${JSON.stringify(t)} vs ${JSON.stringify(alone[i])}`,
+      ),
+    );
+  });
+
+  it("queues requests beyond the slots and cancels a consumer that stops reading", async () => {
+    const gens = Array.from({ length: 5 }, (_, i) =>
+      model.generate(prompts[i % 3]!, { temperature: 0, numPredict: 6 }),
+    );
+    let n = 0;
+    for await (const _ of gens[0]!) if (++n === 2) break;
+    const rest = await Promise.all(
+      gens.slice(1).map(async (g) => (await g.text(), (await g.stats).genTokens)),
+    );
+    assert.deepEqual(rest, [6, 6, 6, 6]);
+    assert.equal(model.runner.load, 0);
+  });
+
+  it("embeds: pooled, normalized, and the same alone or batched with generation", async () => {
+    const a = await model.embed("hello world");
+    assert.equal(a.length, model.engine.config.hiddenSize);
+    assert.ok(Math.abs(a.reduce((s, v) => s + v * v, 0) - 1) < 1e-4);
+    const [b] = await Promise.all([
+      model.embed("hello world"),
+      model.generate(prompts[0]!, { numPredict: 4 }).text(),
+    ]);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b![i]!) < 1e-5);
+    const c = await model.embed("something else entirely");
+    assert.ok(a.reduce((s, v, i) => s + v * c[i]!, 0) < 0.9999);
+  });
+});

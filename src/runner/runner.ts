@@ -1,7 +1,9 @@
 /**
- * One loaded model generating for one sequence: resumes from the longest cached prefix,
- * prefills the rest in chunks, then decodes token by token with sampling on the backend.
- * Stop tokens, stop strings, length limits and cancellation end a generation.
+ * One loaded model generating for up to `numSeq` sequences at once (continuous batching):
+ * every step packs one decode row per generating sequence and prompt chunks of the ones
+ * still prefilling into a single forward pass, with sampling on the backend. Requests
+ * beyond the slots wait; a new request takes the free slot whose cached tokens share the
+ * longest prefix with its prompt, so a returning conversation resumes where it left off.
  */
 import type { Sampler } from "../engine/backends/backend.js";
 import type { EngineModel } from "../engine/engine-model.js";
@@ -30,155 +32,359 @@ export interface GenerationStats {
   doneReason: DoneReason;
 }
 
-const SEQ = 0;
+type Resolved = GenerateOptions & typeof DEFAULT_OPTIONS;
+
+type Item = { ev: TokenEvent } | { end: GenerationStats } | { error: unknown };
+
+/** A generation in flight. */
+interface Job {
+  kind: "generate";
+  prompt: readonly number[];
+  o: Resolved;
+  sampler?: Sampler;
+  slot: number;
+  /** Next prompt index to process. */
+  pos: number;
+  /** Sampled token to feed next, or -1 while prefilling. */
+  next: number;
+  cachedTokens: number;
+  generated: number;
+  detok: Detokenizer;
+  stop: StopMatcher;
+  t0: number;
+  t1: number;
+  /** The consumer went away. */
+  cancelled: boolean;
+  finished: boolean;
+  items: Item[];
+  wake: (() => void) | null;
+}
+
+interface EmbedJob {
+  kind: "embed";
+  tokens: readonly number[];
+  resolve: (h: Float32Array) => void;
+  reject: (e: unknown) => void;
+}
 
 export class Runner {
-  /** Tokens whose K/V the cache holds for the sequence, in order. */
-  private cached: number[] = [];
-  private busy = false;
+  /** Per slot: tokens whose K/V the cache holds, in order. */
+  private readonly cached: number[][];
+  private readonly lastUse: number[];
+  private readonly busySlots = new Set<number>();
+  private readonly active: Job[] = [];
+  private readonly pending: (Job | EmbedJob)[] = [];
+  private looping = false;
+  private useClock = 0;
+  /** Rows per forward pass across all sequences. */
+  readonly batchSize = DEFAULT_OPTIONS.numBatch;
 
   constructor(
     readonly model: EngineModel,
     readonly tokenizer: Tokenizer,
     readonly stopTokens: ReadonlySet<number>,
-  ) {}
+  ) {
+    this.cached = Array.from({ length: model.cache.nSeq }, () => []);
+    this.lastUse = new Array(model.cache.nSeq).fill(0);
+  }
 
-  /** Forgets the cached context. */
+  /** Sequences that can generate at once. */
+  get numSeq(): number {
+    return this.model.cache.nSeq;
+  }
+
+  /** Generations running or waiting. */
+  get load(): number {
+    return this.active.length + this.pending.length;
+  }
+
+  /** Forgets the cached context of idle slots. */
   reset(): void {
-    this.model.cache.truncate(SEQ, 0);
-    this.cached = [];
+    for (let s = 0; s < this.numSeq; s++) {
+      if (this.busySlots.has(s)) continue;
+      this.model.cache.truncate(s, 0);
+      this.cached[s] = [];
+    }
   }
 
   /**
    * Generates a continuation of `prompt`. Yields a TokenEvent per generated token and
-   * returns statistics when done. Only one generation runs at a time per runner.
+   * returns statistics when done. Stopping the iteration early cancels the generation.
    */
   async *generate(
     prompt: readonly number[],
     options: GenerateOptions = {},
   ): AsyncGenerator<TokenEvent, GenerationStats> {
     validateOptions(options);
-    if (this.busy)
-      throw new Error("this model is already generating; wait for the current generation to finish");
     if (prompt.length === 0) throw new Error("the prompt is empty");
     const numCtx = this.model.numCtx;
     if (prompt.length >= numCtx)
       throw new Error(
         `the prompt has ${prompt.length} tokens but the context holds ${numCtx} (raise num_ctx)`,
       );
-    this.busy = true;
+    for (const t of prompt)
+      if (!(Number.isInteger(t) && t >= 0 && t < this.model.vocabSize))
+        throw new Error(`token id ${t} is outside the vocabulary of ${this.model.vocabSize}`);
+    const o: Resolved = { ...DEFAULT_OPTIONS, ...options };
+    const job: Job = {
+      kind: "generate",
+      prompt,
+      o,
+      slot: -1,
+      pos: 0,
+      next: -1,
+      cachedTokens: 0,
+      generated: 0,
+      detok: new Detokenizer(this.tokenizer),
+      stop: new StopMatcher(o.stop ?? []),
+      t0: 0,
+      t1: 0,
+      cancelled: false,
+      finished: false,
+      items: [],
+      wake: null,
+    };
+    this.pending.push(job);
+    this.kick();
     try {
-      return yield* this.run(prompt, { ...DEFAULT_OPTIONS, ...options });
+      for (;;) {
+        while (job.items.length === 0) await new Promise<void>((r) => (job.wake = r));
+        const it = job.items.shift()!;
+        if ("ev" in it) yield it.ev;
+        else if ("end" in it) return it.end;
+        else throw it.error;
+      }
     } finally {
-      this.busy = false;
+      if (!job.finished) job.cancelled = true;
+      const i = this.pending.indexOf(job);
+      if (i >= 0) this.pending.splice(i, 1);
     }
   }
 
-  private async *run(
-    prompt: readonly number[],
-    o: GenerateOptions & typeof DEFAULT_OPTIONS,
-  ): AsyncGenerator<TokenEvent, GenerationStats> {
-    const model = this.model;
-    const numCtx = model.numCtx;
+  /** Final-norm hidden states of every position of `tokens`: [tokens.length, hidden]. */
+  embed(tokens: readonly number[]): Promise<Float32Array> {
+    if (tokens.length === 0) return Promise.reject(new Error("the input is empty"));
+    if (tokens.length > this.model.numCtx)
+      return Promise.reject(
+        new Error(`the input has ${tokens.length} tokens but the context holds ${this.model.numCtx}`),
+      );
+    return new Promise((resolve, reject) => {
+      this.pending.push({ kind: "embed", tokens, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.looping) return;
+    this.looping = true;
+    void this.loop().finally(() => {
+      this.looping = false;
+      if (this.pending.length) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      while (this.pending.length && this.busySlots.size < this.numSeq) {
+        const job = this.pending.shift()!;
+        if (job.kind === "embed") await this.runEmbed(job);
+        else this.admit(job);
+      }
+      if (this.active.length === 0) return;
+      try {
+        await this.step();
+      } catch (e) {
+        // A failed pass leaves the caches of the jobs in it unknown: fail them and forget.
+        for (const job of [...this.active]) {
+          this.cached[job.slot] = [];
+          this.model.cache.truncate(job.slot, 0);
+          this.fail(job, e);
+        }
+      }
+    }
+  }
+
+  private takeSlot(prompt: readonly number[]): { slot: number; keep: number } {
+    let best = -1,
+      bestKeep = -1;
+    for (let s = 0; s < this.numSeq; s++) {
+      if (this.busySlots.has(s)) continue;
+      const c = this.cached[s]!;
+      let keep = 0;
+      while (keep < c.length && keep < prompt.length - 1 && c[keep] === prompt[keep]) keep++;
+      if (keep > bestKeep || (keep === bestKeep && this.lastUse[s]! < this.lastUse[best]!)) {
+        best = s;
+        bestKeep = keep;
+      }
+    }
+    this.busySlots.add(best);
+    this.lastUse[best] = ++this.useClock;
+    this.model.cache.truncate(best, Math.min(bestKeep, this.model.cache.length(best)));
+    this.cached[best]!.length = bestKeep;
+    return { slot: best, keep: bestKeep };
+  }
+
+  private admit(job: Job): void {
+    if (job.cancelled) return;
+    const { slot, keep } = this.takeSlot(job.prompt);
+    const o = job.o;
+    const numCtx = this.model.numCtx;
     const seed = o.seed === undefined || o.seed < 0 ? Math.floor(Math.random() * 2 ** 52) : o.seed;
     const repeatLastN = o.repeatLastN === -1 ? numCtx : o.repeatLastN;
-    const sampler: Sampler = model.backend.createSampler({
-      ...o,
-      seed,
-      repeatLastN,
-      logprobs: o.logprobs ?? -1,
-    });
-    for (const t of prompt.slice(-repeatLastN)) if (repeatLastN > 0) sampler.accept(t);
-
-    // Resume from the longest cached prefix; at least one token must be processed for logits.
-    let keep = 0;
-    while (keep < this.cached.length && keep < prompt.length - 1 && this.cached[keep] === prompt[keep])
-      keep++;
-    model.cache.truncate(SEQ, Math.min(keep, model.cache.length(SEQ)));
-    this.cached.length = keep;
-    const cachedTokens = keep;
-
-    const t0 = performance.now();
-    let next = -1;
-    for (let pos = keep; pos < prompt.length;) {
-      if (o.signal?.aborted) return this.stats(prompt.length, cachedTokens, t0, t0, 0, "abort");
-      const n = Math.min(o.numBatch, prompt.length - pos);
-      const last = pos + n === prompt.length;
-      model.cache.reserve(SEQ, pos + n);
-      const tokens = prompt.slice(pos, pos + n);
-      const out = await model.forward(
-        {
-          tokens,
-          positions: tokens.map((_, i) => pos + i),
-          seqs: new Array(n).fill(SEQ),
-          outRows: last ? [n - 1] : [],
-        },
-        last ? [sampler] : undefined,
-      );
-      this.cached.push(...tokens);
-      pos += n;
-      if (last) next = out![0]!;
-    }
-    const t1 = performance.now();
-
-    const detok = new Detokenizer(this.tokenizer);
-    const stop = new StopMatcher(o.stop ?? []);
-    const limit = o.numPredict < 0 ? Infinity : o.numPredict;
-    let generated = 0;
-    let reason: DoneReason = "length";
-    for (;;) {
-      if (this.stopTokens.has(next)) {
-        reason = "stop";
-        break;
-      }
-      generated++;
-      sampler.accept(next);
-      const text = stop.push(detok.push(next));
-      const ev: TokenEvent = { token: next, text };
-      if ((o.logprobs ?? -1) >= 0) {
-        const r = sampler.last();
-        ev.logprob = r.logprob;
-        ev.top = r.topIds.map((t, i) => ({ token: t, logprob: r.topLogprobs[i]! }));
-      }
-      yield ev;
-      if (stop.stopped) {
-        reason = "stop";
-        break;
-      }
-      if (generated >= limit) break;
-      if (o.signal?.aborted) {
-        reason = "abort";
-        break;
-      }
-      const pos = this.cached.length;
-      if (pos + 1 >= numCtx) break;
-      model.cache.reserve(SEQ, pos + 1);
-      const out = await model.forward({ tokens: [next], positions: [pos], seqs: [SEQ], outRows: [0] }, [
-        sampler,
-      ]);
-      this.cached.push(next);
-      next = out![0]!;
-    }
-    const tail = stop.push(detok.flush()) + stop.flush();
-    if (tail) yield { token: -1, text: tail };
-    return this.stats(prompt.length, cachedTokens, t0, t1, generated, reason);
+    job.sampler = this.model.backend.createSampler({ ...o, seed, repeatLastN, logprobs: o.logprobs ?? -1 });
+    if (repeatLastN > 0) for (const t of job.prompt.slice(-repeatLastN)) job.sampler.accept(t);
+    job.slot = slot;
+    job.pos = keep;
+    job.cachedTokens = keep;
+    job.t0 = performance.now();
+    this.active.push(job);
   }
 
-  private stats(
-    promptTokens: number,
-    cachedTokens: number,
-    t0: number,
-    t1: number,
-    genTokens: number,
-    doneReason: DoneReason,
-  ): GenerationStats {
-    return {
-      promptTokens,
-      cachedTokens,
-      promptMs: t1 - t0,
-      genTokens,
-      genMs: performance.now() - t1,
-      doneReason,
-    };
+  private async runEmbed(job: EmbedJob): Promise<void> {
+    const { slot } = this.takeSlot([]);
+    try {
+      const D = this.model.config.hiddenSize as number;
+      const out = new Float32Array(job.tokens.length * D);
+      // Recompute every position: cached prefixes hold K/V, not the hidden states asked for.
+      this.model.cache.truncate(slot, 0);
+      this.cached[slot] = [];
+      for (let pos = 0; pos < job.tokens.length;) {
+        const n = Math.min(this.batchSize, job.tokens.length - pos);
+        const tokens = job.tokens.slice(pos, pos + n);
+        this.model.cache.reserve(slot, pos + n);
+        const rows = tokens.map((_, i) => i);
+        const h = await this.model.hidden({
+          tokens,
+          positions: rows.map((i) => pos + i),
+          seqs: new Array(n).fill(slot),
+          outRows: rows,
+        });
+        out.set(h, pos * D);
+        this.cached[slot]!.push(...tokens);
+        pos += n;
+      }
+      job.resolve(out);
+    } catch (e) {
+      this.model.cache.truncate(slot, 0);
+      this.cached[slot] = [];
+      job.reject(e);
+    } finally {
+      this.busySlots.delete(slot);
+    }
+  }
+
+  /** One forward pass over every active job. */
+  private async step(): Promise<void> {
+    const tokens: number[] = [],
+      positions: number[] = [],
+      seqs: number[] = [],
+      outRows: number[] = [],
+      samplers: Sampler[] = [],
+      outJobs: Job[] = [];
+    const fed: [Job, number][] = [];
+    for (const job of [...this.active]) {
+      if (job.cancelled || job.o.signal?.aborted) {
+        this.finish(job, "abort");
+        continue;
+      }
+      if (job.next < 0) continue;
+      const pos = this.cached[job.slot]!.length;
+      this.model.cache.reserve(job.slot, pos + 1);
+      outRows.push(tokens.length);
+      samplers.push(job.sampler!);
+      outJobs.push(job);
+      tokens.push(job.next);
+      positions.push(pos);
+      seqs.push(job.slot);
+      fed.push([job, 1]);
+    }
+    for (const job of this.active) {
+      if (job.next >= 0) continue;
+      const room = this.batchSize - tokens.length;
+      if (room <= 0) break;
+      const n = Math.min(job.o.numBatch, job.prompt.length - job.pos, room);
+      this.model.cache.reserve(job.slot, job.pos + n);
+      for (let i = 0; i < n; i++) {
+        tokens.push(job.prompt[job.pos + i]!);
+        positions.push(job.pos + i);
+        seqs.push(job.slot);
+      }
+      if (job.pos + n === job.prompt.length) {
+        outRows.push(tokens.length - 1);
+        samplers.push(job.sampler!);
+        outJobs.push(job);
+      }
+      fed.push([job, n]);
+    }
+    if (tokens.length === 0) return;
+    const out = await this.model.forward({ tokens, positions, seqs, outRows }, samplers);
+    for (const [job, n] of fed) {
+      const c = this.cached[job.slot]!;
+      if (job.next >= 0) c.push(job.next);
+      else {
+        c.push(...job.prompt.slice(job.pos, job.pos + n));
+        job.pos += n;
+      }
+    }
+    outJobs.forEach((job, i) => this.onToken(job, out![i]!));
+  }
+
+  private onToken(job: Job, token: number): void {
+    if (job.next < 0) job.t1 = performance.now();
+    job.next = -1;
+    // A token sampled after the consumer stopped is dropped, not delivered.
+    if (job.cancelled || job.o.signal?.aborted) return this.finish(job, "abort");
+    if (this.stopTokens.has(token)) return this.finish(job, "stop");
+    job.generated++;
+    job.sampler!.accept(token);
+    const ev: TokenEvent = { token, text: job.stop.push(job.detok.push(token)) };
+    if ((job.o.logprobs ?? -1) >= 0) {
+      const r = job.sampler!.last();
+      ev.logprob = r.logprob;
+      ev.top = r.topIds.map((t, i) => ({ token: t, logprob: r.topLogprobs[i]! }));
+    }
+    this.emit(job, { ev });
+    if (job.stop.stopped) return this.finish(job, "stop");
+    const limit = job.o.numPredict < 0 ? Infinity : job.o.numPredict;
+    if (job.generated >= limit) return this.finish(job, "length");
+    if (this.cached[job.slot]!.length + 1 >= this.model.numCtx) return this.finish(job, "length");
+    job.next = token;
+  }
+
+  private emit(job: Job, it: Item): void {
+    job.items.push(it);
+    const w = job.wake;
+    job.wake = null;
+    w?.();
+  }
+
+  private release(job: Job): void {
+    job.finished = true;
+    const i = this.active.indexOf(job);
+    if (i >= 0) this.active.splice(i, 1);
+    this.busySlots.delete(job.slot);
+  }
+
+  private finish(job: Job, reason: DoneReason): void {
+    this.release(job);
+    const tail = job.stop.push(job.detok.flush()) + job.stop.flush();
+    if (tail) this.emit(job, { ev: { token: -1, text: tail } });
+    const now = performance.now();
+    const t1 = job.t1 || now;
+    this.emit(job, {
+      end: {
+        promptTokens: job.prompt.length,
+        cachedTokens: job.cachedTokens,
+        promptMs: t1 - job.t0,
+        genTokens: job.generated,
+        genMs: now - t1,
+        doneReason: reason,
+      },
+    });
+  }
+
+  private fail(job: Job, e: unknown): void {
+    this.release(job);
+    this.emit(job, { error: e });
   }
 }
