@@ -24,6 +24,8 @@ export interface LoadOptions {
   threads?: number;
   /** Context length per sequence (default: the model's, capped at 4096). */
   numCtx?: number;
+  /** A Jinja chat template to use instead of the model's own. */
+  template?: string;
   /** Sequences that generate at once, batched into the same forward passes (default 1). */
   numParallel?: number;
 }
@@ -50,15 +52,22 @@ export class Model {
     readonly source: ModelSource,
     readonly engine: EngineModel,
     loadMs: number,
+    template?: string,
   ) {
     this.tokenizer = source.tokenizer.tokenizer;
-    this.template = new ChatTemplate(source.tokenizer.chatTemplate ?? CHATML_TEMPLATE);
+    this.template = new ChatTemplate(template ?? source.tokenizer.chatTemplate ?? CHATML_TEMPLATE);
     const stops = new Set(this.tokenizer.eosIds);
     for (const s of ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>"]) {
       const id = this.tokenizer.tokenId(s);
       if (id !== undefined && this.tokenizer.isControl(id)) stops.add(id);
     }
-    this.runner = new Runner(engine, this.tokenizer, stops);
+    // Tags that output parsers read stay in the text even where the vocabulary marks them special.
+    const tags = new Set<number>();
+    for (const s of ["<think>", "</think>", "<tool_call>", "</tool_call>"]) {
+      const id = this.tokenizer.tokenId(s);
+      if (id !== undefined) tags.add(id);
+    }
+    this.runner = new Runner(engine, this.tokenizer, stops, tags);
     this.loadMs = loadMs;
   }
 
@@ -184,5 +193,5 @@ export async function loadModel(
     numCtx: options.numCtx,
     numSeq: options.numParallel,
   });
-  return new Model(source, engine, performance.now() - t0);
+  return new Model(source, engine, performance.now() - t0, options.template);
 }

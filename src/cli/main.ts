@@ -4,6 +4,8 @@ import { benchCommand } from "./bench.js";
 import { createCommand } from "./create.js";
 import { perplexityCommand } from "./perplexity.js";
 import { runCommand } from "./run.js";
+import { serveCommand } from "./serve.js";
+import { cpCommand, listCommand, psCommand, rmCommand, showCommand, stopCommand } from "./models.js";
 
 const USAGE = `Usage: lmx COMMAND [ARGS]
 
@@ -11,15 +13,30 @@ Commands:
   run [MODEL] [PROMPT]   chat with a model, or complete PROMPT once (default model: the embedded tiny-qwen3)
   bench [MODEL]          measure prompt processing and generation speed
   perplexity MODEL       perplexity of a text, and KL divergence from a base model
-  create --quantize T    quantize a model into a GGUF file (q8_0, q4_0, q6_K, q5_K_M, q4_K_M)
+  serve                  start the server (Ollama, OpenAI and Anthropic APIs)
+  create NAME -f FILE    create a model in the store from a Modelfile (or quantize into a GGUF file)
+  list, ls               list the models in the store
+  show NAME              show a model's details, Modelfile, parameters, template
+  rm NAME                delete a model
+  cp SOURCE DEST         copy a model
+  ps                     list the models the server has loaded
+  stop NAME              unload a model from the server
 
-MODEL is a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
+MODEL is a model in the store (NAME[:TAG]), a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
   bench: benchCommand,
   perplexity: perplexityCommand,
   create: createCommand,
+  serve: serveCommand,
+  list: listCommand,
+  ls: listCommand,
+  show: showCommand,
+  rm: rmCommand,
+  cp: cpCommand,
+  ps: psCommand,
+  stop: stopCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

@@ -1,11 +1,12 @@
 /** `lmx run [MODEL] [PROMPT]`: one-shot completion, or an interactive chat on a terminal. */
 import { createInterface } from "node:readline";
-import { loadModel, type Model } from "../model.js";
 import type { GenerateOptions } from "../runner/options.js";
 import type { GenerationStats } from "../runner/runner.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
 import { parseArgs, UsageError } from "./args.js";
-import { resolveModel } from "./resolve-model.js";
+import { hostAddress, serverRunning } from "./host.js";
+import { resolveTarget } from "./resolve-model.js";
+import { localSession, remoteSession, type Session } from "./session.js";
 import { PARAMETER_NAMES, SAMPLING_FLAGS, SAMPLING_HELP, samplingOptions } from "./sampling-flags.js";
 
 const HELP = `Usage: lmx run [MODEL] [PROMPT] [flags]
@@ -39,7 +40,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-function verbose(model: Model, s: GenerationStats): string {
+function verbose(model: Session, s: GenerationStats): string {
   const rate = (n: number, ms: number) => (ms > 0 ? ((n * 1000) / ms).toFixed(2) : "-");
   return [
     `load duration:        ${model.loadMs.toFixed(1)} ms`,
@@ -59,10 +60,17 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const [modelArg, ...promptParts] = positionals;
-  const model = await loadModel(resolveModel(modelArg), {
-    backend: flags.backend as "cpu" | "reference" | undefined,
-    numCtx: flags["num-ctx"] as number | undefined,
-  });
+  const numCtx = flags["num-ctx"] as number | undefined;
+  const target = resolveTarget(modelArg);
+  const url = hostAddress().url;
+  // A named model goes through a running server (shared with other clients); otherwise it runs here.
+  const model: Session =
+    target.stored && !flags.backend && !process.env.LMX_NO_SERVER && (await serverRunning(url))
+      ? await remoteSession(url, target.stored.name, numCtx)
+      : await localSession(target.path, target.stored, {
+          backend: flags.backend as "cpu" | "reference" | undefined,
+          numCtx,
+        });
   const options = samplingOptions(flags);
   const think = flags["no-think"] ? false : flags.think ? true : undefined;
   let prompt = promptParts.join(" ");
@@ -77,7 +85,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 }
 
 async function oneShot(
-  model: Model,
+  model: Session,
   prompt: string,
   options: GenerateOptions,
   o: { raw: boolean; verbose: boolean; think?: boolean },
@@ -87,9 +95,9 @@ async function oneShot(
   process.once("SIGINT", onInt);
   try {
     const gen = o.raw
-      ? model.generate(prompt, { ...options, signal: ac.signal })
+      ? model.raw(prompt, { ...options, signal: ac.signal })
       : model.chat([{ role: "user", content: prompt }], { ...options, think: o.think, signal: ac.signal });
-    for await (const ev of gen) process.stdout.write(ev.text);
+    for await (const text of gen) process.stdout.write(text);
     if (!o.raw) process.stdout.write("\n");
     if (o.verbose) process.stderr.write(verbose(model, await gen.stats) + "\n");
     return 0;
@@ -99,7 +107,7 @@ async function oneShot(
 }
 
 async function interactive(
-  model: Model,
+  model: Session,
   options: GenerateOptions,
   o: { verbose: boolean; think?: boolean },
 ): Promise<number> {
@@ -142,7 +150,9 @@ async function interactive(
         return true;
       case "/show":
         if (args[0] === "info")
-          for (const [k, v] of Object.entries(model.info())) process.stdout.write(`  ${k.padEnd(16)} ${v}\n`);
+          void model.info().then((info) => {
+            for (const [k, v] of Object.entries(info)) process.stdout.write(`  ${k.padEnd(16)} ${v}\n`);
+          });
         else process.stdout.write("Usage: /show info\n");
         return true;
       case "/?":
@@ -163,9 +173,9 @@ async function interactive(
     let reply = "";
     try {
       const gen = model.chat(history, { ...opts, think: o.think, signal: generating.signal });
-      for await (const ev of gen) {
-        reply += ev.text;
-        process.stdout.write(ev.text);
+      for await (const text of gen) {
+        reply += text;
+        process.stdout.write(text);
       }
       process.stdout.write("\n\n");
       if (o.verbose) process.stderr.write(verbose(model, await gen.stats) + "\n");

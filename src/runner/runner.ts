@@ -83,6 +83,8 @@ export class Runner {
     readonly model: EngineModel,
     readonly tokenizer: Tokenizer,
     readonly stopTokens: ReadonlySet<number>,
+    /** Control tokens kept in the text (thinking and tool-call tags). */
+    readonly textTokens: ReadonlySet<number> = new Set(),
   ) {
     this.cached = Array.from({ length: model.cache.nSeq }, () => []);
     this.lastUse = new Array(model.cache.nSeq).fill(0);
@@ -135,7 +137,7 @@ export class Runner {
       next: -1,
       cachedTokens: 0,
       generated: 0,
-      detok: new Detokenizer(this.tokenizer),
+      detok: new Detokenizer(this.tokenizer, true, this.textTokens),
       stop: new StopMatcher(o.stop ?? []),
       t0: 0,
       t1: 0,

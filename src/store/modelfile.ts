@@ -100,7 +100,7 @@ export function parseModelfile(text: string): Modelfile {
 }
 
 function quote(s: string): string {
-  return s.includes("\n") || s.includes('"') ? `"""${s}"""` : s.includes(" ") || s === "" ? `"${s}"` : s;
+  return s.includes("\n") || s.includes('"') ? `"""${s}"""` : `"${s}"`;
 }
 
 /** Renders a Modelfile (for `show --modelfile`): what was stored, in Ollama's order. */

@@ -195,7 +195,15 @@ export class ModelStore {
   /** A text layer's content (template, system, license, params JSON …). */
   text(m: StoredModel, mediaType: string): string | undefined {
     const l = this.layer(m, mediaType);
-    return l ? readFileSync(this.blobs.path(l.digest), "utf8") : undefined;
+    return l ? this.blobText(l.digest) : undefined;
+  }
+
+  blobText(digest: string): string {
+    try {
+      return readFileSync(this.blobs.path(digest), "utf8");
+    } catch (e) {
+      throw new Error(`blob ${digest} is missing from the store (${(e as Error).message})`);
+    }
   }
 
   /** Path of the model weights (GGUF). */

@@ -5,14 +5,16 @@ export class Detokenizer {
   private pending: number[] = [];
   private readonly td = new TextDecoder("utf-8", { fatal: false });
 
+  /** `keep`: control tokens that are part of the text anyway (e.g. `<think>` tags a parser reads). */
   constructor(
     private readonly tok: Tokenizer,
     private readonly skipSpecial = true,
+    private readonly keep: ReadonlySet<number> = new Set(),
   ) {}
 
   /** Adds a token and returns the text that became complete (possibly ""). */
   push(id: number): string {
-    if (this.skipSpecial && this.tok.isControl(id)) return "";
+    if (this.skipSpecial && this.tok.isControl(id) && !this.keep.has(id)) return "";
     this.pending.push(...this.tok.tokenBytes(id));
     const cut = completePrefix(this.pending);
     if (cut === 0) return "";

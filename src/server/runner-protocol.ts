@@ -1,0 +1,58 @@
+/** Messages between the server and a model's runner process (Node IPC, structured clone). */
+import type { GenerateOptions } from "../runner/options.js";
+import type { GenerationStats } from "../runner/runner.js";
+import type { ChatMessage } from "../tokenizer/chat-template.js";
+
+export interface LoadRequest {
+  t: "load";
+  path: string;
+  numCtx?: number;
+  numParallel: number;
+  threads?: number;
+  /** A Jinja chat template that replaces the model's own. */
+  template?: string;
+}
+
+export type RunInput = { raw: string } | { messages: ChatMessage[]; tools?: unknown[]; think?: boolean };
+
+export interface RunRequest {
+  t: "run";
+  id: number;
+  input: RunInput;
+  options: Omit<GenerateOptions, "signal">;
+}
+
+export interface EmbedRequest {
+  t: "embed";
+  id: number;
+  inputs: string[];
+  truncate: boolean;
+}
+
+export type ToRunner = LoadRequest | RunRequest | EmbedRequest | { t: "cancel"; id: number };
+
+export interface ModelInfo {
+  architecture: string;
+  numCtx: number;
+  numParallel: number;
+  backend: string;
+  threads: number;
+  weightBytes: number;
+  kvBytes: number;
+  loadMs: number;
+}
+
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+export type FromRunner =
+  | { t: "ready"; info: ModelInfo }
+  | { t: "fatal"; message: string }
+  | { t: "start"; id: number; opensThinking: boolean; promptTokens: number }
+  | { t: "token"; id: number; text: string; logprob?: TokenLogprob & { top: TokenLogprob[] } }
+  | { t: "done"; id: number; stats: GenerationStats }
+  | { t: "embedded"; id: number; embeddings: Float32Array[]; promptTokens: number }
+  | { t: "error"; id: number; message: string; status: number };
