@@ -56,8 +56,9 @@ export class OutputParser {
       if (this.state === "tool") {
         const end = this.buf.indexOf(TOOL_CLOSE);
         if (end < 0) {
-          this.tool += this.buf;
-          this.buf = "";
+          const hold = partialTag(this.buf, [TOOL_CLOSE]);
+          this.tool += this.buf.slice(0, this.buf.length - hold);
+          this.buf = this.buf.slice(this.buf.length - hold);
           break;
         }
         this.tool += this.buf.slice(0, end);

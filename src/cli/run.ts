@@ -125,7 +125,7 @@ async function interactive(
       rl.prompt();
     }
   });
-  const handleCommand = (line: string): boolean => {
+  const handleCommand = async (line: string): Promise<boolean> => {
     const [cmd, ...args] = line.trim().split(/\s+/);
     switch (cmd) {
       case "/bye":
@@ -150,9 +150,8 @@ async function interactive(
         return true;
       case "/show":
         if (args[0] === "info")
-          void model.info().then((info) => {
-            for (const [k, v] of Object.entries(info)) process.stdout.write(`  ${k.padEnd(16)} ${v}\n`);
-          });
+          for (const [k, v] of Object.entries(await model.info()))
+            process.stdout.write(`  ${k.padEnd(16)} ${v}\n`);
         else process.stdout.write("Usage: /show info\n");
         return true;
       case "/?":
@@ -208,7 +207,7 @@ async function interactive(
         rl.setPrompt("... ");
       }
     } else if (line.trim().startsWith("/")) {
-      handleCommand(line);
+      await handleCommand(line);
     } else if (line.trim()) {
       await answer(line);
     }

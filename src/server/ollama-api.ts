@@ -5,7 +5,7 @@ import { DigestError } from "../store/blob.js";
 import { createModel, CreateError } from "../store/create-model.js";
 import { MediaType } from "../store/manifest.js";
 import { ModelfileError, parseModelfile, renderModelfile, type Modelfile } from "../store/modelfile.js";
-import { InvalidNameError } from "../store/name.js";
+import { InvalidNameError, normalizeName } from "../store/name.js";
 import { ModelNotFoundError } from "../store/store.js";
 import { OptionError } from "../runner/ollama-options.js";
 import { DurationError, parseKeepAlive } from "./duration.js";
@@ -343,6 +343,11 @@ export function ollamaRoutes(r: Router, svc: Service): void {
     const body = await readJson(ctx.req);
     const name = field.str(body, "model") ?? field.str(body, "name");
     if (!name) throw new HttpError(400, '"model" is required');
+    try {
+      normalizeName(name);
+    } catch (e) {
+      storeErrors(e);
+    }
     let mf: Modelfile;
     try {
       mf =
