@@ -22,8 +22,10 @@
 
 #define MAX_THREADS 256
 /* How long an idle worker spins before sleeping. Long enough to bridge the gap
- * between two decode steps, short enough not to steal a core from JavaScript. */
-#define SPIN_NS 2000000LL
+ * between two decode steps, short enough not to steal a core from JavaScript.
+ * LMX_SPIN_US overrides it (a server process whose JavaScript does more per step
+ * may prefer less). */
+static int64_t SPIN_NS = 2000000LL;
 
 typedef struct {
   int n;
@@ -98,6 +100,8 @@ static void start_workers(int n) {
   if (n > MAX_THREADS) n = MAX_THREADS;
   P.n = n;
   P.start_gen = atomic_load(&P.gen);
+  const char *spin = getenv("LMX_SPIN_US");
+  if (spin && *spin) SPIN_NS = (int64_t)atoll(spin) * 1000;
   for (int i = 1; i < n; i++) pthread_create(&P.th[i], NULL, worker, (void *)(intptr_t)i);
   P.started = 1;
 }

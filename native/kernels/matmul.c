@@ -8,7 +8,12 @@
 
 #include "../simd.h"
 
+/* Below this many tokens, weights stream once per row and every token's dot runs while the
+ * row is in L1: a decode batch costs one pass over the weights, and each output is
+ * computed exactly as for a single token, so results do not depend on what else is in the
+ * batch. Quantized weights stay on this path longer (their GEMM decodes to f32 first). */
 #define GEMV_MAX_T 4
+#define GEMV_MAX_T_QUANT 17
 #define ROW_BLOCK 12
 
 static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
@@ -117,19 +122,10 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
 }
 
 /* One copy of the row loop per weight type, so the inner loops carry no type switch. */
-#define GEMV_ROWS(DT)                                                                       \
-  for (int64_t t = 0; t < x->ne1; t++) {                                                    \
-    const float *xt = (const float *)(x->data + t * x->nb1);                                \
-    float *d = (float *)(dst->data + t * dst->nb1);                                         \
-    for (int64_t r = lo; r < hi; r++) d[r] = dot1_avx2(xt, w->data + r * w->nb1, DT, K);    \
-  }
-
-#define GEMV_Q(CALL)                                            \
-  for (int64_t t = 0; t < x->ne1; t++) {                        \
-    const float *xt = (const float *)(x->data + t * x->nb1);    \
-    float *d = (float *)(dst->data + t * dst->nb1);             \
-    for (int64_t r = lo; r < hi; r++) d[r] = (CALL);            \
-  }
+#define GEMV_ROWS(DT)                                                                                  \
+  for (int64_t r = lo; r < hi; r++)                                                                    \
+    for (int64_t t = 0; t < x->ne1; t++)                                                               \
+      ((float *)(dst->data + t * dst->nb1))[r] = dot1_avx2((const float *)(x->data + t * x->nb1), w->data + r * w->nb1, DT, K);
 
 static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
@@ -142,16 +138,21 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     case LMX_Q4_0:
     case LMX_Q4_K:
     case LMX_Q6_K: {
-      /* int8 activations: x is quantized once per token, then integer dot products. */
-      int8_t *qx = (int8_t *)lmx_scratch((size_t)(K / 4 + K / 32 + K / 16 + 16));
-      float *dx = (float *)(qx + K);
-      int32_t *s16 = (int32_t *)(dx + K / 32);
-      for (int64_t t = 0; t < x->ne1; t++) {
-        const float *xt = (const float *)(x->data + t * x->nb1);
-        float *d = (float *)(dst->data + t * dst->nb1);
-        lmx_quantize_x8(xt, K, w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K, qx, dx, s16);
-        for (int64_t r = lo; r < hi; r++) {
-          const uint8_t *wr = (const uint8_t *)(w->data + r * w->nb1);
+      /* int8 activations: every token's x is quantized once, then integer dot products. */
+      const int64_t T = x->ne1, stride = K / 4 + K / 32 + K / 16 + 16;
+      float *scratch = lmx_scratch((size_t)(T * stride));
+      for (int64_t t = 0; t < T; t++) {
+        int8_t *qx = (int8_t *)(scratch + t * stride);
+        lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K, qx,
+                        (float *)(qx + K), (int32_t *)((float *)(qx + K) + K / 32));
+      }
+      for (int64_t r = lo; r < hi; r++) {
+        const uint8_t *wr = (const uint8_t *)(w->data + r * w->nb1);
+        for (int64_t t = 0; t < T; t++) {
+          const int8_t *qx = (const int8_t *)(scratch + t * stride);
+          const float *dx = (const float *)(qx + K);
+          const int32_t *s16 = (const int32_t *)(dx + K / 32);
+          float *d = (float *)(dst->data + t * dst->nb1);
           switch (w->dtype) {
             case LMX_Q8_0: d[r] = lmx_qdot8_q8_0(qx, dx, wr, K); break;
             case LMX_Q4_0: d[r] = lmx_qdot8_q4_0(qx, dx, s16, wr, K); break;
@@ -175,25 +176,31 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
 }
 #endif
 
+/* Whether this matmul runs as GEMV (see GEMV_MAX_T). */
+static int use_gemv(const lmx_tensor *w, int64_t T) {
+  return T < (LMX_IS_QUANT(w->dtype) ? GEMV_MAX_T_QUANT : GEMV_MAX_T);
+}
+
 void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
+  const int gemv = use_gemv(w, T);
   int64_t lo, hi;
-  lmx_split(N, T < GEMV_MAX_T ? 4 : ROW_BLOCK, ith, nth, &lo, &hi);
+  lmx_split(N, gemv ? 4 : ROW_BLOCK, ith, nth, &lo, &hi);
   if (lo >= hi) return;
 #ifdef LMX_X86
   if (lmx_use_avx2()) {
-    if (T < GEMV_MAX_T) gemv_avx2(n, lo, hi);
+    if (gemv) gemv_avx2(n, lo, hi);
     else gemm_avx2(n, lo, hi);
   } else
 #endif
   {
     /* Decode with int8-activation types sees x as quantized per 32, as the SIMD path does. */
-    const int int8 = T < GEMV_MAX_T && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K);
-    float *row = LMX_IS_QUANT(w->dtype) ? lmx_scratch((size_t)(K * (int8 ? 1 + GEMV_MAX_T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
+    const int int8 = gemv && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K);
+    float *row = LMX_IS_QUANT(w->dtype) ? lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
     float *xq = row + K;
     if (int8) {
-      int8_t *q = (int8_t *)(xq + GEMV_MAX_T * K);
+      int8_t *q = (int8_t *)(xq + T * K);
       float *dx = (float *)(q + K);
       int32_t *s16 = (int32_t *)(dx + K / 32);
       for (int64_t t = 0; t < T; t++) {

@@ -58,7 +58,18 @@ interface CachedPlan {
   hidden: Tensor | null;
 }
 
-const MAX_PLANS = 8;
+const MAX_PLANS = 24;
+
+/**
+ * Batch shapes are padded to a few sizes so that continuous batching, whose row counts
+ * change every step, reuses plans instead of building one per shape (a build costs more
+ * than several passes): exact up to 16 as powers of two, then multiples of 32.
+ */
+export function paddedRows(n: number): number {
+  if (n <= 1) return n;
+  if (n <= 16) return 2 ** Math.ceil(Math.log2(n));
+  return Math.ceil(n / 32) * 32;
+}
 
 function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSource): Map<string, BoundWeight> {
   const out = new Map<string, BoundWeight>();
@@ -104,6 +115,9 @@ export class EngineModel {
   readonly metadata: Metadata;
   readonly cache: KvCache;
   readonly numCtx: number;
+  /** Sequence slots callers may use (0 .. numSeq-1). */
+  readonly numSeq: number;
+  private readonly padSeq: number;
   readonly vocabSize: number;
   private readonly weights: Map<string, BoundWeight>;
   private readonly plans = new Map<string, CachedPlan>();
@@ -133,11 +147,17 @@ export class EngineModel {
     this.weights = bindWeights(def, this.config, source);
     this.vocabSize = this.config.vocabSize;
     this.numCtx = Math.max(1, options.numCtx ?? Math.min(def.contextLength(this.config), 4096));
+    this.numSeq = options.numSeq ?? 1;
+    const blockSize = options.blockSize ?? 32;
+    // One more slot than the caller's: padding rows write their K/V there, at position 0.
     this.cache = new KvCache(backend, def.cacheLayers(this.config), {
-      blockSize: options.blockSize ?? 32,
-      nSeq: options.numSeq ?? 1,
+      blockSize,
+      nSeq: this.numSeq + 1,
       nCtx: this.numCtx,
+      nTokens: this.numSeq * this.numCtx + blockSize,
     });
+    this.padSeq = this.numSeq;
+    this.cache.reserve(this.padSeq, 1);
   }
 
   /** Number of weights (parameters) bound from the file. */
@@ -204,17 +224,22 @@ export class EngineModel {
    */
   async forward(batch: Batch, samplers?: readonly (Sampler | null)[]): Promise<Int32Array | null> {
     const p = this.fill(batch, false);
-    return p.prepared.execute(samplers, p.logits ?? undefined);
+    const out = await p.prepared.execute(
+      samplers && [...samplers, ...new Array(paddedRows(batch.outRows.length) - batch.outRows.length).fill(null)],
+      p.logits ?? undefined,
+    );
+    return out && out.subarray(0, batch.outRows.length);
   }
 
   /** Runs a forward pass and returns the final-norm hidden states of the output rows [nOut, D]. */
   async hidden(batch: Batch): Promise<Float32Array> {
     const p = this.fill(batch, true);
     await p.prepared.execute();
-    return p.prepared.read(p.hidden!);
+    return p.prepared.read(p.hidden!).subarray(0, batch.outRows.length * this.config.hiddenSize);
   }
 
-  private fill(batch: Batch, hidden: boolean): CachedPlan {
+  private fill(unpadded: Batch, hidden: boolean): CachedPlan {
+    const batch = this.pad(unpadded);
     const n = batch.tokens.length;
     for (let i = 0; i < n; i++) {
       const t = batch.tokens[i]!;
@@ -231,11 +256,31 @@ export class EngineModel {
     return p;
   }
 
+  /** Padding rows: token 0 at position 0 of the spare slot; extra outputs repeat row 0. */
+  private pad(b: Batch): Batch {
+    const n = b.tokens.length,
+      nOut = b.outRows.length;
+    const pn = paddedRows(n),
+      pOut = paddedRows(nOut);
+    if (pn === n && pOut === nOut) return b;
+    const extend = (a: ArrayLike<number>, len: number, v: number) => {
+      const out = Array.from(a);
+      while (out.length < len) out.push(v);
+      return out;
+    };
+    return {
+      tokens: extend(b.tokens, pn, 0),
+      positions: extend(b.positions, pn, 0),
+      seqs: extend(b.seqs, pn, this.padSeq),
+      outRows: extend(b.outRows, pOut, 0),
+    };
+  }
+
   /** Logits of the last forward pass with `nTokens` rows and `nOut` output rows: [nOut, vocab]. */
   logits(nTokens: number, nOut: number): Float32Array {
-    const p = this.plan(nTokens, nOut);
+    const p = this.plan(paddedRows(nTokens), paddedRows(nOut));
     if (!p.logits) throw new Error("this plan has no logits");
-    return p.prepared.read(p.logits);
+    return p.prepared.read(p.logits).subarray(0, nOut * this.vocabSize);
   }
 }
 

@@ -86,13 +86,13 @@ export class Runner {
     /** Control tokens kept in the text (thinking and tool-call tags). */
     readonly textTokens: ReadonlySet<number> = new Set(),
   ) {
-    this.cached = Array.from({ length: model.cache.nSeq }, () => []);
-    this.lastUse = new Array(model.cache.nSeq).fill(0);
+    this.cached = Array.from({ length: model.numSeq }, () => []);
+    this.lastUse = new Array(model.numSeq).fill(0);
   }
 
   /** Sequences that can generate at once. */
   get numSeq(): number {
-    return this.model.cache.nSeq;
+    return this.model.numSeq;
   }
 
   /** Generations running or waiting. */

@@ -51,8 +51,8 @@ function rmsRow(x: Float32Array, w: Float32Array | null, eps: number, d: Float32
   for (let i = 0; i < x.length; i++) d[i] = w ? x[i]! * r * w[i]! : x[i]! * r;
 }
 
-/** Matmuls with fewer rows than this take the decode (GEMV) path (native/kernels/matmul.c). */
-const DECODE_ROWS = 4;
+/** Matmuls with fewer rows than this take the decode (GEMV) path (native/kernels/matmul.c: GEMV_MAX_T_QUANT). */
+const DECODE_ROWS_QUANT = 17;
 /** Weight types whose decode path multiplies with int8-quantized activations. */
 const INT8_ACTIVATIONS = new Set([DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K]);
 
@@ -117,7 +117,7 @@ const kernels: Record<number, Kernel> = {
   [Op.Matmul](d, [x, w, bias], _ip, fp) {
     const K = x!.ne0;
     const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
-    const int8 = x!.ne1 < DECODE_ROWS && INT8_ACTIVATIONS.has(w!.dtype);
+    const int8 = x!.ne1 < DECODE_ROWS_QUANT && INT8_ACTIVATIONS.has(w!.dtype);
     const xs = Array.from({ length: x!.ne1 }, (_, t) =>
       int8
         ? quantizeActivations(rowF32(x!, t), w!.dtype === DType.Q4_K || w!.dtype === DType.Q6_K)
