@@ -51,6 +51,10 @@ describe("JSON matcher", () => {
       '{"city":"Pa\nris","temp":1}', // raw control character
       '{"city":"Paris","temp":1} extra',
       "[]",
+      '{"city":"Paris","temp":1,"tags":[,"a"]}',
+      '{"city":"Paris","temp":1,"tags":["a",]}',
+      '{"city":"Paris","temp":1,}',
+      '{,"city":"Paris","temp":1}',
     ])
       assert.ok(!accepts(WEATHER, t), t);
     assert.ok(!accepts({ type: "array", items: { type: "number" }, minItems: 1 }, "[]"));
@@ -62,19 +66,61 @@ describe("JSON matcher", () => {
     assert.ok(m.feed(0x22) && !m.clone().feed(0x7d), "but after it, the object may not close without temp");
   });
 
+  it("closes any prefix of a valid document into a valid document", () => {
+    const docs: [unknown, string][] = [
+      [WEATHER, '{ "temp": -3, "city": "Oslo", "unit": "celsius", "sunny": false }'],
+      [WEATHER, '{\n  "city": "Ro\\u00e9me",\n  "tags": ["hot", "dry"],\n  "note": null,\n  "temp": 30\n}'],
+      ["json", '{"a":[1,2.5e3,{"b":null}],"c":"d\\n","e":true}'],
+      [
+        {
+          type: "array",
+          items: { type: "object", properties: { x: { type: "string", minLength: 2 } }, required: ["x"] },
+          minItems: 2,
+        },
+        '[{"x":"ab"},{"x":"cd"},{"x":"ef"}]',
+      ],
+    ];
+    for (const [schema, doc] of docs) {
+      assert.ok(accepts(schema, doc), doc);
+      for (let i = 0; i < doc.length; i++) {
+        const m = new JsonMatcher(compileSchema(schema));
+        assert.ok(m.feedBytes(Buffer.from(doc.slice(0, i))));
+        const closed = doc.slice(0, i) + m.closing();
+        assert.ok(
+          accepts(schema, closed),
+          `prefix ${JSON.stringify(doc.slice(0, i))} closed as ${JSON.stringify(closed)}`,
+        );
+        JSON.parse(closed);
+      }
+    }
+  });
+
   it("limits runaway whitespace", () => {
-    assert.ok(!accepts("json", "{" + " ".repeat(40) + "}"));
+    assert.ok(!accepts("json", "{" + " ".repeat(2) + "}"));
+    assert.ok(accepts("json", '{\n        "a": 1\n}'));
+    assert.ok(!accepts("json", "{\n" + " ".repeat(9) + "}"));
+    assert.ok(!accepts("json", "{\t}"));
   });
 
   it("refuses schema features it cannot enforce", () => {
     assert.throws(() => compileSchema({ type: "string", pattern: "^a" }), SchemaError);
-    assert.throws(() => compileSchema({ anyOf: [{ type: "object" }, { type: "object", properties: { a: {} } }] }), /start alike/);
-    assert.throws(() => compileSchema({ type: "object", properties: { a: {} }, required: ["b"] }), /required/);
+    assert.throws(
+      () => compileSchema({ anyOf: [{ type: "object" }, { type: "object", properties: { a: {} } }] }),
+      /start alike/,
+    );
+    assert.throws(
+      () => compileSchema({ type: "object", properties: { a: {} }, required: ["b"] }),
+      /required/,
+    );
     assert.throws(() => compileSchema("yaml"), SchemaError);
   });
 
   it("follows local $refs (as pydantic writes them)", () => {
-    const s = { $defs: { P: { type: "object", properties: { x: { type: "integer" } }, required: ["x"] } }, type: "array", items: { $ref: "#/$defs/P" } };
+    const s = {
+      $defs: { P: { type: "object", properties: { x: { type: "integer" } }, required: ["x"] } },
+      type: "array",
+      items: { $ref: "#/$defs/P" },
+    };
     assert.ok(accepts(s, '[{"x":1},{"x":2}]'));
     assert.ok(!accepts(s, '[{"y":1}]'));
   });

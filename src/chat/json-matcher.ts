@@ -20,18 +20,27 @@ type Frame =
     }
   | { k: "arr"; node: Extract<SchemaNode, { kind: "array" }>; count: number; phase: "open" | "after" };
 
-/** Whitespace allowed in a row between tokens of structure (pretty-printing, not loops). */
-const MAX_WS = 16;
+/** Whitespace between tokens of structure: one space, or a newline and up to this much indentation (pretty-printing, not loops). */
+const MAX_INDENT = 8;
 /** Digits allowed in the integer part, the fraction and the exponent. */
-const NUMBER = { int: /^-?(0|[1-9]\d{0,15})?$/, full: /^-?((0|[1-9]\d{0,15})(\.\d{0,16})?([eE][+-]?\d{0,3})?)?$/ };
+const NUMBER = {
+  int: /^-?(0|[1-9]\d{0,15})?$/,
+  full: /^-?((0|[1-9]\d{0,15})(\.\d{0,16})?([eE][+-]?\d{0,3})?)?$/,
+};
 const COMPLETE_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
-const ANY_OBJECT: Extract<SchemaNode, { kind: "object" }> = { kind: "object", properties: null, required: new Set(), extra: { kind: "any" } };
+const ANY_OBJECT: Extract<SchemaNode, { kind: "object" }> = {
+  kind: "object",
+  properties: null,
+  required: new Set(),
+  extra: { kind: "any" },
+};
 
 const isWs = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 export class JsonMatcher {
   private stack: Frame[];
   private done = false;
+  /** Whitespace characters in the current run (-1 after a lone space). */
   private ws = 0;
 
   constructor(root: SchemaNode | null, from?: JsonMatcher) {
@@ -51,12 +60,88 @@ export class JsonMatcher {
     if (this.done) return true;
     if (this.stack.length !== 1) return false;
     const f = this.stack[0]!;
-    return (f.k === "num" && COMPLETE_NUMBER.test(f.s) && !(f.integer && /[.eE]/.test(f.s))) || (f.k === "lit" && f.texts.some((t) => t.length === f.pos));
+    return (
+      (f.k === "num" && COMPLETE_NUMBER.test(f.s) && !(f.integer && /[.eE]/.test(f.s))) ||
+      (f.k === "lit" && f.texts.some((t) => t.length === f.pos))
+    );
   }
 
   /** Nothing at all may follow. */
   get finished(): boolean {
     return this.done;
+  }
+
+  /**
+   * The shortest text that completes the value from here (required properties and
+   * minimum items filled with minimal values): what a generation about to run out of
+   * tokens appends so that its output still parses and validates.
+   */
+  closing(): string {
+    let out = "";
+    /** JSON text of the key a key frame was closed with, for the object below it. */
+    let closedKey: string | undefined;
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const f = this.stack[i]!;
+      switch (f.k) {
+        case "value":
+          out += minimal(f.node);
+          break;
+        case "lit": {
+          const alive = f.texts.filter((t) => t.length >= f.pos).sort((a, b) => a.length - b.length);
+          out += alive[0]!.slice(f.pos);
+          closedKey = alive[0];
+          continue;
+        }
+        case "str": {
+          const tail =
+            (f.esc === 1 ? "n" : f.esc > 1 ? "0".repeat(6 - f.esc) : "") +
+            "a".repeat(Math.max(0, f.min - f.len)) +
+            '"';
+          out += tail;
+          closedKey = f.text === null ? undefined : f.text + tail;
+          continue;
+        }
+        case "num":
+          out += /\d$/.test(f.s) ? "" : "0";
+          break;
+        case "obj": {
+          const props = f.node.properties;
+          const seen = new Set(f.seen);
+          if (f.phase === "key") {
+            // The key frame above was just closed: its text names the property.
+            const key = closedKey === undefined ? undefined : (JSON.parse(closedKey) as string);
+            if (key !== undefined) seen.add(key);
+            out += ":" + minimal((key !== undefined ? props?.get(key) : undefined) ?? f.node.extra);
+          } else if (f.phase === "colon") out += ":" + minimal(props?.get(f.key) ?? f.node.extra);
+          let first = f.phase === "open" || f.phase === "comma";
+          const missing = [...f.node.required].filter((r) => !seen.has(r));
+          for (const r of missing) {
+            out += (first ? "" : ",") + JSON.stringify(r) + ":" + minimal(props!.get(r)!);
+            first = false;
+          }
+          if (f.phase === "comma" && missing.length === 0) {
+            // After a comma one more member is due: any declared, unseen property (or a free key).
+            const next = props ? [...props.keys()].find((k) => !seen.has(k))! : "k";
+            out += JSON.stringify(next) + ":" + minimal(props?.get(next) ?? f.node.extra);
+          }
+          out += "}";
+          break;
+        }
+        case "arr": {
+          let n = f.count;
+          let sep = f.phase === "after" && n > 0;
+          while (n < f.node.minItems) {
+            out += (sep ? "," : "") + minimal(f.node.items);
+            sep = true;
+            n++;
+          }
+          out += "]";
+          break;
+        }
+      }
+      closedKey = undefined;
+    }
+    return out;
   }
 
   /** Feeds bytes; false (and an unusable state) if any is not allowed. */
@@ -77,9 +162,13 @@ export class JsonMatcher {
   }
 
   private space(c: number): boolean {
-    if (!isWs(c) || this.ws >= MAX_WS) return false;
-    this.ws++;
-    return true;
+    if (this.ws === 0) {
+      if (c === 0x20) return ((this.ws = -1), true);
+      if (c === 0x0a) return ((this.ws = 1), true);
+      return false;
+    }
+    if (this.ws > 0 && this.ws <= MAX_INDENT && (c === 0x20 || c === 0x09)) return (this.ws++, true);
+    return false;
   }
 
   /** Pops the top frame as a complete value and lets its parent move on. */
@@ -111,31 +200,49 @@ export class JsonMatcher {
         const n = f.node;
         switch (n.kind) {
           case "any":
-            if (ch === "{") return this.replace({ k: "obj", node: ANY_OBJECT, seen: [], phase: "open", key: "" }), true;
-            if (ch === "[") return this.replace({ k: "arr", node: { kind: "array", items: n, minItems: 0, maxItems: Infinity }, count: 0, phase: "open" }), true;
-            if (ch === '"') return this.replace({ k: "str", min: 0, max: Infinity, len: 0, esc: 0, text: null }), true;
-            if (ch === "-" || (c >= 0x30 && c <= 0x39)) return this.replace({ k: "num", integer: false, s: "" }), "refeed";
-            if ("tfn".includes(ch)) return this.replace({ k: "lit", texts: ["true", "false", "null"], pos: 0 }), "refeed";
+            if (ch === "{")
+              return (this.replace({ k: "obj", node: ANY_OBJECT, seen: [], phase: "open", key: "" }), true);
+            if (ch === "[")
+              return (
+                this.replace({
+                  k: "arr",
+                  node: { kind: "array", items: n, minItems: 0, maxItems: Infinity },
+                  count: 0,
+                  phase: "open",
+                }),
+                true
+              );
+            if (ch === '"')
+              return (this.replace({ k: "str", min: 0, max: Infinity, len: 0, esc: 0, text: null }), true);
+            if (ch === "-" || (c >= 0x30 && c <= 0x39))
+              return (this.replace({ k: "num", integer: false, s: "" }), "refeed");
+            if ("tfn".includes(ch))
+              return (this.replace({ k: "lit", texts: ["true", "false", "null"], pos: 0 }), "refeed");
             return false;
           case "literals":
-            return this.replace({ k: "lit", texts: n.texts, pos: 0 }), "refeed";
+            return (this.replace({ k: "lit", texts: n.texts, pos: 0 }), "refeed");
           case "string":
             if (ch !== '"') return false;
-            return this.replace({ k: "str", min: n.minLength, max: n.maxLength, len: 0, esc: 0, text: null }), true;
+            return (
+              this.replace({ k: "str", min: n.minLength, max: n.maxLength, len: 0, esc: 0, text: null }),
+              true
+            );
           case "number":
             if (ch !== "-" && !(c >= 0x30 && c <= 0x39)) return false;
-            return this.replace({ k: "num", integer: n.integer, s: "" }), "refeed";
+            return (this.replace({ k: "num", integer: n.integer, s: "" }), "refeed");
           case "object":
             if (ch !== "{") return false;
-            return this.replace({ k: "obj", node: n, seen: [], phase: "open", key: "" }), true;
+            return (this.replace({ k: "obj", node: n, seen: [], phase: "open", key: "" }), true);
           case "array":
             if (ch !== "[") return false;
-            return this.replace({ k: "arr", node: n, count: 0, phase: "open" }), true;
+            return (this.replace({ k: "arr", node: n, count: 0, phase: "open" }), true);
           case "union": {
             // A branch that is not a literal list wins a shared first character (it is the wider one).
-            const pick = n.branches.find((b) => b.kind !== "literals" && canStartWith(b, ch)) ?? n.branches.find((b) => canStartWith(b, ch));
+            const pick =
+              n.branches.find((b) => b.kind !== "literals" && canStartWith(b, ch)) ??
+              n.branches.find((b) => canStartWith(b, ch));
             if (!pick) return false;
-            return this.replace({ k: "value", node: pick }), "refeed";
+            return (this.replace({ k: "value", node: pick }), "refeed");
           }
         }
         return false;
@@ -200,11 +307,12 @@ export class JsonMatcher {
           case "open":
           case "comma":
             if (isWs(c)) return this.space(c);
-            if (ch === "}" && f.phase === "open" && closable) return this.complete(), true;
+            if (ch === "}" && f.phase === "open" && closable) return (this.complete(), true);
             if (ch !== '"') return false;
             if (remaining && remaining.length === 0) return false;
             f.phase = "key";
-            if (remaining) this.stack.push({ k: "lit", texts: remaining.map((k) => JSON.stringify(k)), pos: 0 });
+            if (remaining)
+              this.stack.push({ k: "lit", texts: remaining.map((k) => JSON.stringify(k)), pos: 0 });
             else {
               // The string frame starts after its opening quote and collects the key's text.
               this.stack.push({ k: "str", min: 0, max: 256, len: 0, esc: 0, text: '"' });
@@ -219,8 +327,8 @@ export class JsonMatcher {
             return true;
           case "after":
             if (isWs(c)) return this.space(c);
-            if (ch === "}" && closable) return this.complete(), true;
-            if (ch === "," && (!remaining || remaining.length > 0)) return (f.phase = "comma"), true;
+            if (ch === "}" && closable) return (this.complete(), true);
+            if (ch === "," && (!remaining || remaining.length > 0)) return ((f.phase = "comma"), true);
             return false;
           default:
             return false;
@@ -230,7 +338,7 @@ export class JsonMatcher {
         if (isWs(c)) return this.space(c);
         if (f.phase === "open") {
           if (ch === "]") return f.node.minItems === 0 ? (this.complete(), true) : false;
-          if (f.node.maxItems === 0) return false;
+          if (ch === "," || f.node.maxItems === 0) return false;
         } else {
           if (ch === "]") return f.count >= f.node.minItems ? (this.complete(), true) : false;
           if (ch !== "," || f.count >= f.node.maxItems) return false;
@@ -241,5 +349,27 @@ export class JsonMatcher {
         return ch === "," ? true : "refeed";
       }
     }
+  }
+}
+
+/** The shortest valid text for a schema. */
+function minimal(n: SchemaNode): string {
+  switch (n.kind) {
+    case "any":
+      return "null";
+    case "literals":
+      return [...n.texts].sort((a, b) => a.length - b.length)[0]!;
+    case "string":
+      return `"${"a".repeat(n.minLength)}"`;
+    case "number":
+      return "0";
+    case "object": {
+      const req = [...n.required].map((r) => `${JSON.stringify(r)}:${minimal(n.properties!.get(r)!)}`);
+      return `{${req.join(",")}}`;
+    }
+    case "array":
+      return `[${Array.from({ length: n.minItems }, () => minimal(n.items)).join(",")}]`;
+    case "union":
+      return n.branches.map(minimal).sort((a, b) => a.length - b.length)[0]!;
   }
 }

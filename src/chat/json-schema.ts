@@ -16,9 +16,21 @@ export type SchemaNode =
   | { kind: "array"; items: SchemaNode; minItems: number; maxItems: number }
   | { kind: "union"; branches: SchemaNode[] };
 
-export class SchemaError extends Error {}
+export class SchemaError extends TypeError {}
 
-const UNSUPPORTED = ["pattern", "not", "if", "then", "else", "allOf", "patternProperties", "dependentSchemas", "prefixItems", "uniqueItems", "contains"];
+const UNSUPPORTED = [
+  "pattern",
+  "not",
+  "if",
+  "then",
+  "else",
+  "allOf",
+  "patternProperties",
+  "dependentSchemas",
+  "prefixItems",
+  "uniqueItems",
+  "contains",
+];
 const ANY: SchemaNode = { kind: "any" };
 
 /** `"json"` (any JSON object) or a JSON schema object. */
@@ -39,7 +51,8 @@ export function compileSchema(format: unknown): SchemaNode {
     if (depth > 32) throw new SchemaError("the schema nests too deeply (recursive $ref?)");
     if (s === true || s === undefined) return ANY;
     if (s === false) throw new SchemaError("a schema of false admits no value");
-    if (typeof s !== "object" || s === null || Array.isArray(s)) throw new SchemaError("every schema must be an object");
+    if (typeof s !== "object" || s === null || Array.isArray(s))
+      throw new SchemaError("every schema must be an object");
     const o = s as Record<string, unknown>;
     if (typeof o.$ref === "string") {
       const hit = seen.get(o.$ref);
@@ -48,7 +61,8 @@ export function compileSchema(format: unknown): SchemaNode {
       seen.set(o.$ref, node);
       return node;
     }
-    for (const k of UNSUPPORTED) if (k in o) throw new SchemaError(`the schema keyword "${k}" is not supported`);
+    for (const k of UNSUPPORTED)
+      if (k in o) throw new SchemaError(`the schema keyword "${k}" is not supported`);
     if ("const" in o) return { kind: "literals", texts: [JSON.stringify(o.const)] };
     if (Array.isArray(o.enum)) {
       if (o.enum.length === 0) throw new SchemaError("enum must not be empty");
@@ -76,12 +90,22 @@ export function compileSchema(format: unknown): SchemaNode {
         return { kind: "literals", texts: ["null"] };
       case "object": {
         const props = o.properties as Record<string, unknown> | undefined;
-        if (props !== undefined && (typeof props !== "object" || props === null)) throw new SchemaError("properties must be an object");
+        if (props !== undefined && (typeof props !== "object" || props === null))
+          throw new SchemaError("properties must be an object");
         const required = new Set(Array.isArray(o.required) ? o.required.map(String) : []);
-        const properties = props && Object.keys(props).length ? new Map(Object.entries(props).map(([k, v]) => [k, compile(v, depth + 1)])) : null;
+        const properties =
+          props && Object.keys(props).length
+            ? new Map(Object.entries(props).map(([k, v]) => [k, compile(v, depth + 1)]))
+            : null;
         for (const r of required)
-          if (properties && !properties.has(r)) throw new SchemaError(`required property "${r}" is not among the properties`);
-        const extra = o.additionalProperties === undefined || o.additionalProperties === true ? ANY : o.additionalProperties === false ? ANY : compile(o.additionalProperties, depth + 1);
+          if (properties && !properties.has(r))
+            throw new SchemaError(`required property "${r}" is not among the properties`);
+        const extra =
+          o.additionalProperties === undefined || o.additionalProperties === true
+            ? ANY
+            : o.additionalProperties === false
+              ? ANY
+              : compile(o.additionalProperties, depth + 1);
         return { kind: "object", properties, required, extra };
       }
       case "array": {
@@ -99,7 +123,8 @@ export function compileSchema(format: unknown): SchemaNode {
 
 function num(v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new SchemaError("length and item limits must be non-negative integers");
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
+    throw new SchemaError("length and item limits must be non-negative integers");
   return v;
 }
 
@@ -132,6 +157,8 @@ function union(branches: SchemaNode[]): SchemaNode {
   if (lits.length) merged.push({ kind: "literals", texts: lits.flatMap((l) => l.texts) });
   for (const c of '{["-0123456789tfn')
     if (rest.filter((b) => canStartWith(b, c)).length > 1)
-      throw new SchemaError("anyOf/oneOf branches that start alike (e.g. two object schemas) are not supported");
+      throw new SchemaError(
+        "anyOf/oneOf branches that start alike (e.g. two object schemas) are not supported",
+      );
   return merged.length === 1 ? merged[0]! : { kind: "union", branches: merged };
 }

@@ -225,7 +225,10 @@ export class EngineModel {
   async forward(batch: Batch, samplers?: readonly (Sampler | null)[]): Promise<Int32Array | null> {
     const p = this.fill(batch, false);
     const out = await p.prepared.execute(
-      samplers && [...samplers, ...new Array(paddedRows(batch.outRows.length) - batch.outRows.length).fill(null)],
+      samplers && [
+        ...samplers,
+        ...new Array(paddedRows(batch.outRows.length) - batch.outRows.length).fill(null),
+      ],
       p.logits ?? undefined,
     );
     return out && out.subarray(0, batch.outRows.length);

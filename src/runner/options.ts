@@ -10,10 +10,14 @@ export interface GenerateOptions extends SamplerOptions {
   numBatch?: number;
   /** Stop early when this signal aborts (the current step finishes first). */
   signal?: AbortSignal;
+  /** Structured output: "json" (any object) or a JSON schema the output must satisfy. */
+  format?: "json" | Record<string, unknown>;
 }
 
 /** Ollama's API defaults: penalties off, temperature 0.8, top-k 40, top-p 0.9. */
-export const DEFAULT_OPTIONS: Required<Omit<GenerateOptions, "stop" | "signal" | "seed" | "logprobs">> = {
+export const DEFAULT_OPTIONS: Required<
+  Omit<GenerateOptions, "stop" | "signal" | "seed" | "logprobs" | "format">
+> = {
   temperature: 0.8,
   topK: 40,
   topP: 0.9,

@@ -131,3 +131,73 @@ describe("continuous batching", async () => {
     assert.ok(a.reduce((s, v, i) => s + v * c[i]!, 0) < 0.9999);
   });
 });
+
+describe("structured outputs", async () => {
+  const model = await loadModel(undefined, { numCtx: 512, numParallel: 2 });
+  const schema = {
+    type: "object",
+    properties: {
+      city: { type: "string", maxLength: 24 },
+      temp: { type: "integer" },
+      sunny: { type: "boolean" },
+      tags: { type: "array", items: { enum: ["hot", "cold"] }, maxItems: 2 },
+    },
+    required: ["city", "temp", "sunny"],
+  };
+  // An independent check of what the schema demands.
+  const valid = (v: any) =>
+    typeof v === "object" &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.keys(v).every((k) => ["city", "temp", "sunny", "tags"].includes(k)) &&
+    typeof v.city === "string" &&
+    [...v.city].length <= 24 &&
+    Number.isInteger(v.temp) &&
+    typeof v.sunny === "boolean" &&
+    (v.tags === undefined ||
+      (Array.isArray(v.tags) &&
+        v.tags.length <= 2 &&
+        v.tags.every((t: unknown) => t === "hot" || t === "cold")));
+
+  it("every output parses and validates, greedy and sampled, alone and batched", async () => {
+    const runs = [0, 0.7, 1.0, 1.5].map((temperature, i) =>
+      model
+        .chat([{ role: "user", content: "Weather in Paris, as JSON" }], {
+          format: schema,
+          temperature,
+          seed: 11 + i,
+          numPredict: 400,
+        })
+        .text(),
+    );
+    for (const text of await Promise.all(runs)) {
+      const v = JSON.parse(text);
+      assert.ok(valid(v), text);
+    }
+  });
+
+  it("format json gives an object; unsupported schemas are refused", async () => {
+    for (const numPredict of [400, 25, 3, 1]) {
+      const g = model.generate("Data:", { format: "json", temperature: 0, numPredict });
+      const text = await g.text();
+      const v = JSON.parse(text);
+      assert.equal(typeof v, "object");
+      assert.ok(!Array.isArray(v));
+      // A tight budget closes the value early (a few tokens over at most) and says so.
+      if (numPredict < 30) assert.equal((await g.stats).doneReason, "length");
+    }
+    const tight = await model
+      .chat([{ role: "user", content: "JSON please" }], {
+        format: schema,
+        temperature: 1,
+        seed: 5,
+        numPredict: 12,
+      })
+      .text();
+    assert.ok(valid(JSON.parse(tight)), tight);
+    await assert.rejects(
+      model.generate("x", { format: { type: "string", pattern: "a+" } }).text(),
+      /pattern/,
+    );
+  });
+});

@@ -9,6 +9,9 @@ import type { Sampler } from "../engine/backends/backend.js";
 import type { EngineModel } from "../engine/engine-model.js";
 import { Detokenizer } from "../tokenizer/detokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
+import { JsonMatcher } from "../chat/json-matcher.js";
+import { compileSchema } from "../chat/json-schema.js";
+import { ConstrainedPicker, seededRandom } from "./constrained.js";
 import { DEFAULT_OPTIONS, validateOptions, type GenerateOptions } from "./options.js";
 import { StopMatcher } from "./stop.js";
 
@@ -53,6 +56,11 @@ interface Job {
   stop: StopMatcher;
   t0: number;
   t1: number;
+  /** Structured output: the matcher the text must keep satisfying, and its random source. */
+  matcher?: JsonMatcher;
+  random?: () => number;
+  /** Tokens that close the structured output when the budget runs out. */
+  forced?: number[];
   /** The consumer went away. */
   cancelled: boolean;
   finished: boolean;
@@ -78,6 +86,7 @@ export class Runner {
   private useClock = 0;
   /** Rows per forward pass across all sequences. */
   readonly batchSize = DEFAULT_OPTIONS.numBatch;
+  private readonly picker: ConstrainedPicker;
 
   constructor(
     readonly model: EngineModel,
@@ -86,6 +95,7 @@ export class Runner {
     /** Control tokens kept in the text (thinking and tool-call tags). */
     readonly textTokens: ReadonlySet<number> = new Set(),
   ) {
+    this.picker = new ConstrainedPicker(tokenizer, stopTokens);
     this.cached = Array.from({ length: model.numSeq }, () => []);
     this.lastUse = new Array(model.numSeq).fill(0);
   }
@@ -128,6 +138,7 @@ export class Runner {
       if (!(Number.isInteger(t) && t >= 0 && t < this.model.vocabSize))
         throw new Error(`token id ${t} is outside the vocabulary of ${this.model.vocabSize}`);
     const o: Resolved = { ...DEFAULT_OPTIONS, ...options };
+    const schema = o.format === undefined ? undefined : compileSchema(o.format);
     const job: Job = {
       kind: "generate",
       prompt,
@@ -145,6 +156,7 @@ export class Runner {
       finished: false,
       items: [],
       wake: null,
+      matcher: schema && new JsonMatcher(schema),
     };
     this.pending.push(job);
     this.kick();
@@ -235,6 +247,7 @@ export class Runner {
     const repeatLastN = o.repeatLastN === -1 ? numCtx : o.repeatLastN;
     job.sampler = this.model.backend.createSampler({ ...o, seed, repeatLastN, logprobs: o.logprobs ?? -1 });
     if (repeatLastN > 0) for (const t of job.prompt.slice(-repeatLastN)) job.sampler.accept(t);
+    if (job.matcher) job.random = seededRandom(seed);
     job.slot = slot;
     job.pos = keep;
     job.cachedTokens = keep;
@@ -281,7 +294,7 @@ export class Runner {
       positions: number[] = [],
       seqs: number[] = [],
       outRows: number[] = [],
-      samplers: Sampler[] = [],
+      samplers: (Sampler | null)[] = [],
       outJobs: Job[] = [];
     const fed: [Job, number][] = [];
     for (const job of [...this.active]) {
@@ -293,7 +306,7 @@ export class Runner {
       const pos = this.cached[job.slot]!.length;
       this.model.cache.reserve(job.slot, pos + 1);
       outRows.push(tokens.length);
-      samplers.push(job.sampler!);
+      samplers.push(job.matcher ? null : job.sampler!);
       outJobs.push(job);
       tokens.push(job.next);
       positions.push(pos);
@@ -313,7 +326,7 @@ export class Runner {
       }
       if (job.pos + n === job.prompt.length) {
         outRows.push(tokens.length - 1);
-        samplers.push(job.sampler!);
+        samplers.push(job.matcher ? null : job.sampler!);
         outJobs.push(job);
       }
       fed.push([job, n]);
@@ -328,7 +341,16 @@ export class Runner {
         job.pos += n;
       }
     }
-    outJobs.forEach((job, i) => this.onToken(job, out![i]!));
+    let logits: Float32Array | undefined;
+    outJobs.forEach((job, i) => {
+      if (!job.matcher) return this.onToken(job, out![i]!);
+      if (job.forced?.length) return this.onToken(job, job.forced.shift()!);
+      logits ??= this.model.logits(tokens.length, outRows.length);
+      const V = this.model.vocabSize;
+      const id = this.picker.pick(logits.subarray(i * V, (i + 1) * V), job.matcher, job.o, job.random!);
+      if (id < 0) return this.fail(job, new Error("no token can continue the structured output"));
+      this.onToken(job, id);
+    });
   }
 
   private onToken(job: Job, token: number): void {
@@ -337,6 +359,7 @@ export class Runner {
     // A token sampled after the consumer stopped is dropped, not delivered.
     if (job.cancelled || job.o.signal?.aborted) return this.finish(job, "abort");
     if (this.stopTokens.has(token)) return this.finish(job, "stop");
+    if (job.matcher) job.matcher.feedBytes(this.tokenizer.tokenBytes(token));
     job.generated++;
     job.sampler!.accept(token);
     const ev: TokenEvent = { token, text: job.stop.push(job.detok.push(token)) };
@@ -346,10 +369,25 @@ export class Runner {
       ev.top = r.topIds.map((t, i) => ({ token: t, logprob: r.topLogprobs[i]! }));
     }
     this.emit(job, { ev });
-    if (job.stop.stopped) return this.finish(job, "stop");
+    // A value closed early because the budget ran out still ended for lack of room.
+    if (job.stop.stopped || job.matcher?.finished) return this.finish(job, job.forced ? "length" : "stop");
     const limit = job.o.numPredict < 0 ? Infinity : job.o.numPredict;
-    if (job.generated >= limit) return this.finish(job, "length");
-    if (this.cached[job.slot]!.length + 1 >= this.model.numCtx) return this.finish(job, "length");
+    const room = Math.min(limit - job.generated, this.model.numCtx - 1 - this.cached[job.slot]!.length - 1);
+    if (job.matcher && !job.forced) {
+      // Close the value in time: the output must parse even when the budget ends it.
+      const closing = job.matcher.closing();
+      if (closing.length + 1 >= room) {
+        const toks = this.tokenizer.encode(closing, { parseSpecial: false, addBos: false });
+        if (toks.length + 1 >= room) job.forced = toks;
+      }
+    }
+    if (job.forced) {
+      if (job.forced.length === 0) return this.finish(job, job.matcher!.canEnd() ? "stop" : "length");
+      if (this.cached[job.slot]!.length + 1 >= this.model.numCtx) return this.finish(job, "length");
+    } else {
+      if (job.generated >= limit) return this.finish(job, "length");
+      if (this.cached[job.slot]!.length + 1 >= this.model.numCtx) return this.finish(job, "length");
+    }
     job.next = token;
   }
 

@@ -12,7 +12,7 @@ import { DurationError, parseKeepAlive } from "./duration.js";
 import { field, HttpError, ndjson, readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { checkOllamaMessages, checkTools } from "./messages.js";
 import { modelFacts } from "../store/model-facts.js";
-import type { GenEvent, ResolvedModel, Service } from "./service.js";
+import { checkFormat, type GenEvent, type ResolvedModel, type Service } from "./service.js";
 import type { RunInput } from "./runner-protocol.js";
 
 export const VERSION = "0.1.0";
@@ -41,14 +41,6 @@ function logprobs(body: Record<string, unknown>): number | undefined {
   if (!Number.isInteger(top) || top < 0 || top > 20)
     throw new HttpError(400, '"top_logprobs" must be an integer from 0 to 20');
   return top;
-}
-
-function checkFormat(body: Record<string, unknown>): void {
-  const f = body.format;
-  if (f === undefined || f === null || f === "") return;
-  if (f !== "json" && (typeof f !== "object" || Array.isArray(f)))
-    throw new HttpError(400, '"format" must be "json" or a JSON schema object');
-  throw new HttpError(400, "structured outputs (format) are not supported by lmx yet");
 }
 
 const now = () => new Date().toISOString();
@@ -95,6 +87,7 @@ async function streamGeneration(
     input,
     options: body.options,
     logprobs: logprobs(body),
+    format: checkFormat(body.format),
     keepAliveMs: keepAlive(body),
     signal: ctx.signal,
   });
@@ -203,7 +196,6 @@ export function ollamaRoutes(r: Router, svc: Service): void {
   r.add("POST", "/api/generate", async (ctx) => {
     const body = await readJson(ctx.req);
     const m = svc.resolve(body.model);
-    checkFormat(body);
     const prompt = field.str(body, "prompt") ?? "";
     const system = field.str(body, "system");
     if (field.array(body, "images")?.length) throw new HttpError(400, "this model does not support images");
@@ -218,7 +210,6 @@ export function ollamaRoutes(r: Router, svc: Service): void {
   r.add("POST", "/api/chat", async (ctx) => {
     const body = await readJson(ctx.req);
     const m = svc.resolve(body.model);
-    checkFormat(body);
     const messages = checkOllamaMessages(body.messages);
     const tools = checkTools(body.tools);
     if (messages.length === 0) return loadOnly(svc, ctx, m, keepAlive(body), true);

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { ChatMessage, ToolCall } from "../tokenizer/chat-template.js";
 import { field, HttpError, readJson, sendJson, sse, type ErrorShape, type Router } from "./http.js";
 import { checkTools } from "./messages.js";
-import { collect, started, type GenEvent, type Service } from "./service.js";
+import { checkFormat, collect, started, type GenEvent, type Service } from "./service.js";
 import type { TokenLogprob } from "./runner-protocol.js";
 
 export const openaiError: ErrorShape = (status, message) => ({
@@ -92,9 +92,6 @@ function options(b: Record<string, unknown>): Record<string, unknown> {
   }
   const n = field.num(b, "n");
   if (n !== undefined && n !== 1) throw new HttpError(400, '"n" other than 1 is not supported');
-  const rf = field.obj(b, "response_format");
-  if (rf && rf.type !== "text")
-    throw new HttpError(400, "structured outputs (response_format) are not supported by lmx yet");
   return o;
 }
 
@@ -125,6 +122,20 @@ function think(b: Record<string, unknown>): boolean | undefined {
   return effort !== "none";
 }
 
+/** response_format as a structured-output format. */
+function responseFormat(b: Record<string, unknown>): "json" | Record<string, unknown> | undefined {
+  const rf = field.obj(b, "response_format");
+  if (!rf || rf.type === "text") return undefined;
+  if (rf.type === "json_object") return "json";
+  if (rf.type === "json_schema") {
+    const js = rf.json_schema as { schema?: unknown } | undefined;
+    if (typeof js?.schema !== "object" || js.schema === null)
+      throw new HttpError(400, "response_format.json_schema.schema must be an object");
+    return checkFormat(js.schema);
+  }
+  throw new HttpError(400, 'response_format.type must be "text", "json_object" or "json_schema"');
+}
+
 const finish = (d: Extract<GenEvent, { t: "done" }>) =>
   d.sawToolCalls ? "tool_calls" : d.doneReason === "length" ? "length" : "stop";
 
@@ -144,6 +155,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
           input: { messages: svc.conversation(m, msgs), tools, think: think(b) },
           options: options(b),
           logprobs: logprobCount(b),
+          format: responseFormat(b),
           signal: ctx.signal,
         }),
       );

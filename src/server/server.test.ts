@@ -265,6 +265,59 @@ describe("lmx serve with official clients", () => {
     );
   });
 
+  it("structured outputs: ollama format and openai json_schema outputs parse and validate", async () => {
+    const schema = {
+      type: "object",
+      properties: {
+        name: { type: "string", maxLength: 16 },
+        age: { type: "integer" },
+        pets: { type: "array", items: { enum: ["cat", "dog"] }, maxItems: 2 },
+      },
+      required: ["name", "age"],
+    };
+    const check = (text: string) => {
+      const v = JSON.parse(text);
+      assert.deepEqual(
+        Object.keys(v).filter((k) => !["name", "age", "pets"].includes(k)),
+        [],
+      );
+      assert.equal(typeof v.name, "string");
+      assert.ok(Number.isInteger(v.age));
+    };
+    const r = await ollama.chat({
+      model: "tiny",
+      messages: [{ role: "user", content: "A person as JSON" }],
+      format: schema,
+      options: { temperature: 0.9, seed: 1, num_predict: 60 },
+    });
+    check(r.message.content);
+    const g = await ollama.generate({
+      model: "tiny",
+      prompt: "JSON:",
+      format: "json",
+      options: { num_predict: 20 },
+    });
+    assert.equal(typeof JSON.parse(String(g.response)), "object");
+    const c = await openai.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "A person as JSON" }],
+      response_format: { type: "json_schema", json_schema: { name: "person", schema, strict: true } },
+      max_tokens: 60,
+    });
+    check(c.choices[0]!.message.content!);
+    await assert.rejects(
+      openai.chat.completions.create({
+        model: "tiny",
+        messages: [{ role: "user", content: "x" }],
+        response_format: {
+          type: "json_schema",
+          json_schema: { name: "p", schema: { type: "string", pattern: "a" } },
+        },
+      }),
+      /pattern/,
+    );
+  });
+
   const post = (path: string, body: unknown, init: RequestInit = {}) =>
     fetch(`${srv.url}${path}`, {
       method: "POST",

@@ -4,6 +4,7 @@
  * the scheduler, and turn the runner's token stream into content, thinking and tool-call
  * deltas with timings. The Ollama, OpenAI and Anthropic routes only translate shapes.
  */
+import { compileSchema, SchemaError } from "../chat/json-schema.js";
 import { OutputParser } from "../chat/output-parser.js";
 import { fromOllamaOptions, OptionError } from "../runner/ollama-options.js";
 import type { GenerationStats } from "../runner/runner.js";
@@ -28,6 +29,8 @@ export interface GenRequest {
   options?: unknown;
   /** Top log-probabilities to return per token; undefined = none. */
   logprobs?: number;
+  /** Structured output: "json" or a JSON schema (checked by checkFormat). */
+  format?: "json" | Record<string, unknown>;
   keepAliveMs?: number;
   signal: AbortSignal;
 }
@@ -50,6 +53,18 @@ export type GenEvent =
     };
 
 const ns = (ms: number) => Math.round(ms * 1e6);
+
+/** Checks a structured-output format ("json" or a JSON schema); a 400 for what cannot be enforced. */
+export function checkFormat(f: unknown): "json" | Record<string, unknown> | undefined {
+  if (f === undefined || f === null || f === "") return undefined;
+  try {
+    compileSchema(f);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new HttpError(400, `format: ${e.message}`);
+    throw e;
+  }
+  return f as "json" | Record<string, unknown>;
+}
 
 export class Service {
   constructor(
@@ -113,7 +128,11 @@ export class Service {
     let parser: OutputParser | undefined;
     let sawToolCalls = false;
     try {
-      const opts = { ...o.generate, ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}) };
+      const opts = {
+        ...o.generate,
+        ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}),
+        ...(r.format !== undefined ? { format: r.format } : {}),
+      };
       const stream = loaded.client.run(r.input, opts);
       for await (const ev of stream) {
         if (r.signal.aborted) break;
