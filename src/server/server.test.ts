@@ -230,6 +230,46 @@ describe("lmx serve with official clients", () => {
     await assert.rejects(openai.models.retrieve("nope"), (e: unknown) => e instanceof OpenAI.NotFoundError);
   });
 
+  it("openai: responses API streamed and not, with function-call items in the input", async () => {
+    const want = await chatLocal([{ role: "user", content: "Say hi" }]);
+    const r = await openai.responses.create({ model: "tiny", input: "Say hi", max_output_tokens: 12 });
+    assert.equal(r.output_text, want.content);
+    assert.equal(r.status, "incomplete");
+    assert.equal(r.usage?.output_tokens, 12);
+    let streamed = "";
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const ev of await openai.responses.create({
+      model: "tiny",
+      input: [{ role: "user", content: "Say hi" }],
+      max_output_tokens: 12,
+      stream: true,
+    })) {
+      if (ev.type === "response.output_text.delta") streamed += ev.delta;
+      if (ev.type === "response.incomplete" || ev.type === "response.completed") completed = ev.response;
+    }
+    assert.equal(streamed, want.content);
+    assert.equal(completed?.usage?.output_tokens, 12);
+    const withCall = await openai.responses.create({
+      model: "tiny",
+      instructions: "Use tools.",
+      tools: [
+        {
+          type: "function",
+          name: "get_weather",
+          parameters: { type: "object", properties: { city: { type: "string" } } },
+          strict: false,
+        },
+      ],
+      input: [
+        { role: "user", content: "Weather in Paris?" },
+        { type: "function_call", call_id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' },
+        { type: "function_call_output", call_id: "call_1", output: "21 C, sunny" },
+      ],
+      max_output_tokens: 4,
+    });
+    assert.ok((withCall.usage?.input_tokens ?? 0) > 40);
+  });
+
   it("anthropic: messages streamed and not", async () => {
     const want = await chatLocal([
       { role: "system", content: "Be brief." },

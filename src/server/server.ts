@@ -12,6 +12,7 @@ import { HttpError, ollamaError, originAllowed, Router, sendJson, type Ctx } fro
 import { createLogger, type Logger } from "./log.js";
 import { ollamaRoutes } from "./ollama-api.js";
 import { openaiRoutes } from "./openai-api.js";
+import { responsesRoutes } from "./responses-api.js";
 import { Scheduler } from "./scheduler.js";
 import { Service } from "./service.js";
 
@@ -51,6 +52,7 @@ export async function startServer(o: ServeOptions = {}): Promise<RunningServer> 
   const router = new Router();
   ollamaRoutes(router, service);
   openaiRoutes(router, service);
+  responsesRoutes(router, service);
   anthropicRoutes(router, service);
   const origins = o.origins ?? [];
 
