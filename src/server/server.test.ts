@@ -561,4 +561,31 @@ describe("lmx serve with official clients", () => {
       ["tiny:latest"],
     );
   });
+
+  it("scheduler: keep_alive unloads (now, or after the duration), and the least recently used model makes room", async () => {
+    await ollama.create({ model: "tiny-b", from: "tiny" });
+    const loaded = () => srv.service.scheduler.loaded;
+    await ollama.generate({ model: "tiny", prompt: "" });
+    assert.ok(loaded().has("tiny:latest"));
+    await ollama.generate({ model: "tiny", prompt: "", keep_alive: 0 });
+    for (let i = 0; i < 50 && loaded().has("tiny:latest"); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(!loaded().has("tiny:latest"), "keep_alive 0 unloads");
+    await ollama.generate({ model: "tiny-b", prompt: "hi", raw: true, keep_alive: "1s", options: { num_predict: 2 } });
+    assert.ok(loaded().has("tiny-b:latest"));
+    const until = new Date((await ollama.ps()).models[0]!.expires_at).getTime() - Date.now();
+    assert.ok(until > 0 && until <= 1000, `expires in ${until} ms`);
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.ok(!loaded().has("tiny-b:latest"), "unloaded after keep_alive");
+    // With room for one model, loading a second unloads the idle first.
+    const max = srv.service.scheduler.o.maxLoaded;
+    (srv.service.scheduler.o as { maxLoaded: number }).maxLoaded = 1;
+    try {
+      await ollama.generate({ model: "tiny", prompt: "" });
+      await ollama.generate({ model: "tiny-b", prompt: "" });
+      assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ["tiny-b:latest"]);
+    } finally {
+      (srv.service.scheduler.o as { maxLoaded: number }).maxLoaded = max;
+      await ollama.delete({ model: "tiny-b" });
+    }
+  });
 });
