@@ -570,7 +570,13 @@ describe("lmx serve with official clients", () => {
     await ollama.generate({ model: "tiny", prompt: "", keep_alive: 0 });
     for (let i = 0; i < 50 && loaded().has("tiny:latest"); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(!loaded().has("tiny:latest"), "keep_alive 0 unloads");
-    await ollama.generate({ model: "tiny-b", prompt: "hi", raw: true, keep_alive: "1s", options: { num_predict: 2 } });
+    await ollama.generate({
+      model: "tiny-b",
+      prompt: "hi",
+      raw: true,
+      keep_alive: "1s",
+      options: { num_predict: 2 },
+    });
     assert.ok(loaded().has("tiny-b:latest"));
     const until = new Date((await ollama.ps()).models[0]!.expires_at).getTime() - Date.now();
     assert.ok(until > 0 && until <= 1000, `expires in ${until} ms`);
@@ -582,7 +588,10 @@ describe("lmx serve with official clients", () => {
     try {
       await ollama.generate({ model: "tiny", prompt: "" });
       await ollama.generate({ model: "tiny-b", prompt: "" });
-      assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ["tiny-b:latest"]);
+      assert.deepEqual(
+        (await ollama.ps()).models.map((m) => m.name),
+        ["tiny-b:latest"],
+      );
     } finally {
       (srv.service.scheduler.o as { maxLoaded: number }).maxLoaded = max;
       await ollama.delete({ model: "tiny-b" });

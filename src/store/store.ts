@@ -137,6 +137,23 @@ export class ModelStore {
     return this.get(displayName(n))!;
   }
 
+  /** The manifest's bytes as stored (push sends them unchanged). */
+  manifestText(rawName: string): string {
+    const m = this.require(rawName);
+    return readFileSync(this.manifestPath(parseModelName(m.name)), "utf8");
+  }
+
+  /** Installs a manifest whose blobs are all in the store already (pull's last step). */
+  putManifest(rawName: string, text: string): StoredModel {
+    const n = parseModelName(rawName);
+    const m = parseManifest(text, `manifest for ${displayName(n)}`);
+    for (const l of [m.config, ...m.layers])
+      if (!this.blobs.has(l.digest))
+        throw new Error(`blob ${l.digest} of ${displayName(n)} is not in the store`);
+    this.writeManifest(n, text);
+    return this.get(displayName(n))!;
+  }
+
   private writeManifest(n: ModelName, text: string): void {
     const path = this.manifestPath(n);
     mkdirSync(dirname(path), { recursive: true });
@@ -177,12 +194,14 @@ export class ModelStore {
     }
     if (!existsSync(this.blobs.dir)) return;
     for (const f of readdirSync(this.blobs.dir)) {
-      if (f.startsWith("sha256-")) {
+      if (/^sha256-[0-9a-f]{64}$/.test(f)) {
         if (!used.has(f.replace("sha256-", "sha256:"))) rmSync(join(this.blobs.dir, f), { force: true });
-      } else if (f.startsWith(".tmp-")) {
+      } else if (f.startsWith(".tmp-") || f.includes("-partial")) {
+        // Partial downloads stay for a week so that a later pull can resume them.
         // Temporary files of a live process are young; old ones are leftovers of a crash.
         const p = join(this.blobs.dir, f);
-        if (Date.now() - statSync(p).mtimeMs > 3600_000) rmSync(p, { force: true });
+        const maxAge = f.includes("-partial") ? 7 * 86400_000 : 3600_000;
+        if (Date.now() - statSync(p).mtimeMs > maxAge) rmSync(p, { force: true });
       }
     }
   }
