@@ -5,6 +5,7 @@ import { createCommand } from "./create.js";
 import { perplexityCommand } from "./perplexity.js";
 import { runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
+import { pullCommand, pushCommand } from "./registry.js";
 import { cpCommand, listCommand, psCommand, rmCommand, showCommand, stopCommand } from "./models.js";
 
 const USAGE = `Usage: lmx COMMAND [ARGS]
@@ -21,6 +22,8 @@ Commands:
   cp SOURCE DEST         copy a model
   ps                     list the models the server has loaded
   stop NAME              unload a model from the server
+  pull NAME              download a model from a registry
+  push NAME              upload a model to a registry
 
 MODEL is a model in the store (NAME[:TAG]), a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
 
@@ -37,6 +40,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   cp: cpCommand,
   ps: psCommand,
   stop: stopCommand,
+  pull: pullCommand,
+  push: pushCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

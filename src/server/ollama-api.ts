@@ -1,6 +1,9 @@
 /** Ollama's HTTP API (`/api/*`): generation, chat, embeddings and model management. */
 import { dirname } from "node:path";
 import { Readable } from "node:stream";
+import { RegistryError } from "../registry/http-retry.js";
+import { pullModel, type Progress } from "../registry/pull.js";
+import { pushModel } from "../registry/push.js";
 import { DigestError } from "../store/blob.js";
 import { createModel, CreateError } from "../store/create-model.js";
 import { MediaType } from "../store/manifest.js";
@@ -396,6 +399,36 @@ export function ollamaRoutes(r: Router, svc: Service): void {
     if (write) ctx.res.end();
     else sendJson(ctx.res, 200, { status: "success" });
   });
+
+  const transfer = (kind: "pull" | "push") => async (ctx: Ctx) => {
+    const body = await readJson(ctx.req);
+    const name = field.str(body, "model") ?? field.str(body, "name");
+    if (!name) throw new HttpError(400, '"model" is required');
+    try {
+      normalizeName(name);
+    } catch (e) {
+      storeErrors(e);
+    }
+    const stream = field.bool(body, "stream") ?? true;
+    const insecure = field.bool(body, "insecure") ?? false;
+    const write = stream ? ndjson(ctx.res) : null;
+    const o = { insecure, signal: ctx.signal, onProgress: (p: Progress) => write?.(p) };
+    try {
+      if (kind === "pull") await pullModel(store, name, o);
+      else await pushModel(store, name, o);
+    } catch (e) {
+      if (!write) {
+        if (e instanceof ModelNotFoundError) throw new HttpError(404, e.message);
+        // The registry's failures are not the client's: 404 when the model is not there, else 502.
+        throw new HttpError(e instanceof RegistryError && e.status === 404 ? 404 : 502, (e as Error).message);
+      }
+      write({ error: (e as Error).message });
+    }
+    if (write) ctx.res.end();
+    else sendJson(ctx.res, 200, { status: "success" });
+  };
+  r.add("POST", "/api/pull", transfer("pull"));
+  r.add("POST", "/api/push", transfer("push"));
 
   r.add("POST", "/api/copy", async (ctx) => {
     const body = await readJson(ctx.req);

@@ -16,6 +16,7 @@ import { OutputParser } from "../chat/output-parser.js";
 import { DEFAULT_MODEL_PATH, loadModel, type Model } from "../model.js";
 import { createModel } from "../store/create-model.js";
 import { ModelStore } from "../store/store.js";
+import { TestRegistry } from "../testing/registry-server.js";
 import { createLogger } from "./log.js";
 import { startServer, type RunningServer } from "./server.js";
 
@@ -595,6 +596,34 @@ describe("lmx serve with official clients", () => {
     } finally {
       (srv.service.scheduler.o as { maxLoaded: number }).maxLoaded = max;
       await ollama.delete({ model: "tiny-b" });
+    }
+  });
+
+  it("ollama: push to and pull from a registry through /api/push and /api/pull", async () => {
+    const reg = new TestRegistry();
+    await reg.start();
+    try {
+      const remote = `${reg.url.replace("http://", "")}/me/tiny:v1`;
+      await ollama.copy({ source: "tiny", destination: remote });
+      const pushed: string[] = [];
+      for await (const p of await ollama.push({ model: remote, insecure: true, stream: true })) pushed.push(p.status);
+      assert.equal(pushed.at(-1), "success");
+      await ollama.delete({ model: remote });
+      let last: { status: string; completed?: number; total?: number } | undefined;
+      let sawBytes = false;
+      for await (const p of await ollama.pull({ model: remote, insecure: true, stream: true })) {
+        last = p;
+        if (p.total && p.completed) sawBytes = true;
+      }
+      assert.equal(last?.status, "success");
+      assert.ok(sawBytes);
+      assert.ok((await ollama.list()).models.some((m) => m.name === remote));
+      const r = await ollama.generate({ model: remote, prompt: "Once upon a time", raw: true, options: GREEDY });
+      assert.equal(r.eval_count, 12);
+      await assert.rejects(ollama.pull({ model: `${reg.url.replace("http://", "")}/me/none:v1`, insecure: true }), /not found/);
+      await ollama.delete({ model: remote });
+    } finally {
+      await reg.close();
     }
   });
 });
