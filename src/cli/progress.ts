@@ -30,7 +30,12 @@ export class Progress {
     const speed = secs > 0 ? (completed - r.c0) / secs : 0;
     const eta = speed > 0 ? (total - completed) / speed : Infinity;
     const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-    const time = (t: number) => (Number.isFinite(t) ? (t >= 60 ? `${Math.floor(t / 60)}m${Math.round(t % 60)}s` : `${Math.round(t)}s`) : "?");
+    const time = (t: number) =>
+      Number.isFinite(t)
+        ? t >= 60
+          ? `${Math.floor(t / 60)}m${Math.round(t % 60)}s`
+          : `${Math.round(t)}s`
+        : "?";
     const width = 25;
     const n = Math.round((width * completed) / Math.max(1, total));
     const line = `${label} [${"#".repeat(n)}${" ".repeat(width - n)}] ${mb(completed)}/${mb(total)} ${mb(speed)}/s ${completed >= total ? "" : `ETA ${time(eta)}`}`;

@@ -35,17 +35,21 @@ function reporter(): (p: PullProgress) => void {
 
 export async function pullCommand(argv: string[]): Promise<number> {
   const { flags, positionals } = parseArgs(argv, { insecure: "boolean", help: "boolean" });
-  if (flags.help) return process.stdout.write(PULL_HELP + "\n"), 0;
+  if (flags.help) return (process.stdout.write(PULL_HELP + "\n"), 0);
   if (!positionals[0]) throw new UsageError("give a model NAME");
   const ac = new AbortController();
   process.once("SIGINT", () => ac.abort());
-  await pullModel(new ModelStore(), positionals[0], { insecure: !!flags.insecure, onProgress: reporter(), signal: ac.signal });
+  await pullModel(new ModelStore(), positionals[0], {
+    insecure: !!flags.insecure,
+    onProgress: reporter(),
+    signal: ac.signal,
+  });
   return 0;
 }
 
 export async function pushCommand(argv: string[]): Promise<number> {
   const { flags, positionals } = parseArgs(argv, { insecure: "boolean", help: "boolean" });
-  if (flags.help) return process.stdout.write(PUSH_HELP + "\n"), 0;
+  if (flags.help) return (process.stdout.write(PUSH_HELP + "\n"), 0);
   if (!positionals[0]) throw new UsageError("give a model NAME");
   await pushModel(new ModelStore(), positionals[0], { insecure: !!flags.insecure, onProgress: reporter() });
   return 0;

@@ -180,4 +180,41 @@ describe("pull and push", () => {
     await pullModel(dst, name, { insecure: true });
     assert.deepEqual(names(dst), [name]);
   });
+
+  it("Hugging Face GGUF repositories: the file for the requested quantization, verified", async () => {
+    const gguf = readFileSync(src.blobs.path(modelDigest));
+    reg.hf.set(
+      "someone/Tiny-GGUF",
+      new Map([
+        ["README.md", Buffer.from("hi")],
+        ["tiny-Q8_0.gguf", gguf],
+        ["tiny-Q4_K_M.gguf", Buffer.concat([gguf, Buffer.alloc(64)])],
+      ]),
+    );
+    process.env.LMX_HF_ENDPOINT = reg.url;
+    try {
+      const dst = fresh();
+      await pullModel(dst, "hf.co/someone/Tiny-GGUF");
+      await pullModel(dst, "hf.co/someone/Tiny-GGUF:Q8_0");
+      assert.deepEqual(
+        names(dst).sort(),
+        ["hf.co/someone/Tiny-GGUF:Q8_0", "hf.co/someone/Tiny-GGUF:latest"].sort(),
+      );
+      assert.equal(
+        dst.get("hf.co/someone/Tiny-GGUF:latest")!.manifest.layers[0]!.size,
+        gguf.length + 64,
+        "latest = Q4_K_M",
+      );
+      assert.equal(dst.layer(dst.get("hf.co/someone/Tiny-GGUF:Q8_0")!, MediaType.model)!.digest, modelDigest);
+      await assert.rejects(
+        pullModel(dst, "hf.co/someone/Tiny-GGUF:Q2_K"),
+        /no GGUF file for "Q2_K" \(available: q8_0, q4_k_m\)/,
+      );
+      await assert.rejects(pullModel(dst, "hf.co/someone/Missing"), /not found/);
+      reg.faults = { corrupt: new Set([modelDigest]) };
+      await assert.rejects(pullModel(fresh(), "hf.co/someone/Tiny-GGUF:Q8_0"), /failed verification/);
+    } finally {
+      delete process.env.LMX_HF_ENDPOINT;
+    }
+  });
 });

@@ -606,7 +606,8 @@ describe("lmx serve with official clients", () => {
       const remote = `${reg.url.replace("http://", "")}/me/tiny:v1`;
       await ollama.copy({ source: "tiny", destination: remote });
       const pushed: string[] = [];
-      for await (const p of await ollama.push({ model: remote, insecure: true, stream: true })) pushed.push(p.status);
+      for await (const p of await ollama.push({ model: remote, insecure: true, stream: true }))
+        pushed.push(p.status);
       assert.equal(pushed.at(-1), "success");
       await ollama.delete({ model: remote });
       let last: { status: string; completed?: number; total?: number } | undefined;
@@ -618,9 +619,17 @@ describe("lmx serve with official clients", () => {
       assert.equal(last?.status, "success");
       assert.ok(sawBytes);
       assert.ok((await ollama.list()).models.some((m) => m.name === remote));
-      const r = await ollama.generate({ model: remote, prompt: "Once upon a time", raw: true, options: GREEDY });
+      const r = await ollama.generate({
+        model: remote,
+        prompt: "Once upon a time",
+        raw: true,
+        options: GREEDY,
+      });
       assert.equal(r.eval_count, 12);
-      await assert.rejects(ollama.pull({ model: `${reg.url.replace("http://", "")}/me/none:v1`, insecure: true }), /not found/);
+      await assert.rejects(
+        ollama.pull({ model: `${reg.url.replace("http://", "")}/me/none:v1`, insecure: true }),
+        /not found/,
+      );
       await ollama.delete({ model: remote });
     } finally {
       await reg.close();

@@ -13,7 +13,7 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -46,6 +46,13 @@ export class BlobStore {
 
   path(digest: string): string {
     return join(this.dir, parseDigest(digest).replace(":", "-"));
+  }
+
+  /** The digest of a path that is one of this store's blobs, else undefined. */
+  digestOf(path: string): string | undefined {
+    const m = /[/\\]sha256-([0-9a-f]{64})$/.exec(resolve(path));
+    if (!m || resolve(path) !== resolve(this.path(`sha256:${m[1]}`))) return undefined;
+    return `sha256:${m[1]}`;
   }
 
   has(digest: string): boolean {

@@ -106,8 +106,15 @@ export async function createModel(
         modelLayer = { mediaType: MediaType.model, ...ref };
       } else {
         readGguf(src); // a clear error for a file that is not a GGUF, before copying it
-        status("copying model file");
-        modelLayer = { mediaType: MediaType.model, ...(await store.blobs.writeFile(src)) };
+        const inStore = store.blobs.digestOf(src);
+        if (inStore) {
+          // Already a verified blob (uploaded or pulled): used in place, not copied.
+          status(`using existing layer ${inStore}`);
+          modelLayer = { mediaType: MediaType.model, digest: inStore, size: statSync(src).size };
+        } else {
+          status("copying model file");
+          modelLayer = { mediaType: MediaType.model, ...(await store.blobs.writeFile(src)) };
+        }
       }
     }
     layers.push(modelLayer);

@@ -24,6 +24,8 @@ export interface Faults {
 export class TestRegistry {
   readonly blobs = new Map<string, Buffer>();
   readonly manifests = new Map<string, string>();
+  /** Hugging Face repositories: "user/repo" -> file path -> bytes. */
+  readonly hf = new Map<string, Map<string, Buffer>>();
   faults: Faults = {};
   bytesServed = 0;
   readonly log: string[] = [];
@@ -54,6 +56,24 @@ export class TestRegistry {
       this.faults.fail500--;
       res.writeHead(500).end("internal error");
       return;
+    }
+    const tree = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/main$/.exec(url.pathname);
+    if (tree) {
+      const files = this.hf.get(tree[1]!);
+      if (!files) return void res.writeHead(404).end('{"error":"Repository not found"}');
+      const list = [...files].map(([path, data]) => ({
+        type: "file",
+        path,
+        size: data.length,
+        lfs: { oid: createHash("sha256").update(data).digest("hex"), size: data.length },
+      }));
+      return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(list));
+    }
+    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/.exec(url.pathname);
+    if (resolve) {
+      const data = this.hf.get(resolve[1]!)?.get(decodeURIComponent(resolve[2]!));
+      if (!data) return void res.writeHead(404).end();
+      return this.serveBytes(req, res, data, `sha256:${createHash("sha256").update(data).digest("hex")}`);
     }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/(.+)$/.exec(url.pathname);
     const body = async () => {
@@ -96,9 +116,21 @@ export class TestRegistry {
     }
     if (m && m[2] === "blobs") {
       const digest = m[3]!;
-      let data = this.blobs.get(digest);
+      const data = this.blobs.get(digest);
       if (!data) return void res.writeHead(404).end();
       if (req.method === "HEAD") return void res.writeHead(200, { "Content-Length": data.length }).end();
+      return this.serveBytes(req, res, data, digest);
+    }
+    res.writeHead(404).end();
+  }
+
+  private async serveBytes(
+    req: import("node:http").IncomingMessage,
+    res: import("node:http").ServerResponse,
+    data: Buffer,
+    digest: string,
+  ): Promise<void> {
+    {
       if (this.faults.corrupt?.has(digest)) {
         data = Buffer.from(data);
         data[data.length >> 1] ^= 0xff;
@@ -135,8 +167,6 @@ export class TestRegistry {
         if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
       }
       res.end();
-      return;
     }
-    res.writeHead(404).end();
   }
 }
