@@ -6,6 +6,7 @@ import { perplexityCommand } from "./perplexity.js";
 import { runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
 import { pullCommand, pushCommand } from "./registry.js";
+import { launchCommand } from "./launch.js";
 import { cpCommand, listCommand, psCommand, rmCommand, showCommand, stopCommand } from "./models.js";
 
 const USAGE = `Usage: lmx COMMAND [ARGS]
@@ -24,6 +25,7 @@ Commands:
   stop NAME              unload a model from the server
   pull NAME              download a model from a registry
   push NAME              upload a model to a registry
+  launch [AGENT]         start a coding agent (pi, claude, codex, opencode, droid) on lmx
 
 MODEL is a model in the store (NAME[:TAG]), a .gguf file, a Hugging Face model folder, or tiny-qwen3 (the embedded model). Run "lmx COMMAND --help" for a command's flags.`;
 
@@ -42,6 +44,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   stop: stopCommand,
   pull: pullCommand,
   push: pushCommand,
+  launch: launchCommand,
 };
 
 export async function main(argv: string[]): Promise<void> {

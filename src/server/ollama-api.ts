@@ -310,6 +310,8 @@ export function ollamaRoutes(r: Router, svc: Service): void {
       model_info: facts.modelInfo,
       capabilities: facts.capabilities,
       modified_at: (m.stored?.modifiedAt ?? new Date()).toISOString(),
+      // Not in Ollama's answer: the context a request gets here without num_ctx (what launch tells agents).
+      context_length: svc.defaultContext(m, facts.contextLength),
       ...(m.messages.length ? { messages: m.messages } : {}),
     });
   });

@@ -85,6 +85,13 @@ export class Service {
     }
   }
 
+  /** The context length a request without num_ctx gets: the model's parameter, the server's default, or min(model, 4096). */
+  defaultContext(m: ResolvedModel, modelContext: number): number {
+    const stored = fromOllamaOptions(m.params).numCtx;
+    const want = stored ?? this.scheduler.o.contextLength ?? Math.min(modelContext || 4096, 4096);
+    return modelContext > 0 ? Math.min(want, modelContext) : want;
+  }
+
   /** The chat messages a model sees: its stored system prompt and messages, then the request's. */
   conversation(m: ResolvedModel, messages: ChatMessage[], system?: string): ChatMessage[] {
     const out: ChatMessage[] = [];

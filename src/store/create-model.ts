@@ -67,7 +67,8 @@ export async function createModel(
   let base: StoredModel | undefined;
   let weightsPath: string | undefined;
   const fromPath = isAbsolute(mf.from) ? mf.from : resolve(o.baseDir ?? process.cwd(), mf.from);
-  if (/^[./~]/.test(mf.from) || isAbsolute(mf.from) || (existsSync(fromPath) && !isName(mf.from))) {
+  // A path that exists wins over a model name (as Ollama resolves FROM).
+  if (/^[./~]/.test(mf.from) || isAbsolute(mf.from) || existsSync(fromPath)) {
     if (!existsSync(fromPath)) throw new CreateError(`FROM ${mf.from}: no such file or folder`);
     weightsPath = fromPath;
   } else {
