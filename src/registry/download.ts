@@ -14,7 +14,7 @@ import {
   statSync,
 } from "node:fs";
 import { join } from "node:path";
-import { DigestError, parseDigest } from "../store/blob.js";
+import { DigestError, diskError, parseDigest } from "../store/blob.js";
 import type { Layer } from "../store/manifest.js";
 import type { ModelStore } from "../store/store.js";
 import { RegistryError, request, withRetry, type RetryOptions } from "./http-retry.js";
@@ -122,11 +122,15 @@ export async function downloadBlob(
   };
   // A small pool of part downloads.
   let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, o.concurrency ?? 4) }, async () => {
-      while (next < n) await fetchPart(next++);
-    }),
-  );
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(n, o.concurrency ?? 4) }, async () => {
+        while (next < n) await fetchPart(next++);
+      }),
+    );
+  } catch (e) {
+    throw diskError(e, store.blobs.dir);
+  }
   // Hash the parts in order while joining them; only matching bytes get the digest name.
   const hash = createHash("sha256");
   const tmp = store.blobs.tempPath();
@@ -147,6 +151,8 @@ export async function downloadBlob(
     }
     renameSync(tmp, store.blobs.path(l.digest));
     for (const f of files) rmSync(f, { force: true });
+  } catch (e) {
+    throw diskError(e, store.blobs.dir);
   } finally {
     rmSync(tmp, { force: true });
   }

@@ -26,6 +26,8 @@ export async function withRetry<T>(what: string, fn: () => Promise<T>, o: RetryO
     try {
       return await fn();
     } catch (e) {
+      // Local file-system failures (a full disk, permissions) do not get better by retrying.
+      if (/^E(NOSPC|DQUOT|ACCES|ROFS|PERM)$/.test(String((e as NodeJS.ErrnoException).code))) throw e;
       const status = e instanceof RegistryError ? e.status : undefined;
       const retriable =
         status === undefined

@@ -32,6 +32,16 @@ export function sha256(bytes: Uint8Array | string): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
+/** ENOSPC/EDQUOT as a message a user can act on; other errors unchanged. */
+export function diskError(e: unknown, dir: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT")
+    return new Error(
+      `the disk holding ${dir} is full (${code}); nothing was added to the store. Free some space and try again`,
+    );
+  return e;
+}
+
 export interface BlobRef {
   digest: string;
   size: number;
@@ -95,6 +105,8 @@ export class BlobStore {
         throw new DigestError(`digest mismatch: the bytes hash to ${digest}, not ${want}`);
       renameSync(tmp, this.path(digest));
       return { digest, size };
+    } catch (e) {
+      throw diskError(e, this.dir);
     } finally {
       rmSync(tmp, { force: true });
     }
