@@ -13,6 +13,7 @@ import { QUANTIZE_TYPES, quantizeModel, type QuantizeType } from "../formats/qua
 import { DEFAULT_MODEL_PATH } from "../model.js";
 import { addParameter } from "../runner/ollama-options.js";
 import { ChatTemplate } from "../tokenizer/chat-template.js";
+import { diskError } from "./blob.js";
 import { MediaType, type Layer, type ModelConfig } from "./manifest.js";
 import { parseModelfile, type Modelfile } from "./modelfile.js";
 import { normalizeName } from "./name.js";
@@ -159,6 +160,8 @@ export async function createModel(
     const m = await store.put(name, config, layers);
     status("success");
     return m;
+  } catch (e) {
+    throw diskError(e, store.root);
   } finally {
     if (temp) rmSync(temp, { force: true });
   }
