@@ -5,6 +5,7 @@
  * down projections of chosen layers kept at Q6_K.
  */
 import { statSync } from "node:fs";
+import { chooseNvfp4TensorScale, quantizeMxfp4, quantizeNvfp4 } from "../engine/quant/fp4-quantize.js";
 import { quantFormat } from "../engine/quant/index.js";
 import { BLOCKS, DType, fromF32, isQuantized, toF32 } from "../engine/tensor/dtype.js";
 import { hfToGguf } from "./convert.js";
@@ -12,16 +13,26 @@ import { readGguf } from "./gguf/read.js";
 import { ggmlType, ggmlTypeOf, type GgufKv, type GgufScalar } from "./gguf/types.js";
 import { kv, writeGguf, type GgufTensorOut } from "./gguf/write.js";
 
-export const QUANTIZE_TYPES = ["q8_0", "q4_0", "q6_K", "q5_K_M", "q4_K_M"] as const;
+export const QUANTIZE_TYPES = ["q8_0", "q4_0", "q6_K", "q5_K_M", "q4_K_M", "mxfp4", "nvfp4"] as const;
 export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
 
-const FILE_TYPE: Record<QuantizeType, number> = { q8_0: 7, q4_0: 2, q6_K: 18, q5_K_M: 17, q4_K_M: 15 };
+const FILE_TYPE: Record<QuantizeType, number> = {
+  q8_0: 7,
+  q4_0: 2,
+  q6_K: 18,
+  q5_K_M: 17,
+  q4_K_M: 15,
+  mxfp4: 38,
+  nvfp4: 39,
+};
 const BASE: Record<QuantizeType, DType> = {
   q8_0: DType.Q8_0,
   q4_0: DType.Q4_0,
   q6_K: DType.Q6_K,
   q5_K_M: DType.Q5_K,
   q4_K_M: DType.Q4_K,
+  mxfp4: DType.MXFP4,
+  nvfp4: DType.NVFP4,
 };
 
 /** llama.cpp's choice of layers that get more bits in the K-quant mixes. */
@@ -58,6 +69,13 @@ export function chooseType(
   const base = BASE[type];
   let t = base;
   const isOutput = name === "output.weight" || (o.tied && name === "token_embd.weight");
+  // FP4 files quantize the linear layers; embeddings and the head stay at Q8_0 (ModelOpt
+  // keeps them in 16 bits; Q8_0 is within 0.01 ppl of that at half the size).
+  if (base === DType.MXFP4 || base === DType.NVFP4) {
+    if (name === "token_embd.weight" || name === "output.weight")
+      return ne0 % 32 === 0 ? DType.Q8_0 : DType.F16;
+    return ne0 % BLOCKS[base]!.size === 0 ? base : ne0 % 32 === 0 ? DType.Q8_0 : DType.F16;
+  }
   if (isOutput) t = ne0 % 256 !== 0 ? DType.Q8_0 : base === DType.Q8_0 ? DType.Q8_0 : DType.Q6_K;
   else if (type === "q4_K_M" || type === "q5_K_M") {
     if (/attn_v\.weight$/.test(name) && useMoreBits(o.iAttnV, o.nAttnV)) t = DType.Q6_K;
@@ -129,6 +147,7 @@ export function quantizeModel(
   let iAttnV = 0;
   const tensors: GgufTensorOut[] = [];
   const report: QuantizeReport = { tensors: [], bytes: 0 };
+  const scales: GgufTensorOut[] = [];
   const ordered = order(parts.tensors);
   ordered.forEach((t, i) => {
     onTensor?.(i, ordered.length, t.name);
@@ -137,7 +156,21 @@ export function quantizeModel(
       const layer = Number(/^blk\.(\d+)\./.exec(t.name)?.[1] ?? -1);
       const dt = chooseType(type, t.name, t.ne[0]!, { tied, iAttnV, nAttnV, layer, nLayer });
       if (/attn_v\.weight$/.test(t.name)) iAttnV++;
-      if (ggmlType(t.type)?.dtype !== dt) {
+      if (dt === DType.NVFP4 || dt === DType.MXFP4) {
+        const v = valuesOf(t);
+        if (dt === DType.MXFP4) outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeMxfp4(v) };
+        else {
+          // The per-tensor factor travels as `<name>.scale` (llama.cpp's convention).
+          const g = chooseNvfp4TensorScale(v);
+          outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeNvfp4(v, g) };
+          scales.push({
+            name: t.name.replace(/\.weight$/, ".scale"),
+            type: ggmlTypeOf(DType.F32).id,
+            ne: [1],
+            data: new Uint8Array(new Float32Array([g]).buffer),
+          });
+        }
+      } else if (ggmlType(t.type)?.dtype !== dt) {
         const v = valuesOf(t);
         const q = quantFormat(dt)?.quantize;
         const data = q ? q(v) : fromF32(v, DType.F16);
@@ -148,6 +181,7 @@ export function quantizeModel(
     report.tensors.push({ name: outT.name, type: ggmlType(outT.type)?.name ?? String(outT.type) });
     report.bytes += outT.data.length;
   });
+  tensors.push(...scales);
   const kvs = parts.kvs.filter(
     (k) => k.key !== "general.file_type" && k.key !== "general.quantization_version",
   );

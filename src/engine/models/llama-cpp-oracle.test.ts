@@ -68,7 +68,7 @@ describe("agreement with llama.cpp on converted Hugging Face models", () => {
     }
   });
 
-  for (const type of ["q8_0", "q6_K", "q5_K_M", "q4_K_M"] as QuantizeType[]) {
+  for (const type of ["q8_0", "q6_K", "q5_K_M", "q4_K_M", "mxfp4", "nvfp4"] as QuantizeType[]) {
     // llama.cpp quantizes activations (Q8_K for K-quant weights) where lmx keeps f32, so on
     // this trained model's near-ties only the first token is held to identity.
     it(`tiny-qwen3 quantized by lmx to ${type}: llama.cpp and lmx pick the same top-1 on the reference prompts`, async () => {

@@ -6,6 +6,7 @@
  */
 import { DType } from "../tensor/dtype.js";
 import type { QuantFormat } from "./format.js";
+import { quantizeMxfp4Reference, quantizeNvfp4Reference } from "./fp4-quantize.js";
 import { E2M1, e8m0, ue4m3 } from "./small-floats.js";
 
 export const mxfp4: QuantFormat = {
@@ -22,6 +23,7 @@ export const mxfp4: QuantFormat = {
       }
     }
   },
+  quantize: quantizeMxfp4Reference,
 };
 
 export const nvfp4: QuantFormat = {
@@ -41,4 +43,5 @@ export const nvfp4: QuantFormat = {
       }
     }
   },
+  quantize: quantizeNvfp4Reference,
 };

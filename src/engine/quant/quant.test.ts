@@ -3,6 +3,17 @@
  * code (FORMATS.md §12): decoders on patched random blocks, and the reference quantizers
  * on a fixed input row.
  */
+import {
+  chooseNvfp4TensorScale,
+  encodeUe4m3,
+  nvfp4Error,
+  nvfp4TensorScale,
+  quantizeMxfp4,
+  quantizeMxfp4Reference,
+  quantizeNvfp4,
+  quantizeNvfp4Reference,
+} from "./fp4-quantize.js";
+import { mxfp4, nvfp4 } from "./fp4.js";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
@@ -140,6 +151,16 @@ const QUANTIZE: [DType, string, string][] = [
     "415edc855d636c8e049e11bf",
     "72f3e8b22e3a5485648a3bd6a5f464b1cfdb5de826852e7fcae58331c03c1541",
   ],
+  [
+    DType.MXFP4,
+    "7c2711911a01999101191110",
+    "037327134b161389898218fc174fc3a32a2e6dd45d5d4ee37df90540573af17e",
+  ],
+  [
+    DType.NVFP4,
+    "1e0a100aa711020aa1990101",
+    "be6a62a7edfc43acfbfc3f2deb794a619a04e96975929b3b1d261f66d3b8ebf5",
+  ],
 ];
 
 describe("reference quantizers are bit-exact with ggml", () => {
@@ -153,4 +174,46 @@ describe("reference quantizers are bit-exact with ggml", () => {
       assert.equal(sha(q), hash);
     });
   }
+});
+
+describe("lmx's FP4 quantizers", () => {
+  const row = () => {
+    let s = 7;
+    const r = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 2;
+    // Heavy-tailed, like real weights: most small, a few large.
+    return Float32Array.from({ length: 64 * 256 }, () => r() * r() * r() * 0.2);
+  };
+  const mse = (x: Float32Array, y: Float32Array, k = 1) =>
+    x.reduce((a, v, i) => a + (v - y[i]! * k) ** 2, 0) / x.length;
+
+  it("NVFP4 with a tensor scale and searched block scales has less error than ggml's rounding", () => {
+    const x = row();
+    const ref = new Float32Array(x.length);
+    nvfp4.dequantize(quantizeNvfp4Reference(x), ref);
+    const g = chooseNvfp4TensorScale(x);
+    const ours = new Float32Array(x.length);
+    nvfp4.dequantize(quantizeNvfp4(x, g), ours);
+    assert.ok(mse(x, ours, g) < 0.8 * mse(x, ref), `${mse(x, ours, g)} vs ${mse(x, ref)}`);
+    // Each block scale is the best of its neighbours: moving any one code does not help.
+    assert.ok(nvfp4Error(x, g) <= nvfp4Error(x, nvfp4TensorScale(x)) + 1e-12);
+  });
+
+  it("MXFP4 with searched exponents has no more error than ggml's", () => {
+    const x = row();
+    const a = new Float32Array(x.length),
+      b = new Float32Array(x.length);
+    mxfp4.dequantize(quantizeMxfp4Reference(x), a);
+    mxfp4.dequantize(quantizeMxfp4(x), b);
+    assert.ok(mse(x, b) <= mse(x, a), `${mse(x, b)} vs ${mse(x, a)}`);
+  });
+
+  it("encodes UE4M3 as ggml does at the edges", () => {
+    assert.equal(encodeUe4m3(0), 0);
+    assert.equal(encodeUe4m3(-1), 0);
+    assert.equal(encodeUe4m3(NaN), 0);
+    assert.equal(encodeUe4m3(1000), 0x7e);
+    assert.equal(encodeUe4m3(256), 0x7e);
+    assert.equal(encodeUe4m3(1), 0x38);
+    assert.equal(encodeUe4m3(2 ** -9), 1);
+  });
 });

@@ -11,10 +11,11 @@ function e4m3Magnitude(b: number): number {
   return e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
 }
 
+const UE4M3 = Float64Array.from({ length: 128 }, (_, v) => (v === 0 || v === 0x7f ? 0 : e4m3Magnitude(v)));
+
 /** ggml's NVFP4 block scale: E4M3 bits with the sign ignored; 0x00 and 0x7F decode to 0. */
 export function ue4m3(b: number): number {
-  const v = b & 0x7f;
-  return v === 0 || v === 0x7f ? 0 : e4m3Magnitude(v);
+  return UE4M3[b & 0x7f]!;
 }
 
 /** E8M0: 2^(b - 127). */

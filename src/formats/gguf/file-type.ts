@@ -20,6 +20,7 @@ const NAMES: Record<number, string> = {
   18: "Q6_K",
   32: "BF16",
   38: "MXFP4",
+  39: "NVFP4",
 };
 
 /** The file type's name; without the key, the type most weights have. */
