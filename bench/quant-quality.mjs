@@ -3,7 +3,7 @@
 // perplexity of its eval.txt (llama.cpp's method, ctx 512), KL divergence and top-1
 // agreement against the bf16 original, file size, bits per weight and decode speed.
 //
-//   node bench/quant-quality.mjs [--types q8_0,q6_K,q5_K_M,q4_K_M,q4_0] [--markdown]
+//   node bench/quant-quality.mjs [--types q8_0,q6_K,q5_K_M,q4_K_M,q4_0,nvfp4,mxfp4] [--markdown]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,7 +17,7 @@ const { quantizeModel } = await import(join(root, "dist/formats/quantize-model.j
 
 const args = process.argv.slice(2);
 const types = (
-  args.includes("--types") ? args[args.indexOf("--types") + 1] : "q8_0,q6_K,q5_K_M,q4_K_M,q4_0"
+  args.includes("--types") ? args[args.indexOf("--types") + 1] : "q8_0,q6_K,q5_K_M,q4_K_M,q4_0,nvfp4,mxfp4"
 ).split(",");
 const text = readFileSync(join(DEFAULT_MODEL_PATH, "eval.txt"), "utf8");
 const dir = mkdtempSync(join(tmpdir(), "lmx-quality-"));

@@ -3,7 +3,7 @@
  * names, norms and 1-D tensors in F32, matrices in the chosen float type, Llama q/k rows
  * permuted for adjacent-pair RoPE, the tokenizer in `tokenizer.*` metadata.
  */
-import { DType, dtypeBytes, fromF32, toF32 } from "../engine/tensor/dtype.js";
+import { DType, dtypeBytes, fromF32, isQuantized, rowBytes, toF32 } from "../engine/tensor/dtype.js";
 import { tokenizerFromHf, tokenizerToGguf } from "../tokenizer/load.js";
 import { ggmlTypeOf, type GgufKv } from "./gguf/types.js";
 import { kv, writeGguf, type GgufTensorOut } from "./gguf/write.js";
@@ -33,7 +33,7 @@ export function permuteQkRows(rows: Uint8Array, nHead: number, rowBytes: number)
 
 function encodeAs(t: TensorData, dtype: DType): Uint8Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
-  if (t.dtype === dtype) return new Uint8Array(t.buffer, t.byteOffset, n * dtypeBytes(dtype)).slice();
+  if (t.dtype === dtype) return new Uint8Array(t.buffer, t.byteOffset, t.byteLength).slice();
   return fromF32(toF32(t.buffer, t.byteOffset, t.dtype, n), dtype);
 }
 
@@ -61,16 +61,18 @@ export function hfToGguf(dir: string, o: ConvertOptions = {}): { kvs: GgufKv[]; 
   let matrixType: DType | undefined;
   for (const t of [...hf.tensors.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const isMatrix = t.shape.length >= 2 && !t.name.endsWith("_norm.weight");
-    const dtype = isMatrix ? (o.outtype ?? t.dtype) : DType.F32;
-    if (isMatrix) matrixType ??= dtype;
+    // Imported quantized weights (ModelOpt NVFP4) keep their bytes.
+    const dtype = isQuantized(t.dtype) ? t.dtype : isMatrix ? (o.outtype ?? t.dtype) : DType.F32;
+    if (isMatrix && (matrixType === undefined || isQuantized(dtype))) matrixType = dtype;
     let data = encodeAs(t, dtype);
-    const rowBytes = t.shape[t.shape.length - 1]! * dtypeBytes(dtype);
-    const unit = t.shape.length === 1 ? dtypeBytes(dtype) : rowBytes;
+    const unit = t.shape.length === 1 ? dtypeBytes(dtype) : rowBytes(dtype, t.shape[t.shape.length - 1]!);
     if (permute && /attn_q\.(weight|bias)$/.test(t.name)) data = permuteQkRows(data, nHead, unit);
     if (permute && /attn_k\.(weight|bias)$/.test(t.name)) data = permuteQkRows(data, nKv, unit);
     tensors.push({ name: t.name, type: ggmlTypeOf(dtype).id, ne: [...t.shape].reverse(), data });
   }
-  kvs.push(kv.u32("general.file_type", matrixType === DType.F32 ? 0 : matrixType === DType.BF16 ? 32 : 1));
+  const fileType =
+    matrixType === DType.F32 ? 0 : matrixType === DType.BF16 ? 32 : matrixType === DType.NVFP4 ? 39 : 1;
+  kvs.push(kv.u32("general.file_type", fileType));
   kvs.push(...tokenizerToGguf(tokenizerFromHf(dir)));
   return { kvs, tensors };
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { DType } from "../engine/tensor/dtype.js";
 import type { GgufValue } from "./gguf/types.js";
 import { readJsonFile } from "./json-file.js";
+import { importNvfp4, MODELOPT_COMPANIONS, modelOptQuantization } from "./modelopt.js";
 import { readSafetensorsFolder } from "./safetensors.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
 
@@ -107,10 +108,18 @@ export function readHfFolder(dir: string): HfModel {
       a("attention.sliding_window", cfg.sliding_window);
   }
 
+  const quant = modelOptQuantization(dir, cfg);
+  const entries = readSafetensorsFolder(dir);
+  const byName = new Map(entries.map((e) => [e.name, e]));
   const tensors = new Map<string, TensorData>();
-  for (const e of readSafetensorsFolder(dir)) {
+  for (const e of entries) {
+    if (MODELOPT_COMPANIONS.test(e.name)) continue;
     const name = ggufTensorName(e.name);
     if (!name) continue;
+    if (quant === "nvfp4" && e.dtypeName === "U8") {
+      for (const t of importNvfp4(e, name, byName)) tensors.set(t.name, t);
+      continue;
+    }
     if (e.dtype === undefined || e.dtype === DType.I32)
       throw new ModelFileError(e.file, `tensor ${e.name} has dtype ${e.dtypeName}, which lmx cannot run`);
     tensors.set(name, { ...e, name, dtype: e.dtype });
