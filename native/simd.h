@@ -27,6 +27,8 @@ LMX_AVX2 float lmx_qdot8_q8_0(const int8_t *qx, const float *dx, const uint8_t *
 LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot8_mxfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
 
 static inline LMX_AVX2 float lmx_hsum8(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);

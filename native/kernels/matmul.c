@@ -137,7 +137,9 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     case LMX_Q8_0:
     case LMX_Q4_0:
     case LMX_Q4_K:
-    case LMX_Q6_K: {
+    case LMX_Q6_K:
+    case LMX_NVFP4:
+    case LMX_MXFP4: {
       /* int8 activations: every token's x is quantized once, then integer dot products. */
       const int64_t T = x->ne1, stride = K / 4 + K / 32 + K / 16 + 16;
       float *scratch = lmx_scratch((size_t)(T * stride));
@@ -157,6 +159,8 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
             case LMX_Q8_0: d[r] = lmx_qdot8_q8_0(qx, dx, wr, K); break;
             case LMX_Q4_0: d[r] = lmx_qdot8_q4_0(qx, dx, s16, wr, K); break;
             case LMX_Q4_K: d[r] = lmx_qdot8_q4_k(qx, dx, s16, wr, K); break;
+            case LMX_NVFP4: d[r] = lmx_qdot8_nvfp4(qx, dx, wr, K); break;
+            case LMX_MXFP4: d[r] = lmx_qdot8_mxfp4(qx, dx, wr, K); break;
             default: d[r] = lmx_qdot8_q6_k(qx, dx, s16, wr, K); break;
           }
         }
@@ -196,7 +200,8 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
 #endif
   {
     /* Decode with int8-activation types sees x as quantized per 32, as the SIMD path does. */
-    const int int8 = gemv && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K);
+    const int int8 = gemv && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K ||
+                              w->dtype == LMX_NVFP4 || w->dtype == LMX_MXFP4);
     float *row = LMX_IS_QUANT(w->dtype) ? lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
     float *xq = row + K;
     if (int8) {

@@ -136,4 +136,60 @@ LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *
   }
   return lmx_hsum8(acc) - corr;
 }
+
+/* FP4 (E2M1) codes as int8 at twice their value, so that every code is an integer:
+ * {0, .5, 1, 1.5, 2, 3, 4, 6} x 2 and negatives; block scales are halved to match. */
+static inline LMX_AVX2 __m256i e2m1x2(__m256i codes) {
+  const __m256i t = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
+                                     0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  return _mm256_shuffle_epi8(t, codes);
+}
+
+/* UE4M3 block scale (ggml: sign ignored, 0x00 and 0x7F decode to 0). */
+static inline float ue4m3f(uint8_t b) {
+  const int v = b & 0x7f, e = v >> 3, m = v & 7;
+  if (v == 0 || v == 0x7f) return 0;
+  if (e == 0) return (float)m * (1.0f / 512.0f);
+  union { uint32_t u; float f; } c = {.u = (uint32_t)(e - 7 + 127) << 23 | (uint32_t)m << 20};
+  return c.f;
+}
+
+/* NVFP4: 64 elements per block as 4 sub-blocks of 16 under UE4M3 scales; the activation
+ * blocks of 32 each span two sub-blocks, whose scales go to the two halves of the lanes. */
+LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K) {
+  const __m128i m4 = _mm_set1_epi8(15);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 64; b++) {
+    const uint8_t *p = w + b * 36;
+    for (int h = 0; h < 2; h++) {
+      /* Bytes 8s..8s+7 of sub-block s hold elements 16s+j (low) and 16s+8+j (high). */
+      __m128i q = _mm_loadu_si128((const __m128i *)(p + 4 + 16 * h));
+      __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+      __m256i c = _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi));
+      __m256i wv = e2m1x2(c), xv = _mm256_loadu_si256((const __m256i *)(qx + 64 * b + 32 * h));
+      __m256i s = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+      const float d = 0.5f * dx[2 * b + h];
+      __m256 k = _mm256_set_m128(_mm_set1_ps(d * ue4m3f(p[2 * h + 1])), _mm_set1_ps(d * ue4m3f(p[2 * h])));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), k, acc);
+    }
+  }
+  return lmx_hsum8(acc);
+}
+
+/* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
+ * and j+16 (high). */
+LMX_AVX2 float lmx_qdot8_mxfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K) {
+  const __m128i m4 = _mm_set1_epi8(15);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 17;
+    __m128i q = _mm_loadu_si128((const __m128i *)(p + 1));
+    __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+    __m256i wv = e2m1x2(c), xv = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
+    __m256i s = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+    const float k = ldexpf(dx[b], (int)p[0] - 128);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
+  }
+  return lmx_hsum8(acc);
+}
 #endif
