@@ -15,6 +15,7 @@ import {
 } from "./models/index.js";
 import { DType, isQuantized, rowBytes, toF32 } from "./tensor/dtype.js";
 import { quantFormat } from "./quant/index.js";
+import { firstBadScale } from "./quant/format.js";
 import { Graph, type Tensor } from "./tensor/graph.js";
 
 /** One forward pass: rows of tokens, each with its sequence slot and position. */
@@ -96,6 +97,19 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
       const f = smallToF32(t, rows * cols);
       out.set(spec.name, { spec, dtype: DType.F32, buffer: f.buffer as ArrayBuffer, byteOffset: 0 });
     } else {
+      if (isQuantized(t.dtype)) {
+        const q = quantFormat(t.dtype)!;
+        const bad = firstBadScale(
+          q,
+          new Uint8Array(t.buffer, t.byteOffset, rows * rowBytes(t.dtype, cols)),
+          t.dtype === DType.MXFP4,
+        );
+        if (bad >= 0)
+          throw new ModelFileError(
+            t.file,
+            `tensor ${spec.name} block ${bad} (row ${Math.floor(bad / (cols / q.blockSize))}) has a scale that is NaN or infinite`,
+          );
+      }
       const scale = src.tensors.get(spec.name.replace(/\.weight$/, ".scale"));
       let outScale: number | undefined;
       if (scale && scale.dtype === DType.F32) {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createBackend } from "../engine/backends/index.js";
 import { EngineModel } from "../engine/engine-model.js";
+import { BLOCKS, DType } from "../engine/tensor/dtype.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
 import { rng } from "../testing/random.js";
 import { writeRandomModel } from "../testing/random-model.js";
@@ -110,6 +111,40 @@ describe("GGUF", () => {
         assert.ok(e instanceof ModelFileError, `trial ${trial}: ${(e as Error).stack}`);
         assert.match((e as Error).message, /^fuzz\.gguf: /);
       }
+    }
+  });
+
+  it("refuses quantized weights whose block scales are NaN or infinite, naming tensor and block", async () => {
+    for (const [dt, scaleAt, byte] of [
+      [DType.Q4_K, 1, 0x7c],
+      [DType.Q8_0, 1, 0x7e],
+      [DType.MXFP4, 0, 0xff],
+    ] as const) {
+      const path = join(dir, `bad-scale-${DType[dt]}.gguf`);
+      writeRandomModel(path, {
+        arch: "qwen3",
+        vocab: 4096,
+        hidden: 256,
+        layers: 1,
+        heads: 2,
+        kvHeads: 1,
+        headDim: 128,
+        ffn: 256,
+        tied: true,
+        dtype: dt,
+      });
+      await load(path);
+      const g = readGguf(path);
+      const t = g.tensors.find((x) => x.name === "blk.0.ffn_up.weight")!;
+      const bytes = new Uint8Array(readFileSync(path));
+      const blk = BLOCKS[dt]!.bytes;
+      bytes[t.byteOffset + 3 * blk + scaleAt] = byte;
+      writeFileSync(path, bytes);
+      await assert.rejects(
+        load(path),
+        (e: Error) =>
+          e instanceof ModelFileError && /blk\.0\.ffn_up\.weight block 3 .*NaN or infinite/.test(e.message),
+      );
     }
   });
 

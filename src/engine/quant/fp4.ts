@@ -13,6 +13,7 @@ export const mxfp4: QuantFormat = {
   dtype: DType.MXFP4,
   blockSize: 32,
   blockBytes: 17,
+  f16Scales: [],
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 32; b++) {
       const o = b * 17,
@@ -30,6 +31,7 @@ export const nvfp4: QuantFormat = {
   dtype: DType.NVFP4,
   blockSize: 64,
   blockBytes: 36,
+  f16Scales: [],
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 64; b++) {
       const o = b * 36;

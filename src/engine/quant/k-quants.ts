@@ -18,6 +18,7 @@ export const q4_K: QuantFormat = {
   dtype: DType.Q4_K,
   blockSize: 256,
   blockBytes: 144,
+  f16Scales: [0, 2],
   quantize: quantizeQ4K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
@@ -41,6 +42,7 @@ export const q5_K: QuantFormat = {
   dtype: DType.Q5_K,
   blockSize: 256,
   blockBytes: 176,
+  f16Scales: [0, 2],
   quantize: quantizeQ5K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {
@@ -65,6 +67,7 @@ export const q6_K: QuantFormat = {
   dtype: DType.Q6_K,
   blockSize: 256,
   blockBytes: 210,
+  f16Scales: [208],
   quantize: quantizeQ6K,
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 256; b++) {

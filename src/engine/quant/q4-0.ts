@@ -9,6 +9,7 @@ export const q4_0: QuantFormat = {
   dtype: DType.Q4_0,
   blockSize: 32,
   blockBytes: 18,
+  f16Scales: [0],
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 32; b++) {
       const o = b * 18,
@@ -45,6 +46,7 @@ export const q4_1: QuantFormat = {
   dtype: DType.Q4_1,
   blockSize: 32,
   blockBytes: 20,
+  f16Scales: [0, 2],
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 32; b++) {
       const o = b * 20,

@@ -15,6 +15,7 @@ export const q5_0: QuantFormat = {
   dtype: DType.Q5_0,
   blockSize: 32,
   blockBytes: 22,
+  f16Scales: [0],
   dequantize(src, dst) {
     const q: number[] = [];
     for (let b = 0; b < dst.length / 32; b++) {
@@ -30,6 +31,7 @@ export const q5_1: QuantFormat = {
   dtype: DType.Q5_1,
   blockSize: 32,
   blockBytes: 24,
+  f16Scales: [0, 2],
   dequantize(src, dst) {
     const q: number[] = [];
     for (let b = 0; b < dst.length / 32; b++) {

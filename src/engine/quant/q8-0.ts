@@ -9,6 +9,7 @@ export const q8_0: QuantFormat = {
   dtype: DType.Q8_0,
   blockSize: 32,
   blockBytes: 34,
+  f16Scales: [0],
   dequantize(src, dst) {
     for (let b = 0; b < dst.length / 32; b++) {
       const o = b * 34,
