@@ -145,19 +145,28 @@ static inline LMX_AVX2 __m256i e2m1x2(__m256i codes) {
   return _mm256_shuffle_epi8(t, codes);
 }
 
-/* UE4M3 block scale (ggml: sign ignored, 0x00 and 0x7F decode to 0). */
-static inline float ue4m3f(uint8_t b) {
-  const int v = b & 0x7f, e = v >> 3, m = v & 7;
-  if (v == 0 || v == 0x7f) return 0;
-  if (e == 0) return (float)m * (1.0f / 512.0f);
-  union { uint32_t u; float f; } c = {.u = (uint32_t)(e - 7 + 127) << 23 | (uint32_t)m << 20};
-  return c.f;
+/* UE4M3 block scales (ggml: sign ignored, 0x00 and 0x7F decode to 0), halved to match the
+ * doubled E2M1 codes: a 256-entry table filled on first use (idempotent, so a race is benign). */
+static float ue4m3_half[256];
+static volatile int ue4m3_ready;
+
+static void fill_ue4m3(void) {
+  for (int b = 0; b < 256; b++) {
+    const int v = b & 0x7f, e = v >> 3, m = v & 7;
+    float f;
+    if (v == 0 || v == 0x7f) f = 0;
+    else if (e == 0) f = (float)m / 512.0f;
+    else f = ldexpf(1.0f + (float)m / 8.0f, e - 7);
+    ue4m3_half[b] = 0.5f * f;
+  }
+  ue4m3_ready = 1;
 }
 
 /* NVFP4: 64 elements per block as 4 sub-blocks of 16 under UE4M3 scales; the activation
  * blocks of 32 each span two sub-blocks, whose scales go to the two halves of the lanes. */
 LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K) {
   const __m128i m4 = _mm_set1_epi8(15);
+  if (!ue4m3_ready) fill_ue4m3();
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 64; b++) {
     const uint8_t *p = w + b * 36;
@@ -168,8 +177,8 @@ LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t 
       __m256i c = _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi));
       __m256i wv = e2m1x2(c), xv = _mm256_loadu_si256((const __m256i *)(qx + 64 * b + 32 * h));
       __m256i s = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-      const float d = 0.5f * dx[2 * b + h];
-      __m256 k = _mm256_set_m128(_mm_set1_ps(d * ue4m3f(p[2 * h + 1])), _mm_set1_ps(d * ue4m3f(p[2 * h])));
+      const float d = dx[2 * b + h];
+      __m256 k = _mm256_set_m128(_mm_set1_ps(d * ue4m3_half[p[2 * h + 1]]), _mm_set1_ps(d * ue4m3_half[p[2 * h]]));
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), k, acc);
     }
   }
