@@ -83,26 +83,33 @@ LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *
   return lmx_hsum8(acc) - corr;
 }
 
+/* K-quants against Q8_K-style activations (one scale per 256): the products of each 32
+ * (Q4_K) or 16 (Q6_K) elements are weighted by their integer sub-block scale with madd and
+ * summed as int32 over the whole super-block, which is converted to float once; the
+ * offsets (Q4_K mins, Q6_K's -32) come from the per-16 activation sums, also in integers. */
 LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   const __m256i m4 = _mm256_set1_epi8(15);
   __m256 acc = _mm256_setzero_ps();
   float mins = 0;
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 144, *s = p + 4;
-    const float d = f16s(p), dmin = f16s(p + 2);
+    int sc[8], m[8];
+    for (int j = 0; j < 8; j++) lmx_scale_min_k4(s, j, &sc[j], &m[j]);
+    const int8_t *x = qx + 256 * b;
+    __m256i sumi = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
-      int sc[2], m[2];
-      lmx_scale_min_k4(s, 2 * c, &sc[0], &m[0]);
-      lmx_scale_min_k4(s, 2 * c + 1, &sc[1], &m[1]);
       __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
       __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      const int64_t xb = b * 8 + 2 * c; /* index of the 32-block of x */
-      __m256i s0 = dot_u8s8(lo, _mm256_loadu_si256((const __m256i *)(qx + 32 * xb)));
-      __m256i s1 = dot_u8s8(hi, _mm256_loadu_si256((const __m256i *)(qx + 32 * xb + 32)));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_set1_ps(d * sc[0] * dx[xb]), acc);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_set1_ps(d * sc[1] * dx[xb + 1]), acc);
-      mins += dmin * m[0] * dx[xb] * (float)(s16[2 * xb] + s16[2 * xb + 1]) + dmin * m[1] * dx[xb + 1] * (float)(s16[2 * xb + 2] + s16[2 * xb + 3]);
+      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * c)));
+      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1])));
     }
+    const float dxb = dx[8 * b];
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16s(p) * dxb), acc);
+    int32_t msum = 0;
+    for (int j = 0; j < 8; j++) msum += m[j] * (s16[16 * b + 2 * j] + s16[16 * b + 2 * j + 1]);
+    mins += f16s(p + 2) * dxb * (float)msum;
   }
   return lmx_hsum8(acc) - mins;
 }
@@ -114,7 +121,8 @@ LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 210;
     const int8_t *sc = (const int8_t *)(p + 192);
-    const float d = f16s(p + 208);
+    const int8_t *x = qx + 256 * b;
+    __m256i sumi = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
       __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
       __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
@@ -126,13 +134,16 @@ LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *
       };
       for (int k = 0; k < 4; k++) {
         const int e = 128 * h + 32 * k;
-        const int64_t xb = b * 8 + e / 32;
-        __m256i s = dot_u8s8(g[k], _mm256_loadu_si256((const __m256i *)(qx + 32 * xb)));
-        const float k0 = d * sc[e >> 4] * dx[xb], k1 = d * sc[(e >> 4) + 1] * dx[xb];
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set_m128(_mm_set1_ps(k1), _mm_set1_ps(k0)), acc);
-        corr += 32 * (k0 * (float)s16[2 * xb] + k1 * (float)s16[2 * xb + 1]);
+        __m256i prod = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(x + e)));
+        __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[(e >> 4) + 1]), _mm_set1_epi16(sc[e >> 4]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, scv));
       }
     }
+    int32_t off = 0;
+    for (int j = 0; j < 16; j++) off += sc[j] * s16[16 * b + j];
+    const float k = f16s(p + 208) * dx[8 * b];
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(k), acc);
+    corr += 32.0f * k * (float)off;
   }
   return lmx_hsum8(acc) - corr;
 }
