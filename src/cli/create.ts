@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { QUANTIZE_TYPES, quantizeModel, type QuantizeType } from "../formats/quantize-model.js";
+import { collectImportance } from "../formats/importance.js";
 import { createModel } from "../store/create-model.js";
 import { ModelStore } from "../store/store.js";
 import { parseArgs, UsageError } from "./args.js";
@@ -28,6 +29,8 @@ Flags:
   -f, --file FILE    the Modelfile
   --from PATH        the model to start from (instead of a Modelfile)
   --quantize TYPE    quantize the weights
+  --calibration F    a text to run the unquantized model on first; FP4 rounding is then
+                     weighted by how strongly each input column is driven (an imatrix)
   --output FILE      write a plain GGUF file instead of a store model
   --force            overwrite an existing output file`;
 
@@ -38,9 +41,17 @@ const FLAGS = {
   quantize: "string",
   q: "string",
   output: "string",
+  calibration: "string",
   force: "boolean",
   help: "boolean",
 } as const;
+
+async function calibration(file: string | undefined, src: string, progress: Progress) {
+  if (!file) return undefined;
+  if (!existsSync(file)) throw new UsageError(`${file}: no such file`);
+  progress.status(`collecting importance statistics from ${file}`);
+  return collectImportance(src, readFileSync(file, "utf8"));
+}
 
 export async function createCommand(argv: string[]): Promise<number> {
   const { flags, positionals } = parseArgs(argv, FLAGS);
@@ -58,8 +69,15 @@ export async function createCommand(argv: string[]): Promise<number> {
     if (!type) throw new UsageError("--output needs --quantize TYPE");
     if (existsSync(out) && !flags.force) throw new UsageError(`${out} exists (use --force to overwrite)`);
     const src = resolveModel(flags.from as string | undefined);
-    const report = quantizeModel(src, out, type as QuantizeType, (i, n, name) =>
-      progress.bar(i + 1, n, name),
+    const importance = await calibration(flags.calibration as string | undefined, src, progress);
+    const report = quantizeModel(
+      src,
+      out,
+      type as QuantizeType,
+      (i, n, name) => progress.bar(i + 1, n, name),
+      {
+        importance,
+      },
     );
     progress.clear();
     const counts = new Map<string, number>();
@@ -86,6 +104,7 @@ export async function createCommand(argv: string[]): Promise<number> {
     text = readFileSync(path, "utf8");
     baseDir = dirname(path);
   }
+  if (flags.calibration) throw new UsageError("--calibration works with --output FILE.gguf for now");
   const m = await createModel(new ModelStore(), name, text, {
     baseDir,
     quantize: type,

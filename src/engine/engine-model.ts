@@ -17,6 +17,7 @@ import { DType, isQuantized, rowBytes, toF32 } from "./tensor/dtype.js";
 import { quantFormat } from "./quant/index.js";
 import { firstBadScale } from "./quant/format.js";
 import { Graph, type Tensor } from "./tensor/graph.js";
+import { Op } from "./tensor/ops.js";
 
 /** One forward pass: rows of tokens, each with its sequence slot and position. */
 export interface Batch {
@@ -291,6 +292,54 @@ export class EngineModel {
       seqs: extend(b.seqs, pn, this.padSeq),
       outRows: extend(b.outRows, pOut, 0),
     };
+  }
+
+  /**
+   * Runs a forward pass and returns, for every weight a matmul multiplies, the activations
+   * it was multiplied with ([rows, K] each): what importance (imatrix-style) statistics for
+   * quantization are computed from. A one-off plan, not cached.
+   */
+  async matmulInputs(batch: Batch): Promise<Map<string, Float32Array>> {
+    const g = new Graph();
+    const bound = new Map<string, Tensor>();
+    const w = (name: string) => {
+      let t = bound.get(name);
+      if (t) return t;
+      const b = this.weights.get(name);
+      if (!b) return undefined;
+      t = g.bind(name, b.dtype, b.spec.rows, b.spec.cols, b.buffer, b.byteOffset);
+      if (b.outScale !== undefined) t.outScale = b.outScale;
+      bound.set(name, t);
+      return t;
+    };
+    const n = batch.tokens.length;
+    const inputs = g.batchInputs(n, batch.outRows.length, this.cache.nSeq, this.cache.maxBlocksPerSeq);
+    g.output(
+      this.def.forward(this.config, {
+        g,
+        w,
+        batch: inputs,
+        kv: this.cache.bind(g),
+        blockSize: this.cache.blockSize,
+      }),
+    );
+    const taps = new Map<string, Tensor>();
+    for (const node of g.nodes)
+      if (
+        node.op === Op.Matmul &&
+        node.src[1] &&
+        bound.get(node.src[1].name) === node.src[1] &&
+        node.src[0]!.rows === n
+      )
+        taps.set(node.src[1].name, g.output(node.src[0]!));
+    const p = this.backend.prepare(g);
+    p.setInput("tokens", batch.tokens);
+    p.setInput("positions", batch.positions);
+    p.setInput("rowSeq", batch.seqs);
+    p.setInput("outRows", batch.outRows);
+    p.setInput("blockTables", this.cache.tables());
+    await p.execute();
+    return new Map([...taps].map(([name, t]) => [name, p.read(t).slice()]));
   }
 
   /** Logits of the last forward pass with `nTokens` rows and `nOut` output rows: [nOut, vocab]. */

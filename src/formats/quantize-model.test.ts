@@ -7,10 +7,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { DType } from "../engine/tensor/dtype.js";
+import { chooseNvfp4TensorScale, nvfp4Error, quantizeNvfp4 } from "../engine/quant/fp4-quantize.js";
+import { quantFormat } from "../engine/quant/index.js";
+import { DType, toF32 } from "../engine/tensor/dtype.js";
 import { DEFAULT_MODEL_PATH, loadModel } from "../model.js";
 import { perplexity } from "../runner/perplexity.js";
 import { readGguf } from "./gguf/read.js";
+import { collectImportance } from "./importance.js";
 import { chooseType, quantizeModel, useMoreBits, type QuantizeType } from "./quantize-model.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lmx-quantize-"));
@@ -68,3 +71,34 @@ describe("quantized tiny-qwen3", () => {
     assert.ok(kld.nvfp4! < kld.q4_0! && kld.q4_0! < kld.mxfp4!, JSON.stringify(kld));
   });
 });
+
+describe("importance statistics (calibration)", () => {
+  it("covers every linear weight with the mean square of its inputs, and weighs NVFP4 rounding", async () => {
+    const text = readFileSync(join(DEFAULT_MODEL_PATH, "README.md"), "utf8");
+    const imp = await collectImportance(DEFAULT_MODEL_PATH, text, { maxChunks: 2 });
+    const m = await loadModel(DEFAULT_MODEL_PATH, { numCtx: 64 });
+    const c = m.engine.config;
+    assert.equal(imp.size, c.numHiddenLayers * 7);
+    assert.equal(imp.get("blk.0.attn_q.weight")!.length, c.hiddenSize);
+    assert.equal(imp.get("blk.0.ffn_down.weight")!.length, c.intermediateSize);
+    // q, k, v and gate, up read the same normalized inputs.
+    assert.deepEqual(imp.get("blk.3.attn_q.weight"), imp.get("blk.3.attn_v.weight"));
+    assert.deepEqual(imp.get("blk.3.ffn_gate.weight"), imp.get("blk.3.ffn_up.weight"));
+    for (const v of imp.values())
+      assert.ok(v.every((x) => x >= 0 && Number.isFinite(x)) && v.some((x) => x > 0));
+    // Weighted rounding lowers the weighted error it is asked to minimize.
+    const w = m.source.tensors.get("blk.0.ffn_down.weight")!;
+    const x = toF32(w.buffer, w.byteOffset, w.dtype!, w.shape[0]! * w.shape[1]!);
+    const col = imp.get("blk.0.ffn_down.weight")!;
+    const weights = new Float32Array(x.length);
+    for (let r = 0; r < w.shape[0]!; r++) weights.set(col, r * col.length);
+    const g = chooseNvfp4TensorScale(x);
+    assert.ok(nvfp4Error(x, g, weights) < 0.995 * weightedError(x, quantizeNvfp4(x, g), g, weights));
+  });
+});
+
+function weightedError(x: Float32Array, q: Uint8Array, g: number, w: Float32Array): number {
+  const d = new Float32Array(x.length);
+  quantFormat(DType.NVFP4)!.dequantize(q, d);
+  return x.reduce((a, v, i) => a + w[i]! * (d[i]! * g - v) ** 2, 0);
+}

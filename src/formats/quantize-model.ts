@@ -131,11 +131,17 @@ export interface QuantizeReport {
   bytes: number;
 }
 
+export interface QuantizeOptions {
+  /** Mean squared input per column for each weight (collectImportance); weighs rounding errors (NVFP4, MXFP4). */
+  importance?: Map<string, Float32Array>;
+}
+
 export function quantizeModel(
   src: string,
   out: string,
   type: QuantizeType,
   onTensor?: (i: number, n: number, name: string) => void,
+  o: QuantizeOptions = {},
 ): QuantizeReport {
   if (!QUANTIZE_TYPES.includes(type))
     throw new Error(`unknown quantization type "${type}" (expected ${QUANTIZE_TYPES.join(", ")})`);
@@ -158,11 +164,18 @@ export function quantizeModel(
       if (/attn_v\.weight$/.test(t.name)) iAttnV++;
       if (dt === DType.NVFP4 || dt === DType.MXFP4) {
         const v = valuesOf(t);
-        if (dt === DType.MXFP4) outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeMxfp4(v) };
+        const imp = o.importance?.get(t.name);
+        let w: Float32Array | undefined;
+        if (imp && imp.length === t.ne[0]) {
+          // Every row shares its columns' importance.
+          w = new Float32Array(v.length);
+          for (let r = 0; r < v.length / imp.length; r++) w.set(imp, r * imp.length);
+        }
+        if (dt === DType.MXFP4) outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeMxfp4(v, w) };
         else {
           // The per-tensor factor travels as `<name>.scale` (llama.cpp's convention).
-          const g = chooseNvfp4TensorScale(v);
-          outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeNvfp4(v, g) };
+          const g = chooseNvfp4TensorScale(v, w);
+          outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeNvfp4(v, g, w) };
           scales.push({
             name: t.name.replace(/\.weight$/, ".scale"),
             type: ggmlTypeOf(DType.F32).id,
