@@ -155,6 +155,24 @@ function stopReason(d: Extract<GenEvent, { t: "done" }>): string {
 export function anthropicRoutes(r: Router, svc: Service): void {
   r.add(
     "POST",
+    "/v1/messages/count_tokens",
+    async (ctx) => {
+      const b = await readJson(ctx.req);
+      const m = svc.resolve(b.model);
+      const system = b.system === undefined || b.system === null ? undefined : blockText(b.system, "system");
+      const th = b.thinking as { type?: string } | undefined;
+      const n = await svc.countTokens(m, {
+        messages: svc.conversation(m, messages(b.messages), system),
+        tools: tools(b.tools),
+        think: th?.type === "enabled" ? true : th?.type === "disabled" ? false : undefined,
+      });
+      sendJson(ctx.res, 200, { input_tokens: n });
+    },
+    anthropicError,
+  );
+
+  r.add(
+    "POST",
     "/v1/messages",
     async (ctx) => {
       const b = await readJson(ctx.req);

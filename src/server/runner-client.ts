@@ -168,6 +168,23 @@ export class RunnerClient {
     });
   }
 
+  /** Tokens of the prompt a generation with this input would process. */
+  count(input: RunRequest["input"]): Promise<number> {
+    this.check();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {
+        push: (m) => {
+          this.pending.delete(id);
+          if (m.t === "counted") resolve(m.tokens);
+          else if (m.t === "error") reject(new RunnerError(m.message, m.status));
+        },
+        fail: reject,
+      });
+      this.child.send({ t: "count", id, input });
+    });
+  }
+
   /** Stops the process (SIGTERM, then SIGKILL after 5 s). */
   stop(): Promise<void> {
     if (this.exited) return Promise.resolve();

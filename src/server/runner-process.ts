@@ -139,6 +139,18 @@ process.on("message", async (m: ToRunner) => {
     case "embed":
       void embed(m);
       break;
+    case "count":
+      try {
+        // The prompt exactly as a generation would see it (template, tools), untruncated.
+        const text =
+          "raw" in m.input
+            ? m.input.raw
+            : model.renderChat(m.input.messages, { tools: m.input.tools, think: m.input.think });
+        send({ t: "counted", id: m.id, tokens: model.tokenizer.encode(text).length });
+      } catch (e) {
+        fail(m.id, e);
+      }
+      break;
     case "cancel":
       running.get(m.id)?.abort();
       break;

@@ -29,7 +29,12 @@ export interface EmbedRequest {
   truncate: boolean;
 }
 
-export type ToRunner = LoadRequest | RunRequest | EmbedRequest | { t: "cancel"; id: number };
+export type ToRunner =
+  | LoadRequest
+  | RunRequest
+  | EmbedRequest
+  | { t: "count"; id: number; input: RunInput }
+  | { t: "cancel"; id: number };
 
 export interface ModelInfo {
   architecture: string;
@@ -55,4 +60,5 @@ export type FromRunner =
   | { t: "token"; id: number; text: string; logprob?: TokenLogprob & { top: TokenLogprob[] } }
   | { t: "done"; id: number; stats: GenerationStats }
   | { t: "embedded"; id: number; embeddings: Float32Array[]; promptTokens: number }
+  | { t: "counted"; id: number; tokens: number }
   | { t: "error"; id: number; message: string; status: number };

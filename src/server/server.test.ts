@@ -300,6 +300,16 @@ describe("lmx serve with official clients", () => {
     const final = await stream.finalMessage();
     assert.equal(streamed, want.content);
     assert.equal(final.usage.output_tokens, 12);
+    const counted = await anthropic.messages.countTokens({
+      model: "tiny",
+      system: "Be brief.",
+      messages: [{ role: "user", content: "Say hi" }],
+    });
+    assert.equal(
+      counted.input_tokens,
+      r.usage.input_tokens,
+      "count_tokens agrees with what a generation reports",
+    );
     await assert.rejects(
       anthropic.messages.create({ model: "tiny", max_tokens: 0, messages: [{ role: "user", content: "x" }] }),
       (e: unknown) => e instanceof Anthropic.BadRequestError,

@@ -177,6 +177,19 @@ export class Service {
     }
   }
 
+  /** Prompt tokens of an input, rendered as a generation would render it. */
+  async countTokens(m: ResolvedModel, input: RunInput): Promise<number> {
+    const { loaded } = await this.acquire(m);
+    try {
+      return await loaded.client.count(input);
+    } catch (e) {
+      if (e instanceof RunnerError) throw new HttpError(e.status, e.message);
+      throw e;
+    } finally {
+      this.scheduler.release(loaded);
+    }
+  }
+
   async embed(
     m: ResolvedModel,
     inputs: string[],
