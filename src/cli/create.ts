@@ -104,10 +104,12 @@ export async function createCommand(argv: string[]): Promise<number> {
     text = readFileSync(path, "utf8");
     baseDir = dirname(path);
   }
-  if (flags.calibration) throw new UsageError("--calibration works with --output FILE.gguf for now");
+  if (flags.calibration && !existsSync(flags.calibration as string))
+    throw new UsageError(`${flags.calibration}: no such file`);
   const m = await createModel(new ModelStore(), name, text, {
     baseDir,
     quantize: type,
+    calibration: flags.calibration ? readFileSync(flags.calibration as string, "utf8") : undefined,
     onStatus: (s) => progress.status(s),
     onTensor: (i, n, t) => progress.bar(i + 1, n, t),
   });

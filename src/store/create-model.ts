@@ -7,6 +7,7 @@
 import { existsSync, rmSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { convertHfToGguf } from "../formats/convert.js";
+import { collectImportance } from "../formats/importance.js";
 import { fileTypeName, formatParameterSize, parameterCount } from "../formats/gguf/file-type.js";
 import { readGguf } from "../formats/gguf/read.js";
 import { QUANTIZE_TYPES, quantizeModel, type QuantizeType } from "../formats/quantize-model.js";
@@ -26,6 +27,8 @@ export interface CreateOptions {
   /** Folder relative FROM paths are resolved against (the Modelfile's). */
   baseDir?: string;
   quantize?: string;
+  /** A text to collect importance statistics from before quantizing (FP4 types use them). */
+  calibration?: string;
   /** Status lines, as Ollama's create streams them. */
   onStatus?: (status: string) => void;
   /** Tensor progress while converting or quantizing. */
@@ -93,9 +96,14 @@ export async function createModel(
       const src = weightsPath ?? store.modelPath(base!);
       const isDir = statSync(src).isDirectory();
       if (o.quantize) {
+        let importance: Map<string, Float32Array> | undefined;
+        if (o.calibration !== undefined) {
+          status("collecting importance statistics from the calibration text");
+          importance = await collectImportance(src, o.calibration);
+        }
         status(`quantizing model to ${o.quantize}`);
         temp = store.blobs.tempPath();
-        quantizeModel(src, temp, o.quantize as QuantizeType, o.onTensor);
+        quantizeModel(src, temp, o.quantize as QuantizeType, o.onTensor, { importance });
       } else if (isDir) {
         status("converting model");
         temp = store.blobs.tempPath();
