@@ -189,15 +189,8 @@ export class EngineModel {
     return n;
   }
 
-  private plan(nTokens: number, nOut: number, hidden = false): CachedPlan {
-    const key = `${nTokens}/${nOut}${hidden ? "/h" : ""}`;
-    let p = this.plans.get(key);
-    if (p) {
-      this.plans.delete(key);
-      this.plans.set(key, p);
-      return p;
-    }
-    const g = new Graph();
+  /** Binds the model's weights into `g` on first use, by GGUF name. */
+  private binder(g: Graph): { w: (name: string) => Tensor | undefined; bound: Map<string, Tensor> } {
     const bound = new Map<string, Tensor>();
     const w = (name: string) => {
       let t = bound.get(name);
@@ -209,6 +202,27 @@ export class EngineModel {
       bound.set(name, t);
       return t;
     };
+    return { w, bound };
+  }
+
+  private setInputs(pp: PreparedPlan, batch: Batch): void {
+    pp.setInput("tokens", batch.tokens);
+    pp.setInput("positions", batch.positions);
+    pp.setInput("rowSeq", batch.seqs);
+    pp.setInput("outRows", batch.outRows);
+    pp.setInput("blockTables", this.cache.tables());
+  }
+
+  private plan(nTokens: number, nOut: number, hidden = false): CachedPlan {
+    const key = `${nTokens}/${nOut}${hidden ? "/h" : ""}`;
+    let p = this.plans.get(key);
+    if (p) {
+      this.plans.delete(key);
+      this.plans.set(key, p);
+      return p;
+    }
+    const g = new Graph();
+    const { w } = this.binder(g);
     const batch = g.batchInputs(nTokens, nOut, this.cache.nSeq, this.cache.maxBlocksPerSeq);
     const kv = this.cache.bind(g);
     let logits: Tensor | null = null;
@@ -266,11 +280,7 @@ export class EngineModel {
     }
     const p = this.plan(n, batch.outRows.length, hidden);
     const pp = p.prepared;
-    pp.setInput("tokens", batch.tokens);
-    pp.setInput("positions", batch.positions);
-    pp.setInput("rowSeq", batch.seqs);
-    pp.setInput("outRows", batch.outRows);
-    pp.setInput("blockTables", this.cache.tables());
+    this.setInputs(pp, batch);
     return p;
   }
 
@@ -301,17 +311,7 @@ export class EngineModel {
    */
   async matmulInputs(batch: Batch): Promise<Map<string, Float32Array>> {
     const g = new Graph();
-    const bound = new Map<string, Tensor>();
-    const w = (name: string) => {
-      let t = bound.get(name);
-      if (t) return t;
-      const b = this.weights.get(name);
-      if (!b) return undefined;
-      t = g.bind(name, b.dtype, b.spec.rows, b.spec.cols, b.buffer, b.byteOffset);
-      if (b.outScale !== undefined) t.outScale = b.outScale;
-      bound.set(name, t);
-      return t;
-    };
+    const { w, bound } = this.binder(g);
     const n = batch.tokens.length;
     const inputs = g.batchInputs(n, batch.outRows.length, this.cache.nSeq, this.cache.maxBlocksPerSeq);
     g.output(
@@ -333,11 +333,7 @@ export class EngineModel {
       )
         taps.set(node.src[1].name, g.output(node.src[0]!));
     const p = this.backend.prepare(g);
-    p.setInput("tokens", batch.tokens);
-    p.setInput("positions", batch.positions);
-    p.setInput("rowSeq", batch.seqs);
-    p.setInput("outRows", batch.outRows);
-    p.setInput("blockTables", this.cache.tables());
+    this.setInputs(p, batch);
     await p.execute();
     return new Map([...taps].map(([name, t]) => [name, p.read(t).slice()]));
   }

@@ -1,6 +1,6 @@
 /** ModelOpt NVFP4 checkpoints: built from tiny-qwen3 with lmx's quantizer, imported without re-quantizing. */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -74,7 +74,7 @@ describe("ModelOpt NVFP4 import", () => {
     const nan = join(dir, "nan");
     const miss = join(dir, "miss");
     for (const d of [nan, miss]) rmSync(d, { recursive: true, force: true });
-    for (const d of [nan, miss]) (await import("node:fs")).mkdirSync(d);
+    for (const d of [nan, miss]) mkdirSync(d);
     rewrite(nan, (n, d) =>
       n === "model.layers.0.self_attn.q_proj.weight_scale" ? (d.fill(0x7f, 0, 1), d) : d,
     );

@@ -15,7 +15,7 @@ import { DurationError, parseKeepAlive } from "./duration.js";
 import { field, HttpError, ndjson, readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { checkOllamaMessages, checkTools } from "./messages.js";
 import { modelFacts } from "../store/model-facts.js";
-import { checkFormat, type GenEvent, type ResolvedModel, type Service } from "./service.js";
+import { checkFormat, collect, started, type GenEvent, type ResolvedModel, type Service } from "./service.js";
 import type { RunInput } from "./runner-protocol.js";
 
 export const VERSION = "0.1.0";
@@ -95,18 +95,15 @@ async function streamGeneration(
     signal: ctx.signal,
   });
   // The first event decides the status: errors before it are a clean 4xx/5xx response.
-  const first = await gen.next();
-  const events = (async function* () {
-    if (!first.done) yield first.value;
-    yield* gen;
-  })();
-  const shape = (d: Extract<GenEvent, { t: "delta" }>) => {
-    const lp = d.logprobs?.map((l) => ({ ...l, top_logprobs: l.top }));
-    lp?.forEach((l) => delete (l as { top?: unknown }).top);
+  const events = await started(gen);
+  const shape = (d: Omit<Extract<GenEvent, { t: "delta" }>, "t">) => {
+    const lp = d.logprobs?.length
+      ? d.logprobs.map(({ top, ...l }) => ({ ...l, top_logprobs: top }))
+      : undefined;
     if (chat) {
       const message: Record<string, unknown> = { role: "assistant", content: d.content ?? "" };
       if (d.thinking) message.thinking = d.thinking;
-      if (d.toolCalls) message.tool_calls = d.toolCalls;
+      if (d.toolCalls?.length) message.tool_calls = d.toolCalls;
       return { message, ...(lp ? { logprobs: lp } : {}) };
     }
     return {
@@ -115,55 +112,21 @@ async function streamGeneration(
       ...(lp ? { logprobs: lp } : {}),
     };
   };
-  if (stream) {
-    const write = ndjson(ctx.res);
-    try {
-      for await (const ev of events) {
-        if (ev.t === "delta") write({ model: m.name, created_at: now(), ...shape(ev), done: false });
-        else
-          write({
-            model: m.name,
-            created_at: now(),
-            ...(chat ? { message: { role: "assistant", content: "" } } : { response: "" }),
-            ...timings(ev),
-          });
-      }
-    } catch (e) {
-      write({ error: (e as Error).message });
-    }
-    ctx.res.end();
+  if (!stream) {
+    const c = await collect(events);
+    sendJson(ctx.res, 200, { model: m.name, created_at: now(), ...shape(c), ...timings(c.done) });
     return;
   }
-  let content = "",
-    thinking = "";
-  const calls: unknown[] = [];
-  const lps: unknown[] = [];
-  for await (const ev of events) {
-    if (ev.t === "delta") {
-      content += ev.content ?? "";
-      thinking += ev.thinking ?? "";
-      if (ev.toolCalls) calls.push(...ev.toolCalls);
-      const s = shape(ev) as { logprobs?: unknown[] };
-      if (s.logprobs) lps.push(...s.logprobs);
-      continue;
+  const write = ndjson(ctx.res);
+  try {
+    for await (const ev of events) {
+      if (ev.t === "delta") write({ model: m.name, created_at: now(), ...shape(ev), done: false });
+      else write({ model: m.name, created_at: now(), ...shape({}), ...timings(ev) });
     }
-    const extra = lps.length ? { logprobs: lps } : {};
-    if (chat) {
-      const message: Record<string, unknown> = { role: "assistant", content };
-      if (thinking) message.thinking = thinking;
-      if (calls.length) message.tool_calls = calls;
-      sendJson(ctx.res, 200, { model: m.name, created_at: now(), message, ...extra, ...timings(ev) });
-    } else {
-      sendJson(ctx.res, 200, {
-        model: m.name,
-        created_at: now(),
-        response: content,
-        ...(thinking ? { thinking } : {}),
-        ...extra,
-        ...timings(ev),
-      });
-    }
+  } catch (e) {
+    write({ error: (e as Error).message });
   }
+  ctx.res.end();
 }
 
 function paramsText(params: Record<string, unknown>): string {

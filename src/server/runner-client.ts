@@ -6,7 +6,16 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { GenerationStats } from "../runner/runner.js";
-import type { FromRunner, LoadRequest, ModelInfo, RunRequest, TokenLogprob } from "./runner-protocol.js";
+import type {
+  FromRunner,
+  LoadRequest,
+  ModelInfo,
+  RunRequest,
+  TokenLogprob,
+  ToRunner,
+} from "./runner-protocol.js";
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export class RunnerError extends Error {
   constructor(
@@ -152,37 +161,40 @@ export class RunnerClient {
     }
   }
 
-  embed(inputs: string[], truncate: boolean): Promise<{ embeddings: Float32Array[]; promptTokens: number }> {
+  /** One request, one answer (`ok` picks the value out of the answer it expects). */
+  private call<T>(
+    message: DistributiveOmit<ToRunner, "id">,
+    ok: (m: FromRunner) => T | undefined,
+  ): Promise<T> {
     this.check();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, {
         push: (m) => {
           this.pending.delete(id);
-          if (m.t === "embedded") resolve({ embeddings: m.embeddings, promptTokens: m.promptTokens });
-          else if (m.t === "error") reject(new RunnerError(m.message, m.status));
+          if (m.t === "error") reject(new RunnerError(m.message, m.status));
+          else {
+            const v = ok(m);
+            if (v === undefined)
+              reject(new RunnerError(`the runner answered "${m.t}" to a "${message.t}" request`));
+            else resolve(v);
+          }
         },
         fail: reject,
       });
-      this.child.send({ t: "embed", id, inputs, truncate });
+      this.child.send({ ...message, id });
     });
+  }
+
+  embed(inputs: string[], truncate: boolean): Promise<{ embeddings: Float32Array[]; promptTokens: number }> {
+    return this.call({ t: "embed", inputs, truncate }, (m) =>
+      m.t === "embedded" ? { embeddings: m.embeddings, promptTokens: m.promptTokens } : undefined,
+    );
   }
 
   /** Tokens of the prompt a generation with this input would process. */
   count(input: RunRequest["input"]): Promise<number> {
-    this.check();
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, {
-        push: (m) => {
-          this.pending.delete(id);
-          if (m.t === "counted") resolve(m.tokens);
-          else if (m.t === "error") reject(new RunnerError(m.message, m.status));
-        },
-        fail: reject,
-      });
-      this.child.send({ t: "count", id, input });
-    });
+    return this.call({ t: "count", input }, (m) => (m.t === "counted" ? m.tokens : undefined));
   }
 
   /** Stops the process (SIGTERM, then SIGKILL after 5 s). */

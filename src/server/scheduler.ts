@@ -118,6 +118,11 @@ export class Scheduler {
     m.refs = Math.max(0, m.refs - 1);
     m.lastUsed = Date.now();
     if (m.refs === 0) this.expireAfter(m, keepAliveMs);
+    this.wakeWaiters();
+  }
+
+  /** Lets acquires waiting for a release or an unload look again. */
+  private wakeWaiters(): void {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
@@ -187,9 +192,7 @@ export class Scheduler {
         if (m.timer) clearTimeout(m.timer);
         this.o.log.warn(`the runner for ${ref.name} ${reason}`);
       }
-      const w = this.waiters;
-      this.waiters = [];
-      for (const f of w) f();
+      this.wakeWaiters();
     };
     this.loaded.set(ref.name, m);
     return m;
@@ -202,9 +205,7 @@ export class Scheduler {
     if (m.timer) clearTimeout(m.timer);
     this.o.log.info(`unloading ${name}: ${why}`);
     await m.client.stop();
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.wakeWaiters();
     return true;
   }
 

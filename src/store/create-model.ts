@@ -6,11 +6,11 @@
  */
 import { existsSync, rmSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { convertHfToGguf } from "../formats/convert.js";
+import { runConversion } from "../formats/convert-worker.js";
 import { collectImportance } from "../formats/importance.js";
 import { fileTypeName, formatParameterSize, parameterCount } from "../formats/gguf/file-type.js";
 import { readGguf } from "../formats/gguf/read.js";
-import { QUANTIZE_TYPES, quantizeModel, type QuantizeType } from "../formats/quantize-model.js";
+import { QUANTIZE_TYPES, type QuantizeType } from "../formats/quantize-model.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
 import { addParameter } from "../runner/ollama-options.js";
 import { ChatTemplate } from "../tokenizer/chat-template.js";
@@ -103,11 +103,14 @@ export async function createModel(
         }
         status(`quantizing model to ${o.quantize}`);
         temp = store.blobs.tempPath();
-        quantizeModel(src, temp, o.quantize as QuantizeType, o.onTensor, { importance });
+        await runConversion(
+          { kind: "quantize", src, out: temp, type: o.quantize as QuantizeType, importance },
+          o.onTensor,
+        );
       } else if (isDir) {
         status("converting model");
         temp = store.blobs.tempPath();
-        convertHfToGguf(src, temp);
+        await runConversion({ kind: "convert", src, out: temp }).catch(sourceError);
       }
       if (temp) {
         status("creating model layer");
@@ -173,6 +176,12 @@ export async function createModel(
   } finally {
     if (temp) rmSync(temp, { force: true });
   }
+}
+
+/** A failure reading the source model is the caller's to fix (errors from the worker lose their class); file-system errors keep theirs. */
+function sourceError(e: unknown): never {
+  if (/^E[A-Z]+$/.test(String((e as NodeJS.ErrnoException)?.code))) throw e;
+  throw new CreateError((e as Error).message);
 }
 
 function isName(s: string): boolean {

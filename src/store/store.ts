@@ -163,9 +163,8 @@ export class ModelStore {
   }
 
   copy(from: string, to: string): StoredModel {
-    this.require(from);
     const n = parseModelName(to);
-    this.writeManifest(n, readFileSync(this.manifestPath(parseModelName(from))).toString("utf8"));
+    this.writeManifest(n, this.manifestText(from));
     return this.get(displayName(n))!;
   }
 

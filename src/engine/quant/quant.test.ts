@@ -194,8 +194,8 @@ describe("lmx's FP4 quantizers", () => {
     const ours = new Float32Array(x.length);
     nvfp4.dequantize(quantizeNvfp4(x, g), ours);
     assert.ok(mse(x, ours, g) < 0.8 * mse(x, ref), `${mse(x, ours, g)} vs ${mse(x, ref)}`);
-    // Each block scale is the best of its neighbours: moving any one code does not help.
-    assert.ok(nvfp4Error(x, g) <= nvfp4Error(x, nvfp4TensorScale(x)) + 1e-12);
+    // The searched tensor scale is no worse than ModelOpt's amax/(6·448), one of its candidates.
+    assert.ok(nvfp4Error(x, g) <= nvfp4Error(x, nvfp4TensorScale(x)));
   });
 
   it("MXFP4 with searched exponents has no more error than ggml's", () => {
