@@ -6,6 +6,7 @@
         "native/binding.c",
         "native/pool.c",
         "native/executor.c",
+        "native/profile.c",
         "native/cpu.c",
         "native/kernels/convert.c",
         "native/kernels/dequant.c",

@@ -362,6 +362,7 @@ static void exec_run(napi_env env, void *data) {
   (void)env;
   exec_job *j = (exec_job *)data;
   lmx_plan_execute(&j->plan->plan);
+  const int64_t t0 = lmx_profile_on() ? lmx_now_ns() : 0;
   for (int r = 0; r < j->n_rows; r++) {
     j->tokens[r] = -1;
     if (!j->samplers[r] || !j->logits || r >= j->logits->ne1) continue;
@@ -369,6 +370,7 @@ static void exec_run(napi_env env, void *data) {
     lmx_sampler_sample(j->samplers[r]->s, row, (int32_t)j->logits->ne0, &j->samplers[r]->last);
     j->tokens[r] = j->samplers[r]->last.token;
   }
+  if (t0) lmx_profile_add(LMX_PROFILE_SAMPLE, lmx_now_ns() - t0);
 }
 
 static void exec_done(napi_env env, napi_status status, void *data) {
@@ -485,6 +487,27 @@ static napi_value bandwidth_probe(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* profile(on: boolean) */
+static napi_value profile(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  bool on = false;
+  napi_get_value_bool(env, argv[0], &on);
+  lmx_profile_enable(on);
+  return NULL;
+}
+
+/* profileTake() -> Float64Array [ns per key..., calls per key...], then resets */
+static napi_value profile_take(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value ab, arr;
+  void *p;
+  napi_create_arraybuffer(env, sizeof(double) * 2 * LMX_PROFILE_KEYS, &p, &ab);
+  lmx_profile_take((double *)p);
+  napi_create_typedarray(env, napi_float64_array, 2 * LMX_PROFILE_KEYS, ab, 0, &arr);
+  return arr;
+}
+
 static napi_value simd_path(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -508,6 +531,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"threads", 0, get_threads, 0, 0, 0, napi_default, 0},
       {"cpuFeatures", 0, cpu_features, 0, 0, 0, napi_default, 0},
       {"simdPath", 0, simd_path, 0, 0, 0, napi_default, 0},
+      {"profile", 0, profile, 0, 0, 0, napi_default, 0},
+      {"profileTake", 0, profile_take, 0, 0, 0, napi_default, 0},
       {"bandwidthProbe", 0, bandwidth_probe, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);

@@ -18,8 +18,27 @@ static lmx_kernel kernel_for(int32_t op) {
   }
 }
 
+static void run_profiled(const lmx_plan *plan, int nth) {
+  for (int i = 0; i < plan->n_nodes; i++) {
+    const lmx_node *n = &plan->nodes[i];
+    lmx_kernel k = kernel_for(n->op);
+    const int64_t t0 = lmx_now_ns();
+    if (k) k(n, 0, nth);
+    const int64_t t1 = lmx_now_ns();
+    lmx_profile_add(lmx_profile_key(n), t1 - t0);
+    if (i + 1 < plan->n_nodes) {
+      lmx_pool_barrier(nth);
+      lmx_profile_add(LMX_PROFILE_SYNC, lmx_now_ns() - t1);
+    }
+  }
+}
+
 static void run(void *arg, int ith, int nth) {
   const lmx_plan *plan = (const lmx_plan *)arg;
+  if (ith == 0 && lmx_profile_on()) {
+    run_profiled(plan, nth);
+    return;
+  }
   for (int i = 0; i < plan->n_nodes; i++) {
     const lmx_node *n = &plan->nodes[i];
     lmx_kernel k = kernel_for(n->op);

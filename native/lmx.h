@@ -85,12 +85,29 @@ double lmx_bandwidth_probe(size_t bytes, int repeats);
 /* --- executor --- */
 void lmx_plan_execute(const lmx_plan *plan);
 
+/* --- profile: time per key, where a key is an op id (< 16), a matmul weight type and shape
+ * (LMX_PROFILE_MATMUL + 2 * dtype + is_gemv), barrier waits or sampling --- */
+#define LMX_PROFILE_MATMUL 16
+#define LMX_PROFILE_SYNC 60
+#define LMX_PROFILE_SAMPLE 61
+#define LMX_PROFILE_KEYS 64
+int64_t lmx_now_ns(void);
+void lmx_profile_enable(int on);
+int lmx_profile_on(void);
+void lmx_profile_add(int key, int64_t ns);
+void lmx_profile_take(double *out);
+int lmx_profile_key(const lmx_node *n);
+/* Whether a matmul node runs as GEMV (decode-sized batches) rather than GEMM. */
+int lmx_matmul_is_gemv(const lmx_node *n);
+
 /* --- conversions --- */
 float lmx_f16_to_f32(uint16_t h);
 uint16_t lmx_f32_to_f16(float f);
 static inline float lmx_bf16_to_f32(uint16_t h) {
   union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;
 }
+/* Converts n f32 values to f16 (round to nearest even). */
+void lmx_row_to_f16(const float *src, uint16_t *dst, int64_t n);
 /* Converts n elements of a row of any float or quantized dtype to f32. */
 void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n);
 /* Block layout of a dtype (1 and the element size for plain types). */

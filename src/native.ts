@@ -27,6 +27,10 @@ export interface NativeAddon {
   simdPath(): string;
   /** Streaming-read bandwidth (GB/s, best of `repeats`) over `megabytes` on the thread pool. */
   bandwidthProbe(megabytes: number, repeats: number): number;
+  /** Turns per-op timing of plan execution on or off (thread 0's view). */
+  profile(on: boolean): void;
+  /** [ns per key..., calls per key...] since the last call, then resets; keys in engine/profile.ts. */
+  profileTake(): Float64Array;
 }
 
 let addon: NativeAddon | undefined;

@@ -1,15 +1,19 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in f16 pools of token
  * slots; a sequence's block table maps position p to slot table[p / bs] * bs + p % bs.
- * A work item is a block of up to QB rows with one KV head: each K and V row is converted
- * once and shared by every query head of the group in every row of the block. Keys are
- * processed in tiles with an online softmax, so memory stays bounded for any length. Items are dealt round-robin to
- * threads, which balances the causal triangle and keeps results independent of the
- * thread count (blocks are fixed by row index, not by thread). */
+ * A work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
+ * converted to f32 once (K transposed) and shared by every query head of the group in
+ * every row of the block; scores and outputs are small GEMMs on register tiles, with an
+ * online softmax between them, so memory stays bounded for any length. Items are dealt
+ * round-robin to threads, which balances the causal triangle and keeps results
+ * independent of the thread count (blocks are fixed by row index, not by thread). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "../simd.h"
+
+/* Keys per tile of the online softmax. */
+#define KT 64
 
 static inline int64_t slot_of(const int32_t *table, int64_t pos, int bs) {
   return (int64_t)table[pos / bs] * bs + pos % bs;
@@ -27,17 +31,39 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
     int64_t s = slot_of(table, ((const int32_t *)pos->data)[t], bs);
     const float *pk = (const float *)(k->data + t * k->nb1), *pv = (const float *)(v->data + t * v->nb1);
     uint16_t *dk = (uint16_t *)(kpool->data + s * kpool->nb1), *dv = (uint16_t *)(vpool->data + s * vpool->nb1);
-    for (int64_t i = 0; i < k->ne0; i++) {
-      dk[i] = lmx_f32_to_f16(pk[i]);
-      dv[i] = lmx_f32_to_f16(pv[i]);
-    }
+    lmx_row_to_f16(pk, dk, k->ne0);
+    lmx_row_to_f16(pv, dv, k->ne0);
   }
 }
 
-static float dot(const float *a, const float *b, int n) {
-  float s = 0;
-  for (int i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
+/* ---- micro-kernels: S = Q . K^T and O += P . V on f32 tiles ----
+ * Q is [rows x hd] (pre-scaled), Kt the key tile transposed [hd x KT] (zero-padded to a
+ * multiple of 16 keys), S [rows x KT]; P is S after the softmax, V the value tile [KT x hd],
+ * O [rows x hd]. Each is an outer-product loop, so no horizontal sums: the SIMD and scalar
+ * versions add the same products in the same order per output. */
+
+static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16) {
+  for (int x = 0; x < rows; x++)
+    for (int j = 0; j < nk16; j++) {
+      float v = 0;
+      for (int d = 0; d < hd; d++) v += Q[x * hd + d] * Kt[d * KT + j];
+      S[x * KT + j] = v;
+    }
+}
+
+static void pv_scalar(const float *P, const float *V, float *O, int rows, int hd, int nk) {
+  for (int x = 0; x < rows; x++)
+    for (int d = 0; d < hd; d++) {
+      float v = O[x * hd + d];
+      for (int j = 0; j < nk; j++) v += P[x * KT + j] * V[j * hd + d];
+      O[x * hd + d] = v;
+    }
+}
+
+/* t[c x KT] = a[r x c]^T */
+static void transpose_scalar(const float *a, float *t, int r, int c) {
+  for (int j = 0; j < r; j++)
+    for (int i = 0; i < c; i++) t[i * KT + j] = a[j * c + i];
 }
 
 /* s[i] = exp(s[i] - m); returns the sum. */
@@ -47,22 +73,111 @@ static float exp_sum(float *s, int64_t n, float m) {
   return sum;
 }
 
-static void axpy(float *acc, float p, const float *v, int n) {
-  for (int i = 0; i < n; i++) acc[i] += p * v[i];
+#ifdef LMX_X86
+/* t[c x KT] = a[r x c]^T by 8x8 blocks in registers (r, c multiples of 8). */
+static LMX_AVX2 void transpose_avx2(const float *a, float *t, int r, int c) {
+  for (int j = 0; j < r; j += 8)
+    for (int i = 0; i < c; i += 8) {
+      const float *p = a + j * c + i;
+      __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + c), r2 = _mm256_loadu_ps(p + 2 * c), r3 = _mm256_loadu_ps(p + 3 * c);
+      __m256 r4 = _mm256_loadu_ps(p + 4 * c), r5 = _mm256_loadu_ps(p + 5 * c), r6 = _mm256_loadu_ps(p + 6 * c), r7 = _mm256_loadu_ps(p + 7 * c);
+      __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1), u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
+      __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5), u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+      __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE), s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+      __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE), s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+      float *q = t + i * KT + j;
+      _mm256_storeu_ps(q, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(q + KT, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(q + 2 * KT, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(q + 3 * KT, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(q + 4 * KT, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(q + 5 * KT, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(q + 6 * KT, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(q + 7 * KT, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
 }
 
-#ifdef LMX_X86
-static LMX_AVX2 float dot_avx2(const float *a, const float *b, int n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+/* 4 query rows x 16 keys per register tile; leftover rows one at a time. */
+static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16) {
+  int x = 0;
+  for (; x + 4 <= rows; x += 4)
+    for (int j = 0; j < nk16; j += 16) {
+      __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+      __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+      const float *q0 = Q + x * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+      for (int d = 0; d < hd; d++) {
+        const __m256 k0 = _mm256_loadu_ps(Kt + d * KT + j), k1 = _mm256_loadu_ps(Kt + d * KT + j + 8);
+        __m256 a = _mm256_broadcast_ss(q0 + d);
+        c00 = _mm256_fmadd_ps(a, k0, c00); c01 = _mm256_fmadd_ps(a, k1, c01);
+        a = _mm256_broadcast_ss(q1 + d);
+        c10 = _mm256_fmadd_ps(a, k0, c10); c11 = _mm256_fmadd_ps(a, k1, c11);
+        a = _mm256_broadcast_ss(q2 + d);
+        c20 = _mm256_fmadd_ps(a, k0, c20); c21 = _mm256_fmadd_ps(a, k1, c21);
+        a = _mm256_broadcast_ss(q3 + d);
+        c30 = _mm256_fmadd_ps(a, k0, c30); c31 = _mm256_fmadd_ps(a, k1, c31);
+      }
+      float *s0 = S + x * KT + j;
+      _mm256_storeu_ps(s0, c00); _mm256_storeu_ps(s0 + 8, c01);
+      _mm256_storeu_ps(s0 + KT, c10); _mm256_storeu_ps(s0 + KT + 8, c11);
+      _mm256_storeu_ps(s0 + 2 * KT, c20); _mm256_storeu_ps(s0 + 2 * KT + 8, c21);
+      _mm256_storeu_ps(s0 + 3 * KT, c30); _mm256_storeu_ps(s0 + 3 * KT + 8, c31);
+    }
+  for (; x < rows; x++)
+    for (int j = 0; j < nk16; j += 16) {
+      __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+      for (int d = 0; d < hd; d++) {
+        const __m256 a = _mm256_broadcast_ss(Q + x * hd + d);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(Kt + d * KT + j), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(Kt + d * KT + j + 8), c1);
+      }
+      _mm256_storeu_ps(S + x * KT + j, c0);
+      _mm256_storeu_ps(S + x * KT + j + 8, c1);
+    }
+}
+
+/* 4 query rows x 16 output dims per register tile (hd % 8 == 0, see the caller). */
+static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, int nk) {
+  int x = 0;
+  for (; x + 4 <= rows; x += 4) {
+    int d = 0;
+    for (; d + 16 <= hd; d += 16) {
+      float *o = O + x * hd + d;
+      __m256 c00 = _mm256_loadu_ps(o), c01 = _mm256_loadu_ps(o + 8);
+      __m256 c10 = _mm256_loadu_ps(o + hd), c11 = _mm256_loadu_ps(o + hd + 8);
+      __m256 c20 = _mm256_loadu_ps(o + 2 * hd), c21 = _mm256_loadu_ps(o + 2 * hd + 8);
+      __m256 c30 = _mm256_loadu_ps(o + 3 * hd), c31 = _mm256_loadu_ps(o + 3 * hd + 8);
+      const float *p = P + x * KT;
+      for (int j = 0; j < nk; j++) {
+        const __m256 v0 = _mm256_loadu_ps(V + j * hd + d), v1 = _mm256_loadu_ps(V + j * hd + d + 8);
+        __m256 a = _mm256_broadcast_ss(p + j);
+        c00 = _mm256_fmadd_ps(a, v0, c00); c01 = _mm256_fmadd_ps(a, v1, c01);
+        a = _mm256_broadcast_ss(p + KT + j);
+        c10 = _mm256_fmadd_ps(a, v0, c10); c11 = _mm256_fmadd_ps(a, v1, c11);
+        a = _mm256_broadcast_ss(p + 2 * KT + j);
+        c20 = _mm256_fmadd_ps(a, v0, c20); c21 = _mm256_fmadd_ps(a, v1, c21);
+        a = _mm256_broadcast_ss(p + 3 * KT + j);
+        c30 = _mm256_fmadd_ps(a, v0, c30); c31 = _mm256_fmadd_ps(a, v1, c31);
+      }
+      _mm256_storeu_ps(o, c00); _mm256_storeu_ps(o + 8, c01);
+      _mm256_storeu_ps(o + hd, c10); _mm256_storeu_ps(o + hd + 8, c11);
+      _mm256_storeu_ps(o + 2 * hd, c20); _mm256_storeu_ps(o + 2 * hd + 8, c21);
+      _mm256_storeu_ps(o + 3 * hd, c30); _mm256_storeu_ps(o + 3 * hd + 8, c31);
+    }
+    for (; d < hd; d += 8)
+      for (int r = 0; r < 4; r++) {
+        float *o = O + (x + r) * hd + d;
+        __m256 c = _mm256_loadu_ps(o);
+        for (int j = 0; j < nk; j++) c = _mm256_fmadd_ps(_mm256_broadcast_ss(P + (x + r) * KT + j), _mm256_loadu_ps(V + j * hd + d), c);
+        _mm256_storeu_ps(o, c);
+      }
   }
-  if (i + 8 <= n) { s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0); i += 8; }
-  float s = lmx_hsum8(_mm256_add_ps(s0, s1));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
+  for (; x < rows; x++)
+    for (int d = 0; d < hd; d += 8) {
+      float *o = O + x * hd + d;
+      __m256 c = _mm256_loadu_ps(o);
+      for (int j = 0; j < nk; j++) c = _mm256_fmadd_ps(_mm256_broadcast_ss(P + x * KT + j), _mm256_loadu_ps(V + j * hd + d), c);
+      _mm256_storeu_ps(o, c);
+    }
 }
 
 /* exp(x) for x <= 0 (scores minus their max): 2^n * p(r), relative error ~2e-7; exactly 0
@@ -97,19 +212,11 @@ static LMX_AVX2 float exp_sum_avx2(float *s, int64_t n, float m) {
   for (; i < n; i++) sum += (s[i] = expf(s[i] - m));
   return sum;
 }
-
-static LMX_AVX2 void axpy_avx2(float *acc, float p, const float *v, int n) {
-  __m256 vp = _mm256_set1_ps(p);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(vp, _mm256_loadu_ps(v + i), _mm256_loadu_ps(acc + i)));
-  for (; i < n; i++) acc[i] += p * v[i];
-}
 #endif
 
-/* Query rows per work item: their K/V rows are converted once for all of them. */
-#define QB 8
-/* Keys per tile of the online softmax. */
-#define KT 256
+/* Query rows per work item: every K/V tile is converted once for all of them and every
+ * query head of their group. */
+#define QB 16
 
 void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *q = n->src[0], *kpool = n->src[1], *vpool = n->src[2], *pos = n->src[3], *rowSeq = n->src[4],
@@ -118,17 +225,24 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const float scale = n->fp[0];
   const int G = nHead / nKv;
 #ifdef LMX_X86
-  const int simd = lmx_use_avx2();
-#define DOT(a, b, k) (simd ? dot_avx2(a, b, k) : dot(a, b, k))
+  const int simd = lmx_use_avx2() && hd % 8 == 0;
+#define SCORES(Q, K, S, r, h, k) (simd ? scores_avx2(Q, K, S, r, h, k) : scores_scalar(Q, K, S, r, h, k))
+#define PV(P, V, O, r, h, k) (simd ? pv_avx2(P, V, O, r, h, k) : pv_scalar(P, V, O, r, h, k))
 #define EXPSUM(s, k, m) (simd ? exp_sum_avx2(s, k, m) : exp_sum(s, k, m))
-#define AXPY(acc, p, v, k) (simd ? axpy_avx2(acc, p, v, k) : axpy(acc, p, v, k))
+#define TRANSPOSE(a, t, r, c) (simd ? transpose_avx2(a, t, r, c) : transpose_scalar(a, t, r, c))
 #else
-#define DOT(a, b, k) dot(a, b, k)
+#define TRANSPOSE(a, t, r, c) transpose_scalar(a, t, r, c)
+#define SCORES(Q, K, S, r, h, k) scores_scalar(Q, K, S, r, h, k)
+#define PV(P, V, O, r, h, k) pv_scalar(P, V, O, r, h, k)
 #define EXPSUM(s, k, m) exp_sum(s, k, m)
-#define AXPY(acc, p, v, k) axpy(acc, p, v, k)
 #endif
   const int32_t *rpos = (const int32_t *)pos->data, *rseq = (const int32_t *)rowSeq->data;
   const int64_t T = q->ne1, nBlocks = (T + QB - 1) / QB, items = nBlocks * nKv;
+  const int64_t maxRows = (int64_t)QB * G;
+  /* Per thread: Q [rows x hd], S [rows x KT], Kt [hd x KT], Kr and V [KT x hd], O [rows x hd], m, l. */
+  float *buf = lmx_scratch((size_t)(maxRows * hd * 2 + maxRows * KT + 3 * (int64_t)hd * KT + 2 * maxRows + 16));
+  float *Q = buf, *S = Q + maxRows * hd, *Kt = S + maxRows * KT, *Kr = Kt + (int64_t)hd * KT, *V = Kr + (int64_t)hd * KT,
+        *O = V + (int64_t)KT * hd, *m = O + maxRows * hd, *l = m + maxRows;
   for (int64_t it = ith; it < items; it += nth) {
     const int64_t t0 = (it / nKv) * QB, tEnd = t0 + QB < T ? t0 + QB : T;
     const int kvh = (int)(it % nKv);
@@ -146,52 +260,57 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         if (first[r] < lo) lo = first[r];
         if (last[r] > hi) hi = last[r];
       }
-      const int64_t rows = (int64_t)nq * G;
-      /* Online softmax over key tiles: per query head a running max m, sum l and
-       * unnormalized output acc, rescaled whenever a tile raises the max. */
-      float *buf = lmx_scratch((size_t)(rows * KT + hd + rows * hd + 2 * rows));
-      float *s = buf, *kv = buf + rows * KT, *acc = kv + hd, *m = acc + rows * hd, *l = m + rows;
-      for (int64_t x = 0; x < rows; x++) {
+      const int rows = nq * G;
+      for (int r = 0; r < nq; r++) {
+        const float *qr = (const float *)(q->data + (a + r) * q->nb1) + (int64_t)kvh * G * hd;
+        for (int i = 0; i < G * hd; i++) Q[r * G * hd + i] = qr[i] * scale;
+      }
+      for (int x = 0; x < rows; x++) {
         m[x] = -INFINITY;
         l[x] = 0;
-        for (int i = 0; i < hd; i++) acc[x * hd + i] = 0;
       }
+      for (int64_t i = 0; i < (int64_t)rows * hd; i++) O[i] = 0;
+      /* Online softmax over key tiles: per query head a running max m, sum l and
+       * unnormalized output O, rescaled whenever a tile raises the max. */
       for (int64_t j0 = lo; j0 <= hi; j0 += KT) {
-        const int64_t nk = hi - j0 + 1 < KT ? hi - j0 + 1 : KT;
-        for (int64_t j = 0; j < nk; j++) {
-          const int64_t slot = slot_of(table, j0 + j, bs);
-          lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, kv, hd);
-          for (int r = 0; r < nq; r++) {
-            const float *qr = (const float *)(q->data + (a + r) * q->nb1) + (int64_t)kvh * G * hd;
-            const int valid = j0 + j >= first[r] && j0 + j <= last[r];
-            for (int g = 0; g < G; g++) s[(r * G + g) * KT + j] = valid ? DOT(qr + g * hd, kv, hd) * scale : -INFINITY;
+        const int nk = (int)(hi - j0 + 1 < KT ? hi - j0 + 1 : KT), nk16 = (nk + 15) & ~15;
+        /* K rows go to O's spare twin (Kr) first, then are transposed into Kt. */
+        for (int j = 0; j < nk16; j++) {
+          if (j < nk) {
+            const int64_t slot = slot_of(table, j0 + j, bs);
+            lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, Kr + (int64_t)j * hd, hd);
+            lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, V + (int64_t)j * hd, hd);
+          } else {
+            for (int i = 0; i < hd; i++) Kr[(int64_t)j * hd + i] = 0;
           }
         }
-        for (int64_t x = 0; x < rows; x++) {
+        TRANSPOSE(Kr, Kt, nk16, hd);
+        SCORES(Q, Kt, S, rows, hd, nk16);
+        for (int x = 0; x < rows; x++) {
+          const int r = x / G;
+          float *sx = S + x * KT;
+          /* Keys outside [first, last] of this query weigh nothing. */
+          for (int j = 0; j < nk; j++)
+            if (j0 + j < first[r] || j0 + j > last[r]) sx[j] = -INFINITY;
           float mt = m[x];
-          for (int64_t j = 0; j < nk; j++) mt = s[x * KT + j] > mt ? s[x * KT + j] : mt;
+          for (int j = 0; j < nk; j++) mt = sx[j] > mt ? sx[j] : mt;
           if (mt == -INFINITY) {
-            for (int64_t j = 0; j < nk; j++) s[x * KT + j] = 0;
+            for (int j = 0; j < nk; j++) sx[j] = 0;
             continue;
           }
           const float rescale = expf(m[x] - mt);
           if (rescale != 1.0f)
-            for (int i = 0; i < hd; i++) acc[x * hd + i] *= rescale;
-          l[x] = l[x] * rescale + EXPSUM(s + x * KT, nk, mt);
+            for (int i = 0; i < hd; i++) O[x * hd + i] *= rescale;
+          l[x] = l[x] * rescale + EXPSUM(sx, nk, mt);
           m[x] = mt;
         }
-        for (int64_t j = 0; j < nk; j++) {
-          const int64_t slot = slot_of(table, j0 + j, bs);
-          lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, kv, hd);
-          for (int64_t x = 0; x < rows; x++)
-            if (s[x * KT + j] != 0.0f) AXPY(acc + x * hd, s[x * KT + j], kv, hd);
-        }
+        PV(S, V, O, rows, hd, nk);
       }
       for (int r = 0; r < nq; r++)
         for (int g = 0; g < G; g++) {
           float *out = (float *)(d->data + (a + r) * d->nb1) + (int64_t)(kvh * G + g) * hd;
           const float inv = 1.0f / l[r * G + g];
-          for (int i = 0; i < hd; i++) out[i] = acc[(r * G + g) * hd + i] * inv;
+          for (int i = 0; i < hd; i++) out[i] = O[(r * G + g) * hd + i] * inv;
         }
       a = b;
     }

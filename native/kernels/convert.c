@@ -58,3 +58,21 @@ void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n) {
 #endif
   for (int64_t i = 0; i < n; i++) dst[i] = lmx_elem(src, dtype, i);
 }
+
+#ifdef LMX_X86
+static LMX_AVX2 void row_to_f16_avx2(const float *src, uint16_t *dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; i++) dst[i] = lmx_f32_to_f16(src[i]);
+}
+#endif
+
+/* f32 -> f16, round to nearest even (F16C gives the same bits as lmx_f32_to_f16 for every
+ * non-NaN input). */
+void lmx_row_to_f16(const float *src, uint16_t *dst, int64_t n) {
+#ifdef LMX_X86
+  if (lmx_use_avx2()) { row_to_f16_avx2(src, dst, n); return; }
+#endif
+  for (int64_t i = 0; i < n; i++) dst[i] = lmx_f32_to_f16(src[i]);
+}

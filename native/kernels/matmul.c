@@ -185,6 +185,10 @@ static int use_gemv(const lmx_tensor *w, int64_t T) {
   return T < (LMX_IS_QUANT(w->dtype) ? GEMV_MAX_T_QUANT : GEMV_MAX_T);
 }
 
+int lmx_matmul_is_gemv(const lmx_node *n) {
+  return use_gemv(n->src[1], n->src[0]->ne1);
+}
+
 void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;

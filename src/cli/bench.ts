@@ -1,4 +1,5 @@
 /** `lmx bench [MODEL]`: prompt-processing and generation speed, medians over runs. */
+import type { ProfileEntry } from "../engine/backends/backend.js";
 import { loadModel } from "../model.js";
 import { parseArgs } from "./args.js";
 import { resolveModel } from "./resolve-model.js";
@@ -15,7 +16,10 @@ Flags:
   --runs R            measured runs (default 5)
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
   --batch B           prompt tokens per forward pass (default 512)
-  --json              print one JSON object`;
+  --profile           time per op kind (matmul by weight type, attention, norms,
+                      sampling, synchronization), per run, for each phase
+  --json              print one JSON object (with peak resident memory, weight and
+                      KV-cache bytes, and the profile when asked)`;
 
 const FLAGS = {
   "prompt-tokens": "number",
@@ -24,8 +28,24 @@ const FLAGS = {
   threads: "number",
   batch: "number",
   json: "boolean",
+  profile: "boolean",
   help: "boolean",
 } as const;
+
+/** Profiles of several runs as one average run. */
+function perRun(runs: ProfileEntry[][]): ProfileEntry[] {
+  const sum = new Map<string, ProfileEntry>();
+  for (const run of runs)
+    for (const e of run) {
+      const s = sum.get(e.kind) ?? { kind: e.kind, ms: 0, calls: 0 };
+      s.ms += e.ms;
+      s.calls += e.calls;
+      sum.set(e.kind, s);
+    }
+  return [...sum.values()]
+    .map((e) => ({ kind: e.kind, ms: e.ms / runs.length, calls: e.calls / runs.length }))
+    .sort((a, b) => b.ms - a.ms);
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -87,12 +107,28 @@ export async function benchCommand(argv: string[]): Promise<number> {
   };
   const ppRuns: number[] = [],
     tgRuns: number[] = [];
+  const backend = engine.backend;
+  const profiling = Boolean(flags.profile);
+  if (profiling && !backend.profile) throw new Error(`the ${backend.name} backend cannot profile`);
+  const profiles: { pp: ProfileEntry[][]; tg: ProfileEntry[][] } = { pp: [], tg: [] };
+  const measured = async (phase: "pp" | "tg", run: () => Promise<number>) => {
+    if (profiling) backend.profile!(true);
+    const v = await run();
+    if (profiling) {
+      backend.profile!(false);
+      profiles[phase].push(backend.takeProfile!());
+    }
+    return v;
+  };
   if (nPrompt > 0) await pp();
   if (nGen > 0) await tg();
   for (let r = 0; r < runs; r++) {
-    if (nPrompt > 0) ppRuns.push(await pp());
-    if (nGen > 0) tgRuns.push(await tg());
+    if (nPrompt > 0) ppRuns.push(await measured("pp", pp));
+    if (nGen > 0) tgRuns.push(await measured("tg", tg));
   }
+  const profile = profiling
+    ? { pp: perRun(profiles.pp), tg: perRun(profiles.tg) }
+    : undefined;
   const result = {
     model: path,
     backend: engine.backend.name,
@@ -105,6 +141,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     pp_runs: ppRuns,
     tg_runs: tgRuns,
     weight_bytes: engine.weightBytes(),
+    kv_bytes: engine.cache.bytes(),
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    ...(profile ? { profile } : {}),
   };
   if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");
   else {
@@ -113,6 +152,21 @@ export async function benchCommand(argv: string[]): Promise<number> {
       process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
     if (result.tg_tok_s !== null)
       process.stdout.write(`tg${nGen}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+    const mib = (n: number) => (n / 1048576).toFixed(0);
+    process.stdout.write(
+      `memory: peak RSS ${mib(result.peak_rss_bytes)} MiB; weights ${mib(result.weight_bytes)} MiB + KV cache ${mib(result.kv_bytes)} MiB\n`,
+    );
+    if (profile) {
+      for (const phase of ["pp", "tg"] as const) {
+        if (profile[phase].length === 0) continue;
+        const total = profile[phase].reduce((s, e) => s + e.ms, 0);
+        process.stdout.write(`\nprofile ${phase === "pp" ? `pp${nPrompt}` : `tg${nGen}`} (ms per run, thread 0)\n`);
+        for (const e of profile[phase])
+          process.stdout.write(
+            `  ${e.kind.padEnd(22)} ${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${String(e.calls).padStart(6)} calls\n`,
+          );
+      }
+    }
   }
   return 0;
 }

@@ -223,14 +223,15 @@ describe("cpu backend matches the reference backend", () => {
 });
 
 describe("long attention", () => {
-  it("spans several key tiles of the online softmax (600 positions, window 300 and none)", async () => {
-    const T = 600,
-      nHead = 2,
-      nKv = 1,
-      hd = 16,
-      bs = 32,
+  it("spans several key tiles of the online softmax (600 positions, window 300 and none; 150 positions of 4-head groups x 128 dims)", async () => {
+    const bs = 32,
       slots = 32 * bs;
-    for (const window of [0, 300]) {
+    for (const [T, nHead, nKv, hd, window] of [
+      [600, 2, 1, 16, 0],
+      [600, 2, 1, 16, 300],
+      [150, 8, 2, 128, 0],
+      [150, 8, 2, 128, 70],
+    ] as const) {
       const results: Float32Array[] = [];
       for (const b of backends) {
         const kpool = b.allocate(slots * nKv * hd * 2),
@@ -271,7 +272,7 @@ describe("long attention", () => {
         await p.execute();
         results.push(p.read(out).slice());
       }
-      assertClose(results[1]!, results[0]!, 1e-3, `attention over ${T} positions, window ${window}`);
+      assertClose(results[1]!, results[0]!, 1e-3, `attention over ${T} positions, ${nHead}/${nKv} heads of ${hd}, window ${window}`);
     }
   });
 });

@@ -67,4 +67,16 @@ export interface Backend {
   createSampler(options: SamplerOptions): Sampler;
   /** Worker threads a plan runs on. */
   threads(): number;
+  /** Starts (true) or stops timing plan execution per op kind, where the backend can. */
+  profile?(on: boolean): void;
+  /** Time per op kind since the last call (then resets); see `engine/profile.ts`. */
+  takeProfile?(): ProfileEntry[];
+}
+
+/** Time spent in one kind of work during plan execution. */
+export interface ProfileEntry {
+  /** e.g. "matmul Q4_K gemm", "attention", "sync", "sampling" */
+  kind: string;
+  ms: number;
+  calls: number;
 }

@@ -31,6 +31,13 @@ export class KvCache {
   private readonly blocks: number[][];
   private readonly lengths: number[];
 
+  /** Bytes of K and V storage allocated for every layer. */
+  bytes(): number {
+    let n = 0;
+    for (let l = 0; l < this.k.length; l++) n += this.k[l]!.byteLength + this.v[l]!.byteLength;
+    return n;
+  }
+
   constructor(
     backend: Backend,
     readonly layers: readonly CacheLayerSpec[],

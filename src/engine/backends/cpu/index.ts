@@ -2,7 +2,8 @@
 import { native } from "../../../native.js";
 import type { Graph, Tensor } from "../../tensor/graph.js";
 import { compilePlan } from "../../tensor/plan.js";
-import type { Backend, PreparedPlan, SampleResult, Sampler, SamplerOptions } from "../backend.js";
+import { decodeProfile } from "../../profile.js";
+import type { Backend, PreparedPlan, ProfileEntry, SampleResult, Sampler, SamplerOptions } from "../backend.js";
 import { PlanBuffers } from "../prepared.js";
 
 class NativeSampler implements Sampler {
@@ -37,6 +38,14 @@ export class CpuBackend implements Backend {
 
   threads(): number {
     return native().threads();
+  }
+
+  profile(on: boolean): void {
+    native().profile(on);
+  }
+
+  takeProfile(): ProfileEntry[] {
+    return decodeProfile(native().profileTake());
   }
 
   createSampler(options: SamplerOptions): Sampler {
