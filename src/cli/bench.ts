@@ -126,9 +126,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (nPrompt > 0) ppRuns.push(await measured("pp", pp));
     if (nGen > 0) tgRuns.push(await measured("tg", tg));
   }
-  const profile = profiling
-    ? { pp: perRun(profiles.pp), tg: perRun(profiles.tg) }
-    : undefined;
+  const profile = profiling ? { pp: perRun(profiles.pp), tg: perRun(profiles.tg) } : undefined;
   const result = {
     model: path,
     backend: engine.backend.name,
@@ -160,7 +158,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
       for (const phase of ["pp", "tg"] as const) {
         if (profile[phase].length === 0) continue;
         const total = profile[phase].reduce((s, e) => s + e.ms, 0);
-        process.stdout.write(`\nprofile ${phase === "pp" ? `pp${nPrompt}` : `tg${nGen}`} (ms per run, thread 0)\n`);
+        process.stdout.write(
+          `\nprofile ${phase === "pp" ? `pp${nPrompt}` : `tg${nGen}`} (ms per run, thread 0)\n`,
+        );
         for (const e of profile[phase])
           process.stdout.write(
             `  ${e.kind.padEnd(22)} ${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${String(e.calls).padStart(6)} calls\n`,

@@ -272,7 +272,12 @@ describe("long attention", () => {
         await p.execute();
         results.push(p.read(out).slice());
       }
-      assertClose(results[1]!, results[0]!, 1e-3, `attention over ${T} positions, ${nHead}/${nKv} heads of ${hd}, window ${window}`);
+      assertClose(
+        results[1]!,
+        results[0]!,
+        1e-3,
+        `attention over ${T} positions, ${nHead}/${nKv} heads of ${hd}, window ${window}`,
+      );
     }
   });
 });

@@ -3,7 +3,14 @@ import { native } from "../../../native.js";
 import type { Graph, Tensor } from "../../tensor/graph.js";
 import { compilePlan } from "../../tensor/plan.js";
 import { decodeProfile } from "../../profile.js";
-import type { Backend, PreparedPlan, ProfileEntry, SampleResult, Sampler, SamplerOptions } from "../backend.js";
+import type {
+  Backend,
+  PreparedPlan,
+  ProfileEntry,
+  SampleResult,
+  Sampler,
+  SamplerOptions,
+} from "../backend.js";
 import { PlanBuffers } from "../prepared.js";
 
 class NativeSampler implements Sampler {
