@@ -131,6 +131,7 @@ static void plan_finalize(napi_env env, void *data, void *hint) {
   for (uint32_t i = 0; i < b->n_refs; i++) napi_delete_reference(env, b->refs[i]);
   free(b->refs);
   free(b->plan.nodes);
+  free((void *)b->plan.counters);
   free(b->plan.tensors);
   free(b->plan.ints);
   free(b->plan.floats);
@@ -200,6 +201,7 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
   }
   b->plan.n_nodes = n_nodes;
   b->plan.nodes = (lmx_node *)calloc(n_nodes ? n_nodes : 1, sizeof(lmx_node));
+  b->plan.counters = (_Atomic int64_t *)calloc(n_nodes ? n_nodes : 1, sizeof(_Atomic int64_t));
   b->plan.ints = (int32_t *)malloc(sizeof(int32_t) * (n_ints ? n_ints : 1));
   b->plan.floats = (float *)malloc(sizeof(float) * (n_floats ? n_floats : 1));
   memcpy(b->plan.ints, ints, sizeof(int32_t) * n_ints);
@@ -217,6 +219,7 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
     }
     nd->ip = o + 2 + LMX_MAX_SRC;
     nd->fp = b->plan.floats + (size_t)i * LMX_OP_FLOATS;
+    nd->work = &b->plan.counters[i];
   }
   free(bases);
   free(lens);

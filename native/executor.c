@@ -48,5 +48,7 @@ static void run(void *arg, int ith, int nth) {
 }
 
 void lmx_plan_execute(const lmx_plan *plan) {
+  /* Workers are idle until lmx_pool_run publishes the job, so plain stores suffice. */
+  for (int i = 0; i < plan->n_nodes; i++) atomic_store_explicit(&plan->counters[i], 0, memory_order_relaxed);
   if (plan->n_nodes > 0) lmx_pool_run(run, (void *)plan);
 }

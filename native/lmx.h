@@ -3,6 +3,7 @@
 #ifndef LMX_H
 #define LMX_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,11 +49,19 @@ typedef struct {
   lmx_tensor *src[LMX_MAX_SRC];
   const int32_t *ip; /* LMX_OP_INTS - 8 ints, after op, dst and src[] */
   const float *fp;   /* LMX_OP_FLOATS floats */
+  _Atomic int64_t *work; /* work counter for kernels that hand out chunks dynamically */
 } lmx_node;
+
+/* Claims the next `chunk` units of a node's work; returns the first (>= total when done).
+ * The executor zeroes the counters before each run. */
+static inline int64_t lmx_claim(const lmx_node *n, int64_t chunk) {
+  return atomic_fetch_add_explicit(n->work, chunk, memory_order_relaxed);
+}
 
 typedef struct {
   int n_nodes;
   lmx_node *nodes;
+  _Atomic int64_t *counters; /* one per node */
   int n_tensors;
   lmx_tensor *tensors;
   int32_t *ints;

@@ -3,9 +3,9 @@
  * A work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
  * converted to f32 once (K transposed) and shared by every query head of the group in
  * every row of the block; scores and outputs are small GEMMs on register tiles, with an
- * online softmax between them, so memory stays bounded for any length. Items are dealt
- * round-robin to threads, which balances the causal triangle and keeps results
- * independent of the thread count (blocks are fixed by row index, not by thread). */
+ * online softmax between them, so memory stays bounded for any length. Threads claim items
+ * one at a time, which balances the causal triangle; results do not depend on the thread
+ * count (blocks are fixed by row index, not by thread). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -243,7 +243,9 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   float *buf = lmx_scratch((size_t)(maxRows * hd * 2 + maxRows * KT + 3 * (int64_t)hd * KT + 2 * maxRows + 16));
   float *Q = buf, *S = Q + maxRows * hd, *Kt = S + maxRows * KT, *Kr = Kt + (int64_t)hd * KT, *V = Kr + (int64_t)hd * KT,
         *O = V + (int64_t)KT * hd, *m = O + maxRows * hd, *l = m + maxRows;
-  for (int64_t it = ith; it < items; it += nth) {
+  (void)ith;
+  (void)nth;
+  for (int64_t it; (it = lmx_claim(n, 1)) < items;) {
     const int64_t t0 = (it / nKv) * QB, tEnd = t0 + QB < T ? t0 + QB : T;
     const int kvh = (int)(it % nKv);
     /* Rows of one block that share a sequence are served together; a block mixing

@@ -16,6 +16,11 @@
 #define GEMV_MAX_T_QUANT 17
 #define ROW_BLOCK 12
 
+/* Floats per token of int8 activations: K codes, K/32 scales, K/16 code sums. */
+static int64_t x8_stride(int64_t K) {
+  return K / 4 + K / 32 + K / 16 + 16;
+}
+
 static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
   float s = 0;
   for (int64_t k = 0; k < K; k++) s += x[k] * lmx_elem(w, dt, k);
@@ -88,7 +93,7 @@ static LMX_AVX2 void tile43_avx2(const float *x, int64_t xs, const float *w, int
     }
 }
 
-static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
+static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi, float *buf) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0, T = x->ne1, xs = x->nb1 / 4, ds = dst->nb1 / 4;
   for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
@@ -99,7 +104,6 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
       wb = (const float *)(w->data + r0 * w->nb1);
       ws = w->nb1 / 4;
     } else {
-      float *buf = lmx_scratch((size_t)(ROW_BLOCK * K));
       for (int64_t r = 0; r < nr; r++) lmx_row_to_f32(w->data + (r0 + r) * w->nb1, w->dtype, buf + r * K, K);
       wb = buf;
       ws = K;
@@ -127,7 +131,7 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     for (int64_t t = 0; t < x->ne1; t++)                                                               \
       ((float *)(dst->data + t * dst->nb1))[r] = dot1_avx2((const float *)(x->data + t * x->nb1), w->data + r * w->nb1, DT, K);
 
-static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
+static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float *x8) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0;
   switch (w->dtype) {
@@ -140,18 +144,12 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     case LMX_Q6_K:
     case LMX_NVFP4:
     case LMX_MXFP4: {
-      /* int8 activations: every token's x is quantized once, then integer dot products. */
-      const int64_t T = x->ne1, stride = K / 4 + K / 32 + K / 16 + 16;
-      float *scratch = lmx_scratch((size_t)(T * stride));
-      for (int64_t t = 0; t < T; t++) {
-        int8_t *qx = (int8_t *)(scratch + t * stride);
-        lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K, qx,
-                        (float *)(qx + K), (int32_t *)((float *)(qx + K) + K / 32));
-      }
+      /* int8 activations, quantized once per node and thread (prepare_x8). */
+      const int64_t T = x->ne1, stride = x8_stride(K);
       for (int64_t r = lo; r < hi; r++) {
         const uint8_t *wr = (const uint8_t *)(w->data + r * w->nb1);
         for (int64_t t = 0; t < T; t++) {
-          const int8_t *qx = (const int8_t *)(scratch + t * stride);
+          const int8_t *qx = (const int8_t *)(x8 + t * stride);
           const float *dx = (const float *)(qx + K);
           const int32_t *s16 = (const int32_t *)(dx + K / 32);
           float *d = (float *)(dst->data + t * dst->nb1);
@@ -169,7 +167,7 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
     }
     default: {
       /* Other quantized rows: decode each row once into scratch, then the f32 dot. */
-      float *row = lmx_scratch((size_t)K);
+      float *row = x8;
       for (int64_t r = lo; r < hi; r++) {
         lmx_row_to_f32(w->data + r * w->nb1, w->dtype, row, K);
         for (int64_t t = 0; t < x->ne1; t++)
@@ -189,55 +187,109 @@ int lmx_matmul_is_gemv(const lmx_node *n) {
   return use_gemv(n->src[1], n->src[0]->ne1);
 }
 
+/* Weight types whose decode runs integer dots against int8 activations. */
+static int int8_type(int32_t dt) {
+  return dt == LMX_Q8_0 || dt == LMX_Q4_0 || dt == LMX_Q4_K || dt == LMX_Q6_K || dt == LMX_NVFP4 || dt == LMX_MXFP4;
+}
+
+static int super_blocks(int32_t dt) {
+  return dt == LMX_Q4_K || dt == LMX_Q6_K;
+}
+
+/* This thread's scratch for a matmul node (see lmx_k_matmul). */
+static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1];
+  const int64_t K = x->ne0, T = x->ne1;
+  if (simd && int8) {
+    const int64_t stride = x8_stride(K);
+    float *buf = lmx_scratch((size_t)(T * stride));
+    for (int64_t t = 0; t < T; t++) {
+      int8_t *qx = (int8_t *)(buf + t * stride);
+      lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, super_blocks(w->dtype), qx, (float *)(qx + K),
+                      (int32_t *)((float *)(qx + K) + K / 32));
+    }
+    return buf;
+  }
+  if (simd) return lmx_scratch((size_t)((gemv ? 1 : ROW_BLOCK) * K));
+  /* Scalar: a decoded weight row, then (int8 decode) x dequantized from its int8 codes. */
+  float *buf = lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + x8_stride(K)));
+  if (int8) {
+    float *xq = buf + K;
+    int8_t *q = (int8_t *)(xq + T * K);
+    float *dx = (float *)(q + K);
+    int32_t *s16 = (int32_t *)(dx + K / 32);
+    for (int64_t t = 0; t < T; t++) {
+      lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, super_blocks(w->dtype), q, dx, s16);
+      for (int64_t i = 0; i < K; i++) xq[t * K + i] = dx[i / 32] * q[i];
+    }
+  }
+  return buf;
+}
+
+/* Rows handed out per claim: GEMM row blocks; for GEMV, about eight claims per thread, so
+ * a thread slowed by another process on its core is made up for by the others while
+ * each claim still reads one long sequential stream of weights. */
+static int64_t claim_rows(int gemv, int64_t N, int nth) {
+  if (!gemv) return ROW_BLOCK;
+  int64_t c = (N + 8 * nth - 1) / (8 * nth);
+  c = (c + 15) / 16 * 16;
+  return c < 16 ? 16 : c;
+}
+
+/* Row ranges are claimed from the node's counter, so work follows whichever thread is
+ * free; every output row is still computed by one thread, in a fixed order, so results
+ * do not depend on the thread count or on who claimed what. */
 void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
-  const int gemv = use_gemv(w, T);
-  int64_t lo, hi;
-  lmx_split(N, gemv ? 4 : ROW_BLOCK, ith, nth, &lo, &hi);
-  if (lo >= hi) return;
+  const int gemv = use_gemv(w, T), int8 = gemv && int8_type(w->dtype);
+  const int64_t chunk = claim_rows(gemv, N, nth);
+  (void)ith;
 #ifdef LMX_X86
-  if (lmx_use_avx2()) {
-    if (gemv) gemv_avx2(n, lo, hi);
-    else gemm_avx2(n, lo, hi);
-  } else
+  const int simd = lmx_use_avx2();
+#else
+  const int simd = 0;
 #endif
-  {
-    /* Decode with int8-activation types sees x as quantized per 32, as the SIMD path does. */
-    const int int8 = gemv && (w->dtype == LMX_Q8_0 || w->dtype == LMX_Q4_0 || w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K ||
-                              w->dtype == LMX_NVFP4 || w->dtype == LMX_MXFP4);
-    float *row = LMX_IS_QUANT(w->dtype) ? lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + K / 4 + K / 32 + K / 16 + 16)) : 0;
-    float *xq = row + K;
-    if (int8) {
-      int8_t *q = (int8_t *)(xq + T * K);
-      float *dx = (float *)(q + K);
-      int32_t *s16 = (int32_t *)(dx + K / 32);
-      for (int64_t t = 0; t < T; t++) {
-        lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, w->dtype == LMX_Q4_K || w->dtype == LMX_Q6_K, q, dx, s16);
-        for (int64_t i = 0; i < K; i++) xq[t * K + i] = dx[i / 32] * q[i];
+  /* Per-thread scratch, prepared on the first claim: int8 activations (SIMD decode), a
+   * weight row block (GEMM), or for the scalar path a decoded row plus x as the SIMD path
+   * sees it. */
+  float *buf = NULL;
+  for (;;) {
+    const int64_t lo = lmx_claim(n, chunk);
+    if (lo >= N) break;
+    const int64_t hi = lo + chunk < N ? lo + chunk : N;
+    if (!buf) buf = prepare(n, gemv, int8, simd);
+#ifdef LMX_X86
+    if (simd) {
+      if (gemv) gemv_avx2(n, lo, hi, buf);
+      else gemm_avx2(n, lo, hi, buf);
+    } else
+#endif
+    {
+      float *row = buf, *xq = buf + K;
+      for (int64_t r = lo; r < hi; r++) {
+        const void *wr = w->data + r * w->nb1;
+        const int q = LMX_IS_QUANT(w->dtype);
+        if (q) lmx_row_to_f32(wr, w->dtype, row, K);
+        for (int64_t t = 0; t < T; t++) {
+          const float *xt = int8 ? xq + t * K : (const float *)(x->data + t * x->nb1);
+          ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar(xt, q ? row : wr, q ? LMX_F32 : w->dtype, K);
+        }
       }
     }
-    for (int64_t r = lo; r < hi; r++) {
-      const void *wr = w->data + r * w->nb1;
-      if (row) lmx_row_to_f32(wr, w->dtype, row, K);
+    const float scale = n->fp[0];
+    if (scale != 0 && scale != 1) {
       for (int64_t t = 0; t < T; t++) {
-        const float *xt = int8 ? xq + t * K : (const float *)(x->data + t * x->nb1);
-        ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar(xt, row ? row : wr, row ? LMX_F32 : w->dtype, K);
+        float *d = (float *)(dst->data + t * dst->nb1);
+        for (int64_t r = lo; r < hi; r++) d[r] *= scale;
       }
     }
-  }
-  const float scale = n->fp[0];
-  if (scale != 0 && scale != 1) {
-    for (int64_t t = 0; t < T; t++) {
-      float *d = (float *)(dst->data + t * dst->nb1);
-      for (int64_t r = lo; r < hi; r++) d[r] *= scale;
-    }
-  }
-  if (bias) {
-    const float *b = (const float *)bias->data;
-    for (int64_t t = 0; t < T; t++) {
-      float *d = (float *)(dst->data + t * dst->nb1);
-      for (int64_t r = lo; r < hi; r++) d[r] += b[r];
+    if (bias) {
+      const float *b = (const float *)bias->data;
+      for (int64_t t = 0; t < T; t++) {
+        float *d = (float *)(dst->data + t * dst->nb1);
+        for (int64_t r = lo; r < hi; r++) d[r] += b[r];
+      }
     }
   }
 }
