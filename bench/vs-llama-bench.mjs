@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// lmx vs llama.cpp's llama-bench on the same random-weight Qwen3-0.6B-shape GGUFs, in one
-// run, with a memory-bandwidth probe on lmx's own thread pool for the decode bound.
-// Files are written by lmx (F16 and Q8_0 by its writer, Q4_K_M by `lmx create`), cached in
-// bench/.cache. Build llama-bench first: bench/build-llama-bench.sh
+// lmx vs llama.cpp on the same random-weight Qwen3-0.6B-shape GGUFs, in one run: lmx
+// (`lmx bench`), llama.cpp's `llama-bench` (built from the source node-llama-cpp ships:
+// bench/build-llama-bench.sh), node-llama-cpp's own loop, and a memory-bandwidth probe on
+// lmx's thread pool for the decode bound (bandwidth / bytes of weights read per token).
+// Files are written by lmx (F16 and Q8_0 by its writer, Q4_K_M and NVFP4 by `lmx create`'s
+// quantizer from the F16 file), cached in bench/.cache.
 //
-//   node bench/vs-llama-bench.mjs [--types f16,q8_0,q4_K_M] [--threads 1,2] [--prompt 512] [--gen 64] [--runs 3]
+//   node bench/vs-llama-bench.mjs [--types f16,q8_0,q4_K_M,nvfp4] [--threads 1,2]
+//        [--prompts 512,8192] [--gen 64] [--runs 3] [--long-runs 1] [--no-node-llama-cpp]
+//        [--profile] [--json FILE]
+//
+// Prompts longer than 2048 tokens are measured --long-runs times (default 1) in each engine.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -17,11 +23,17 @@ const { native } = await import(join(root, "dist/native.js"));
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
-const types = opt("types", "f16,q8_0,q4_K_M").split(",");
+const types = opt("types", "f16,q8_0,q4_K_M,nvfp4").split(",");
 const threadsList = opt("threads", "1,2").split(",").map(Number);
-const nPrompt = Number(opt("prompt", 512)),
-  nGen = Number(opt("gen", 64)),
-  runs = Number(opt("runs", 3));
+const prompts = opt("prompts", "512,8192").split(",").map(Number);
+const nGen = Number(opt("gen", 64)),
+  runs = Number(opt("runs", 3)),
+  longRuns = Number(opt("long-runs", 1));
+const withNode = !args.includes("--no-node-llama-cpp");
+const profile = args.includes("--profile");
+const jsonOut = opt("json", undefined);
+const runsFor = (n) => (n > 2048 ? longRuns : runs);
+
 const llamaBench = join(root, "bench/llama.cpp/src/build/bin/llama-bench");
 if (!existsSync(llamaBench)) {
   console.error("llama-bench is not built: run bench/build-llama-bench.sh");
@@ -40,7 +52,7 @@ function file(type) {
   return path;
 }
 
-function lmx(path, threads) {
+function lmx(path, threads, nPrompt, gen) {
   const r = spawnSync(
     process.execPath,
     [
@@ -50,20 +62,21 @@ function lmx(path, threads) {
       "--prompt-tokens",
       String(nPrompt),
       "--gen-tokens",
-      String(nGen),
+      String(gen),
       "--runs",
-      String(runs),
+      String(runsFor(nPrompt)),
       "--threads",
       String(threads),
       "--json",
+      ...(profile ? ["--profile"] : []),
     ],
-    { encoding: "utf8" },
+    { encoding: "utf8", maxBuffer: 1 << 26 },
   );
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout);
 }
 
-function llama(path, threads) {
+function llama(path, threads, nPrompt, gen) {
   const r = spawnSync(
     llamaBench,
     [
@@ -72,18 +85,15 @@ function llama(path, threads) {
       "-p",
       String(nPrompt),
       "-n",
-      String(nGen),
+      String(gen),
       "-t",
       String(threads),
       "-r",
-      String(runs),
+      String(runsFor(nPrompt)),
       "-o",
       "json",
     ],
-    {
-      encoding: "utf8",
-      env: { ...process.env, LD_LIBRARY_PATH: dirname(llamaBench) },
-    },
+    { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: dirname(llamaBench) } },
   );
   if (r.status !== 0) throw new Error(r.stderr);
   const rows = JSON.parse(r.stdout);
@@ -94,35 +104,102 @@ function llama(path, threads) {
   };
 }
 
+// node-llama-cpp in a child process, so its threads and memory do not stay in this one.
+function nodeLlama(path, threads, nPrompt, gen) {
+  if (!withNode) return { pp: NaN, tg: NaN };
+  const r = spawnSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      NODE_LLAMA,
+      path,
+      String(threads),
+      String(nPrompt),
+      String(gen),
+      String(runsFor(nPrompt)),
+    ],
+    { encoding: "utf8", cwd: root },
+  );
+  if (r.status !== 0) {
+    process.stderr.write(`node-llama-cpp failed on ${path}: ${r.stderr.slice(-400)}\n`);
+    return { pp: NaN, tg: NaN };
+  }
+  return JSON.parse(r.stdout);
+}
+
 const rows = [];
 for (const type of types) {
   const path = file(type);
   for (const threads of threadsList) {
     native().setThreads(threads);
     const bw = native().bandwidthProbe(1024, 5);
-    const a = lmx(path, threads);
-    const b = llama(path, threads);
-    const bound = (bw * 1e9) / a.weight_bytes;
-    rows.push({
-      type,
-      threads,
-      lmx_pp: a.pp_tok_s,
-      llama_pp: b.pp,
-      lmx_tg: a.tg_tok_s,
-      llama_tg: b.tg,
-      bandwidth_gbs: bw,
-      tg_bound: bound,
+    prompts.forEach((nPrompt, i) => {
+      const gen = i === 0 ? nGen : 0; // decode once per type and thread count
+      process.stderr.write(`${type}, ${threads} threads, pp${nPrompt}${gen ? ` + tg${gen}` : ""} ...\n`);
+      const a = lmx(path, threads, nPrompt, gen);
+      const b = llama(path, threads, nPrompt, gen);
+      const c = nodeLlama(path, threads, nPrompt, gen);
+      rows.push({
+        type,
+        threads,
+        prompt: nPrompt,
+        gen,
+        lmx_pp: a.pp_tok_s,
+        llama_pp: b.pp,
+        node_llama_pp: c.pp,
+        lmx_tg: a.tg_tok_s ?? NaN,
+        llama_tg: b.tg,
+        node_llama_tg: c.tg,
+        bandwidth_gbs: bw,
+        tg_bound: (bw * 1e9) / a.weight_bytes,
+        weight_bytes: a.weight_bytes,
+        kv_bytes: a.kv_bytes,
+        peak_rss_bytes: a.peak_rss_bytes,
+        ...(a.profile ? { profile: a.profile } : {}),
+      });
     });
   }
 }
+
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+const ratio = (x, y) => f(x / y, 2);
+console.log("prompt processing (tok/s; ratios are lmx / other)\n");
 console.log(
-  `| type | threads | pp${nPrompt} lmx | pp${nPrompt} llama-bench | ratio | tg${nGen} lmx | tg${nGen} llama-bench | ratio | bandwidth GB/s | tg bound | lmx share of bound |`,
+  "| type | threads | prompt | lmx | llama-bench | node-llama-cpp | lmx/llama-bench | lmx/node-llama-cpp | peak RSS / (weights + KV) |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
-for (const r of rows) {
+console.log("|---|---|---|---|---|---|---|---|---|");
+for (const r of rows)
   console.log(
-    `| ${r.type} | ${r.threads} | ${f(r.lmx_pp)} | ${f(r.llama_pp)} | ${f(r.lmx_pp / r.llama_pp, 2)} | ${f(r.lmx_tg)} | ${f(r.llama_tg)} | ${f(r.lmx_tg / r.llama_tg, 2)} | ${f(r.bandwidth_gbs)} | ${f(r.tg_bound)} | ${f((100 * r.lmx_tg) / r.tg_bound, 0)}% |`,
+    `| ${r.type} | ${r.threads} | ${r.prompt} | ${f(r.lmx_pp)} | ${f(r.llama_pp)} | ${f(r.node_llama_pp)} | ${ratio(r.lmx_pp, r.llama_pp)} | ${ratio(r.lmx_pp, r.node_llama_pp)} | ${f(r.peak_rss_bytes / (r.weight_bytes + r.kv_bytes), 2)} |`,
   );
+console.log(`\ndecode (tg${nGen}, tok/s; bound = probed bandwidth / weight bytes)\n`);
+console.log(
+  "| type | threads | lmx | llama-bench | node-llama-cpp | lmx/llama-bench | lmx/node-llama-cpp | bandwidth GB/s | bound | lmx share of bound |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|");
+for (const r of rows.filter((r) => r.gen > 0))
+  console.log(
+    `| ${r.type} | ${r.threads} | ${f(r.lmx_tg)} | ${f(r.llama_tg)} | ${f(r.node_llama_tg)} | ${ratio(r.lmx_tg, r.llama_tg)} | ${ratio(r.lmx_tg, r.node_llama_tg)} | ${f(r.bandwidth_gbs)} | ${f(r.tg_bound)} | ${f((100 * r.lmx_tg) / r.tg_bound, 0)}% |`,
+  );
+const scaling = [];
+for (const type of types)
+  for (const prompt of prompts) {
+    const one = rows.find((r) => r.type === type && r.threads === 1 && r.prompt === prompt);
+    const two = rows.find((r) => r.type === type && r.threads === 2 && r.prompt === prompt);
+    if (one && two)
+      scaling.push({
+        type,
+        prompt,
+        pp: two.lmx_pp / one.lmx_pp,
+        tg: two.gen ? two.lmx_tg / one.lmx_tg : NaN,
+      });
+  }
+if (scaling.length) {
+  console.log("\nlmx, 2 threads / 1 thread\n");
+  console.log("| type | prompt | pp | tg |");
+  console.log("|---|---|---|---|");
+  for (const s of scaling) console.log(`| ${s.type} | ${s.prompt} | ${f(s.pp, 2)} | ${f(s.tg, 2)} |`);
 }
-console.log(JSON.stringify(rows));
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows, null, 1));
+else console.log(JSON.stringify(rows));
