@@ -11,6 +11,8 @@
         "native/kernels/convert.c",
         "native/kernels/dequant.c",
         "native/kernels/qdot.c",
+        "native/kernels/unpack.c",
+        "native/kernels/gemm_q8.c",
         "native/kernels/bandwidth.c",
         "native/kernels/matmul.c",
         "native/kernels/norm.c",

@@ -135,6 +135,17 @@ static inline void lmx_scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
   }
 }
 
+/* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */
+/* Values per sub-block of one scale and offset when a row is unpacked (16 or 32). */
+int lmx_unpack_sb(int32_t dtype);
+/* A row as unsigned codes u (Q8_0: signed) with d, o per sub-block: w = d * u + o. */
+void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o);
+int64_t lmx_gemm_q8_act_bytes(int64_t K);
+int64_t lmx_gemm_q8_rows(void);
+int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T);
+void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act, float *tmp);
+void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, float *work, int simd);
+
 /* --- kernels --- */
 void lmx_k_get_rows(const lmx_node *n, int ith, int nth);
 void lmx_k_rms_norm(const lmx_node *n, int ith, int nth);

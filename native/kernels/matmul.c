@@ -210,6 +210,12 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
     }
     return buf;
   }
+  if (!gemv && LMX_IS_QUANT(w->dtype)) {
+    /* int8 GEMM: prepared activations, then the claim's panels (gemm_q8.c). */
+    float *buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(K, T));
+    lmx_gemm_q8_prepare(x, w->dtype, (uint8_t *)buf, buf + T * lmx_gemm_q8_act_bytes(K) / 4);
+    return buf;
+  }
   if (simd) return lmx_scratch((size_t)((gemv ? 1 : ROW_BLOCK) * K));
   /* Scalar: a decoded weight row, then (int8 decode) x dequantized from its int8 codes. */
   float *buf = lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + x8_stride(K)));
@@ -229,8 +235,8 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
 /* Rows handed out per claim: GEMM row blocks; for GEMV, about eight claims per thread, so
  * a thread slowed by another process on its core is made up for by the others while
  * each claim still reads one long sequential stream of weights. */
-static int64_t claim_rows(int gemv, int64_t N, int nth) {
-  if (!gemv) return ROW_BLOCK;
+static int64_t claim_rows(int gemv, int quant, int64_t N, int nth) {
+  if (!gemv) return quant ? lmx_gemm_q8_rows() : ROW_BLOCK;
   int64_t c = (N + 8 * nth - 1) / (8 * nth);
   c = (c + 15) / 16 * 16;
   return c < 16 ? 16 : c;
@@ -243,29 +249,33 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
   const int gemv = use_gemv(w, T), int8 = gemv && int8_type(w->dtype);
-  const int64_t chunk = claim_rows(gemv, N, nth);
+  const int64_t chunk = claim_rows(gemv, LMX_IS_QUANT(w->dtype), N, nth);
+  const int q8gemm = !gemv && LMX_IS_QUANT(w->dtype);
   (void)ith;
 #ifdef LMX_X86
   const int simd = lmx_use_avx2();
 #else
   const int simd = 0;
 #endif
-  /* Per-thread scratch, prepared on the first claim: int8 activations (SIMD decode), a
-   * weight row block (GEMM), or for the scalar path a decoded row plus x as the SIMD path
-   * sees it. */
+  /* Per-thread scratch, prepared on the first claim: int8 activations (SIMD decode, and
+   * with panel space for the int8 GEMM of quantized weights), a weight row block (float
+   * GEMM), or for the scalar decode a decoded row plus x as the SIMD path sees it. */
   float *buf = NULL;
   for (;;) {
     const int64_t lo = lmx_claim(n, chunk);
     if (lo >= N) break;
     const int64_t hi = lo + chunk < N ? lo + chunk : N;
     if (!buf) buf = prepare(n, gemv, int8, simd);
+    if (q8gemm) {
+      lmx_gemm_q8(n, lo, hi, (const uint8_t *)buf, buf + T * lmx_gemm_q8_act_bytes(K) / 4, simd);
+    }
 #ifdef LMX_X86
-    if (simd) {
+    else if (simd) {
       if (gemv) gemv_avx2(n, lo, hi, buf);
       else gemm_avx2(n, lo, hi, buf);
-    } else
+    }
 #endif
-    {
+    else {
       float *row = buf, *xq = buf + K;
       for (int64_t r = lo; r < hi; r++) {
         const void *wr = w->data + r * w->nb1;

@@ -101,8 +101,9 @@ describe("cpu backend matches the reference backend", () => {
         inputs: { ids: [8, 0, 3, 3] },
       }));
       assertClose(c0!, r0!, 0, "getRows");
-      // 1 and 5 tokens take the int8 GEMV (one weight pass for all tokens), 20 the f32 GEMM.
-      for (const T of [1, 5, 20]) {
+      // 1 and 5 tokens take the decode path (one weight pass for all tokens), 20 and 70 the
+      // int8 GEMM (panels of 8 rows: 13 = 8 + 5; token chunks of 64 with tails).
+      for (const T of [1, 5, 20, 70]) {
         const [ref, cpu] = await runBoth((g) => {
           const w = g.bind("w", qt, N, K, wbuf);
           w.outScale = qt === DType.NVFP4 ? 0.37 : 1;
@@ -283,16 +284,24 @@ describe("long attention", () => {
 });
 
 describe("cpu results do not depend on the thread count", () => {
-  it("matmul (GEMV and GEMM) gives identical bits on 1, 2 and 3 threads", async () => {
+  it("matmul (GEMV and GEMM, float and quantized weights) gives identical bits on 1, 2 and 3 threads", async () => {
     const cpu = new CpuBackend();
     const outputs: Float32Array[][] = [];
     const before = native().threads();
+    const q4k = randomBlocks(DType.Q4_K, (203 * 512) / 256, 7).buffer as ArrayBuffer;
     for (const threads of [1, 2, 3]) {
       native().setThreads(threads);
       const got: Float32Array[] = [];
       for (const T of [1, 7, 33]) {
         const g = new Graph();
         const out = g.output(g.matmul(rand(g, "x", T, 300, 1), rand(g, "w", 97, 300, 2, DType.F16)));
+        const p = cpu.prepare(g);
+        await p.execute();
+        got.push(p.read(out).slice());
+      }
+      for (const T of [3, 45]) {
+        const g = new Graph();
+        const out = g.output(g.matmul(rand(g, "x", T, 512, 3), g.bind("w", DType.Q4_K, 203, 512, q4k)));
         const p = cpu.prepare(g);
         await p.execute();
         got.push(p.read(out).slice());
