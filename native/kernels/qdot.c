@@ -20,8 +20,64 @@ static inline LMX_AVX2 float f16s(const uint8_t *p) {
  * weights (block_q8_0), per 256 with scale 1/(-127/max) for the K-quants (block_q8_K).
  * dx holds one scale per 32 values either way; s16 sums the codes per 16. The same
  * definition as quantizeActivations in src/engine/backends/reference/kernels.ts. */
+#ifdef LMX_X86
+/* The same codes as the scalar loop below (round to nearest even, then clamp), 8 at a time;
+ * also writes the per-16 code sums. */
+static LMX_AVX2 void codes_avx2(const float *x, int n, float id, int8_t *q, int32_t *s16) {
+  const __m256 vid = _mm256_set1_ps(id);
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  for (int i = 0; i < n; i += 16) {
+    __m256i a = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i b = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    a = _mm256_min_epi32(_mm256_max_epi32(a, lo), hi);
+    b = _mm256_min_epi32(_mm256_max_epi32(b, lo), hi);
+    __m256i s = _mm256_add_epi32(a, b);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    s16[i / 16] = _mm_cvtsi128_si32(s4);
+    /* int32 -> int16 -> int8 packs work per 128-bit lane; the permute restores the order. */
+    __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);
+    __m128i c = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storeu_si128((__m128i *)(q + i), c);
+  }
+}
+
+static LMX_AVX2 float amax_avx2(const float *x, int n) {
+  const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+#endif
+
 void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx, int32_t *s16) {
   const int n = super ? 256 : 32;
+#ifdef LMX_X86
+  if (lmx_use_avx2()) {
+    for (int64_t b = 0; b < K / n; b++) {
+      const float *xb = x + b * n;
+      const float amax = amax_avx2(xb, n);
+      float id, d;
+      if (super) {
+        float max = 0;
+        for (int i = 0; i < n; i++)
+          if (fabsf(xb[i]) == amax) { max = xb[i]; break; }
+        id = amax > 0 ? -127.0f / max : 0;
+        d = amax > 0 ? 1.0f / id : 0;
+      } else {
+        id = amax > 0 ? 127.0f / amax : 0;
+        d = lmx_f16_to_f32(lmx_f32_to_f16(amax / 127.0f));
+      }
+      codes_avx2(xb, n, id, q + b * n, s16 + b * (n / 16));
+      for (int k = 0; k < n / 32; k++) dx[b * (n / 32) + k] = d;
+    }
+    return;
+  }
+#endif
   for (int64_t b = 0; b < K / n; b++) {
     const float *xb = x + b * n;
     float amax = 0, max = 0;

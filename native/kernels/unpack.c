@@ -16,11 +16,25 @@ static inline float f16at(const uint8_t *p) {
 /* E2M1 codes at twice their value, plus 12: 0..24. */
 static const uint8_t E2M1X2P12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
 
-static float ue4m3(uint8_t b) {
-  b &= 0x7f;
-  if (b == 0 || b == 0x7f) return 0;
-  int e = (b >> 3) & 15, m = b & 7;
-  return e == 0 ? (float)m * (1.0f / 512) : (1 + m / 8.0f) * ldexpf(1.0f, e - 7);
+/* UE4M3 block scales at half their value (matching the doubled codes), by table: ggml
+ * ignores the sign bit and decodes 0x00 and 0x7F as 0. Filled on first use (idempotent). */
+static float ue4m3_half[256];
+static volatile int ue4m3_ready;
+
+static void fill_ue4m3(void) {
+  for (int b = 0; b < 256; b++) {
+    const int v = b & 0x7f, e = v >> 3, m = v & 7;
+    ue4m3_half[b] = v == 0 || v == 0x7f ? 0 : 0.5f * (e == 0 ? (float)m / 512.0f : ldexpf(1.0f + (float)m / 8.0f, e - 7));
+  }
+  ue4m3_ready = 1;
+}
+
+/* 2^(e - 128) as float bits (MXFP4's E8M0 scale at half its value); 0 for e = 0. */
+static float pow2_half(uint8_t e) {
+  if (e <= 1) return e ? ldexpf(1.0f, -127) : ldexpf(1.0f, -128);
+  union { uint32_t u; float f; } v;
+  v.u = (uint32_t)(e - 1) << 23;
+  return v.f;
 }
 
 int lmx_unpack_sb(int32_t dtype) {
@@ -39,6 +53,7 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o) {
   const uint8_t *p = (const uint8_t *)src;
   const int64_t nb = K / lmx_block_size(dtype), bb = lmx_block_bytes(dtype);
+  if (dtype == LMX_NVFP4 && !ue4m3_ready) fill_ue4m3();
   for (int64_t i = 0; i < nb; i++, p += bb) {
     switch (dtype) {
       case LMX_Q8_0:
@@ -112,7 +127,7 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
           u[32 * i + j] = E2M1X2P12[p[1 + j] & 15];
           u[32 * i + j + 16] = E2M1X2P12[p[1 + j] >> 4];
         }
-        d[i] = ldexpf(1.0f, (int)p[0] - 128);
+        d[i] = pow2_half(p[0]);
         o[i] = -12 * d[i];
         break;
       }
@@ -123,7 +138,7 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
             u[64 * i + 16 * s + j] = E2M1X2P12[q & 15];
             u[64 * i + 16 * s + j + 8] = E2M1X2P12[q >> 4];
           }
-          d[4 * i + s] = 0.5f * ue4m3(p[s]);
+          d[4 * i + s] = ue4m3_half[p[s]];
           o[4 * i + s] = -12 * d[4 * i + s];
         }
         break;

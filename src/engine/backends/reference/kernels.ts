@@ -119,8 +119,7 @@ const kernels: Record<number, Kernel> = {
     const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
     // Quantized weights meet int8 activations in prefill (GEMM) always, in decode for the
     // types with fused integer dots (native/kernels/matmul.c, gemm_q8.c).
-    const int8 =
-      isQuantized(w!.dtype) && (x!.ne1 >= DECODE_ROWS_QUANT || INT8_ACTIVATIONS.has(w!.dtype));
+    const int8 = isQuantized(w!.dtype) && (x!.ne1 >= DECODE_ROWS_QUANT || INT8_ACTIVATIONS.has(w!.dtype));
     const superBlocks = w!.dtype === DType.Q4_K || w!.dtype === DType.Q5_K || w!.dtype === DType.Q6_K;
     const xs = Array.from({ length: x!.ne1 }, (_, t) =>
       int8 ? quantizeActivations(rowF32(x!, t), superBlocks) : rowF32(x!, t),
