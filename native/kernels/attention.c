@@ -66,6 +66,12 @@ static void transpose_scalar(const float *a, float *t, int r, int c) {
     for (int i = 0; i < c; i++) t[i * KT + j] = a[j * c + i];
 }
 
+static float max_scalar(const float *v, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; i++) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
 /* s[i] = exp(s[i] - m); returns the sum. */
 static float exp_sum(float *s, int64_t n, float m) {
   float sum = 0;
@@ -200,6 +206,18 @@ static inline LMX_AVX2 __m256 exp8(__m256 x) {
   return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
 }
 
+static LMX_AVX2 float max_avx2(const float *v, int64_t n) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(v + i));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  float r = _mm_cvtss_f32(h);
+  for (; i < n; i++) r = v[i] > r ? v[i] : r;
+  return r;
+}
+
 static LMX_AVX2 float exp_sum_avx2(float *s, int64_t n, float m) {
   __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
   int64_t i = 0;
@@ -215,8 +233,10 @@ static LMX_AVX2 float exp_sum_avx2(float *s, int64_t n, float m) {
 #endif
 
 /* Query rows per work item: every K/V tile is converted once for all of them and every
- * query head of their group. */
-#define QB 16
+ * query head of their group, so about QROWS query heads share each tile (between 16 and
+ * QB_MAX rows): long prompts stream the cache once per QROWS heads, not once per row. */
+#define QROWS 128
+#define QB_MAX 128
 
 void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *q = n->src[0], *kpool = n->src[1], *vpool = n->src[2], *pos = n->src[3], *rowSeq = n->src[4],
@@ -230,13 +250,16 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
 #define PV(P, V, O, r, h, k) (simd ? pv_avx2(P, V, O, r, h, k) : pv_scalar(P, V, O, r, h, k))
 #define EXPSUM(s, k, m) (simd ? exp_sum_avx2(s, k, m) : exp_sum(s, k, m))
 #define TRANSPOSE(a, t, r, c) (simd ? transpose_avx2(a, t, r, c) : transpose_scalar(a, t, r, c))
+#define MAXOF(v, k) (simd ? max_avx2(v, k) : max_scalar(v, k))
 #else
+#define MAXOF(v, k) max_scalar(v, k)
 #define TRANSPOSE(a, t, r, c) transpose_scalar(a, t, r, c)
 #define SCORES(Q, K, S, r, h, k) scores_scalar(Q, K, S, r, h, k)
 #define PV(P, V, O, r, h, k) pv_scalar(P, V, O, r, h, k)
 #define EXPSUM(s, k, m) exp_sum(s, k, m)
 #endif
   const int32_t *rpos = (const int32_t *)pos->data, *rseq = (const int32_t *)rowSeq->data;
+  const int QB = QROWS / G < 16 ? 16 : QROWS / G > QB_MAX ? QB_MAX : QROWS / G;
   const int64_t T = q->ne1, nBlocks = (T + QB - 1) / QB, items = nBlocks * nKv;
   const int64_t maxRows = (int64_t)QB * G;
   /* Per thread: Q [rows x hd], S [rows x KT], Kt [hd x KT], Kr and V [KT x hd], O [rows x hd], m, l. */
@@ -255,7 +278,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
       while (b < tEnd && rseq[b] == rseq[a]) b++;
       const int nq = (int)(b - a);
       const int32_t *table = (const int32_t *)(tables->data + rseq[a] * tables->nb1);
-      int64_t lo = INT64_MAX, hi = -1, first[QB], last[QB];
+      int64_t lo = INT64_MAX, hi = -1, first[QB_MAX], last[QB_MAX];
       for (int r = 0; r < nq; r++) {
         last[r] = rpos[a + r];
         first[r] = window > 0 && last[r] - window + 1 > 0 ? last[r] - window + 1 : 0;
@@ -292,10 +315,11 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
           const int r = x / G;
           float *sx = S + x * KT;
           /* Keys outside [first, last] of this query weigh nothing. */
-          for (int j = 0; j < nk; j++)
-            if (j0 + j < first[r] || j0 + j > last[r]) sx[j] = -INFINITY;
-          float mt = m[x];
-          for (int j = 0; j < nk; j++) mt = sx[j] > mt ? sx[j] : mt;
+          const int64_t jlo = first[r] - j0 > 0 ? first[r] - j0 : 0, jhi = last[r] - j0 + 1 < nk ? last[r] - j0 + 1 : nk;
+          for (int64_t j = 0; j < nk; j++)
+            if (j < jlo || j >= jhi) sx[j] = -INFINITY;
+            else j = jhi - 1;
+          const float mt = jlo < jhi ? fmaxf(m[x], MAXOF(sx + jlo, jhi - jlo)) : m[x];
           if (mt == -INFINITY) {
             for (int j = 0; j < nk; j++) sx[j] = 0;
             continue;
