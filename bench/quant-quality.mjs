@@ -3,7 +3,10 @@
 // perplexity of its eval.txt (llama.cpp's method, ctx 512), KL divergence and top-1
 // agreement against the bf16 original, file size, bits per weight and decode speed.
 //
-//   node bench/quant-quality.mjs [--types q8_0,q6_K,q5_K_M,q4_K_M,q4_0,nvfp4,mxfp4] [--markdown]
+//   node bench/quant-quality.mjs [--types q8_0,q6_K,q5_K_M,q4_K_M,q4_0,nvfp4,mxfp4] [--calibration FILE]
+//
+// With --calibration, each type is also quantized with importance statistics collected on
+// FILE (an imatrix: `lmx create --calibration`), as extra rows "TYPE + imatrix".
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,12 +17,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const { loadModel, DEFAULT_MODEL_PATH } = await import(join(root, "dist/index.js"));
 const { perplexity } = await import(join(root, "dist/runner/perplexity.js"));
 const { quantizeModel } = await import(join(root, "dist/formats/quantize-model.js"));
+const { collectImportance } = await import(join(root, "dist/formats/importance.js"));
 
 const args = process.argv.slice(2);
 const types = (
   args.includes("--types") ? args[args.indexOf("--types") + 1] : "q8_0,q6_K,q5_K_M,q4_K_M,q4_0,nvfp4,mxfp4"
 ).split(",");
 const text = readFileSync(join(DEFAULT_MODEL_PATH, "eval.txt"), "utf8");
+const calibrationFile = args.includes("--calibration") ? args[args.indexOf("--calibration") + 1] : undefined;
+const importance = calibrationFile
+  ? await collectImportance(DEFAULT_MODEL_PATH, readFileSync(calibrationFile, "utf8"))
+  : undefined;
 const dir = mkdtempSync(join(tmpdir(), "lmx-quality-"));
 const base = await loadModel(DEFAULT_MODEL_PATH, { numCtx: 512 });
 const params = base.engine.parameterCount();
@@ -56,13 +64,17 @@ rows.push({
   bpw: 16,
   tg: decode(DEFAULT_MODEL_PATH),
 });
-for (const type of types) {
+const variants = types.flatMap((type) => [
+  { type, label: type },
+  ...(importance ? [{ type, label: `${type} + imatrix`, importance }] : []),
+]);
+for (const { type, label, importance } of variants) {
   const path = join(dir, `tiny-${type}.gguf`);
-  const report = quantizeModel(DEFAULT_MODEL_PATH, path, type);
+  const report = quantizeModel(DEFAULT_MODEL_PATH, path, type, undefined, { importance });
   const m = await loadModel(path, { numCtx: 512 });
   const r = await perplexity(m.engine, m.tokenizer, text, { base: base.engine });
   rows.push({
-    type,
+    type: label,
     ppl: r.ppl,
     dppl: r.ppl - basePpl,
     kld: r.kl.kldMean,

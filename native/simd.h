@@ -26,6 +26,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const voi
 LMX_AVX2 float lmx_qdot8_q8_0(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
+LMX_AVX2 float lmx_qdot8_q5_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
 LMX_AVX2 float lmx_qdot8_mxfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);

@@ -141,6 +141,7 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float 
     case LMX_Q8_0:
     case LMX_Q4_0:
     case LMX_Q4_K:
+    case LMX_Q5_K:
     case LMX_Q6_K:
     case LMX_NVFP4:
     case LMX_MXFP4: {
@@ -157,6 +158,7 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float 
             case LMX_Q8_0: d[r] = lmx_qdot8_q8_0(qx, dx, wr, K); break;
             case LMX_Q4_0: d[r] = lmx_qdot8_q4_0(qx, dx, s16, wr, K); break;
             case LMX_Q4_K: d[r] = lmx_qdot8_q4_k(qx, dx, s16, wr, K); break;
+            case LMX_Q5_K: d[r] = lmx_qdot8_q5_k(qx, dx, s16, wr, K); break;
             case LMX_NVFP4: d[r] = lmx_qdot8_nvfp4(qx, dx, wr, K); break;
             case LMX_MXFP4: d[r] = lmx_qdot8_mxfp4(qx, dx, wr, K); break;
             default: d[r] = lmx_qdot8_q6_k(qx, dx, s16, wr, K); break;
@@ -189,11 +191,12 @@ int lmx_matmul_is_gemv(const lmx_node *n) {
 
 /* Weight types whose decode runs integer dots against int8 activations. */
 static int int8_type(int32_t dt) {
-  return dt == LMX_Q8_0 || dt == LMX_Q4_0 || dt == LMX_Q4_K || dt == LMX_Q6_K || dt == LMX_NVFP4 || dt == LMX_MXFP4;
+  return dt == LMX_Q8_0 || dt == LMX_Q4_0 || dt == LMX_Q4_K || dt == LMX_Q5_K || dt == LMX_Q6_K || dt == LMX_NVFP4 ||
+         dt == LMX_MXFP4;
 }
 
 static int super_blocks(int32_t dt) {
-  return dt == LMX_Q4_K || dt == LMX_Q6_K;
+  return dt == LMX_Q4_K || dt == LMX_Q5_K || dt == LMX_Q6_K;
 }
 
 /* This thread's scratch for a matmul node (see lmx_k_matmul). */

@@ -170,6 +170,39 @@ LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *
   return lmx_hsum8(acc) - mins;
 }
 
+/* Q5_K: Q4_K's layout plus a fifth bit per code in qh (bit 2c for the low nibbles of
+ * chunk c, bit 2c+1 for the high ones). */
+LMX_AVX2 float lmx_qdot8_q5_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * 176, *s = p + 4;
+    int sc[8], m[8];
+    for (int j = 0; j < 8; j++) lmx_scale_min_k4(s, j, &sc[j], &m[j]);
+    const int8_t *x = qx + 256 * b;
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      __m256i q = _mm256_loadu_si256((const __m256i *)(p + 48 + 32 * c));
+      __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4);
+      __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4);
+      __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+      __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * c)));
+      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1])));
+    }
+    const float dxb = dx[8 * b];
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16s(p) * dxb), acc);
+    int32_t msum = 0;
+    for (int j = 0; j < 8; j++) msum += m[j] * (s16[16 * b + 2 * j] + s16[16 * b + 2 * j + 1]);
+    mins += f16s(p + 2) * dxb * (float)msum;
+  }
+  return lmx_hsum8(acc) - mins;
+}
+
 LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
   __m256 acc = _mm256_setzero_ps();

@@ -29,8 +29,9 @@ Flags:
   -f, --file FILE    the Modelfile
   --from PATH        the model to start from (instead of a Modelfile)
   --quantize TYPE    quantize the weights
-  --calibration F    a text to run the unquantized model on first; FP4 rounding is then
-                     weighted by how strongly each input column is driven (an imatrix)
+  --calibration F    a text to run the unquantized model on first; K-quant and FP4
+                     rounding is then weighted by how strongly each input column is
+                     driven (an imatrix)
   --output FILE      write a plain GGUF file instead of a store model
   --force            overwrite an existing output file`;
 

@@ -132,7 +132,7 @@ export interface QuantizeReport {
 }
 
 export interface QuantizeOptions {
-  /** Mean squared input per column for each weight (collectImportance); weighs rounding errors (NVFP4, MXFP4). */
+  /** Mean squared input per column for each weight (collectImportance); weighs rounding errors (K-quants, NVFP4, MXFP4). */
   importance?: Map<string, Float32Array>;
 }
 
@@ -162,15 +162,17 @@ export function quantizeModel(
       const layer = Number(/^blk\.(\d+)\./.exec(t.name)?.[1] ?? -1);
       const dt = chooseType(type, t.name, t.ne[0]!, { tied, iAttnV, nAttnV, layer, nLayer });
       if (/attn_v\.weight$/.test(t.name)) iAttnV++;
+      const importanceOf = (v: Float32Array): Float32Array | undefined => {
+        const imp = o.importance?.get(t.name);
+        if (!imp || imp.length !== t.ne[0]) return undefined;
+        // Every row shares its columns' importance.
+        const w = new Float32Array(v.length);
+        for (let r = 0; r < v.length / imp.length; r++) w.set(imp, r * imp.length);
+        return w;
+      };
       if (dt === DType.NVFP4 || dt === DType.MXFP4) {
         const v = valuesOf(t);
-        const imp = o.importance?.get(t.name);
-        let w: Float32Array | undefined;
-        if (imp && imp.length === t.ne[0]) {
-          // Every row shares its columns' importance.
-          w = new Float32Array(v.length);
-          for (let r = 0; r < v.length / imp.length; r++) w.set(imp, r * imp.length);
-        }
+        const w = importanceOf(v);
         if (dt === DType.MXFP4) outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeMxfp4(v, w) };
         else {
           // The per-tensor factor travels as `<name>.scale` (llama.cpp's convention).
@@ -186,7 +188,7 @@ export function quantizeModel(
       } else if (ggmlType(t.type)?.dtype !== dt) {
         const v = valuesOf(t);
         const q = quantFormat(dt)?.quantize;
-        const data = q ? q(v) : fromF32(v, DType.F16);
+        const data = q ? q(v, importanceOf(v)) : fromF32(v, DType.F16);
         outT = { ...t, type: ggmlTypeOf(dt).id, data };
       }
     }

@@ -10,8 +10,12 @@ export interface QuantFormat {
   readonly f16Scales: readonly number[];
   /** Decodes whole blocks: `dst.length` elements from `src` (bit-exact with ggml). */
   dequantize(src: Uint8Array, dst: Float32Array): void;
-  /** Encodes whole blocks with the reference (ggml) quantizer, where lmx has one. */
-  quantize?(x: Float32Array): Uint8Array;
+  /**
+   * Encodes whole blocks with the reference (ggml) quantizer, where lmx has one; `weights`
+   * (one per value: its input column's importance) selects the importance-weighted search
+   * where the format has one (K-quants), and is ignored otherwise.
+   */
+  quantize?(x: Float32Array, weights?: Float32Array): Uint8Array;
 }
 
 /**

@@ -1,6 +1,11 @@
 /**
- * The K-quant reference quantizers (ggml's `quantize_row_q{4,5,6}_K_ref`, no importance
- * matrix), emulating f32 arithmetic step by step so the bytes match ggml built without FMA.
+ * The K-quant quantizers. Without importance weights: ggml's reference quantizers
+ * (`quantize_row_q{4,5,6}_K_ref`), emulating f32 arithmetic step by step so the bytes match
+ * ggml built without FMA. With importance weights (an imatrix: mean square of each input
+ * column, see formats/importance.ts), the weighted searches ggml applies when llama-quantize
+ * is given an imatrix: each value's error weighs importance x sqrt(sigma^2 + x^2), sub-block
+ * scales and mins are themselves quantized by a weighted search with a refinement pass.
+ * Those follow ggml's algorithms but are not checked byte for byte against it.
  */
 import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 
@@ -80,8 +85,8 @@ function makeQkx2(
   return [scale, -min];
 }
 
-/** Signed fit x ≈ scale * (L - nmax) weighted by x², L stored offset by nmax; returns scale. */
-function makeQx(x: Float32Array, nmax: number, L: Uint8Array): number {
+/** Signed fit x ≈ scale * (L - nmax) weighted by x² (or by `qw`), L stored offset by nmax; returns scale. */
+function makeQx(x: Float32Array, nmax: number, L: Uint8Array, qw?: Float32Array): number {
   let max = 0,
     amax = 0;
   for (let i = 0; i < x.length; i++) {
@@ -98,7 +103,7 @@ function makeQx(x: Float32Array, nmax: number, L: Uint8Array): number {
     for (let i = 0; i < x.length; i++) {
       const l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(f(iscale * x[i]!))));
       if (store) L[i] = l + nmax;
-      const w = f(x[i]! * x[i]!);
+      const w = qw ? qw[i]! : f(x[i]! * x[i]!);
       sumlx = f(sumlx + f(f(w * x[i]!) * l));
       suml2 = f(suml2 + f(f(w * l) * l));
     }
@@ -120,6 +125,68 @@ function makeQx(x: Float32Array, nmax: number, L: Uint8Array): number {
   return scale;
 }
 
+/**
+ * Unsigned fit x ≈ scale * L, L in 0..nmax, minimizing the error weighted by w: a search
+ * over 9 scales, then passes that move single codes while the weighted fit improves
+ * (ggml's make_qp_quants, used for the sub-block scales and mins of imatrix K-quants).
+ */
+function makeQp(x: number[], nmax: number, L: Uint8Array, w: number[]): number {
+  const n = x.length;
+  let max = 0;
+  for (const v of x) if (v > max) max = v;
+  if (max < EPS) {
+    L.fill(0);
+    return 0;
+  }
+  const mse = (iscale: number) => {
+    const scale = f(1 / iscale);
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.min(nmax, nearestInt(f(iscale * x[i]!)));
+      const diff = f(x[i]! - f(scale * l));
+      e = f(e + f(f(w[i]! * diff) * diff));
+    }
+    return e;
+  };
+  let iscale = f(nmax / max),
+    best = mse(iscale);
+  for (let is = -4; is <= 4; is++) {
+    if (is === 0) continue;
+    const c = f(f(f(0.1 * is) + nmax) / max),
+      e = mse(c);
+    if (e < best) [best, iscale] = [e, c];
+  }
+  let sumlx = 0,
+    suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    L[i] = Math.min(nmax, nearestInt(f(iscale * x[i]!)));
+    sumlx = f(sumlx + f(f(w[i]! * x[i]!) * L[i]!));
+    suml2 = f(suml2 + f(f(w[i]! * L[i]!) * L[i]!));
+  }
+  for (let pass = 0; pass < 5; pass++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      let slx = f(sumlx - f(f(w[i]! * x[i]!) * L[i]!)),
+        sl2 = f(suml2 - f(f(w[i]! * L[i]!) * L[i]!));
+      if (slx > 0 && sl2 > 0) {
+        const l = Math.min(nmax, nearestInt(f(f(x[i]! * sl2) / slx)));
+        if (l !== L[i]) {
+          slx = f(slx + f(f(w[i]! * x[i]!) * l));
+          sl2 = f(sl2 + f(f(w[i]! * l) * l));
+          if (f(f(slx * slx) * suml2) > f(f(sumlx * sumlx) * sl2)) {
+            L[i] = l;
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return suml2 > 0 ? f(sumlx / suml2) : 0;
+}
+
 function putF16(out: Uint8Array, o: number, v: number): number {
   const h = f32ToF16(v);
   out[o] = h & 255;
@@ -128,7 +195,7 @@ function putF16(out: Uint8Array, o: number, v: number): number {
 }
 
 /** Q4_K (nmax 15) and Q5_K (nmax 31) share everything but the code packing. */
-function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
+function quantizeK45(x: Float32Array, five: boolean, qw?: Float32Array): Uint8Array {
   const blockBytes = five ? 176 : 144,
     nmax = five ? 31 : 15;
   const out = new Uint8Array((x.length / 256) * blockBytes);
@@ -138,31 +205,64 @@ function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
     const xb = x.subarray(b * 256, b * 256 + 256),
       o = b * blockBytes;
     const scales: number[] = [],
-      mins: number[] = [];
+      mins: number[] = [],
+      sw: number[] = [];
     let maxScale = 0,
       maxMin = 0;
+    let sigma2 = 0;
+    if (qw) {
+      for (let l = 0; l < 256; l++) sigma2 = f(sigma2 + f(xb[l]! * xb[l]!));
+      sigma2 = f(f(2 * sigma2) / 256);
+    }
     for (let j = 0; j < 8; j++) {
       const xs = xb.subarray(32 * j, 32 * j + 32);
-      let sumX2 = 0;
-      for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(xs[l]! * xs[l]!));
-      const av = f(Math.sqrt(f(sumX2 / 32)));
-      for (let l = 0; l < 32; l++) w[l] = f(av + Math.abs(xs[l]!));
-      const [sc, mn] = five
-        ? makeQkx2(xs, w, nmax, L.subarray(32 * j, 32 * j + 32), -0.5, 0.1, 15)
-        : makeQkx2(xs, w, nmax, L.subarray(32 * j, 32 * j + 32), -1, 0.1, 20);
+      if (qw) {
+        let sum = 0;
+        for (let l = 0; l < 32; l++) {
+          w[l] = f(qw[b * 256 + 32 * j + l]! * f(Math.sqrt(f(sigma2 + f(xs[l]! * xs[l]!)))));
+          sum = f(sum + w[l]!);
+        }
+        sw.push(sum);
+      } else {
+        let sumX2 = 0;
+        for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(xs[l]! * xs[l]!));
+        const av = f(Math.sqrt(f(sumX2 / 32)));
+        for (let l = 0; l < 32; l++) w[l] = f(av + Math.abs(xs[l]!));
+      }
+      const Lj = L.subarray(32 * j, 32 * j + 32);
+      const [sc, mn] = qw
+        ? makeQkx2(xs, w, nmax, Lj, -0.9, 0.05, 36)
+        : five
+          ? makeQkx2(xs, w, nmax, Lj, -0.5, 0.1, 15)
+          : makeQkx2(xs, w, nmax, Lj, -1, 0.1, 20);
       scales.push(sc);
       mins.push(mn);
       if (sc > maxScale) maxScale = sc;
       if (mn > maxMin) maxMin = mn;
     }
-    const invScale = maxScale > 0 ? f(63 / maxScale) : 0,
-      invMin = maxMin > 0 ? f(63 / maxMin) : 0;
     const s = out.subarray(o + 4, o + 16);
     const ls: number[] = [],
       lm: number[] = [];
+    let dBlock: number, mBlock: number;
+    if (qw) {
+      // Sub-block scales and mins quantized by a search weighted by each sub-block's weight.
+      const Ls = new Uint8Array(8),
+        Lm = new Uint8Array(8);
+      dBlock = makeQp(scales, 63, Ls, sw);
+      mBlock = makeQp(mins, 63, Lm, sw);
+      ls.push(...Ls);
+      lm.push(...Lm);
+    } else {
+      const invScale = maxScale > 0 ? f(63 / maxScale) : 0,
+        invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+      for (let j = 0; j < 8; j++) {
+        ls.push(Math.min(63, nearestInt(f(invScale * scales[j]!)) & 255));
+        lm.push(Math.min(63, nearestInt(f(invMin * mins[j]!)) & 255));
+      }
+      dBlock = f(maxScale / 63);
+      mBlock = f(maxMin / 63);
+    }
     for (let j = 0; j < 8; j++) {
-      ls.push(Math.min(63, nearestInt(f(invScale * scales[j]!)) & 255));
-      lm.push(Math.min(63, nearestInt(f(invMin * mins[j]!)) & 255));
       if (j < 4) {
         s[j] = ls[j]!;
         s[j + 4] = lm[j]!;
@@ -172,8 +272,8 @@ function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
         s[j]! |= (lm[j]! >> 4) << 6;
       }
     }
-    const d = putF16(out, o, f(maxScale / 63)),
-      dmin = putF16(out, o + 2, f(maxMin / 63));
+    const d = putF16(out, o, dBlock),
+      dmin = putF16(out, o + 2, mBlock);
     for (let j = 0; j < 8; j++) {
       const D = f(d * ls[j]!);
       if (!D) continue;
@@ -206,10 +306,11 @@ function quantizeK45(x: Float32Array, five: boolean): Uint8Array {
   return out;
 }
 
-export const quantizeQ4K = (x: Float32Array) => quantizeK45(x, false);
-export const quantizeQ5K = (x: Float32Array) => quantizeK45(x, true);
+/** `qw`: importance of every value of x (its column's, repeated per row), or none for ggml's reference. */
+export const quantizeQ4K = (x: Float32Array, qw?: Float32Array) => quantizeK45(x, false, qw);
+export const quantizeQ5K = (x: Float32Array, qw?: Float32Array) => quantizeK45(x, true, qw);
 
-export function quantizeQ6K(x: Float32Array): Uint8Array {
+export function quantizeQ6K(x: Float32Array, qw?: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / 256) * 210);
   const L = new Uint8Array(256);
   for (let b = 0; b < x.length / 256; b++) {
@@ -219,7 +320,12 @@ export function quantizeQ6K(x: Float32Array): Uint8Array {
     let maxScale = 0,
       maxAbs = 0;
     for (let ib = 0; ib < 16; ib++) {
-      const sc = makeQx(xb.subarray(16 * ib, 16 * ib + 16), 32, L.subarray(16 * ib, 16 * ib + 16));
+      const sc = makeQx(
+        xb.subarray(16 * ib, 16 * ib + 16),
+        32,
+        L.subarray(16 * ib, 16 * ib + 16),
+        qw?.subarray(b * 256 + 16 * ib, b * 256 + 16 * ib + 16),
+      );
       scales.push(sc);
       if (Math.abs(sc) > maxAbs) [maxAbs, maxScale] = [Math.abs(sc), sc];
     }

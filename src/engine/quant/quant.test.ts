@@ -217,3 +217,30 @@ describe("lmx's FP4 quantizers", () => {
     assert.equal(encodeUe4m3(2 ** -9), 1);
   });
 });
+
+describe("importance-weighted K-quants", () => {
+  // Rows of 512 with a few strongly driven input columns, as an imatrix shows them.
+  let s = 11;
+  const r = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 2;
+  const K = 512,
+    rows = 32;
+  const x = Float32Array.from({ length: K * rows }, () => r() * r() * 0.1);
+  const columns = Float32Array.from({ length: K }, (_, k) => (k % 37 === 0 ? 400 : 1 + Math.abs(r())));
+  const qw = new Float32Array(x.length);
+  for (let i = 0; i < rows; i++) qw.set(columns, i * K);
+  const weighted = (y: Float32Array) => x.reduce((a, v, i) => a + qw[i]! * (v - y[i]!) ** 2, 0);
+
+  for (const dt of [DType.Q4_K, DType.Q5_K, DType.Q6_K]) {
+    it(`${DType[dt]}: less importance-weighted error than the reference, valid blocks`, () => {
+      const q = quantFormat(dt)!;
+      const plain = new Float32Array(x.length),
+        imat = new Float32Array(x.length);
+      q.dequantize(q.quantize!(x), plain);
+      const bytes = q.quantize!(x, qw);
+      assert.equal(bytes.length, (x.length / q.blockSize) * q.blockBytes);
+      q.dequantize(bytes, imat);
+      assert.ok(imat.every(Number.isFinite));
+      assert.ok(weighted(imat) < 0.9 * weighted(plain), `${weighted(imat)} vs ${weighted(plain)}`);
+    });
+  }
+});

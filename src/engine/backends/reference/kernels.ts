@@ -54,7 +54,15 @@ function rmsRow(x: Float32Array, w: Float32Array | null, eps: number, d: Float32
 /** Matmuls with fewer rows than this take the decode (GEMV) path (native/kernels/matmul.c: GEMV_MAX_T_QUANT). */
 const DECODE_ROWS_QUANT = 17;
 /** Weight types whose decode path multiplies with int8-quantized activations. */
-const INT8_ACTIVATIONS = new Set([DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K, DType.NVFP4, DType.MXFP4]);
+const INT8_ACTIVATIONS = new Set([
+  DType.Q8_0,
+  DType.Q4_0,
+  DType.Q4_K,
+  DType.Q5_K,
+  DType.Q6_K,
+  DType.NVFP4,
+  DType.MXFP4,
+]);
 
 /**
  * An activation row as the int8 decode path sees it, quantized as llama.cpp does for the
