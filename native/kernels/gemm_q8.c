@@ -117,7 +117,8 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 /* One panel of unsigned codes against one quad. Two groups of maddubs products are summed
  * in 16 bits before widening: codes go up to 63 (Q6_K), and 2 * 2 * 63 * 127 < 32768
  * (more groups per widening measured no faster here). Lane r of acc[t] is row r. */
-static LMX_AVX2 void panel_dots_u(const uint8_t *panel, int64_t K, int SB, const uint8_t *quad, float *out, int64_t os) {
+static inline __attribute__((always_inline)) LMX_AVX2 void panel_dots_u(const uint8_t *panel, int64_t K, const int SB,
+                                                                        const uint8_t *quad, float *out, int64_t os) {
   const int64_t nsb = K / SB;
   const float *pd = (const float *)(panel + PANEL * K), *po = pd + PANEL * nsb;
   const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
@@ -125,7 +126,7 @@ static LMX_AVX2 void panel_dots_u(const uint8_t *panel, int64_t K, int SB, const
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   for (int64_t b = 0; b < nsb; b++) {
     __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256(), i2 = _mm256_setzero_si256(), i3 = _mm256_setzero_si256();
-    for (int64_t g = b * SB / 4; g < (b + 1) * SB / 4; g += 2) {
+    for (int64_t g = b * (SB / 4); g < (b + 1) * (SB / 4); g += 2) {
       const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
       const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
       const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = x0 + 4;
@@ -152,8 +153,18 @@ static LMX_AVX2 void panel_dots_u(const uint8_t *panel, int64_t K, int SB, const
   _mm256_storeu_ps(out + 3 * os, a3);
 }
 
+/* The sub-block size as a constant, so the group loop unrolls. */
+static LMX_AVX2 void panel_dots_u16(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  panel_dots_u(panel, K, 16, quad, out, os);
+}
+
+static LMX_AVX2 void panel_dots_u32(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  panel_dots_u(panel, K, 32, quad, out, os);
+}
+
 /* Signed codes (Q8_0): |w| against x with w's signs, each maddubs widened at once. */
-static LMX_AVX2 void panel_dots_s(const uint8_t *panel, int64_t K, int SB, const uint8_t *quad, float *out, int64_t os) {
+static LMX_AVX2 void panel_dots_s(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  enum { SB = 32 };
   const int64_t nsb = K / SB;
   const float *pd = (const float *)(panel + PANEL * K), *po = pd + PANEL * nsb;
   const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
@@ -202,8 +213,9 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, 
         const uint8_t *quad = act + qi * ab;
 #ifdef LMX_X86
         if (simd) {
-          if (sgn) panel_dots_s(panel, K, SB, quad, tile, PANEL);
-          else panel_dots_u(panel, K, SB, quad, tile, PANEL);
+          if (sgn) panel_dots_s(panel, K, quad, tile, PANEL);
+          else if (SB == 16) panel_dots_u16(panel, K, quad, tile, PANEL);
+          else panel_dots_u32(panel, K, quad, tile, PANEL);
         } else
 #endif
           panel_dots_scalar(panel, K, SB, sgn, quad, tile, PANEL);
