@@ -116,6 +116,7 @@ LMX_AVX2 float lmx_qdot8_q8_0(const int8_t *qx, const float *dx, const uint8_t *
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 32; b++) {
     const uint8_t *p = w + b * 34;
+    lmx_prefetch_ahead(p, 34);
     __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2)), xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
     __m256i s = dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16s(p) * dx[b]), acc);
@@ -129,6 +130,7 @@ LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *
   float corr = 0;
   for (int64_t b = 0; b < K / 32; b++) {
     const uint8_t *p = w + b * 18;
+    lmx_prefetch_ahead(p, 18);
     __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));
     __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
     __m256i s = dot_u8s8(c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
@@ -149,6 +151,7 @@ LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *
   float mins = 0;
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 144, *s = p + 4;
+    lmx_prefetch_ahead(p, 144);
     int sc[8], m[8];
     for (int j = 0; j < 8; j++) lmx_scale_min_k4(s, j, &sc[j], &m[j]);
     const int8_t *x = qx + 256 * b;
@@ -178,6 +181,7 @@ LMX_AVX2 float lmx_qdot8_q5_k(const int8_t *qx, const float *dx, const int32_t *
   float mins = 0;
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 176, *s = p + 4;
+    lmx_prefetch_ahead(p, 176);
     int sc[8], m[8];
     for (int j = 0; j < 8; j++) lmx_scale_min_k4(s, j, &sc[j], &m[j]);
     const int8_t *x = qx + 256 * b;
@@ -209,6 +213,7 @@ LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *
   float corr = 0;
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 210;
+    lmx_prefetch_ahead(p, 210);
     const int8_t *sc = (const int8_t *)(p + 192);
     const int8_t *x = qx + 256 * b;
     __m256i sumi = _mm256_setzero_si256();
@@ -270,6 +275,7 @@ LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t 
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 64; b++) {
     const uint8_t *p = w + b * 36;
+    lmx_prefetch_ahead(p, 36);
     for (int h = 0; h < 2; h++) {
       /* Bytes 8s..8s+7 of sub-block s hold elements 16s+j (low) and 16s+8+j (high). */
       __m128i q = _mm_loadu_si128((const __m128i *)(p + 4 + 16 * h));
@@ -292,6 +298,7 @@ LMX_AVX2 float lmx_qdot8_mxfp4(const int8_t *qx, const float *dx, const uint8_t 
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 32; b++) {
     const uint8_t *p = w + b * 17;
+    lmx_prefetch_ahead(p, 17);
     __m128i q = _mm_loadu_si128((const __m128i *)(p + 1));
     __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
     __m256i wv = e2m1x2(c), xv = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
