@@ -110,9 +110,7 @@ function nodeLlama(path, threads, nPrompt, gen) {
   const r = spawnSync(
     process.execPath,
     [
-      "--input-type=module",
-      "-e",
-      NODE_LLAMA,
+      join(root, "bench/node-llama-cpp-bench.mjs"),
       path,
       String(threads),
       String(nPrompt),
