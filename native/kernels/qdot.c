@@ -3,6 +3,7 @@
  * stream from memory once at their packed size. Offsets of unsigned codes (-8, -32) and
  * K-quant sub-block mins are folded in through per-16 sums of the activation codes. */
 #include <math.h>
+#include <string.h>
 
 #include "../simd.h"
 
@@ -145,15 +146,38 @@ LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *
  * (Q4_K) or 16 (Q6_K) elements are weighted by their integer sub-block scale with madd and
  * summed as int32 over the whole super-block, which is converted to float once; the
  * offsets (Q4_K mins, Q6_K's -32) come from the per-16 activation sums, also in integers. */
+/* The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K block, unpacked
+ * from its 12 packed bytes with word operations (see lmx_scale_min_k4 for the layout). */
+static inline __m128i scales_mins_k4(const uint8_t *s) {
+  uint32_t w[3], o[4];
+  memcpy(w, s, 12);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, hi2 = 0xc0c0c0c0u;
+  o[0] = w[0] & lo6;                                   /* scales 0-3 */
+  o[1] = (w[2] & lo4) | ((w[0] & hi2) >> 2);           /* scales 4-7: low 4 bits, then bits 6-7 of bytes 0-3 */
+  o[2] = w[1] & lo6;                                   /* mins 0-3 */
+  o[3] = ((w[2] >> 4) & lo4) | ((w[1] & hi2) >> 2);    /* mins 4-7 */
+  __m128i v;
+  memcpy(&v, o, 16);
+  return v;
+}
+
+/* Per-32 sums of the activation codes of one super-block, as 8 int32 in order. */
+static inline LMX_AVX2 __m256i sums32(const int32_t *s16) {
+  const __m256i a = _mm256_loadu_si256((const __m256i *)s16), b = _mm256_loadu_si256((const __m256i *)(s16 + 8));
+  return _mm256_permute4x64_epi64(_mm256_hadd_epi32(a, b), 0xd8);
+}
+
 LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   const __m256i m4 = _mm256_set1_epi8(15);
   __m256 acc = _mm256_setzero_ps();
   float mins = 0;
   for (int64_t b = 0; b < K / 256; b++) {
-    const uint8_t *p = w + b * 144, *s = p + 4;
+    const uint8_t *p = w + b * 144;
     lmx_prefetch_ahead(p, 144);
-    int sc[8], m[8];
-    for (int j = 0; j < 8; j++) lmx_scale_min_k4(s, j, &sc[j], &m[j]);
+    const __m128i sm = scales_mins_k4(p + 4);
+    /* The 8 scales as int16 in both 128-bit halves, so that a byte shuffle can spread any
+     * one of them over a whole register. */
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
     const int8_t *x = qx + 256 * b;
     __m256i sumi = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
@@ -161,14 +185,18 @@ LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *
       __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * c)));
       __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1])));
+      const __m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((4 * c + 1) << 8) | (4 * c))));
+      const __m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((4 * c + 3) << 8) | (4 * c + 2))));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, s0));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, s1));
     }
     const float dxb = dx[8 * b];
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16s(p) * dxb), acc);
-    int32_t msum = 0;
-    for (int j = 0; j < 8; j++) msum += m[j] * (s16[16 * b + 2 * j] + s16[16 * b + 2 * j + 1]);
-    mins += f16s(p + 2) * dxb * (float)msum;
+    const __m256i mp = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)), sums32(s16 + 16 * b));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(mp), _mm256_extracti128_si256(mp, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    mins += f16s(p + 2) * dxb * (float)_mm_cvtsi128_si32(h);
   }
   return lmx_hsum8(acc) - mins;
 }
@@ -216,8 +244,11 @@ LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *
     lmx_prefetch_ahead(p, 210);
     const int8_t *sc = (const int8_t *)(p + 192);
     const int8_t *x = qx + 256 * b;
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
     __m256i sumi = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
+      /* This half's 8 scales as int16 in both 128-bit halves, for byte shuffles below. */
+      const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
       __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
       __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
       __m256i g[4] = {
@@ -229,12 +260,22 @@ LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *
       for (int k = 0; k < 4; k++) {
         const int e = 128 * h + 32 * k;
         __m256i prod = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(x + e)));
-        __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[(e >> 4) + 1]), _mm_set1_epi16(sc[e >> 4]));
+        /* Elements e..e+15 use scale 2k of this half, e+16..e+31 scale 2k+1. */
+        const __m256i scv = _mm256_shuffle_epi8(
+            sch, _mm256_set_m128i(_mm_set1_epi16((short)(((4 * k + 3) << 8) | (4 * k + 2))),
+                                  _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k)))));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, scv));
       }
     }
-    int32_t off = 0;
-    for (int j = 0; j < 16; j++) off += sc[j] * s16[16 * b + j];
+    /* Σ scale_j * (code sum of sub-block j), the -32 offsets, with one madd. */
+    const __m256i s16p = _mm256_permute4x64_epi64(
+        _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)(s16 + 16 * b)), _mm256_loadu_si256((const __m256i *)(s16 + 16 * b + 8))),
+        0xd8);
+    const __m256i op = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), s16p);
+    __m128i oh = _mm_add_epi32(_mm256_castsi256_si128(op), _mm256_extracti128_si256(op, 1));
+    oh = _mm_add_epi32(oh, _mm_shuffle_epi32(oh, 0x4e));
+    oh = _mm_add_epi32(oh, _mm_shuffle_epi32(oh, 0xb1));
+    const int32_t off = _mm_cvtsi128_si32(oh);
     const float k = f16s(p + 208) * dx[8 * b];
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(k), acc);
     corr += 32.0f * k * (float)off;
