@@ -66,11 +66,11 @@ rows.push({
 });
 const variants = types.flatMap((type) => [
   { type, label: type },
-  ...(importance ? [{ type, label: `${type} + imatrix`, importance }] : []),
+  ...(importance ? [{ type, label: `${type} + imatrix`, weights: importance }] : []),
 ]);
-for (const { type, label, importance } of variants) {
+for (const { type, label, weights } of variants) {
   const path = join(dir, `tiny-${type}.gguf`);
-  const report = quantizeModel(DEFAULT_MODEL_PATH, path, type, undefined, { importance });
+  const report = quantizeModel(DEFAULT_MODEL_PATH, path, type, undefined, { importance: weights });
   const m = await loadModel(path, { numCtx: 512 });
   const r = await perplexity(m.engine, m.tokenizer, text, { base: base.engine });
   rows.push({

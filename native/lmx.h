@@ -115,6 +115,13 @@ uint16_t lmx_f32_to_f16(float f);
 static inline float lmx_bf16_to_f32(uint16_t h) {
   union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;
 }
+/* The little-endian f16 at p, as f32. */
+static inline float lmx_f16_le(const uint8_t *p) {
+  return lmx_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
+}
+/* UE4M3 (NVFP4 block scale) codes decoded at half their value, as the int8 dots that
+ * double the E2M1 codes want them: a 256-entry table built on first use. */
+const float *lmx_ue4m3_half(void);
 /* Converts n f32 values to f16 (round to nearest even). */
 void lmx_row_to_f16(const float *src, uint16_t *dst, int64_t n);
 /* Converts n elements of a row of any float or quantized dtype to f32. */
@@ -140,11 +147,12 @@ static inline void lmx_scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
 int lmx_unpack_sb(int32_t dtype);
 /* A row as unsigned codes u (Q8_0: signed) with d, o per sub-block: w = d * u + o. */
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o);
-int64_t lmx_gemm_q8_act_bytes(int64_t K);
 int64_t lmx_gemm_q8_rows(void);
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T);
-void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act, float *tmp);
-void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, float *work, int simd);
+/* Quantizes the node's activations into buf (lmx_gemm_q8_scratch floats), once per thread. */
+void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *buf);
+/* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from a prepared buf. */
+void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int simd);
 
 /* --- kernels --- */
 void lmx_k_get_rows(const lmx_node *n, int ith, int nth);

@@ -8,10 +8,6 @@
 
 static const float E2M1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, 0, -0.5f, -1, -1.5f, -2, -3, -4, -6};
 
-static inline float f16at(const uint8_t *p) {
-  return lmx_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
-}
-
 static float ue4m3(uint8_t b) {
   b &= 0x7f;
   if (b == 0 || b == 0x7f) return 0;
@@ -19,13 +15,23 @@ static float ue4m3(uint8_t b) {
   return e == 0 ? (float)m * (1.0f / 512) : (1 + m / 8.0f) * ldexpf(1.0f, e - 7);
 }
 
+const float *lmx_ue4m3_half(void) {
+  static float table[256];
+  static volatile int ready; /* filling twice writes the same values: a race is benign */
+  if (!ready) {
+    for (int b = 0; b < 256; b++) table[b] = 0.5f * ue4m3((uint8_t)b);
+    ready = 1;
+  }
+  return table;
+}
+
 static void q8_0(const uint8_t *b, float *y) {
-  const float d = f16at(b);
+  const float d = lmx_f16_le(b);
   for (int j = 0; j < 32; j++) y[j] = (int8_t)b[2 + j] * d;
 }
 
 static void q4_0(const uint8_t *b, float *y) {
-  const float d = f16at(b);
+  const float d = lmx_f16_le(b);
   for (int j = 0; j < 16; j++) {
     y[j] = ((b[2 + j] & 15) - 8) * d;
     y[j + 16] = ((b[2 + j] >> 4) - 8) * d;
@@ -33,7 +39,7 @@ static void q4_0(const uint8_t *b, float *y) {
 }
 
 static void q4_1(const uint8_t *b, float *y) {
-  const float d = f16at(b), m = f16at(b + 2);
+  const float d = lmx_f16_le(b), m = lmx_f16_le(b + 2);
   for (int j = 0; j < 16; j++) {
     y[j] = (b[4 + j] & 15) * d + m;
     y[j + 16] = (b[4 + j] >> 4) * d + m;
@@ -50,21 +56,21 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, int *q) {
 }
 
 static void q5_0(const uint8_t *b, float *y) {
-  const float d = f16at(b);
+  const float d = lmx_f16_le(b);
   int q[32];
   q5_codes(b + 2, b + 6, q);
   for (int j = 0; j < 32; j++) y[j] = (q[j] - 16) * d;
 }
 
 static void q5_1(const uint8_t *b, float *y) {
-  const float d = f16at(b), m = f16at(b + 2);
+  const float d = lmx_f16_le(b), m = lmx_f16_le(b + 2);
   int q[32];
   q5_codes(b + 4, b + 8, q);
   for (int j = 0; j < 32; j++) y[j] = q[j] * d + m;
 }
 
 static void q4_k(const uint8_t *b, float *y) {
-  const float d = f16at(b), dmin = f16at(b + 2);
+  const float d = lmx_f16_le(b), dmin = lmx_f16_le(b + 2);
   for (int c = 0; c < 4; c++) {
     int sc0, m0, sc1, m1;
     lmx_scale_min_k4(b + 4, 2 * c, &sc0, &m0);
@@ -79,7 +85,7 @@ static void q4_k(const uint8_t *b, float *y) {
 }
 
 static void q5_k(const uint8_t *b, float *y) {
-  const float d = f16at(b), dmin = f16at(b + 2);
+  const float d = lmx_f16_le(b), dmin = lmx_f16_le(b + 2);
   for (int c = 0; c < 4; c++) {
     int sc0, m0, sc1, m1;
     lmx_scale_min_k4(b + 4, 2 * c, &sc0, &m0);
@@ -94,7 +100,7 @@ static void q5_k(const uint8_t *b, float *y) {
 }
 
 static void q6_k(const uint8_t *b, float *y) {
-  const float d = f16at(b + 208);
+  const float d = lmx_f16_le(b + 208);
   const int8_t *sc = (const int8_t *)(b + 192);
   for (int h = 0; h < 2; h++) {
     float *e = y + 128 * h;

@@ -18,7 +18,7 @@
 
 /* Bytes per quad of prepared activations: 4 x K codes, then K/SB scales dx and K/SB
  * offsets dx * (sum of codes) for each of the 4 tokens (sized for SB = 16). */
-int64_t lmx_gemm_q8_act_bytes(int64_t K) {
+static int64_t lmx_gemm_q8_act_bytes(int64_t K) {
   return (4 * K + 2 * 4 * (K / 16) * 4 + 63) / 64 * 64;
 }
 
@@ -30,8 +30,13 @@ static int64_t quads(int64_t T) {
   return (T + 3) / 4;
 }
 
-/* Scratch floats one thread needs: prepared activations for T tokens, the panels of one
- * claim and one row being unpacked. */
+/* A thread's scratch: prepared activations for T tokens, then the work area (panels of
+ * one claim, one row being unpacked; during preparation, one token's codes). */
+static uint8_t *work_area(uint8_t *buf, int64_t K, int64_t T) {
+  return buf + quads(T) * lmx_gemm_q8_act_bytes(K);
+}
+
+/* Scratch floats one thread needs (see work_area). */
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
   const int64_t panel = PANEL * K + 2 * PANEL * (K / 16) * 4, row = K + 2 * (K / 16) * 4 + K + K / 32 * 4 + K / 16 * 4;
   return (quads(T) * lmx_gemm_q8_act_bytes(K) + (GEMM_ROWS / PANEL) * panel + row) / 4 + 64;
@@ -39,11 +44,11 @@ int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
 
 /* Quantizes token rows of x as the decode path does for this weight type, into quads, with
  * the per-sub-block factors the GEMM needs; missing tokens of the last quad are zeros. */
-void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act, float *tmp) {
+void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
   const int SB = lmx_unpack_sb(wtype), super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
   const int64_t nsb = K / SB;
-  int8_t *q = (int8_t *)tmp;
+  int8_t *q = (int8_t *)work_area(act, K, T);
   float *dx = (float *)(q + K);
   int32_t *s16 = (int32_t *)(dx + K / 32);
   memset(act + (quads(T) - 1) * ab, 0, (size_t)ab);
@@ -191,13 +196,13 @@ static LMX_AVX2 void panel_dots_s(const uint8_t *panel, int64_t K, const uint8_t
 #endif
 
 /* dst rows [lo, hi) for every token (hi - lo <= GEMM_ROWS); act from lmx_gemm_q8_prepare. */
-void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, float *work, int simd) {
+void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int simd) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K), nq = quads(T);
   const int SB = lmx_unpack_sb(w->dtype), sgn = w->dtype == LMX_Q8_0;
   const int64_t panelBytes = PANEL * K + 2 * PANEL * (K / SB) * 4;
   const int np = (int)((hi - lo + PANEL - 1) / PANEL);
-  uint8_t *panels = (uint8_t *)work;
+  uint8_t *panels = work_area(act, K, T);
   float *rowbuf = (float *)(panels + (GEMM_ROWS / PANEL) * (PANEL * K + 2 * PANEL * (K / 16) * 4));
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * PANEL;
@@ -225,5 +230,4 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, 
       }
     }
   }
-  (void)simd;
 }

@@ -217,7 +217,7 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
   if (!gemv && LMX_IS_QUANT(w->dtype)) {
     /* int8 GEMM: prepared activations, then the claim's panels (gemm_q8.c). */
     float *buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(K, T));
-    lmx_gemm_q8_prepare(x, w->dtype, (uint8_t *)buf, buf + (T + 3) / 4 * lmx_gemm_q8_act_bytes(K) / 4);
+    lmx_gemm_q8_prepare(x, w->dtype, (uint8_t *)buf);
     return buf;
   }
   if (simd) return lmx_scratch((size_t)((gemv ? 1 : ROW_BLOCK) * K));
@@ -271,7 +271,7 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
     const int64_t hi = lo + chunk < N ? lo + chunk : N;
     if (!buf) buf = prepare(n, gemv, int8, simd);
     if (q8gemm) {
-      lmx_gemm_q8(n, lo, hi, (const uint8_t *)buf, buf + (T + 3) / 4 * lmx_gemm_q8_act_bytes(K) / 4, simd);
+      lmx_gemm_q8(n, lo, hi, (uint8_t *)buf, simd);
     }
 #ifdef LMX_X86
     else if (simd) {

@@ -58,33 +58,24 @@ static LMX_AVX2 float amax_avx2(const float *x, int n) {
 void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx, int32_t *s16) {
   const int n = super ? 256 : 32;
 #ifdef LMX_X86
-  if (lmx_use_avx2()) {
-    for (int64_t b = 0; b < K / n; b++) {
-      const float *xb = x + b * n;
-      const float amax = amax_avx2(xb, n);
-      float id, d;
-      if (super) {
-        float max = 0;
-        for (int i = 0; i < n; i++)
-          if (fabsf(xb[i]) == amax) { max = xb[i]; break; }
-        id = amax > 0 ? -127.0f / max : 0;
-        d = amax > 0 ? 1.0f / id : 0;
-      } else {
-        id = amax > 0 ? 127.0f / amax : 0;
-        d = lmx_f16_to_f32(lmx_f32_to_f16(amax / 127.0f));
-      }
-      codes_avx2(xb, n, id, q + b * n, s16 + b * (n / 16));
-      for (int k = 0; k < n / 32; k++) dx[b * (n / 32) + k] = d;
-    }
-    return;
-  }
+  const int simd = lmx_use_avx2();
+#else
+  const int simd = 0;
 #endif
   for (int64_t b = 0; b < K / n; b++) {
     const float *xb = x + b * n;
+    /* amax, and the signed value of the first element reaching it (the super-block scale's sign). */
     float amax = 0, max = 0;
+#ifdef LMX_X86
+    if (simd) amax = amax_avx2(xb, n);
+#endif
     for (int i = 0; i < n; i++) {
-      float a = fabsf(xb[i]);
-      if (a > amax) { amax = a; max = xb[i]; }
+      const float a = fabsf(xb[i]);
+      if (simd ? a == amax : a > amax) {
+        amax = a;
+        max = xb[i];
+        if (simd) break;
+      }
     }
     float id, d;
     if (super) {
@@ -94,17 +85,23 @@ void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx,
       id = amax > 0 ? 127.0f / amax : 0;
       d = lmx_f16_to_f32(lmx_f32_to_f16(amax / 127.0f));
     }
+    for (int k = 0; k < n / 32; k++) dx[b * (n / 32) + k] = d;
+#ifdef LMX_X86
+    if (simd) {
+      codes_avx2(xb, n, id, q + b * n, s16 + b * (n / 16));
+      continue;
+    }
+#endif
     for (int i = 0; i < n; i++) {
       int v = (int)nearbyintf(xb[i] * id);
       v = v > 127 ? 127 : v < -127 ? -127 : v;
       q[b * n + i] = (int8_t)v;
     }
-    for (int k = 0; k < n / 32; k++) dx[b * (n / 32) + k] = d;
-  }
-  for (int64_t g = 0; g < K / 16; g++) {
-    int32_t s = 0;
-    for (int i = 0; i < 16; i++) s += q[16 * g + i];
-    s16[g] = s;
+    for (int g = 0; g < n / 16; g++) {
+      int32_t sum = 0;
+      for (int i = 0; i < 16; i++) sum += q[b * n + 16 * g + i];
+      s16[b * (n / 16) + g] = sum;
+    }
   }
 }
 
@@ -291,28 +288,11 @@ static inline LMX_AVX2 __m256i e2m1x2(__m256i codes) {
   return _mm256_shuffle_epi8(t, codes);
 }
 
-/* UE4M3 block scales (ggml: sign ignored, 0x00 and 0x7F decode to 0), halved to match the
- * doubled E2M1 codes: a 256-entry table filled on first use (idempotent, so a race is benign). */
-static float ue4m3_half[256];
-static volatile int ue4m3_ready;
-
-static void fill_ue4m3(void) {
-  for (int b = 0; b < 256; b++) {
-    const int v = b & 0x7f, e = v >> 3, m = v & 7;
-    float f;
-    if (v == 0 || v == 0x7f) f = 0;
-    else if (e == 0) f = (float)m / 512.0f;
-    else f = ldexpf(1.0f + (float)m / 8.0f, e - 7);
-    ue4m3_half[b] = 0.5f * f;
-  }
-  ue4m3_ready = 1;
-}
-
 /* NVFP4: 64 elements per block as 4 sub-blocks of 16 under UE4M3 scales; the activation
  * blocks of 32 each span two sub-blocks, whose scales go to the two halves of the lanes. */
 LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K) {
   const __m128i m4 = _mm_set1_epi8(15);
-  if (!ue4m3_ready) fill_ue4m3();
+  const float *ue4m3_half = lmx_ue4m3_half();
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 64; b++) {
     const uint8_t *p = w + b * 36;

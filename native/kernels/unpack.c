@@ -9,25 +9,8 @@
 
 #include "../simd.h"
 
-static inline float f16at(const uint8_t *p) {
-  return lmx_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
-}
-
 /* E2M1 codes at twice their value, plus 12: 0..24. */
 static const uint8_t E2M1X2P12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
-
-/* UE4M3 block scales at half their value (matching the doubled codes), by table: ggml
- * ignores the sign bit and decodes 0x00 and 0x7F as 0. Filled on first use (idempotent). */
-static float ue4m3_half[256];
-static volatile int ue4m3_ready;
-
-static void fill_ue4m3(void) {
-  for (int b = 0; b < 256; b++) {
-    const int v = b & 0x7f, e = v >> 3, m = v & 7;
-    ue4m3_half[b] = v == 0 || v == 0x7f ? 0 : 0.5f * (e == 0 ? (float)m / 512.0f : ldexpf(1.0f + (float)m / 8.0f, e - 7));
-  }
-  ue4m3_ready = 1;
-}
 
 /* 2^(e - 128) as float bits (MXFP4's E8M0 scale at half its value); 0 for e = 0. */
 static float pow2_half(uint8_t e) {
@@ -53,12 +36,12 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o) {
   const uint8_t *p = (const uint8_t *)src;
   const int64_t nb = K / lmx_block_size(dtype), bb = lmx_block_bytes(dtype);
-  if (dtype == LMX_NVFP4 && !ue4m3_ready) fill_ue4m3();
+  const float *ue4m3_half = dtype == LMX_NVFP4 ? lmx_ue4m3_half() : NULL;
   for (int64_t i = 0; i < nb; i++, p += bb) {
     switch (dtype) {
       case LMX_Q8_0:
         memcpy(u + 32 * i, p + 2, 32);
-        d[i] = f16at(p);
+        d[i] = lmx_f16_le(p);
         o[i] = 0;
         break;
       case LMX_Q4_0:
@@ -69,24 +52,24 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
           u[32 * i + j] = qs[j] & 15;
           u[32 * i + j + 16] = qs[j] >> 4;
         }
-        d[i] = f16at(p);
-        o[i] = q41 ? f16at(p + 2) : -8 * d[i];
+        d[i] = lmx_f16_le(p);
+        o[i] = q41 ? lmx_f16_le(p + 2) : -8 * d[i];
         break;
       }
       case LMX_Q5_0:
         q5_codes(p + 2, p + 6, u + 32 * i);
-        d[i] = f16at(p);
+        d[i] = lmx_f16_le(p);
         o[i] = -16 * d[i];
         break;
       case LMX_Q5_1:
         q5_codes(p + 4, p + 8, u + 32 * i);
-        d[i] = f16at(p);
-        o[i] = f16at(p + 2);
+        d[i] = lmx_f16_le(p);
+        o[i] = lmx_f16_le(p + 2);
         break;
       case LMX_Q4_K:
       case LMX_Q5_K: {
         const int q5 = dtype == LMX_Q5_K;
-        const float dd = f16at(p), dmin = f16at(p + 2);
+        const float dd = lmx_f16_le(p), dmin = lmx_f16_le(p + 2);
         const uint8_t *qs = p + (q5 ? 48 : 16), *qh = p + 16;
         uint8_t *ub = u + 256 * i;
         for (int c = 0; c < 4; c++) {
@@ -105,7 +88,7 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
         break;
       }
       case LMX_Q6_K: {
-        const float dd = f16at(p + 208);
+        const float dd = lmx_f16_le(p + 208);
         const int8_t *sc = (const int8_t *)(p + 192);
         uint8_t *ub = u + 256 * i;
         for (int h = 0; h < 2; h++)
