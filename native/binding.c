@@ -465,12 +465,13 @@ static napi_value get_threads(napi_env env, napi_callback_info info) {
 
 static napi_value cpu_features(napi_env env, napi_callback_info info) {
   (void)info;
-  static const char *names[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni", "avx512bf16", "neon"};
+  static const char *names[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni", "avx512bf16", "neon",
+                                "avx512vl", "avxvnni"};
   unsigned f = lmx_cpu_features();
   napi_value arr, s;
   napi_create_array(env, &arr);
   uint32_t k = 0;
-  for (unsigned i = 0; i < 8; i++)
+  for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
     if (f & (1u << i)) {
       napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &s);
       napi_set_element(env, arr, k++, s);
@@ -514,7 +515,7 @@ static napi_value profile_take(napi_env env, napi_callback_info info) {
 static napi_value simd_path(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
-  napi_create_string_utf8(env, lmx_use_avx2() ? "avx2" : "scalar", NAPI_AUTO_LENGTH, &v);
+  napi_create_string_utf8(env, lmx_isa_name(lmx_isa()), NAPI_AUTO_LENGTH, &v);
   return v;
 }
 

@@ -73,9 +73,17 @@ typedef void (*lmx_kernel)(const lmx_node *n, int ith, int nth);
 
 /* --- cpu features --- */
 enum { LMX_CPU_AVX2 = 1, LMX_CPU_FMA = 2, LMX_CPU_F16C = 4, LMX_CPU_AVX512F = 8,
-       LMX_CPU_AVX512BW = 16, LMX_CPU_AVX512VNNI = 32, LMX_CPU_AVX512BF16 = 64, LMX_CPU_NEON = 128 };
+       LMX_CPU_AVX512BW = 16, LMX_CPU_AVX512VNNI = 32, LMX_CPU_AVX512BF16 = 64, LMX_CPU_NEON = 128,
+       LMX_CPU_AVX512VL = 256, LMX_CPU_AVXVNNI = 512 };
 unsigned lmx_cpu_features(void);
-/* True when the AVX2+FMA+F16C kernels may run (and LMX_NO_SIMD is not set). */
+/* Kernel tiers, each a superset of the one before: AVX2+FMA+F16C; AVX-VNNI (256-bit
+ * vpdpbusd, VEX-encoded); AVX-512 F/BW/VL/VNNI (512-bit int8 GEMM, 256-bit VNNI dots). */
+enum lmx_isa { LMX_ISA_SCALAR = 0, LMX_ISA_AVX2 = 1, LMX_ISA_AVXVNNI = 2, LMX_ISA_AVX512 = 3 };
+/* The best tier this CPU has, capped by LMX_ISA (scalar|avx2|avxvnni|avx512) and
+ * LMX_NO_SIMD=1 (scalar): the kernels every path dispatches on. */
+int lmx_isa(void);
+const char *lmx_isa_name(int isa);
+/* True when the AVX2+FMA+F16C kernels (or better) may run. */
 int lmx_use_avx2(void);
 
 /* --- thread pool --- */
@@ -151,8 +159,9 @@ int64_t lmx_gemm_q8_rows(void);
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T);
 /* Quantizes the node's activations into buf (lmx_gemm_q8_scratch floats), once per thread. */
 void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *buf);
-/* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from a prepared buf. */
-void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int simd);
+/* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from a prepared buf,
+ * with the kernels of tier isa (enum lmx_isa). */
+void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int isa);
 
 /* --- kernels --- */
 void lmx_k_get_rows(const lmx_node *n, int ith, int nth);

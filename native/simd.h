@@ -10,7 +10,33 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define LMX_X86 1
 #include <immintrin.h>
+#ifdef LMX_EMULATE_AVX512
+/* A test build (native/emulated/build.sh): the AVX-VNNI and AVX-512 intrinsics come from
+ * SIMDe, which computes each one portably, so their kernels run on an AVX2 machine. */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#include <string.h>
+#define _mm256_dpbusd_avx_epi32 _mm256_dpbusd_epi32
+#define _mm256_dpwssd_avx_epi32 _mm256_dpwssd_epi32
+/* What this SIMDe version lacks, defined by its meaning. */
+static inline simde__m512 lmx_emulated_cvtepi32_ps(simde__m512i v) {
+  int32_t i[16];
+  float f[16];
+  memcpy(i, &v, sizeof i);
+  for (int k = 0; k < 16; k++) f[k] = (float)i[k];
+  simde__m512 r;
+  memcpy(&r, f, sizeof r);
+  return r;
+}
+#define _mm512_cvtepi32_ps lmx_emulated_cvtepi32_ps
 #define LMX_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LMX_AVXVNNI LMX_AVX2
+#define LMX_AVX512 LMX_AVX2
+#else
+#define LMX_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LMX_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define LMX_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#endif
 
 /* Loads 8 consecutive elements of a float row as f32. */
 static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const void *p, int32_t dtype, int64_t i) {
@@ -39,23 +65,59 @@ static inline __attribute__((always_inline)) void lmx_prefetch_ahead(const uint8
   for (int o = 0; o < bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
 }
 
-/* int8-activation dots: x quantized per 32 (codes qx, scales dx, code sums per 16 s16). */
-LMX_AVX2 float lmx_qdot8_q8_0(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot8_q4_0(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot8_q4_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot8_q5_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot8_q6_k(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot8_nvfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
-LMX_AVX2 float lmx_qdot8_mxfp4(const int8_t *qx, const float *dx, const uint8_t *w, int64_t K);
-
-static inline LMX_AVX2 float lmx_hsum8(__m256 v) {
+static inline __attribute__((always_inline)) LMX_AVX2 float lmx_hsum8(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);
   lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
   lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
   return _mm_cvtss_f32(lo);
 }
+
+static inline __attribute__((always_inline)) LMX_AVX2 int32_t lmx_hsum8_i32(__m256i v) {
+  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+  return _mm_cvtsi128_si32(h);
+}
+
+static inline __attribute__((always_inline)) LMX_AVX2 float lmx_hsum4(__m128 v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));
+  return _mm_cvtss_f32(v);
+}
+
+/* The little-endian f16 at p, as f32, with the F16C instruction. */
+static inline __attribute__((always_inline)) LMX_AVX2 float lmx_f16_avx2(const uint8_t *p) {
+  return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8)));
+}
 #endif
+
+/* An activation row prepared once for the fused decode dots (lmx_x8_row): K int8 codes,
+ * K/32 float scales dx, K/16 int32 code sums per 16 (s16), then the same sums as int16
+ * and the sums per 32 as int16 (what the K-quant kernels multiply with int16 scales). */
+int64_t lmx_x8_bytes(int64_t K);
+void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec);
+static inline const int16_t *lmx_x8_sums16(const int32_t *s16, int64_t K) {
+  return (const int16_t *)(s16 + K / 16);
+}
+static inline const int16_t *lmx_x8_sums32(const int32_t *s16, int64_t K) {
+  return lmx_x8_sums16(s16, K) + K / 16;
+}
+
+/* 2^(e - 128) (MXFP4's E8M0 scale at half its value, for doubled codes); 2^-127 and 2^-128
+ * for e = 1 and 0. */
+static inline float lmx_pow2_half(uint8_t e) {
+  if (e <= 1) return e ? 0x1p-127f : 0x1p-128f;
+  union { uint32_t u; float f; } v;
+  v.u = (uint32_t)(e - 1) << 23;
+  return v.f;
+}
+
+/* A fused decode dot of one block-quantized weight row with an activation row prepared by
+ * lmx_x8_row (codes qx, one scale per 32 in dx, code sums per 16 in s16 and after it). */
+typedef float (*lmx_qdot_fn)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
+/* The fused dot for this weight type on the active tier (lmx_isa), or NULL. */
+lmx_qdot_fn lmx_qdot_for(int32_t dtype);
 
 /* Quantizes an activation row to int8 as llama.cpp does for Q8_0 (super = 0) or K-quant
  * (super = 1) weights; dx gets one scale per 32 values, s16 the code sums per 16. */

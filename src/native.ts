@@ -1,4 +1,7 @@
-/** Loads the native addon built by node-gyp (build/Release/lmx.node). */
+/**
+ * Loads the native addon built by node-gyp (build/Release/lmx.node), or the one named by
+ * LMX_NATIVE_ADDON (tests use it for builds with emulated instruction sets).
+ */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +27,7 @@ export interface NativeAddon {
   setThreads(n: number): void;
   threads(): number;
   cpuFeatures(): string[];
+  /** The kernel tier in use: scalar, avx2, avxvnni or avx512 (see native/cpu.c). */
   simdPath(): string;
   /** Streaming-read bandwidth (GB/s, best of `repeats`) over `megabytes` on the thread pool. */
   bandwidthProbe(megabytes: number, repeats: number): number;
@@ -40,7 +44,9 @@ export function native(): NativeAddon {
     const root = join(dirname(fileURLToPath(import.meta.url)), "..");
     const require = createRequire(import.meta.url);
     try {
-      addon = require(join(root, "build", "Release", "lmx.node")) as NativeAddon;
+      addon = require(
+        process.env.LMX_NATIVE_ADDON || join(root, "build", "Release", "lmx.node"),
+      ) as NativeAddon;
     } catch (e) {
       throw new Error(
         `lmx: the native addon is not built (run \`npm install\` or \`npm run build:native\`): ${(e as Error).message}`,

@@ -16,9 +16,9 @@
 #define GEMV_MAX_T_QUANT 17
 #define ROW_BLOCK 12
 
-/* Floats per token of int8 activations: K codes, K/32 scales, K/16 code sums. */
+/* Floats per token of int8 activations (lmx_x8_row's record). */
 static int64_t x8_stride(int64_t K) {
-  return K / 4 + K / 32 + K / 16 + 16;
+  return lmx_x8_bytes(K) / 4;
 }
 
 static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
@@ -139,42 +139,18 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float 
     case LMX_F16: GEMV_ROWS(LMX_F16) break;
     case LMX_BF16: GEMV_ROWS(LMX_BF16) break;
     case LMX_F32: GEMV_ROWS(LMX_F32) break;
-    case LMX_Q8_0:
-    case LMX_Q4_0:
-    case LMX_Q4_K:
-    case LMX_Q5_K:
-    case LMX_Q6_K:
-    case LMX_NVFP4:
-    case LMX_MXFP4: {
-      /* int8 activations, quantized once per node and thread (prepare_x8). */
+    default: {
+      /* Quantized weights: int8 activations, quantized once per node and thread (prepare),
+       * against the fused dot of the weight type on this tier. */
+      const lmx_qdot_fn dot = lmx_qdot_for(w->dtype);
       const int64_t T = x->ne1, stride = x8_stride(K);
       for (int64_t r = lo; r < hi; r++) {
         const uint8_t *wr = (const uint8_t *)(w->data + r * w->nb1);
         for (int64_t t = 0; t < T; t++) {
           const int8_t *qx = (const int8_t *)(x8 + t * stride);
           const float *dx = (const float *)(qx + K);
-          const int32_t *s16 = (const int32_t *)(dx + K / 32);
-          float *d = (float *)(dst->data + t * dst->nb1);
-          switch (w->dtype) {
-            case LMX_Q8_0: d[r] = lmx_qdot8_q8_0(qx, dx, wr, K); break;
-            case LMX_Q4_0: d[r] = lmx_qdot8_q4_0(qx, dx, s16, wr, K); break;
-            case LMX_Q4_K: d[r] = lmx_qdot8_q4_k(qx, dx, s16, wr, K); break;
-            case LMX_Q5_K: d[r] = lmx_qdot8_q5_k(qx, dx, s16, wr, K); break;
-            case LMX_NVFP4: d[r] = lmx_qdot8_nvfp4(qx, dx, wr, K); break;
-            case LMX_MXFP4: d[r] = lmx_qdot8_mxfp4(qx, dx, wr, K); break;
-            default: d[r] = lmx_qdot8_q6_k(qx, dx, s16, wr, K); break;
-          }
+          ((float *)(dst->data + t * dst->nb1))[r] = dot(qx, dx, (const int32_t *)(dx + K / 32), wr, K);
         }
-      }
-      break;
-    }
-    default: {
-      /* Other quantized rows: decode each row once into scratch, then the f32 dot. */
-      float *row = x8;
-      for (int64_t r = lo; r < hi; r++) {
-        lmx_row_to_f32(w->data + r * w->nb1, w->dtype, row, K);
-        for (int64_t t = 0; t < x->ne1; t++)
-          ((float *)(dst->data + t * dst->nb1))[r] = dot1_avx2((const float *)(x->data + t * x->nb1), row, LMX_F32, K);
       }
     }
   }
@@ -190,12 +166,6 @@ int lmx_matmul_is_gemv(const lmx_node *n) {
   return use_gemv(n->src[1], n->src[0]->ne1);
 }
 
-/* Weight types whose decode runs integer dots against int8 activations. */
-static int int8_type(int32_t dt) {
-  return dt == LMX_Q8_0 || dt == LMX_Q4_0 || dt == LMX_Q4_K || dt == LMX_Q5_K || dt == LMX_Q6_K || dt == LMX_NVFP4 ||
-         dt == LMX_MXFP4;
-}
-
 static int super_blocks(int32_t dt) {
   return dt == LMX_Q4_K || dt == LMX_Q5_K || dt == LMX_Q6_K;
 }
@@ -207,11 +177,8 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
   if (simd && int8) {
     const int64_t stride = x8_stride(K);
     float *buf = lmx_scratch((size_t)(T * stride));
-    for (int64_t t = 0; t < T; t++) {
-      int8_t *qx = (int8_t *)(buf + t * stride);
-      lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, super_blocks(w->dtype), qx, (float *)(qx + K),
-                      (int32_t *)((float *)(qx + K) + K / 32));
-    }
+    for (int64_t t = 0; t < T; t++)
+      lmx_x8_row((const float *)(x->data + t * x->nb1), K, w->dtype, (int8_t *)(buf + t * stride));
     return buf;
   }
   if (!gemv && LMX_IS_QUANT(w->dtype)) {
@@ -252,7 +219,7 @@ static int64_t claim_rows(int gemv, int quant, int64_t N, int nth) {
 void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
-  const int gemv = use_gemv(w, T), int8 = gemv && int8_type(w->dtype);
+  const int gemv = use_gemv(w, T), int8 = gemv && LMX_IS_QUANT(w->dtype);
   const int64_t chunk = claim_rows(gemv, LMX_IS_QUANT(w->dtype), N, nth);
   const int q8gemm = !gemv && LMX_IS_QUANT(w->dtype);
   (void)ith;
@@ -271,7 +238,7 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
     const int64_t hi = lo + chunk < N ? lo + chunk : N;
     if (!buf) buf = prepare(n, gemv, int8, simd);
     if (q8gemm) {
-      lmx_gemm_q8(n, lo, hi, (uint8_t *)buf, simd);
+      lmx_gemm_q8(n, lo, hi, (uint8_t *)buf, lmx_isa());
     }
 #ifdef LMX_X86
     else if (simd) {

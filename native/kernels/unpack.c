@@ -12,14 +12,6 @@
 /* E2M1 codes at twice their value, plus 12: 0..24. */
 static const uint8_t E2M1X2P12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
 
-/* 2^(e - 128) as float bits (MXFP4's E8M0 scale at half its value); 0 for e = 0. */
-static float pow2_half(uint8_t e) {
-  if (e <= 1) return e ? ldexpf(1.0f, -127) : ldexpf(1.0f, -128);
-  union { uint32_t u; float f; } v;
-  v.u = (uint32_t)(e - 1) << 23;
-  return v.f;
-}
-
 int lmx_unpack_sb(int32_t dtype) {
   return dtype == LMX_Q6_K || dtype == LMX_NVFP4 ? 16 : 32;
 }
@@ -110,7 +102,7 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
           u[32 * i + j] = E2M1X2P12[p[1 + j] & 15];
           u[32 * i + j + 16] = E2M1X2P12[p[1 + j] >> 4];
         }
-        d[i] = pow2_half(p[0]);
+        d[i] = lmx_pow2_half(p[0]);
         o[i] = -12 * d[i];
         break;
       }

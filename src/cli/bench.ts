@@ -1,4 +1,5 @@
 /** `lmx bench [MODEL]`: prompt-processing and generation speed, medians over runs. */
+import { readFileSync } from "node:fs";
 import type { ProfileEntry } from "../engine/backends/backend.js";
 import { loadModel } from "../model.js";
 import { parseArgs } from "./args.js";
@@ -45,6 +46,21 @@ function perRun(runs: ProfileEntry[][]): ProfileEntry[] {
   return [...sum.values()]
     .map((e) => ({ kind: e.kind, ms: e.ms / runs.length, calls: e.calls / runs.length }))
     .sort((a, b) => b.ms - a.ms);
+}
+
+/**
+ * This process's peak resident memory. Linux's VmHWM belongs to the process's own address
+ * space; getrusage's maxrss survives exec, so a bench spawned by a big parent (one that has
+ * just written the model, say) would report the parent's size.
+ */
+function peakRss(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 function median(xs: number[]): number {
@@ -130,6 +146,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const result = {
     model: path,
     backend: engine.backend.name,
+    kernels: engine.backend.kernels(),
     threads: engine.backend.threads(),
     prompt_tokens: nPrompt,
     gen_tokens: nGen,
@@ -140,12 +157,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
     tg_runs: tgRuns,
     weight_bytes: engine.weightBytes(),
     kv_bytes: engine.cache.bytes(),
-    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    peak_rss_bytes: peakRss(),
     ...(profile ? { profile } : {}),
   };
   if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");
   else {
-    process.stdout.write(`model ${path} (${engine.backend.name}, ${result.threads} threads)\n`);
+    process.stdout.write(
+      `model ${path} (${engine.backend.name} ${result.kernels}, ${result.threads} threads)\n`,
+    );
     if (result.pp_tok_s !== null)
       process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
     if (result.tg_tok_s !== null)

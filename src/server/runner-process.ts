@@ -121,7 +121,7 @@ process.on("message", async (m: ToRunner) => {
             architecture: model.engine.metadata.arch,
             numCtx: model.engine.numCtx,
             numParallel: model.runner.numSeq,
-            backend: model.engine.backend.name,
+            backend: `${model.engine.backend.name} (${model.engine.backend.kernels()})`,
             threads: model.engine.backend.threads(),
             weightBytes: model.engine.weightBytes(),
             kvBytes: model.engine.cache.sizeBytes(),

@@ -315,7 +315,9 @@ describe("cpu results do not depend on the thread count", () => {
 });
 
 describe("the scalar fallback", () => {
-  it("passes this whole file with SIMD disabled (LMX_NO_SIMD=1)", { skip: !!process.env.LMX_NO_SIMD }, () => {
+  // Skipped inside that re-run, and where the kernel-tier test re-runs this file.
+  const skip = !!process.env.LMX_NO_SIMD || !!process.env.LMX_SKIP_SCALAR_RERUN;
+  it("passes this whole file with SIMD disabled (LMX_NO_SIMD=1)", { skip }, () => {
     native();
     const env: NodeJS.ProcessEnv = { ...process.env, LMX_NO_SIMD: "1" };
     delete env.NODE_TEST_CONTEXT;

@@ -67,6 +67,8 @@ export interface Backend {
   createSampler(options: SamplerOptions): Sampler;
   /** Worker threads a plan runs on. */
   threads(): number;
+  /** Which kernels run: the instruction-set tier on the cpu (scalar, avx2, avxvnni, avx512). */
+  kernels(): string;
   /** Starts (true) or stops timing plan execution per op kind, where the backend can. */
   profile?(on: boolean): void;
   /** Time per op kind since the last call (then resets); see `engine/profile.ts`. */

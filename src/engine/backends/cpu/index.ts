@@ -47,6 +47,10 @@ export class CpuBackend implements Backend {
     return native().threads();
   }
 
+  kernels(): string {
+    return native().simdPath();
+  }
+
   profile(on: boolean): void {
     native().profile(on);
   }

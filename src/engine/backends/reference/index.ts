@@ -17,6 +17,10 @@ export class ReferenceBackend implements Backend {
     return 1;
   }
 
+  kernels(): string {
+    return "typescript";
+  }
+
   createSampler(options: SamplerOptions): Sampler {
     return new ReferenceSampler(options);
   }

@@ -51,19 +51,6 @@ function rmsRow(x: Float32Array, w: Float32Array | null, eps: number, d: Float32
   for (let i = 0; i < x.length; i++) d[i] = w ? x[i]! * r * w[i]! : x[i]! * r;
 }
 
-/** Matmuls with fewer rows than this take the decode (GEMV) path (native/kernels/matmul.c: GEMV_MAX_T_QUANT). */
-const DECODE_ROWS_QUANT = 17;
-/** Weight types whose decode path multiplies with int8-quantized activations. */
-const INT8_ACTIVATIONS = new Set([
-  DType.Q8_0,
-  DType.Q4_0,
-  DType.Q4_K,
-  DType.Q5_K,
-  DType.Q6_K,
-  DType.NVFP4,
-  DType.MXFP4,
-]);
-
 /**
  * An activation row as the int8 decode path sees it, quantized as llama.cpp does for the
  * weight type: per 32 with an f16 scale amax/127 (Q8_0, Q4_0), or per 256 with scale
@@ -125,9 +112,9 @@ const kernels: Record<number, Kernel> = {
   [Op.Matmul](d, [x, w, bias], _ip, fp) {
     const K = x!.ne0;
     const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
-    // Quantized weights meet int8 activations in prefill (GEMM) always, in decode for the
-    // types with fused integer dots (native/kernels/matmul.c, gemm_q8.c).
-    const int8 = isQuantized(w!.dtype) && (x!.ne1 >= DECODE_ROWS_QUANT || INT8_ACTIVATIONS.has(w!.dtype));
+    // Quantized weights meet int8 activations in decode (fused integer dots,
+    // native/kernels/qdot_x86.h) and prefill (int8 GEMM, gemm_q8.c) alike.
+    const int8 = isQuantized(w!.dtype);
     const superBlocks = w!.dtype === DType.Q4_K || w!.dtype === DType.Q5_K || w!.dtype === DType.Q6_K;
     const xs = Array.from({ length: x!.ne1 }, (_, t) =>
       int8 ? quantizeActivations(rowF32(x!, t), superBlocks) : rowF32(x!, t),

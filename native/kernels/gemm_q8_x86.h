@@ -1,0 +1,73 @@
+/* The int8 GEMM's panel kernels for 8-row panels and 256-bit registers, as the body of
+ * one x86 tier. gemm_q8.c includes this file once per tier after defining:
+ *   GQ_ATTR                  the tier's target attribute
+ *   GQ(name)                 name with the tier's suffix
+ *   GQ_DP2(i, w0, x0, w1, x1) i + the products of two groups of 4 codes (u8 x s8), per lane
+ *   GQ_DP1(i, w, x)          i + the products of one group of 4 codes, per lane
+ * Lane r of the accumulators is the panel's row r; the integer sums are exact on every
+ * tier and the float steps are the same, so every tier gives the same bits. */
+
+/* One panel of unsigned codes against one quad. */
+static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_u)(const uint8_t *panel, int64_t K, const int SB,
+                                                                          const uint8_t *quad, float *out, int64_t os) {
+  const int64_t nsb = K / SB;
+  const float *pd = (const float *)(panel + 8 * K), *po = pd + 8 * nsb;
+  const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nsb; b++) {
+    __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256(), i2 = _mm256_setzero_si256(), i3 = _mm256_setzero_si256();
+    for (int64_t g = b * (SB / 4); g < (b + 1) * (SB / 4); g += 2) {
+      const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
+      const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
+      const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = x0 + 4;
+      i0 = GQ_DP2(i0, w0, _mm256_set1_epi32(x0[0]), w1, _mm256_set1_epi32(x1[0]));
+      i1 = GQ_DP2(i1, w0, _mm256_set1_epi32(x0[1]), w1, _mm256_set1_epi32(x1[1]));
+      i2 = GQ_DP2(i2, w0, _mm256_set1_epi32(x0[2]), w1, _mm256_set1_epi32(x1[2]));
+      i3 = GQ_DP2(i3, w0, _mm256_set1_epi32(x0[3]), w1, _mm256_set1_epi32(x1[3]));
+    }
+    const __m256 d = _mm256_loadu_ps(pd + b * 8), o = _mm256_loadu_ps(po + b * 8);
+    const float *dx = dxs + 4 * b, *xo = xos + 4 * b;
+    a0 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo), _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d, _mm256_broadcast_ss(dx)), a0));
+    a1 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo + 1), _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 1)), a1));
+    a2 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo + 2), _mm256_fmadd_ps(_mm256_cvtepi32_ps(i2), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 2)), a2));
+    a3 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo + 3), _mm256_fmadd_ps(_mm256_cvtepi32_ps(i3), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 3)), a3));
+  }
+  _mm256_storeu_ps(out, a0);
+  _mm256_storeu_ps(out + os, a1);
+  _mm256_storeu_ps(out + 2 * os, a2);
+  _mm256_storeu_ps(out + 3 * os, a3);
+}
+
+/* The sub-block size as a constant, so the group loop unrolls. */
+static GQ_ATTR void GQ(panel_dots_u16)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  GQ(panel_dots_u)(panel, K, 16, quad, out, os);
+}
+
+static GQ_ATTR void GQ(panel_dots_u32)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  GQ(panel_dots_u)(panel, K, 32, quad, out, os);
+}
+
+/* Signed codes (Q8_0): |w| against x with w's signs. */
+static GQ_ATTR void GQ(panel_dots_s)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  enum { SB = 32 };
+  const int64_t nsb = K / SB;
+  const float *pd = (const float *)(panel + 8 * K), *po = pd + 8 * nsb;
+  const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
+  __m256 acc[4];
+  for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nsb; b++) {
+    __m256i is[4];
+    for (int t = 0; t < 4; t++) is[t] = _mm256_setzero_si256();
+    for (int64_t g = b * SB / 4; g < (b + 1) * SB / 4; g++) {
+      const __m256i w = _mm256_load_si256((const __m256i *)(panel + 32 * g)), aw = _mm256_sign_epi8(w, w);
+      const int32_t *xq = (const int32_t *)(quad + 16 * g);
+      for (int t = 0; t < 4; t++) is[t] = GQ_DP1(is[t], aw, _mm256_sign_epi8(_mm256_set1_epi32(xq[t]), w));
+    }
+    const __m256 d = _mm256_loadu_ps(pd + b * 8), o = _mm256_loadu_ps(po + b * 8);
+    for (int t = 0; t < 4; t++) {
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(d, _mm256_broadcast_ss(dxs + 4 * b + t)), acc[t]);
+      acc[t] = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xos + 4 * b + t), acc[t]);
+    }
+  }
+  for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+}

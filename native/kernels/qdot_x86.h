@@ -1,0 +1,291 @@
+/* Fused int8 dots of one block-quantized weight row with an activation row quantized
+ * once per row (decode), as the body of one x86 tier. qdot.c includes this file once per
+ * tier after defining:
+ *   QD_ATTR            the tier's target attribute
+ *   QD(name)           name with the tier's suffix
+ *   QD_DPBUSD(a, u, s) a + the sums of 4 products u8 x s8, per int32 lane
+ *   QD_DPWSSD(a, p, q) a + the sums of 2 products i16 x i16, per int32 lane
+ * AVX2 spells the last two maddubs + madd + add; the VNNI tiers have one instruction for
+ * each. No maddubs sum here can saturate (codes <= 63 in magnitude where unsigned, or the
+ * sign trick keeps |w| <= 128 against |x| <= 127), so every tier computes the same
+ * integers and, with the float steps in the same order, the same bits. */
+
+/* The nibbles of 16 bytes in one register: the low ones in the low half, the high ones in
+ * the high half (a broadcast load and per-qword shifts: no lane-crossing shuffle). For a
+ * Q4/Q5/MXFP4 block body those are elements 0-15 and 16-31, in order. */
+static inline QD_ATTR __m256i QD(nibbles)(const uint8_t *qs) {
+  const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+  return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(15));
+}
+
+/* Bit i of the 32 bits at p as byte i: 16 where set, else 0 (Q5_0/Q5_1's fifth bits). */
+static inline QD_ATTR __m256i QD(fifth_bits)(const uint8_t *p) {
+  uint32_t h;
+  memcpy(&h, p, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32((int)h),
+      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+}
+
+QD_ATTR float QD(lmx_qdot8_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)s16;
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 34;
+    lmx_prefetch_ahead(p, 34);
+    __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2)), xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
+    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc);
+  }
+  return lmx_hsum8(acc);
+}
+
+/* Q4_0 (-8 offset), Q4_1 (min m), Q5_0 (fifth bit, -16 offset), Q5_1 (fifth bit, min m):
+ * w = d * code + o per block of 32, so the dot is d*dx*sum(code*x) + o*dx*sum(x). */
+QD_ATTR float QD(lmx_qdot8_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  __m256 acc = _mm256_setzero_ps();
+  float corr = 0;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 18;
+    lmx_prefetch_ahead(p, 18);
+    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), QD(nibbles)(p + 2), _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
+    const float k = lmx_f16_avx2(p) * dx[b];
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
+    corr += k * 8 * (float)(s16[2 * b] + s16[2 * b + 1]);
+  }
+  return lmx_hsum8(acc) - corr;
+}
+
+QD_ATTR float QD(lmx_qdot8_q4_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 20;
+    lmx_prefetch_ahead(p, 20);
+    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), QD(nibbles)(p + 4), _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc);
+    mins += lmx_f16_avx2(p + 2) * dx[b] * (float)(s16[2 * b] + s16[2 * b + 1]);
+  }
+  return lmx_hsum8(acc) + mins;
+}
+
+QD_ATTR float QD(lmx_qdot8_q5_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  __m256 acc = _mm256_setzero_ps();
+  float corr = 0;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 22;
+    lmx_prefetch_ahead(p, 22);
+    const __m256i c = _mm256_or_si256(QD(nibbles)(p + 6), QD(fifth_bits)(p + 2));
+    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
+    const float k = lmx_f16_avx2(p) * dx[b];
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
+    corr += k * 16 * (float)(s16[2 * b] + s16[2 * b + 1]);
+  }
+  return lmx_hsum8(acc) - corr;
+}
+
+QD_ATTR float QD(lmx_qdot8_q5_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 24;
+    lmx_prefetch_ahead(p, 24);
+    const __m256i c = _mm256_or_si256(QD(nibbles)(p + 8), QD(fifth_bits)(p + 4));
+    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc);
+    mins += lmx_f16_avx2(p + 2) * dx[b] * (float)(s16[2 * b] + s16[2 * b + 1]);
+  }
+  return lmx_hsum8(acc) + mins;
+}
+
+/* K-quants against Q8_K-style activations (one scale per 256): the products of each 32
+ * (Q4_K/Q5_K) or 16 (Q6_K) elements are weighted by their integer sub-block scale and
+ * summed as int32 over the whole super-block, which is converted to float once; the
+ * offsets (Q4_K/Q5_K mins, Q6_K's -32) come from the per-16 activation sums, also in
+ * integers. */
+
+/* The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K super-block,
+ * from its 12 packed bytes at s (16 bytes are read; see lmx_scale_min_k4 for the layout). */
+static inline QD_ATTR __m128i QD(scales_mins_k4)(const uint8_t *s) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)s);
+  const __m128i lo6 = _mm_and_si128(v, _mm_set1_epi8(0x3f));                                  /* scales 0-3, mins 0-3 */
+  const __m128i hi2 = _mm_srli_epi16(_mm_and_si128(v, _mm_set1_epi8((char)0xc0)), 2);         /* their bits 6-7 at 4-5 */
+  const __m128i w2 = _mm_shuffle_epi32(v, 0xaa);                                              /* bytes 8-11 everywhere */
+  const __m128i lo4 = _mm_and_si128(w2, _mm_set1_epi8(15)), hi4 = _mm_and_si128(_mm_srli_epi16(w2, 4), _mm_set1_epi8(15));
+  const __m128i upper = _mm_or_si128(_mm_unpacklo_epi32(lo4, hi4), hi2); /* scales 4-7, mins 4-7 */
+  return _mm_unpacklo_epi32(lo6, upper);
+}
+
+/* Q4_K and Q5_K share everything but where the codes come from (Q5_K: fifth bits in qh,
+ * bit 2c for the low nibbles of chunk c, 2c+1 for the high ones). The mins term is summed
+ * per lane in a separate float accumulator and reduced once per row. */
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int8_t *qx, const float *dx,
+                                                                        const int32_t *s16, const uint8_t *w,
+                                                                        int64_t K, const int five) {
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  const int bytes = five ? 176 : 144, qoff = five ? 48 : 16;
+  const int16_t *h32 = lmx_x8_sums32(s16, K);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 macc = _mm_setzero_ps();
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * bytes;
+    lmx_prefetch_ahead(p, bytes);
+    const __m128i sm = QD(scales_mins_k4)(p + 4);
+    /* The 8 scales as int16 in both 128-bit halves, so that a byte shuffle can spread any
+     * one of them over a whole register. */
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    const int8_t *x = qx + 256 * b;
+    const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      __m256i q = _mm256_loadu_si256((const __m256i *)(p + qoff + 32 * c));
+      __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if (five) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+      }
+      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * c)));
+      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32)));
+      const __m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((4 * c + 1) << 8) | (4 * c))));
+      const __m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((4 * c + 3) << 8) | (4 * c + 2))));
+      sumi = QD_DPWSSD(sumi, p0, s0);
+      sumi = QD_DPWSSD(sumi, p1, s1);
+    }
+    /* d and dmin times the activations' scale, from one 4-byte load. */
+    int32_t dbits;
+    memcpy(&dbits, p, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits)), _mm_set1_ps(dx[8 * b]));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc);
+    /* Σ min_j * (code sum of sub-block j): pairs of int16 products, 4 lanes. */
+    const __m128i ms = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), _mm_loadu_si128((const __m128i *)(h32 + 8 * b)));
+    macc = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_shuffle_ps(dd, dd, 0x55), macc);
+  }
+  return lmx_hsum8(acc) - lmx_hsum4(macc);
+}
+
+QD_ATTR float QD(lmx_qdot8_q4_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  return QD(qdot_k4)(qx, dx, s16, w, K, 0);
+}
+
+/* Q5_K: Q4_K's layout plus a fifth bit per code in qh (bit 2c for the low nibbles of
+ * chunk c, bit 2c+1 for the high ones). */
+QD_ATTR float QD(lmx_qdot8_q5_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  return QD(qdot_k4)(qx, dx, s16, w, K, 1);
+}
+
+QD_ATTR float QD(lmx_qdot8_q6_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  const int16_t *h16 = lmx_x8_sums16(s16, K);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * 210;
+    lmx_prefetch_ahead(p, 210);
+    const int8_t *sc = (const int8_t *)(p + 192);
+    const int8_t *x = qx + 256 * b;
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      /* This half's 8 scales as int16 in both 128-bit halves, for byte shuffles below. */
+      const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+      __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+      __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+      __m256i g[4] = {
+          _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
+      };
+      for (int k = 0; k < 4; k++) {
+        const int e = 128 * h + 32 * k;
+        __m256i prod = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(x + e)));
+        /* Elements e..e+15 use scale 2k of this half, e+16..e+31 scale 2k+1. */
+        const __m256i scv = _mm256_shuffle_epi8(
+            sch, _mm256_set_m128i(_mm_set1_epi16((short)(((4 * k + 3) << 8) | (4 * k + 2))),
+                                  _mm_set1_epi16((short)(((4 * k + 1) << 8) | (4 * k)))));
+        sumi = QD_DPWSSD(sumi, prod, scv);
+      }
+    }
+    /* The -32 offsets: Σ scale_j * (code sum of sub-block j), taken off in integers. */
+    const __m256i op = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)(h16 + 16 * b)));
+    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(op, 5));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(lmx_f16_avx2(p + 208) * dx[8 * b]), acc);
+  }
+  return lmx_hsum8(acc);
+}
+
+/* FP4 (E2M1) codes as int8 at twice their value, so that every code is an integer:
+ * {0, .5, 1, 1.5, 2, 3, 4, 6} x 2 and negatives; block scales are halved to match. */
+static inline QD_ATTR __m256i QD(e2m1x2)(__m256i codes) {
+  const __m256i t = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
+                                     0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  return _mm256_shuffle_epi8(t, codes);
+}
+
+/* NVFP4: 64 elements per block as 4 sub-blocks of 16 under UE4M3 scales; sub-block s is
+ * bytes 8s..8s+7, elements 16s+j in the low nibbles and 16s+8+j in the high ones. QD(nibbles)
+ * of bytes 0-15 gives elements 0-7, 16-23 | 8-15, 24-31: the activations of NVFP4 rows are
+ * stored in that order (lmx_x8_row), so no shuffle puts the codes back in element order, and
+ * int32 lanes 0-1 and 4-5 hold sub-block 0's products, lanes 2-3 and 6-7 sub-block 1's. Codes
+ * become E2M1 values doubled plus 12 (0..24, unsigned for maddubs); the 12s come off
+ * through the per-16 activation sums. */
+QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  const __m256i e2m1 = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,
+                                        12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  const float *ue4m3_half = lmx_ue4m3_half();
+  const __m256i sel01 = _mm256_setr_epi32(0, 0, 1, 1, 0, 0, 1, 1), sel23 = _mm256_setr_epi32(2, 2, 3, 3, 2, 2, 3, 3);
+  /* Two accumulators: one fma chain would cost its latency twice per block. */
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m128 off = _mm_setzero_ps();
+  for (int64_t b = 0; b < K / 64; b++) {
+    const uint8_t *p = w + b * 36;
+    lmx_prefetch_ahead(p, 36);
+    const __m256i c0 = _mm256_shuffle_epi8(e2m1, QD(nibbles)(p + 4)), c1 = _mm256_shuffle_epi8(e2m1, QD(nibbles)(p + 20));
+    const __m256i i0 = QD_DPBUSD(_mm256_setzero_si256(), c0, _mm256_loadu_si256((const __m256i *)(qx + 64 * b)));
+    const __m256i i1 = QD_DPBUSD(_mm256_setzero_si256(), c1, _mm256_loadu_si256((const __m256i *)(qx + 64 * b + 32)));
+    /* Sub-blocks 0-1 meet the activation block 2b, 2-3 the block 2b+1. */
+    const __m128 dxs = _mm_castpd_ps(_mm_loaddup_pd((const double *)(dx + 2 * b)));
+    /* Scales from the table with scalar loads: the load ports have room, the vector ones not. */
+    const __m128 ue = _mm_setr_ps(ue4m3_half[p[0]], ue4m3_half[p[1]], ue4m3_half[p[2]], ue4m3_half[p[3]]);
+    const __m128 k = _mm_mul_ps(ue, _mm_unpacklo_ps(dxs, dxs));
+    const __m256 k8 = _mm256_castps128_ps256(k);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_permutevar8x32_ps(k8, sel01), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_permutevar8x32_ps(k8, sel23), acc1);
+    off = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(s16 + 4 * b))), k, off);
+  }
+  return lmx_hsum8(_mm256_add_ps(acc0, acc1)) - 12 * lmx_hsum4(off);
+}
+
+/* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
+ * and j+16 (high). */
+QD_ATTR float QD(lmx_qdot8_mxfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)s16;
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *p = w + b * 17;
+    lmx_prefetch_ahead(p, 17);
+    __m256i wv = QD(e2m1x2)(QD(nibbles)(p + 1)), xv = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
+    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+    const float k = dx[b] * lmx_pow2_half(p[0]);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
+  }
+  return lmx_hsum8(acc);
+}
+
+/* The kernel for a weight type, or NULL. */
+static lmx_qdot_fn QD(qdot_for)(int32_t dtype) {
+  switch (dtype) {
+    case LMX_Q8_0: return QD(lmx_qdot8_q8_0);
+    case LMX_Q4_0: return QD(lmx_qdot8_q4_0);
+    case LMX_Q4_1: return QD(lmx_qdot8_q4_1);
+    case LMX_Q5_0: return QD(lmx_qdot8_q5_0);
+    case LMX_Q5_1: return QD(lmx_qdot8_q5_1);
+    case LMX_Q4_K: return QD(lmx_qdot8_q4_k);
+    case LMX_Q5_K: return QD(lmx_qdot8_q5_k);
+    case LMX_Q6_K: return QD(lmx_qdot8_q6_k);
+    case LMX_NVFP4: return QD(lmx_qdot8_nvfp4);
+    case LMX_MXFP4: return QD(lmx_qdot8_mxfp4);
+    default: return NULL;
+  }
+}
