@@ -209,7 +209,8 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
   for (int i = 0; i < n_nodes && !err; i++) {
     const int32_t *o = b->plan.ints + (size_t)i * LMX_OP_INTS;
     lmx_node *nd = &b->plan.nodes[i];
-    nd->op = o[0];
+    nd->op = o[0] & LMX_OP_MASK;
+    nd->wait = !(o[0] & LMX_OP_NO_BARRIER);
     if (o[1] < 0 || o[1] >= n_tensors) { err = "createPlan: node without a valid destination"; break; }
     nd->dst = &b->plan.tensors[o[1]];
     for (int s = 0; s < LMX_MAX_SRC; s++) {

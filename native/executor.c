@@ -1,5 +1,7 @@
-/* The plan executor: one call runs every node of a forward pass on the pool, with one
- * barrier between nodes. The plan was shape-checked and memory-planned in TypeScript. */
+/* The plan executor: one call runs every node of a forward pass on the pool, with a
+ * barrier before each node that depends on the ones before it (the planner groups
+ * independent nodes; within a group threads move on as soon as they finish their share).
+ * The plan was shape-checked and memory-planned in TypeScript. */
 #include "lmx.h"
 
 static lmx_kernel kernel_for(int32_t op) {
@@ -26,7 +28,7 @@ static void run_profiled(const lmx_plan *plan, int nth) {
     if (k) k(n, 0, nth);
     const int64_t t1 = lmx_now_ns();
     lmx_profile_add(lmx_profile_key(n), t1 - t0);
-    if (i + 1 < plan->n_nodes) {
+    if (i + 1 < plan->n_nodes && plan->nodes[i + 1].wait) {
       lmx_pool_barrier(nth);
       lmx_profile_add(LMX_PROFILE_SYNC, lmx_now_ns() - t1);
     }
@@ -43,7 +45,7 @@ static void run(void *arg, int ith, int nth) {
     const lmx_node *n = &plan->nodes[i];
     lmx_kernel k = kernel_for(n->op);
     if (k) k(n, ith, nth);
-    if (i + 1 < plan->n_nodes) lmx_pool_barrier(nth);
+    if (i + 1 < plan->n_nodes && plan->nodes[i + 1].wait) lmx_pool_barrier(nth);
   }
 }
 

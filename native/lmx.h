@@ -30,6 +30,11 @@ enum lmx_op {
   OP_ADD_RMS_NORM = 10, /* dst2 = src0 + src1 (written to src3); dst = rmsnorm(dst2) * w */
 };
 
+/* Set in a node's op word when it may start before every thread has finished the node
+ * before it (the planner groups independent nodes: src/engine/tensor/plan.ts). */
+#define LMX_OP_NO_BARRIER 0x100
+#define LMX_OP_MASK 0xff
+
 #define LMX_MAX_SRC 6
 #define LMX_OP_INTS 20
 #define LMX_OP_FLOATS 4
@@ -50,6 +55,7 @@ typedef struct {
   const int32_t *ip; /* LMX_OP_INTS - 8 ints, after op, dst and src[] */
   const float *fp;   /* LMX_OP_FLOATS floats */
   _Atomic int64_t *work; /* work counter for kernels that hand out chunks dynamically */
+  int wait;              /* all threads must finish the previous node first */
 } lmx_node;
 
 /* Claims the next `chunk` units of a node's work; returns the first (>= total when done).

@@ -14,6 +14,9 @@
 
 /* Keys per tile of the online softmax. */
 #define KT 64
+/* Up to this many query rows (a decode step's heads of one KV head) skip the tile
+ * conversion: scores and outputs are computed from the f16 rows directly. */
+#define DIRECT_ROWS 8
 
 static inline int64_t slot_of(const int32_t *table, int64_t pos, int bs) {
   return (int64_t)table[pos / bs] * bs + pos % bs;
@@ -230,6 +233,40 @@ static LMX_AVX2 float exp_sum_avx2(float *s, int64_t n, float m) {
   for (; i < n; i++) sum += (s[i] = expf(s[i] - m));
   return sum;
 }
+
+/* Few query rows (decode): scores straight from the f16 key rows, S[x][j] = Q[x] . K[j], each
+ * key row converted once in registers and met by every row (rows <= DIRECT_ROWS). Older
+ * cache rows have usually left the caches (decode streams all the weights between two
+ * visits), so the key rows ahead and the value rows pv_rows_avx2 will read are prefetched. */
+static LMX_AVX2 void scores_rows_avx2(const float *Q, const uint16_t *const *K, const uint16_t *const *V, float *S, int rows,
+                                      int hd, int nk) {
+  for (int j = 0; j < nk; j++) {
+    for (int o = 0; o < hd * 2; o += 64) {
+      if (j + 4 < nk) _mm_prefetch((const char *)K[j + 4] + o, _MM_HINT_T0);
+      _mm_prefetch((const char *)V[j] + o, _MM_HINT_T0);
+    }
+    __m256 acc[DIRECT_ROWS];
+    for (int x = 0; x < rows; x++) acc[x] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d += 8) {
+      const __m256 k8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(K[j] + d)));
+      for (int x = 0; x < rows; x++) acc[x] = _mm256_fmadd_ps(_mm256_loadu_ps(Q + x * hd + d), k8, acc[x]);
+    }
+    for (int x = 0; x < rows; x++) S[x * KT + j] = lmx_hsum8(acc[x]);
+  }
+}
+
+/* O[x] += Σj P[x][j] V[j] from the f16 value rows, 8 dimensions at a time. */
+static LMX_AVX2 void pv_rows_avx2(const float *P, const uint16_t *const *V, float *O, int rows, int hd, int nk) {
+  for (int d = 0; d < hd; d += 8) {
+    __m256 acc[DIRECT_ROWS];
+    for (int x = 0; x < rows; x++) acc[x] = _mm256_loadu_ps(O + x * hd + d);
+    for (int j = 0; j < nk; j++) {
+      const __m256 v8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(V[j] + d)));
+      for (int x = 0; x < rows; x++) acc[x] = _mm256_fmadd_ps(_mm256_broadcast_ss(P + x * KT + j), v8, acc[x]);
+    }
+    for (int x = 0; x < rows; x++) _mm256_storeu_ps(O + x * hd + d, acc[x]);
+  }
+}
 #endif
 
 /* Query rows per work item: every K/V tile is converted once for all of them and every
@@ -286,6 +323,11 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         if (last[r] > hi) hi = last[r];
       }
       const int rows = nq * G;
+#ifdef LMX_X86
+      const int direct = simd && rows <= DIRECT_ROWS;
+#else
+      const int direct = 0;
+#endif
       for (int r = 0; r < nq; r++) {
         const float *qr = (const float *)(q->data + (a + r) * q->nb1) + (int64_t)kvh * G * hd;
         for (int i = 0; i < G * hd; i++) Q[r * G * hd + i] = qr[i] * scale;
@@ -299,18 +341,29 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
        * unnormalized output O, rescaled whenever a tile raises the max. */
       for (int64_t j0 = lo; j0 <= hi; j0 += KT) {
         const int nk = (int)(hi - j0 + 1 < KT ? hi - j0 + 1 : KT), nk16 = (nk + 15) & ~15;
-        /* K rows go to O's spare twin (Kr) first, then are transposed into Kt. */
-        for (int j = 0; j < nk16; j++) {
-          if (j < nk) {
-            const int64_t slot = slot_of(table, j0 + j, bs);
-            lmx_row_to_f32((const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd, LMX_F16, Kr + (int64_t)j * hd, hd);
-            lmx_row_to_f32((const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd, LMX_F16, V + (int64_t)j * hd, hd);
-          } else {
-            for (int i = 0; i < hd; i++) Kr[(int64_t)j * hd + i] = 0;
-          }
+        const uint16_t *krow[KT], *vrow[KT];
+        for (int j = 0; j < nk; j++) {
+          const int64_t slot = slot_of(table, j0 + j, bs);
+          krow[j] = (const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd;
+          vrow[j] = (const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd;
         }
-        TRANSPOSE(Kr, Kt, nk16, hd);
-        SCORES(Q, Kt, S, rows, hd, nk16);
+        if (direct) {
+#ifdef LMX_X86
+          scores_rows_avx2(Q, krow, vrow, S, rows, hd, nk);
+#endif
+        } else {
+          /* K rows go to O's spare twin (Kr) first, then are transposed into Kt. */
+          for (int j = 0; j < nk16; j++) {
+            if (j < nk) {
+              lmx_row_to_f32(krow[j], LMX_F16, Kr + (int64_t)j * hd, hd);
+              lmx_row_to_f32(vrow[j], LMX_F16, V + (int64_t)j * hd, hd);
+            } else {
+              for (int i = 0; i < hd; i++) Kr[(int64_t)j * hd + i] = 0;
+            }
+          }
+          TRANSPOSE(Kr, Kt, nk16, hd);
+          SCORES(Q, Kt, S, rows, hd, nk16);
+        }
         for (int x = 0; x < rows; x++) {
           const int r = x / G;
           float *sx = S + x * KT;
@@ -330,7 +383,13 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
           l[x] = l[x] * rescale + EXPSUM(sx, nk, mt);
           m[x] = mt;
         }
-        PV(S, V, O, rows, hd, nk);
+        if (direct) {
+#ifdef LMX_X86
+          pv_rows_avx2(S, vrow, O, rows, hd, nk);
+#endif
+        } else {
+          PV(S, V, O, rows, hd, nk);
+        }
       }
       for (int r = 0; r < nq; r++)
         for (int g = 0; g < G; g++) {

@@ -283,6 +283,60 @@ describe("long attention", () => {
   });
 });
 
+describe("decode attention", () => {
+  it("one query row over a long cache (several key tiles, window and none) matches the reference", async () => {
+    const bs = 16,
+      slots = 40 * bs,
+      nHead = 8,
+      nKv = 2,
+      hd = 64,
+      filled = 300;
+    for (const window of [0, 100]) {
+      const results: Float32Array[] = [];
+      for (const b of backends) {
+        const kpool = b.allocate(slots * nKv * hd * 2),
+          vpool = b.allocate(slots * nKv * hd * 2);
+        const step = async (T: number, first: number, seed: number) => {
+          const g = new Graph();
+          const kv = {
+            k: g.bind("k", DType.F16, slots, nKv * hd, kpool),
+            v: g.bind("v", DType.F16, slots, nKv * hd, vpool),
+          };
+          const batch = g.batchInputs(T, 0, 1, 40);
+          g.kvStore(
+            kv,
+            rand(g, "kx", T, nKv * hd, seed, DType.F32, 2),
+            rand(g, "vx", T, nKv * hd, seed + 1),
+            batch,
+            bs,
+          );
+          const opts = { nHead, nKvHead: nKv, headDim: hd, scale: 0.2, blockSize: bs, slidingWindow: window };
+          const out = g.output(
+            g.attention(rand(g, "q", T, nHead * hd, seed + 2, DType.F32, 2), kv, batch, opts),
+          );
+          const p = b.prepare(g);
+          p.setInput(
+            "positions",
+            Array.from({ length: T }, (_, i) => first + i),
+          );
+          p.setInput("rowSeq", new Array(T).fill(0));
+          p.setInput(
+            "blockTables",
+            Array.from({ length: 40 }, (_, i) => (i * 11) % 40),
+          );
+          await p.execute();
+          return p.read(out).slice();
+        };
+        await step(filled, 0, 50);
+        const one = await step(1, filled, 60);
+        const two = await step(1, filled + 1, 70);
+        results.push(new Float32Array([...one, ...two]));
+      }
+      assertClose(results[1]!, results[0]!, 1e-3, `decode attention, window ${window}`);
+    }
+  });
+});
+
 describe("cpu results do not depend on the thread count", () => {
   it("matmul (GEMV and GEMM, float and quantized weights) gives identical bits on 1, 2 and 3 threads", async () => {
     const cpu = new CpuBackend();

@@ -13,6 +13,11 @@ export enum Op {
   AddRmsNorm = 10,
 }
 
+/** Set in a node's op word when it may start before every thread has finished the node before it. */
+export const NO_BARRIER = 0x100;
+/** The op in a node's op word. */
+export const OP_MASK = 0xff;
+
 /** Source slots per node. */
 export const MAX_SRC = 6;
 /** Int32 words per node: op, dst, MAX_SRC sources, then op parameters. */

@@ -5,7 +5,7 @@
  */
 import { dtypeBytes } from "./dtype.js";
 import type { Graph, Node, Tensor } from "./graph.js";
-import { OP_FLOATS, OP_INTS, OP_PARAM_INTS, MAX_SRC, Op, TENSOR_FIELDS } from "./ops.js";
+import { NO_BARRIER, OP_FLOATS, OP_INTS, OP_PARAM_INTS, MAX_SRC, Op, TENSOR_FIELDS } from "./ops.js";
 
 /** Buffer slots every plan has; bound buffers follow. */
 export const ARENA_BUFFER = 0;
@@ -58,13 +58,45 @@ function bytesOf(t: Tensor): number {
   return Math.ceil((t.rows * t.cols * dtypeBytes(t.dtype)) / ALIGN) * ALIGN;
 }
 
-/** Tensors a node writes: its destination, plus the sum slot of a fused add+norm. */
+/** Tensors a node writes: its destination, the sum slot of a fused add+norm, the V pool of a KV store. */
 function written(n: Node): Tensor[] {
-  return n.op === Op.AddRmsNorm ? [n.dst, n.src[3]!] : [n.dst];
+  if (n.op === Op.AddRmsNorm) return [n.dst, n.src[3]!];
+  if (n.op === Op.KvStore) return [n.dst, n.src[2]!];
+  return [n.dst];
 }
 
+/**
+ * Orders nodes into groups that need no barrier between their members: a node's group is
+ * one past the latest group it depends on (reading what an earlier node wrote, writing
+ * what an earlier node read or wrote), and nodes keep their order within a group. The
+ * executor waits for all threads only between groups, so independent nodes (a layer's q,
+ * k and v projections, the FFN's gate and up) run back to back: a thread done with its
+ * share of one starts on the next.
+ */
+export function groupNodes(nodes: readonly Node[]): { nodes: Node[]; group: number[] } {
+  const lastWrite = new Map<Tensor, number>();
+  const lastRead = new Map<Tensor, number>();
+  const level = nodes.map((n) => {
+    const writes = written(n).map(baseOf);
+    const reads = n.src.filter((t): t is Tensor => t !== null).map(baseOf);
+    let g = 0;
+    for (const t of [...reads, ...writes]) g = Math.max(g, (lastWrite.get(t) ?? -1) + 1);
+    for (const t of writes) g = Math.max(g, (lastRead.get(t) ?? -1) + 1);
+    for (const t of reads) lastRead.set(t, Math.max(lastRead.get(t) ?? -1, g));
+    for (const t of writes) lastWrite.set(t, g);
+    return g;
+  });
+  const order = nodes.map((_, i) => i).sort((a, b) => level[a]! - level[b]! || a - b);
+  return { nodes: order.map((i) => nodes[i]!), group: order.map((i) => level[i]!) };
+}
+
+/**
+ * Arena offsets by liveness. A tensor's memory is reused only once the group of its last
+ * use has ended: nodes of one group run at the same time.
+ */
 function placeActivations(
   nodes: readonly Node[],
+  group: readonly number[],
   outputs: ReadonlySet<Tensor>,
 ): { offsets: Map<Tensor, number>; size: number } {
   const lastUse = new Map<Tensor, number>();
@@ -88,22 +120,26 @@ function placeActivations(
     offsets.set(t, off);
     size = Math.max(size, off + need);
   };
+  const lastGroup = new Map<Tensor, number>();
+  for (const [t, i] of lastUse) lastGroup.set(t, group[i]!);
   nodes.forEach((n, i) => {
+    if (i > 0 && group[i] !== group[i - 1]) {
+      for (let j = live.length - 1; j >= 0; j--) {
+        const t = live[j]!.t;
+        if (lastGroup.get(t)! < group[i]! && !outputs.has(t)) live.splice(j, 1);
+      }
+    }
     for (const t of written(n)) {
       const b = baseOf(t);
       if (b.binding.kind === "act" && !offsets.has(b)) place(b);
-    }
-    for (let j = live.length - 1; j >= 0; j--) {
-      const t = live[j]!.t;
-      if (lastUse.get(t) === i && !outputs.has(t)) live.splice(j, 1);
     }
   });
   return { offsets, size };
 }
 
 export function compilePlan(graph: Graph): EncodedPlan {
-  const nodes = fuse(graph.nodes);
-  const { offsets, size } = placeActivations(nodes, graph.outputs);
+  const { nodes, group } = groupNodes(fuse(graph.nodes));
+  const { offsets, size } = placeActivations(nodes, group, graph.outputs);
 
   const inputs = new Map<string, { offset: number; length: number }>();
   let inputWords = 0;
@@ -155,7 +191,7 @@ export function compilePlan(graph: Graph): EncodedPlan {
   const floats = new Float32Array(nodes.length * OP_FLOATS);
   nodes.forEach((n, i) => {
     const o = i * OP_INTS;
-    ints[o] = n.op;
+    ints[o] = n.op | (i > 0 && group[i] === group[i - 1] ? NO_BARRIER : 0);
     ints[o + 1] = n.dst.id;
     for (let s = 0; s < MAX_SRC; s++) ints[o + 2 + s] = n.src[s]?.id ?? -1;
     if (n.ints.length > OP_PARAM_INTS || n.floats.length > OP_FLOATS)

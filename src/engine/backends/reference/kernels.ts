@@ -4,7 +4,7 @@
  */
 import { DType, f16ToF32, f32ToF16, isQuantized, rowBytes, toF32 } from "../../tensor/dtype.js";
 import { quantFormat } from "../../quant/index.js";
-import { MAX_SRC, OP_FLOATS, OP_INTS, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
+import { MAX_SRC, OP_FLOATS, OP_INTS, OP_MASK, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
 
 /** A tensor resolved against the plan's buffers. */
 export interface TensorView {
@@ -274,8 +274,8 @@ export function runPlan(
   }
   for (let n = 0; n < ints.length / OP_INTS; n++) {
     const o = n * OP_INTS;
-    const k = kernels[ints[o]!];
-    if (!k) throw new Error(`reference: unknown op ${ints[o]}`);
+    const k = kernels[ints[o]! & OP_MASK];
+    if (!k) throw new Error(`reference: unknown op ${ints[o]! & OP_MASK}`);
     const src = Array.from({ length: MAX_SRC }, (_, s) =>
       ints[o + 2 + s]! >= 0 ? views[ints[o + 2 + s]!]! : null,
     );
