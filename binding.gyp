@@ -19,7 +19,8 @@
         "native/kernels/rope.c",
         "native/kernels/attention.c",
         "native/kernels/elementwise.c",
-        "native/kernels/sample.c"
+        "native/kernels/sample.c",
+        "native/kernels/quantize_fp4.c"
       ],
       "cflags_c": ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-math-errno", "-D_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],

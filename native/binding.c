@@ -513,6 +513,73 @@ static napi_value profile_take(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* A Float32Array's data and length, or NULL for anything else. */
+static const float *float_array(napi_env env, napi_value v, size_t *count) {
+  napi_typedarray_type type;
+  size_t off;
+  void *data;
+  napi_value ab;
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, v, &type, count, &data, &ab, &off) != napi_ok || type != napi_float32_array) return NULL;
+  return (const float *)data;
+}
+
+/* The optional per-column importance argument: NULL, or cols floats. */
+static int importance_arg(napi_env env, napi_value v, int64_t cols, const float **imp) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  *imp = NULL;
+  if (t == napi_null || t == napi_undefined) return 1;
+  size_t n;
+  *imp = float_array(env, v, &n);
+  return *imp && (int64_t)n == cols;
+}
+
+/* quantizeFp4(dtype, values: Float32Array, cols, importance: Float32Array | null, tensorScale) -> Uint8Array */
+static napi_value quantize_fp4(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  args_of(env, info, 5, argv);
+  int32_t dtype = 0;
+  int64_t cols = 0;
+  double g = 1;
+  size_t n = 0;
+  napi_get_value_int32(env, argv[0], &dtype);
+  napi_get_value_int64(env, argv[2], &cols);
+  napi_get_value_double(env, argv[4], &g);
+  const float *x = float_array(env, argv[1], &n), *imp;
+  const int bs = dtype == LMX_NVFP4 ? 64 : dtype == LMX_MXFP4 ? 32 : 0;
+  if (!bs) THROW("quantizeFp4: the type must be NVFP4 or MXFP4");
+  if (!x || cols <= 0 || cols % bs || n % (size_t)cols) THROW("quantizeFp4: expected rows of whole blocks in a Float32Array");
+  if (!importance_arg(env, argv[3], cols, &imp)) THROW("quantizeFp4: importance must be null or one Float32 per column");
+  const size_t bytes = n / (size_t)bs * (dtype == LMX_NVFP4 ? 36 : 17);
+  napi_value ab, arr;
+  void *p;
+  CHECK(napi_create_arraybuffer(env, bytes, &p, &ab));
+  lmx_quantize_fp4(dtype, x, (int64_t)n, cols, imp, (float)g, (uint8_t *)p);
+  CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &arr));
+  return arr;
+}
+
+/* nvfp4TensorScale(values: Float32Array, cols, importance: Float32Array | null) -> number */
+static napi_value nvfp4_tensor_scale(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  args_of(env, info, 3, argv);
+  int64_t cols = 0;
+  size_t n = 0;
+  napi_get_value_int64(env, argv[1], &cols);
+  const float *x = float_array(env, argv[0], &n), *imp;
+  if (!x || cols <= 0 || cols % 64 || n % (size_t)cols) THROW("nvfp4TensorScale: expected rows of whole blocks in a Float32Array");
+  if (!importance_arg(env, argv[2], cols, &imp)) THROW("nvfp4TensorScale: importance must be null or one Float32 per column");
+  float *sample = (float *)malloc(sizeof(float) * 2 * 2048 * 64);
+  if (!sample) THROW("nvfp4TensorScale: out of memory");
+  const float g = lmx_nvfp4_tensor_scale(x, (int64_t)n, cols, imp, sample);
+  free(sample);
+  napi_value v;
+  napi_create_double(env, g, &v);
+  return v;
+}
+
 static napi_value simd_path(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -539,6 +606,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"profile", 0, profile, 0, 0, 0, napi_default, 0},
       {"profileTake", 0, profile_take, 0, 0, 0, napi_default, 0},
       {"bandwidthProbe", 0, bandwidth_probe, 0, 0, 0, napi_default, 0},
+      {"quantizeFp4", 0, quantize_fp4, 0, 0, 0, napi_default, 0},
+      {"nvfp4TensorScale", 0, nvfp4_tensor_scale, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -169,6 +169,13 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *buf);
  * with the kernels of tier isa (enum lmx_isa). */
 void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int isa);
 
+/* --- quantizers (kernels/quantize_fp4.c) --- */
+/* lmx's NVFP4 (with tensor scale g) or MXFP4 quantizer over n values in rows of cols, with
+ * optional per-column importance; runs on the pool. */
+void lmx_quantize_fp4(int32_t dtype, const float *x, int64_t n, int64_t cols, const float *imp, float g, uint8_t *out);
+/* The NVFP4 tensor scale with the least error; sample: room for 2 x 2048 x 64 floats. */
+float lmx_nvfp4_tensor_scale(const float *x, int64_t n, int64_t cols, const float *imp, float *sample);
+
 /* --- kernels --- */
 void lmx_k_get_rows(const lmx_node *n, int ith, int nth);
 void lmx_k_rms_norm(const lmx_node *n, int ith, int nth);

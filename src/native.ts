@@ -31,6 +31,16 @@ export interface NativeAddon {
   simdPath(): string;
   /** Streaming-read bandwidth (GB/s, best of `repeats`) over `megabytes` on the thread pool. */
   bandwidthProbe(megabytes: number, repeats: number): number;
+  /** lmx's NVFP4 (tensor scale `g`) or MXFP4 quantizer (native/kernels/quantize_fp4.c). */
+  quantizeFp4(
+    dtype: number,
+    values: Float32Array,
+    cols: number,
+    importance: Float32Array | null,
+    g: number,
+  ): Uint8Array;
+  /** The NVFP4 tensor scale with the least error for these values. */
+  nvfp4TensorScale(values: Float32Array, cols: number, importance: Float32Array | null): number;
   /** Turns per-op timing of plan execution on or off (thread 0's view). */
   profile(on: boolean): void;
   /** [ns per key..., calls per key...] since the last call, then resets; keys in engine/profile.ts. */

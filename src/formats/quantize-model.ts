@@ -5,7 +5,7 @@
  * down projections of chosen layers kept at Q6_K.
  */
 import { statSync } from "node:fs";
-import { chooseNvfp4TensorScale, quantizeMxfp4, quantizeNvfp4 } from "../engine/quant/fp4-quantize.js";
+import { native } from "../native.js";
 import { quantFormat } from "../engine/quant/index.js";
 import { BLOCKS, DType, fromF32, isQuantized, toF32 } from "../engine/tensor/dtype.js";
 import { hfToGguf } from "./convert.js";
@@ -171,13 +171,17 @@ export function quantizeModel(
         return w;
       };
       if (dt === DType.NVFP4 || dt === DType.MXFP4) {
+        // Native, multithreaded; the same bytes as fp4-quantize.ts (tested).
         const v = valuesOf(t);
-        const w = importanceOf(v);
-        if (dt === DType.MXFP4) outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeMxfp4(v, w) };
+        const cols = t.ne[0]!;
+        const imp = o.importance?.get(t.name);
+        const w = imp && imp.length === cols ? imp : null;
+        if (dt === DType.MXFP4)
+          outT = { ...t, type: ggmlTypeOf(dt).id, data: native().quantizeFp4(dt, v, cols, w, 1) };
         else {
           // The per-tensor factor travels as `<name>.scale` (llama.cpp's convention).
-          const g = chooseNvfp4TensorScale(v, w);
-          outT = { ...t, type: ggmlTypeOf(dt).id, data: quantizeNvfp4(v, g, w) };
+          const g = native().nvfp4TensorScale(v, cols, w);
+          outT = { ...t, type: ggmlTypeOf(dt).id, data: native().quantizeFp4(dt, v, cols, w, g) };
           scales.push({
             name: t.name.replace(/\.weight$/, ".scale"),
             type: ggmlTypeOf(DType.F32).id,

@@ -156,6 +156,20 @@ export function nvfp4Error(x: Float32Array, g: number, weights?: Float32Array): 
   return e;
 }
 
+/** 2^(i/16) for i = -4..4, correctly rounded (a table, so native/kernels/quantize_fp4.c has the same numbers). */
+const OCTAVE_SIXTEENTHS = [
+  0.8408964152537145, 0.8781260801866497, 0.9170040432046712, 0.9576032806985737, 1, 1.0442737824274138,
+  1.0905077326652577, 1.1387886347566916, 1.189207115002721,
+];
+
+/** floor(log2(a)) for a > 0, exactly (Math.log2 may round up just below a power of two). */
+function floorLog2(a: number): number {
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  else if (2 ** (e + 1) <= a) e++;
+  return e;
+}
+
 /**
  * The per-tensor scale: ModelOpt's amax / (6·448), moved by up to a quarter octave in
  * sixteenth-octave steps to where the tensor's total error is least. E4M3 block scales
@@ -164,7 +178,7 @@ export function nvfp4Error(x: Float32Array, g: number, weights?: Float32Array): 
  */
 export function chooseNvfp4TensorScale(x: Float32Array, weights?: Float32Array): number {
   const g0 = nvfp4TensorScale(x);
-  // Judge the candidates on evenly spread blocks (at most 1024 of them): enough to rank them.
+  // Judge the candidates on evenly spread blocks (every blocks/1024-th: fewer than 2048): enough to rank them.
   const blocks = x.length / 64,
     step = Math.max(1, Math.floor(blocks / 1024));
   if (step > 1) {
@@ -181,7 +195,7 @@ export function chooseNvfp4TensorScale(x: Float32Array, weights?: Float32Array):
   let best = Infinity,
     g = g0;
   for (let i = -4; i <= 4; i++) {
-    const gi = Math.fround(g0 * 2 ** (i / 16));
+    const gi = Math.fround(g0 * OCTAVE_SIXTEENTHS[i + 4]!);
     const e = nvfp4Error(x, gi, weights);
     if (e < best) {
       best = e;
@@ -234,7 +248,7 @@ export function quantizeMxfp4(x: Float32Array, weights?: Float32Array): Uint8Arr
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]!));
     let e = 0;
     if (amax > 0) {
-      const e0 = Math.floor(Math.log2(amax)) - 2 + 127;
+      const e0 = floorLog2(amax) - 2 + 127;
       let bestErr = Infinity;
       for (let c = Math.max(1, e0 - 1); c <= Math.min(254, e0 + 1); c++) {
         const err = groupError(x, weights, o, 32, e8m0(c), bestErr);

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { DType } from "../tensor/dtype.js";
 import { quantFormat } from "./index.js";
+import { native } from "../../native.js";
 
 const sha = (a: ArrayBufferView) =>
   createHash("sha256")
@@ -205,6 +206,39 @@ describe("lmx's FP4 quantizers", () => {
     mxfp4.dequantize(quantizeMxfp4Reference(x), a);
     mxfp4.dequantize(quantizeMxfp4(x), b);
     assert.ok(mse(x, b) <= mse(x, a), `${mse(x, b)} vs ${mse(x, a)}`);
+  });
+
+  it("the native quantizers write the same bytes as these, with and without importance", () => {
+    // A tensor of 3 rows x 4096 columns with large and tiny values (subnormal block scales)
+    // and a zero block; 2x the sampled 1024 blocks, so the tensor scale is judged on a sample.
+    const cols = 4096,
+      rows = 34;
+    const x = new Float32Array(rows * cols);
+    const base = row();
+    for (let i = 0; i < x.length; i++)
+      x[i] = base[i % base.length]! * (i % 3000 < 64 ? 1e-4 : i % 777 === 5 ? 40 : 1);
+    x.fill(0, 128, 192);
+    let s = 3;
+    const imp = Float32Array.from(
+      { length: cols },
+      () => ((s = (s * 69069 + 1) % 2 ** 32) / 2 ** 32) * 4 + 0.01,
+    );
+    const wide = (w: Float32Array) => Float32Array.from({ length: x.length }, (_, i) => w[i % cols]!);
+    for (const w of [undefined, imp]) {
+      const g = chooseNvfp4TensorScale(x, w && wide(w));
+      assert.equal(native().nvfp4TensorScale(x, cols, w ?? null), g, "tensor scale");
+      assert.equal(
+        sha(native().quantizeFp4(DType.NVFP4, x, cols, w ?? null, g)),
+        sha(quantizeNvfp4(x, g, w && wide(w))),
+      );
+      assert.equal(
+        sha(native().quantizeFp4(DType.MXFP4, x, cols, w ?? null, 1)),
+        sha(quantizeMxfp4(x, w && wide(w))),
+      );
+    }
+    assert.throws(() => native().quantizeFp4(DType.Q4_K, x, cols, null, 1), /NVFP4 or MXFP4/);
+    assert.throws(() => native().quantizeFp4(DType.NVFP4, x, 100, null, 1), /whole blocks/);
+    assert.throws(() => native().nvfp4TensorScale(x, cols, new Float32Array(3)), /importance/);
   });
 
   it("encodes UE4M3 as ggml does at the edges", () => {

@@ -106,6 +106,8 @@ export function f32ToBf16(v: number): number {
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+let f16Table: Float32Array | undefined;
+
 /** Converts `n` elements at byte offset `off` of `buf` (any float dtype) to a new Float32Array. */
 export function toF32(buf: ArrayBuffer, off: number, dt: DType, n: number): Float32Array {
   if (dt === DType.F32) {
@@ -115,8 +117,14 @@ export function toF32(buf: ArrayBuffer, off: number, dt: DType, n: number): Floa
   }
   const u16 = off % 2 === 0 ? new Uint16Array(buf, off, n) : new Uint16Array(buf.slice(off, off + 2 * n));
   const out = new Float32Array(n);
-  const conv = dt === DType.F16 ? f16ToF32 : bf16ToF32;
-  for (let i = 0; i < n; i++) out[i] = conv(u16[i]!);
+  if (dt === DType.F16) {
+    // Every f16 value from a table: whole tensors convert here (quantizing a model).
+    const table = (f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => f16ToF32(h)));
+    for (let i = 0; i < n; i++) out[i] = table[u16[i]!]!;
+  } else {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bits[i] = u16[i]! << 16;
+  }
   return out;
 }
 
