@@ -64,7 +64,7 @@ export function chooseType(
   type: QuantizeType,
   name: string,
   ne0: number,
-  o: { tied: boolean; iAttnV: number; nAttnV: number; layer: number; nLayer: number },
+  o: { tied: boolean; iAttnV: number; nAttnV: number; layer: number; nLayer: number; imatrix?: boolean },
 ): DType {
   const base = BASE[type];
   let t = base;
@@ -80,6 +80,9 @@ export function chooseType(
   else if (type === "q4_K_M" || type === "q5_K_M") {
     if (/attn_v\.weight$/.test(name) && useMoreBits(o.iAttnV, o.nAttnV)) t = DType.Q6_K;
     if (/ffn_down/.test(name) && useMoreBits(o.layer, o.nLayer)) t = DType.Q6_K;
+  } else if (type === "q4_0" && o.imatrix && /ffn_down/.test(name) && o.layer < Math.floor(o.nLayer / 8)) {
+    // llama-quantize's guard for the first ffn_down layers, taken only with an imatrix.
+    t = DType.Q4_1;
   }
   // Shape fallback when the block does not divide the row.
   if (ne0 % BLOCKS[t]!.size !== 0) {
@@ -160,7 +163,8 @@ export function quantizeModel(
     let outT = t;
     if (quantizable(t)) {
       const layer = Number(/^blk\.(\d+)\./.exec(t.name)?.[1] ?? -1);
-      const dt = chooseType(type, t.name, t.ne[0]!, { tied, iAttnV, nAttnV, layer, nLayer });
+      const imatrix = !!o.importance?.size;
+      const dt = chooseType(type, t.name, t.ne[0]!, { tied, iAttnV, nAttnV, layer, nLayer, imatrix });
       if (/attn_v\.weight$/.test(t.name)) iAttnV++;
       const importanceOf = (v: Float32Array): Float32Array | undefined => {
         const imp = o.importance?.get(t.name);
@@ -192,7 +196,7 @@ export function quantizeModel(
       } else if (ggmlType(t.type)?.dtype !== dt) {
         const v = valuesOf(t);
         const q = quantFormat(dt)?.quantize;
-        const data = q ? q(v, importanceOf(v)) : fromF32(v, DType.F16);
+        const data = q ? q(v, importanceOf(v), t.ne[0]) : fromF32(v, DType.F16);
         outT = { ...t, type: ggmlTypeOf(dt).id, data };
       }
     }

@@ -13,9 +13,10 @@ export interface QuantFormat {
   /**
    * Encodes whole blocks with the reference (ggml) quantizer, where lmx has one; `weights`
    * (one per value: its input column's importance) selects the importance-weighted search
-   * where the format has one (K-quants), and is ignored otherwise.
+   * where the format has one (K-quants, Q4_0), and is ignored otherwise. `cols` is the row
+   * length, for weightings that use whole-row statistics (Q4_0's; default: all of x).
    */
-  quantize?(x: Float32Array, weights?: Float32Array): Uint8Array;
+  quantize?(x: Float32Array, weights?: Float32Array, cols?: number): Uint8Array;
 }
 
 /**

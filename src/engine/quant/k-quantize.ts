@@ -14,8 +14,8 @@ const f = Math.fround;
 const nearestInt = (x: number) => f(x + 12582912) - 12582912;
 const EPS = 1e-15;
 
-/** Weighted search for x ≈ scale * L + min, L in 0..nmax; returns [scale, -min]. */
-function makeQkx2(
+/** Weighted search for x ≈ scale * L + min, L in 0..nmax; returns [scale, -min] (ggml's make_qkx2_quants, and make_qkx3_quants with weights). */
+export function makeQkx2(
   x: Float32Array,
   w: Float32Array,
   nmax: number,
@@ -86,7 +86,7 @@ function makeQkx2(
 }
 
 /** Signed fit x ≈ scale * (L - nmax) weighted by x² (or by `qw`), L stored offset by nmax; returns scale. */
-function makeQx(x: Float32Array, nmax: number, L: Uint8Array, qw?: Float32Array): number {
+export function makeQx(x: Float32Array, nmax: number, L: Uint8Array, qw?: Float32Array): number {
   let max = 0,
     amax = 0;
   for (let i = 0; i < x.length; i++) {

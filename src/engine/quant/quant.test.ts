@@ -252,7 +252,29 @@ describe("lmx's FP4 quantizers", () => {
   });
 });
 
-describe("importance-weighted K-quants", () => {
+describe("Q4_1's reference quantizer", () => {
+  it("rounds every value to within half a step of its block's grid", () => {
+    let s = 5;
+    const x = Float32Array.from(
+      { length: 32 * 64 },
+      () => ((s = (s * 69069 + 1) % 2 ** 32) / 2 ** 32 - 0.3) * 3,
+    );
+    const q = quantFormat(DType.Q4_1)!;
+    const y = new Float32Array(x.length);
+    q.dequantize(q.quantize!(x), y);
+    for (let b = 0; b < x.length / 32; b++) {
+      const block = x.subarray(32 * b, 32 * b + 32);
+      const step = (Math.max(...block) - Math.min(...block)) / 15;
+      for (let j = 0; j < 32; j++)
+        assert.ok(
+          Math.abs(y[32 * b + j]! - block[j]!) <= step * 0.5 + 2e-3 * step + 1e-3,
+          `block ${b} value ${j}`,
+        );
+    }
+  });
+});
+
+describe("importance-weighted K-quants, Q4_0 and Q4_1", () => {
   // Rows of 512 with a few strongly driven input columns, as an imatrix shows them.
   let s = 11;
   const r = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 2;
@@ -264,13 +286,13 @@ describe("importance-weighted K-quants", () => {
   for (let i = 0; i < rows; i++) qw.set(columns, i * K);
   const weighted = (y: Float32Array) => x.reduce((a, v, i) => a + qw[i]! * (v - y[i]!) ** 2, 0);
 
-  for (const dt of [DType.Q4_K, DType.Q5_K, DType.Q6_K]) {
+  for (const dt of [DType.Q4_K, DType.Q5_K, DType.Q6_K, DType.Q4_0, DType.Q4_1]) {
     it(`${DType[dt]}: less importance-weighted error than the reference, valid blocks`, () => {
       const q = quantFormat(dt)!;
       const plain = new Float32Array(x.length),
         imat = new Float32Array(x.length);
       q.dequantize(q.quantize!(x), plain);
-      const bytes = q.quantize!(x, qw);
+      const bytes = q.quantize!(x, qw, K);
       assert.equal(bytes.length, (x.length / q.blockSize) * q.blockBytes);
       q.dequantize(bytes, imat);
       assert.ok(imat.every(Number.isFinite));
