@@ -15,6 +15,11 @@
 #define GEMV_MAX_T 4
 #define GEMV_MAX_T_QUANT 17
 #define ROW_BLOCK 12
+/* Larger batches: claims of PACK_ROWS rows packed column-major in panels of 16 rows (f32),
+ * met by tiles of 6 tokens x 16 rows with broadcast activations (outer products: no
+ * horizontal sums, 12 FMAs per 2 panel loads and 6 broadcasts). */
+#define PACK_MIN_T 32
+#define PACK_ROWS 32
 
 /* Floats per token of int8 activations (lmx_x8_row's record). */
 static int64_t x8_stride(int64_t K) {
@@ -126,6 +131,99 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi, float 
   }
 }
 
+/* Rows [r0, r0 + nr) of w (nr <= 16) as f32 in column-major order: p[16 k + r], missing
+ * rows zero; 8 x 8 blocks are transposed in registers. row: scratch of 8 x K floats. */
+static LMX_AVX2 void pack16_avx2(const lmx_tensor *w, int64_t r0, int64_t nr, float *p, float *row) {
+  const int64_t K = w->ne0;
+  for (int g = 0; g < 2; g++) {
+    for (int r = 0; r < 8; r++) {
+      if (8 * g + r < nr) lmx_row_to_f32(w->data + (r0 + 8 * g + r) * w->nb1, w->dtype, row + r * K, K);
+      else for (int64_t k = 0; k < K; k++) row[r * K + k] = 0;
+    }
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+      const float *a = row + k;
+      __m256 r0v = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + K), r2 = _mm256_loadu_ps(a + 2 * K), r3 = _mm256_loadu_ps(a + 3 * K);
+      __m256 r4 = _mm256_loadu_ps(a + 4 * K), r5 = _mm256_loadu_ps(a + 5 * K), r6 = _mm256_loadu_ps(a + 6 * K), r7 = _mm256_loadu_ps(a + 7 * K);
+      __m256 u0 = _mm256_unpacklo_ps(r0v, r1), u1 = _mm256_unpackhi_ps(r0v, r1), u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
+      __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5), u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+      __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE), s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+      __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE), s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+      float *q = p + 16 * k + 8 * g;
+      _mm256_storeu_ps(q, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(q + 16, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(q + 32, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(q + 48, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(q + 64, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(q + 80, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(q + 96, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(q + 112, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    for (; k < K; k++)
+      for (int r = 0; r < 8; r++) p[16 * k + 8 * g + r] = row[r * K + k];
+  }
+}
+
+/* NT tokens (<= 6) x 16 packed rows over all K: out[t * os + r] = Σk x[t][k] p[16 k + r],
+ * summed in k order by one FMA per step, whatever NT is. */
+static inline __attribute__((always_inline)) LMX_AVX2 void tile16_avx2(const float *p, const float *x, int64_t xs,
+                                                                       int64_t K, float *out, int64_t os, const int NT) {
+  __m256 c[6][2];
+  for (int t = 0; t < NT; t++) c[t][0] = c[t][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; k++) {
+    const __m256 w0 = _mm256_load_ps(p + 16 * k), w1 = _mm256_load_ps(p + 16 * k + 8);
+    for (int t = 0; t < NT; t++) {
+      const __m256 a = _mm256_broadcast_ss(x + t * xs + k);
+      c[t][0] = _mm256_fmadd_ps(a, w0, c[t][0]);
+      c[t][1] = _mm256_fmadd_ps(a, w1, c[t][1]);
+    }
+  }
+  for (int t = 0; t < NT; t++) {
+    _mm256_storeu_ps(out + t * os, c[t][0]);
+    _mm256_storeu_ps(out + t * os + 8, c[t][1]);
+  }
+}
+
+static LMX_AVX2 void tile16_n(const float *p, const float *x, int64_t xs, int64_t K, float *out, int64_t os, int nt) {
+  switch (nt) {
+    case 6: tile16_avx2(p, x, xs, K, out, os, 6); break;
+    case 5: tile16_avx2(p, x, xs, K, out, os, 5); break;
+    case 4: tile16_avx2(p, x, xs, K, out, os, 4); break;
+    case 3: tile16_avx2(p, x, xs, K, out, os, 3); break;
+    case 2: tile16_avx2(p, x, xs, K, out, os, 2); break;
+    default: tile16_avx2(p, x, xs, K, out, os, 1); break;
+  }
+}
+
+/* Rows [lo, hi) (at most PACK_ROWS) for every token: the claim's panels are packed once,
+ * then each tile of 6 tokens runs over all of them while its activations are in cache. */
+static LMX_AVX2 void gemm_packed_avx2(const lmx_node *n, int64_t lo, int64_t hi, float *buf) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
+  const int64_t K = x->ne0, T = x->ne1, xs = x->nb1 / 4, ds = dst->nb1 / 4;
+  const int np = (int)((hi - lo + 15) / 16);
+  float *panels = buf, *row = buf + (int64_t)(PACK_ROWS / 16) * 16 * K;
+  for (int q = 0; q < np; q++) {
+    const int64_t r0 = lo + 16 * q;
+    pack16_avx2(w, r0, hi - r0 < 16 ? hi - r0 : 16, panels + (int64_t)q * 16 * K, row);
+  }
+  float tile[6 * 16];
+  for (int64_t t = 0; t < T; t += 6) {
+    const int nt = (int)(T - t < 6 ? T - t : 6);
+    const float *xt = (const float *)x->data + t * xs;
+    for (int q = 0; q < np; q++) {
+      const int64_t r0 = lo + 16 * q, nr = hi - r0 < 16 ? hi - r0 : 16;
+      float *d = (float *)dst->data + t * ds + r0;
+      if (nr == 16) {
+        tile16_n(panels + (int64_t)q * 16 * K, xt, xs, K, d, ds, nt);
+      } else {
+        tile16_n(panels + (int64_t)q * 16 * K, xt, xs, K, tile, 16, nt);
+        for (int i = 0; i < nt; i++)
+          for (int64_t r = 0; r < nr; r++) d[i * ds + r] = tile[i * 16 + r];
+      }
+    }
+  }
+}
+
 /* One copy of the row loop per weight type, so the inner loops carry no type switch. */
 #define GEMV_ROWS(DT)                                                                                  \
   for (int64_t r = lo; r < hi; r++)                                                                    \
@@ -187,7 +285,7 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
     lmx_gemm_q8_prepare(x, w->dtype, (uint8_t *)buf);
     return buf;
   }
-  if (simd) return lmx_scratch((size_t)((gemv ? 1 : ROW_BLOCK) * K));
+  if (simd) return lmx_scratch((size_t)(gemv ? K : T >= PACK_MIN_T ? (PACK_ROWS + 8) * K : ROW_BLOCK * K));
   /* Scalar: a decoded weight row, then (int8 decode) x dequantized from its int8 codes. */
   float *buf = lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + x8_stride(K)));
   if (int8) {
@@ -206,8 +304,8 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
 /* Rows handed out per claim: GEMM row blocks; for GEMV, about eight claims per thread, so
  * a thread slowed by another process on its core is made up for by the others while
  * each claim still reads one long sequential stream of weights. */
-static int64_t claim_rows(int gemv, int quant, int64_t N, int nth) {
-  if (!gemv) return quant ? lmx_gemm_q8_rows() : ROW_BLOCK;
+static int64_t claim_rows(int gemv, int quant, int64_t N, int64_t T, int nth) {
+  if (!gemv) return quant ? lmx_gemm_q8_rows() : T >= PACK_MIN_T ? PACK_ROWS : ROW_BLOCK;
   int64_t c = (N + 8 * nth - 1) / (8 * nth);
   c = (c + 15) / 16 * 16;
   return c < 16 ? 16 : c;
@@ -220,7 +318,7 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
   const int gemv = use_gemv(w, T), int8 = gemv && LMX_IS_QUANT(w->dtype);
-  const int64_t chunk = claim_rows(gemv, LMX_IS_QUANT(w->dtype), N, nth);
+  const int64_t chunk = claim_rows(gemv, LMX_IS_QUANT(w->dtype), N, T, nth);
   const int q8gemm = !gemv && LMX_IS_QUANT(w->dtype);
   (void)ith;
 #ifdef LMX_X86
@@ -243,6 +341,7 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
 #ifdef LMX_X86
     else if (simd) {
       if (gemv) gemv_avx2(n, lo, hi, buf);
+      else if (T >= PACK_MIN_T) gemm_packed_avx2(n, lo, hi, buf);
       else gemm_avx2(n, lo, hi, buf);
     }
 #endif
