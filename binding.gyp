@@ -20,7 +20,8 @@
         "native/kernels/attention.c",
         "native/kernels/elementwise.c",
         "native/kernels/sample.c",
-        "native/kernels/quantize_fp4.c"
+        "native/kernels/quantize_fp4.c",
+        "native/kernels/quantize_k.c"
       ],
       "cflags_c": ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-math-errno", "-D_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],

@@ -561,6 +561,30 @@ static napi_value quantize_fp4(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* quantizeRows(dtype, values: Float32Array, cols, importance: Float32Array | null) -> Uint8Array
+ * (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) */
+static napi_value quantize_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  args_of(env, info, 4, argv);
+  int32_t dtype = 0;
+  int64_t cols = 0;
+  size_t n = 0;
+  napi_get_value_int32(env, argv[0], &dtype);
+  napi_get_value_int64(env, argv[2], &cols);
+  const float *x = float_array(env, argv[1], &n), *imp;
+  const int bs = lmx_block_size(dtype);
+  if (!x || cols <= 0 || bs <= 1 || cols % bs || n % (size_t)cols) THROW("quantizeRows: expected rows of whole blocks in a Float32Array");
+  if (!importance_arg(env, argv[3], cols, &imp)) THROW("quantizeRows: importance must be null or one Float32 per column");
+  const size_t bytes = n / (size_t)bs * (size_t)lmx_block_bytes(dtype);
+  napi_value ab, arr;
+  void *p;
+  CHECK(napi_create_arraybuffer(env, bytes, &p, &ab));
+  if (!lmx_quantize_rows(dtype, x, (int64_t)(n / (size_t)cols), cols, imp, (uint8_t *)p))
+    THROW("quantizeRows: lmx has no native quantizer for this type");
+  CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &arr));
+  return arr;
+}
+
 /* nvfp4TensorScale(values: Float32Array, cols, importance: Float32Array | null) -> number */
 static napi_value nvfp4_tensor_scale(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -607,6 +631,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"profileTake", 0, profile_take, 0, 0, 0, napi_default, 0},
       {"bandwidthProbe", 0, bandwidth_probe, 0, 0, 0, napi_default, 0},
       {"quantizeFp4", 0, quantize_fp4, 0, 0, 0, napi_default, 0},
+      {"quantizeRows", 0, quantize_rows, 0, 0, 0, napi_default, 0},
       {"nvfp4TensorScale", 0, nvfp4_tensor_scale, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);

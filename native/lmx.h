@@ -169,7 +169,10 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *buf);
  * with the kernels of tier isa (enum lmx_isa). */
 void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int isa);
 
-/* --- quantizers (kernels/quantize_fp4.c) --- */
+/* --- quantizers (kernels/quantize_k.c, kernels/quantize_fp4.c) --- */
+/* Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K rows (ggml's quantizers; importance-weighted with
+ * imp, one per column); runs on the pool. 0 for another type or a ragged row. */
+int lmx_quantize_rows(int32_t dtype, const float *x, int64_t rows, int64_t cols, const float *imp, uint8_t *out);
 /* lmx's NVFP4 (with tensor scale g) or MXFP4 quantizer over n values in rows of cols, with
  * optional per-column importance; runs on the pool. */
 void lmx_quantize_fp4(int32_t dtype, const float *x, int64_t n, int64_t cols, const float *imp, float g, uint8_t *out);

@@ -39,6 +39,13 @@ export interface NativeAddon {
     importance: Float32Array | null,
     g: number,
   ): Uint8Array;
+  /** ggml's quantizers for Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K (native/kernels/quantize_k.c). */
+  quantizeRows(
+    dtype: number,
+    values: Float32Array,
+    cols: number,
+    importance: Float32Array | null,
+  ): Uint8Array;
   /** The NVFP4 tensor scale with the least error for these values. */
   nvfp4TensorScale(values: Float32Array, cols: number, importance: Float32Array | null): number;
   /** Turns per-op timing of plan execution on or off (thread 0's view). */

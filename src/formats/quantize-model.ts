@@ -129,6 +129,9 @@ function valuesOf(t: GgufTensorOut): Float32Array {
   return toF32(copy.buffer, 0, dt, n);
 }
 
+/** Types quantized natively (native/kernels/quantize_k.c), with the same bytes as their TypeScript specifications. */
+const NATIVE = new Set([DType.Q8_0, DType.Q4_0, DType.Q4_1, DType.Q4_K, DType.Q5_K, DType.Q6_K]);
+
 export interface QuantizeReport {
   tensors: { name: string; type: string }[];
   bytes: number;
@@ -195,8 +198,15 @@ export function quantizeModel(
         }
       } else if (ggmlType(t.type)?.dtype !== dt) {
         const v = valuesOf(t);
-        const q = quantFormat(dt)?.quantize;
-        const data = q ? q(v, importanceOf(v), t.ne[0]) : fromF32(v, DType.F16);
+        const cols = t.ne[0]!;
+        const imp = o.importance?.get(t.name);
+        let data: Uint8Array;
+        if (NATIVE.has(dt))
+          data = native().quantizeRows(dt, v, cols, imp && imp.length === cols ? imp : null);
+        else {
+          const q = quantFormat(dt)?.quantize;
+          data = q ? q(v, importanceOf(v), cols) : fromF32(v, DType.F16);
+        }
         outT = { ...t, type: ggmlTypeOf(dt).id, data };
       }
     }

@@ -13,6 +13,8 @@ const f = Math.fround;
 /** Round to nearest, ties to even, as ggml's nearest_int. */
 const nearestInt = (x: number) => f(x + 12582912) - 12582912;
 const EPS = 1e-15;
+/** 0.1f: ggml's search steps are multiples of the f32 0.1, not of the double. */
+const TENTH = Math.fround(0.1);
 
 /** Weighted search for x ≈ scale * L + min, L in 0..nmax; returns [scale, -min] (ggml's make_qkx2_quants, and make_qkx3_quants with weights). */
 export function makeQkx2(
@@ -50,7 +52,8 @@ export function makeQkx2(
   }
   const aux = new Uint8Array(n);
   for (let is = 0; is <= nstep; is++) {
-    iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
+    // ggml's float parameters: rmin and rdelta are f32 (-0.9f, 0.05f, ...), and so is each step.
+    iscale = f(f(f(f(rmin) + f(f(rdelta) * is)) + nmax) / f(max - min));
     let sumL = 0,
       sumL2 = 0,
       sumXL = 0;
@@ -114,7 +117,7 @@ export function makeQx(x: Float32Array, nmax: number, L: Uint8Array, qw?: Float3
   let best = f(scale * sumlx);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
-    const iscale = f(f(-f(nmax + f(0.1 * is))) / max);
+    const iscale = f(f(-f(nmax + f(TENTH * is))) / max);
     [sumlx, suml2] = fit(iscale, false);
     if (suml2 > 0 && f(sumlx * sumlx) > f(best * suml2)) {
       fit(iscale, true);
@@ -152,7 +155,7 @@ function makeQp(x: number[], nmax: number, L: Uint8Array, w: number[]): number {
     best = mse(iscale);
   for (let is = -4; is <= 4; is++) {
     if (is === 0) continue;
-    const c = f(f(f(0.1 * is) + nmax) / max),
+    const c = f(f(f(TENTH * is) + nmax) / max),
       e = mse(c);
     if (e < best) [best, iscale] = [e, c];
   }

@@ -252,6 +252,39 @@ describe("lmx's FP4 quantizers", () => {
   });
 });
 
+describe("native quantizers", () => {
+  it("write the same bytes as the TypeScript ones, with and without importance", () => {
+    // Rows of 768 (3 super-blocks): heavy-tailed values, a zero block, tiny values.
+    let s = 17;
+    const r = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 2;
+    const cols = 768,
+      rows = 12;
+    const x = Float32Array.from(
+      { length: cols * rows },
+      (_, i) => r() * r() * r() * (i % 1000 < 40 ? 1e-5 : 0.3),
+    );
+    x.fill(0, 256, 512);
+    const imp = Float32Array.from({ length: cols }, (_, k) => (k % 37 === 0 ? 300 : 0.5 + Math.abs(r())));
+    const wide = Float32Array.from({ length: x.length }, (_, i) => imp[i % cols]!);
+    for (const dt of [DType.Q8_0, DType.Q4_0, DType.Q4_1, DType.Q4_K, DType.Q5_K, DType.Q6_K]) {
+      const q = quantFormat(dt)!;
+      assert.equal(
+        sha(native().quantizeRows(dt, x, cols, null)),
+        sha(q.quantize!(x, undefined, cols)),
+        `${DType[dt]}`,
+      );
+      if (dt !== DType.Q8_0)
+        assert.equal(
+          sha(native().quantizeRows(dt, x, cols, imp)),
+          sha(q.quantize!(x, wide, cols)),
+          `${DType[dt]} + imatrix`,
+        );
+    }
+    assert.throws(() => native().quantizeRows(DType.NVFP4, x, cols, null), /no native quantizer/);
+    assert.throws(() => native().quantizeRows(DType.Q4_K, x, 100, null), /whole blocks/);
+  });
+});
+
 describe("Q4_1's reference quantizer", () => {
   it("rounds every value to within half a step of its block's grid", () => {
     let s = 5;
