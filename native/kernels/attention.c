@@ -189,24 +189,10 @@ static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows,
     }
 }
 
-/* exp(x) for x <= 0 (scores minus their max): 2^n * p(r), relative error ~2e-7; exactly 0
- * below -87 (masked keys are -inf and must weigh nothing). */
-static inline LMX_AVX2 __m256 exp8(__m256 x) {
-  const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-6f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), live);
+/* exp(x) for x <= 0 (scores minus their max); exactly 0 below -87 (masked keys are -inf
+ * and must weigh nothing). */
+static inline LMX_AVX2 __m256 exp8_scores(__m256 x) {
+  return _mm256_and_ps(lmx_exp8(x), _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
 }
 
 static LMX_AVX2 float max_avx2(const float *v, int64_t n) {
@@ -225,7 +211,7 @@ static LMX_AVX2 float exp_sum_avx2(float *s, int64_t n, float m) {
   __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+    __m256 e = exp8_scores(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
     _mm256_storeu_ps(s + i, e);
     acc = _mm256_add_ps(acc, e);
   }

@@ -23,27 +23,6 @@ static void for_my_elements(const lmx_node *n, int ith, int nth, span_fn f) {
 }
 
 #ifdef LMX_X86
-/* e^x for x in [-87.3, 88.7] (clamped outside): 2^k * e^r with r = x - k ln 2 taken in two
- * parts, e^r by a degree-6 polynomial on |r| <= ln 2 / 2. */
-static inline __attribute__((always_inline)) LMX_AVX2 __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
-  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  /* 2^k in two factors, so that k = 128 (x near 88.7) does not overflow the exponent. */
-  const __m256i ki = _mm256_cvtps_epi32(k), k1 = _mm256_srai_epi32(ki, 1);
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, _mm256_set1_epi32(127)), 23));
-  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ki, k1), _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
 static LMX_AVX2 int64_t add_avx2(const float *a, const float *b, float *d, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
@@ -55,7 +34,7 @@ static LMX_AVX2 int64_t swiglu_avx2(const float *a, const float *b, float *d, in
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 x = _mm256_loadu_ps(a + i);
-    const __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    const __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, lmx_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
     _mm256_storeu_ps(d + i, _mm256_mul_ps(s, _mm256_loadu_ps(b + i)));
   }
   return i;
@@ -69,7 +48,7 @@ static LMX_AVX2 int64_t geglu_avx2(const float *a, const float *b, float *d, int
     const __m256 x = _mm256_loadu_ps(a + i);
     const __m256 u = _mm256_mul_ps(_mm256_set1_ps(-2 * 0.7978845608f),
                                    _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), x), _mm256_mul_ps(x, x), x));
-    const __m256 g = _mm256_div_ps(x, _mm256_add_ps(one, exp8(u)));
+    const __m256 g = _mm256_div_ps(x, _mm256_add_ps(one, lmx_exp8(u)));
     _mm256_storeu_ps(d + i, _mm256_mul_ps(g, _mm256_loadu_ps(b + i)));
   }
   return i;
