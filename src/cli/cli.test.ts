@@ -1,6 +1,6 @@
 /** The lmx command as a user runs it: exact raw output, bench JSON, usage errors. */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,10 +32,39 @@ describe("lmx CLI", () => {
     const r = lmx(["bench", "--prompt-tokens", "64", "--gen-tokens", "8", "--runs", "1", "--json"]);
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    for (const k of ["pp_tok_s", "tg_tok_s", "prompt_tokens", "gen_tokens", "runs", "backend", "threads"])
+    for (const k of [
+      "pp_tok_s",
+      "tg_tok_s",
+      "prompt_tokens",
+      "gen_tokens",
+      "runs",
+      "backend",
+      "kernels",
+      "threads",
+    ])
       assert.ok(k in j, k);
     assert.ok(j.pp_tok_s > 0 && j.tg_tok_s > 0);
     assert.equal(j.backend, "cpu");
+    assert.match(j.kernels, /^(scalar|avx2|avxvnni|avx512)$/);
+  });
+
+  it("ends quietly when its reader goes away (lmx … | head)", async () => {
+    const child = spawn(process.execPath, [
+      bin,
+      "bench",
+      "--prompt-tokens",
+      "8",
+      "--gen-tokens",
+      "4",
+      "--runs",
+      "1",
+    ]);
+    child.stdout.destroy(); // the reader is gone before the first line is written
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, "");
   });
 
   it("usage errors exit with 2 and a clear message", () => {

@@ -48,6 +48,11 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that went away (`lmx list | head`) ends the command quietly, as other CLIs do.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
     process.stdout.write(USAGE + "\n");
