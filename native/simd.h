@@ -107,6 +107,25 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_exp8(__m256 x) 
   return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
+/* t[i * ldt + j] = a[j * lda + i] for an 8 x 8 block, in registers. */
+static inline __attribute__((always_inline)) LMX_AVX2 void lmx_transpose8x8(const float *a, int64_t lda, float *t,
+                                                                            int64_t ldt) {
+  __m256 r0 = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + lda), r2 = _mm256_loadu_ps(a + 2 * lda), r3 = _mm256_loadu_ps(a + 3 * lda);
+  __m256 r4 = _mm256_loadu_ps(a + 4 * lda), r5 = _mm256_loadu_ps(a + 5 * lda), r6 = _mm256_loadu_ps(a + 6 * lda), r7 = _mm256_loadu_ps(a + 7 * lda);
+  __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1), u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5), u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE), s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE), s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+  _mm256_storeu_ps(t, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(t + ldt, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(t + 2 * ldt, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(t + 3 * ldt, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(t + 4 * ldt, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(t + 5 * ldt, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(t + 6 * ldt, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(t + 7 * ldt, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
 /* The little-endian f16 at p, as f32, with the F16C instruction. */
 static inline __attribute__((always_inline)) LMX_AVX2 float lmx_f16_avx2(const uint8_t *p) {
   return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8)));

@@ -86,24 +86,7 @@ static float exp_sum(float *s, int64_t n, float m) {
 /* t[c x KT] = a[r x c]^T by 8x8 blocks in registers (r, c multiples of 8). */
 static LMX_AVX2 void transpose_avx2(const float *a, float *t, int r, int c) {
   for (int j = 0; j < r; j += 8)
-    for (int i = 0; i < c; i += 8) {
-      const float *p = a + j * c + i;
-      __m256 r0 = _mm256_loadu_ps(p), r1 = _mm256_loadu_ps(p + c), r2 = _mm256_loadu_ps(p + 2 * c), r3 = _mm256_loadu_ps(p + 3 * c);
-      __m256 r4 = _mm256_loadu_ps(p + 4 * c), r5 = _mm256_loadu_ps(p + 5 * c), r6 = _mm256_loadu_ps(p + 6 * c), r7 = _mm256_loadu_ps(p + 7 * c);
-      __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1), u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
-      __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5), u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
-      __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE), s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-      __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE), s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-      float *q = t + i * KT + j;
-      _mm256_storeu_ps(q, _mm256_permute2f128_ps(s0, s4, 0x20));
-      _mm256_storeu_ps(q + KT, _mm256_permute2f128_ps(s1, s5, 0x20));
-      _mm256_storeu_ps(q + 2 * KT, _mm256_permute2f128_ps(s2, s6, 0x20));
-      _mm256_storeu_ps(q + 3 * KT, _mm256_permute2f128_ps(s3, s7, 0x20));
-      _mm256_storeu_ps(q + 4 * KT, _mm256_permute2f128_ps(s0, s4, 0x31));
-      _mm256_storeu_ps(q + 5 * KT, _mm256_permute2f128_ps(s1, s5, 0x31));
-      _mm256_storeu_ps(q + 6 * KT, _mm256_permute2f128_ps(s2, s6, 0x31));
-      _mm256_storeu_ps(q + 7 * KT, _mm256_permute2f128_ps(s3, s7, 0x31));
-    }
+    for (int i = 0; i < c; i += 8) lmx_transpose8x8(a + j * c + i, c, t + i * KT + j, KT);
 }
 
 /* 4 query rows x 16 keys per register tile; leftover rows one at a time. */

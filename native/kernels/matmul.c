@@ -141,24 +141,7 @@ static LMX_AVX2 void pack16_avx2(const lmx_tensor *w, int64_t r0, int64_t nr, fl
       else for (int64_t k = 0; k < K; k++) row[r * K + k] = 0;
     }
     int64_t k = 0;
-    for (; k + 8 <= K; k += 8) {
-      const float *a = row + k;
-      __m256 r0v = _mm256_loadu_ps(a), r1 = _mm256_loadu_ps(a + K), r2 = _mm256_loadu_ps(a + 2 * K), r3 = _mm256_loadu_ps(a + 3 * K);
-      __m256 r4 = _mm256_loadu_ps(a + 4 * K), r5 = _mm256_loadu_ps(a + 5 * K), r6 = _mm256_loadu_ps(a + 6 * K), r7 = _mm256_loadu_ps(a + 7 * K);
-      __m256 u0 = _mm256_unpacklo_ps(r0v, r1), u1 = _mm256_unpackhi_ps(r0v, r1), u2 = _mm256_unpacklo_ps(r2, r3), u3 = _mm256_unpackhi_ps(r2, r3);
-      __m256 u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5), u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
-      __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE), s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE);
-      __m256 s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE), s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-      float *q = p + 16 * k + 8 * g;
-      _mm256_storeu_ps(q, _mm256_permute2f128_ps(s0, s4, 0x20));
-      _mm256_storeu_ps(q + 16, _mm256_permute2f128_ps(s1, s5, 0x20));
-      _mm256_storeu_ps(q + 32, _mm256_permute2f128_ps(s2, s6, 0x20));
-      _mm256_storeu_ps(q + 48, _mm256_permute2f128_ps(s3, s7, 0x20));
-      _mm256_storeu_ps(q + 64, _mm256_permute2f128_ps(s0, s4, 0x31));
-      _mm256_storeu_ps(q + 80, _mm256_permute2f128_ps(s1, s5, 0x31));
-      _mm256_storeu_ps(q + 96, _mm256_permute2f128_ps(s2, s6, 0x31));
-      _mm256_storeu_ps(q + 112, _mm256_permute2f128_ps(s3, s7, 0x31));
-    }
+    for (; k + 8 <= K; k += 8) lmx_transpose8x8(row + k, K, p + 16 * k + 8 * g, 16);
     for (; k < K; k++)
       for (int r = 0; r < 8; r++) p[16 * k + 8 * g + r] = row[r * K + k];
   }
