@@ -143,6 +143,15 @@ static inline const int16_t *lmx_x8_sums16(const int32_t *s16, int64_t K) {
 static inline const int16_t *lmx_x8_sums32(const int32_t *s16, int64_t K) {
   return lmx_x8_sums16(s16, K) + K / 16;
 }
+/* For NVFP4 weights the record goes on with per-sub-block factors for pairs of 64-blocks,
+ * 8 lanes a pair in the order a0 a1 b0 b1 a2 a3 b2 b3 (block, sub-block of 16): k16, the
+ * activation scale of each, then o16, 12 times its code sum (as int32). */
+static inline int64_t lmx_x8_nvfp4_lanes(int64_t K) {
+  return (K / 64 + 1) / 2 * 8;
+}
+static inline const float *lmx_x8_nvfp4_k16(const int32_t *s16, int64_t K) {
+  return (const float *)(lmx_x8_sums32(s16, K) + K / 32);
+}
 
 /* 2^(e - 128) (MXFP4's E8M0 scale at half its value, for doubled codes); 2^-127 and 2^-128
  * for e = 1 and 0. */

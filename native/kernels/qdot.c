@@ -100,7 +100,7 @@ void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx,
 }
 
 int64_t lmx_x8_bytes(int64_t K) {
-  return (K + 4 * (K / 32) + 4 * (K / 16) + 2 * (K / 16) + 2 * (K / 32) + 63) / 64 * 64;
+  return (K + 4 * (K / 32) + 4 * (K / 16) + 2 * (K / 16) + 2 * (K / 32) + 8 * lmx_x8_nvfp4_lanes(K) + 63) / 64 * 64;
 }
 
 void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
@@ -110,13 +110,24 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
   int16_t *h16 = (int16_t *)(s16 + K / 16), *h32 = h16 + K / 16;
   for (int64_t i = 0; i < K / 16; i++) h16[i] = (int16_t)s16[i];
   for (int64_t i = 0; i < K / 32; i++) h32[i] = (int16_t)(s16[2 * i] + s16[2 * i + 1]);
-  if (wtype == LMX_NVFP4) {
-    /* The order the NVFP4 kernel meets its codes in: per 32, elements 0-7, 16-23, 8-15, 24-31. */
-    for (int64_t i = 0; i < K; i += 32) {
-      int8_t t[8];
-      memcpy(t, rec + i + 8, 8);
-      memcpy(rec + i + 8, rec + i + 16, 8);
-      memcpy(rec + i + 16, t, 8);
+  if (wtype == LMX_NVFP4 && K % 64 == 0) {
+    /* Per 64-block, the activations of the low nibbles (elements 16s..16s+7 of sub-blocks
+     * s = 0..3), then those of the high ones (16s+8..16s+15): the NVFP4 kernel's order. */
+    for (int64_t i = 0; i < K; i += 64) {
+      int8_t t[64];
+      for (int j = 0; j < 32; j++) {
+        t[j] = rec[i + 16 * (j >> 3) + (j & 7)];
+        t[32 + j] = rec[i + 16 * (j >> 3) + 8 + (j & 7)];
+      }
+      memcpy(rec + i, t, 64);
+    }
+    float *k16 = (float *)(h32 + K / 32);
+    int32_t *o16 = (int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
+    const int64_t nb = K / 64;
+    for (int64_t l = 0; l < lmx_x8_nvfp4_lanes(K); l++) {
+      const int64_t blk = l / 8 * 2 + ((l >> 1) & 1), sb = (l & 1) + 2 * ((l >> 2) & 1);
+      k16[l] = blk < nb ? dx[(64 * blk + 16 * sb) / 32] : 0;
+      o16[l] = blk < nb ? 12 * s16[4 * blk + sb] : 0;
     }
   }
 }
@@ -126,7 +137,9 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
 #define QD(name) name##_avx2
 #define QD_DPBUSD(a, u, s) _mm256_add_epi32((a), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
 #define QD_DPWSSD(a, p, q) _mm256_add_epi32((a), _mm256_madd_epi16((p), (q)))
+#define QD_PAIRS16 /* sums kept in int16 where they cannot overflow: fewer widening steps */
 #include "qdot_x86.h"
+#undef QD_PAIRS16
 #undef QD_ATTR
 #undef QD
 #undef QD_DPBUSD

@@ -224,37 +224,85 @@ static inline QD_ATTR __m256i QD(e2m1x2)(__m256i codes) {
 }
 
 /* NVFP4: 64 elements per block as 4 sub-blocks of 16 under UE4M3 scales; sub-block s is
- * bytes 8s..8s+7, elements 16s+j in the low nibbles and 16s+8+j in the high ones. QD(nibbles)
- * of bytes 0-15 gives elements 0-7, 16-23 | 8-15, 24-31: the activations of NVFP4 rows are
- * stored in that order (lmx_x8_row), so no shuffle puts the codes back in element order, and
- * int32 lanes 0-1 and 4-5 hold sub-block 0's products, lanes 2-3 and 6-7 sub-block 1's. Codes
- * become E2M1 values doubled plus 12 (0..24, unsigned for maddubs); the 12s come off
- * through the per-16 activation sums. */
-QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+ * code bytes 8s..8s+7, elements 16s+j in the low nibbles and 16s+8+j in the high ones. The
+ * block's 32 code bytes are split into low and high nibbles, two registers whose qwords
+ * each hold one sub-block; lmx_x8_row stores NVFP4 activations in that order, so the
+ * products need no shuffle. Codes become E2M1 values doubled plus 12 (0..24, unsigned for
+ * maddubs; the 12s come off through the activation sums). Blocks go in pairs: one
+ * horizontal add leaves the 8 sub-block sums of the pair in one register, in the order
+ * a0 a1 b0 b1 | a2 a3 b2 b3 that the record's per-16 factors (k16, o16) follow, so each
+ * pair costs one conversion to float and one fma. Scales are decoded in registers: the
+ * 7 bits of a UE4M3 moved to the top of an f32's exponent and mantissa make that f32 the
+ * scale times 2^-120 (subnormals included); 0x7f (NaN) counts as zero, as in dequant.c. */
+static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_scales)(const uint8_t *pa, const uint8_t *pb) {
+  uint32_t sa, sb = 0;
+  memcpy(&sa, pa, 4);
+  if (pb) memcpy(&sb, pb, 4);
+  /* Any subnormal (exponent 0) or NaN scale among the 8 bytes? (SWAR zero-byte tests.) */
+  const uint64_t y = ((uint64_t)sb << 32 | sa) & 0x7f7f7f7f7f7f7f7full, ones = 0x0101010101010101ull;
+  const uint64_t e = y & 0x7878787878787878ull, n = y ^ 0x7f7f7f7f7f7f7f7full;
+  if ((((e - ones) & ~e) | ((n - ones) & ~n)) & 0x8080808080808080ull) {
+    const float *t = lmx_ue4m3_half();
+    return _mm256_setr_ps(t[pa[0]], t[pa[1]], pb ? t[pb[0]] : 0, pb ? t[pb[1]] : 0, t[pa[2]], t[pa[3]], pb ? t[pb[2]] : 0,
+                          pb ? t[pb[3]] : 0);
+  }
+  /* Normal scales: (1 + m/8) 2^(e-7) / 2 has the f32 exponent e + 119 and mantissa m. */
+  const __m128i bytes = _mm_unpacklo_epi16(_mm_cvtsi32_si128((int)sa), _mm_cvtsi32_si128((int)sb));
+  const __m256i z = _mm256_cvtepu8_epi32(_mm_and_si128(bytes, _mm_set1_epi8(0x7f)));
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(z, 20), _mm256_set1_epi32(119 << 23)));
+}
+
+/* One block's products, as int16 (AVX2: maddubs of low and high nibbles added) or int32
+ * (VNNI tiers), each qword of lanes one sub-block. */
+static inline __attribute__((always_inline)) QD_ATTR __m256i QD(nvfp4_block)(const uint8_t *p, const int8_t *x) {
   const __m256i e2m1 = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,
                                         12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
-  const float *ue4m3_half = lmx_ue4m3_half();
-  const __m256i sel01 = _mm256_setr_epi32(0, 0, 1, 1, 0, 0, 1, 1), sel23 = _mm256_setr_epi32(2, 2, 3, 3, 2, 2, 3, 3);
-  /* Two accumulators: one fma chain would cost its latency twice per block. */
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  __m128 off = _mm_setzero_ps();
-  for (int64_t b = 0; b < K / 64; b++) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 4));
+  const __m256i lo = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q, m4));
+  const __m256i hi = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+  const __m256i xl = _mm256_loadu_si256((const __m256i *)x), xh = _mm256_loadu_si256((const __m256i *)(x + 32));
+#ifdef QD_PAIRS16
+  /* <= 2 * 2 * 24 * 127 = 12192 per int16 lane, and twice that after the pair's hadd. */
+  return _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
+#else
+  return QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), lo, xl), hi, xh);
+#endif
+}
+
+/* The 8 sub-block sums of blocks a and b (see above), as int32. */
+static inline __attribute__((always_inline)) QD_ATTR __m256i QD(nvfp4_pair)(__m256i a, __m256i b) {
+#ifdef QD_PAIRS16
+  return _mm256_madd_epi16(_mm256_hadd_epi16(a, b), _mm256_set1_epi16(1));
+#else
+  return _mm256_hadd_epi32(a, b);
+#endif
+}
+
+QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)dx;
+  const float *k16 = lmx_x8_nvfp4_k16(s16, K);
+  const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
+  const int64_t nb = K / 64;
+  __m256 acc = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
     const uint8_t *p = w + b * 36;
-    lmx_prefetch_ahead(p, 36);
-    const __m256i c0 = _mm256_shuffle_epi8(e2m1, QD(nibbles)(p + 4)), c1 = _mm256_shuffle_epi8(e2m1, QD(nibbles)(p + 20));
-    const __m256i i0 = QD_DPBUSD(_mm256_setzero_si256(), c0, _mm256_loadu_si256((const __m256i *)(qx + 64 * b)));
-    const __m256i i1 = QD_DPBUSD(_mm256_setzero_si256(), c1, _mm256_loadu_si256((const __m256i *)(qx + 64 * b + 32)));
-    /* Sub-blocks 0-1 meet the activation block 2b, 2-3 the block 2b+1. */
-    const __m128 dxs = _mm_castpd_ps(_mm_loaddup_pd((const double *)(dx + 2 * b)));
-    /* Scales from the table with scalar loads: the load ports have room, the vector ones not. */
-    const __m128 ue = _mm_setr_ps(ue4m3_half[p[0]], ue4m3_half[p[1]], ue4m3_half[p[2]], ue4m3_half[p[3]]);
-    const __m128 k = _mm_mul_ps(ue, _mm_unpacklo_ps(dxs, dxs));
-    const __m256 k8 = _mm256_castps128_ps256(k);
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_permutevar8x32_ps(k8, sel01), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_permutevar8x32_ps(k8, sel23), acc1);
-    off = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(s16 + 4 * b))), k, off);
+    lmx_prefetch_ahead(p, 72);
+    const __m256i pa = QD(nvfp4_block)(p, qx + 64 * b), pb = QD(nvfp4_block)(p + 36, qx + 64 * b + 64);
+    const __m256i i = _mm256_sub_epi32(QD(nvfp4_pair)(pa, pb), _mm256_loadu_si256((const __m256i *)(o16 + 4 * b)));
+    const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, p + 36), _mm256_loadu_ps(k16 + 4 * b));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
   }
-  return lmx_hsum8(_mm256_add_ps(acc0, acc1)) - 12 * lmx_hsum4(off);
+  if (b < nb) {
+    /* An odd last block pairs with zeros (its record lanes for b are zero too). */
+    const uint8_t *p = w + b * 36;
+    const __m256i i = _mm256_sub_epi32(QD(nvfp4_pair)(QD(nvfp4_block)(p, qx + 64 * b), _mm256_setzero_si256()),
+                                       _mm256_loadu_si256((const __m256i *)(o16 + 4 * b)));
+    const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, NULL), _mm256_loadu_ps(k16 + 4 * b));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
+  }
+  return lmx_hsum8(acc);
 }
 
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)

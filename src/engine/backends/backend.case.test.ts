@@ -114,6 +114,28 @@ describe("cpu backend matches the reference backend", () => {
     });
   }
 
+  it("NVFP4 matmul with every scale byte (subnormal, NaN, sign bit) and odd block counts", async () => {
+    // The decode kernel takes 64-blocks in pairs and decodes scales in registers, with a
+    // table path for pairs holding a subnormal or NaN scale: cover both, and a lone block.
+    for (const K of [64, 192, 576]) {
+      const N = 11;
+      const nb = (N * K) / 64;
+      const wbytes = randomBlocks(DType.NVFP4, nb, 90 + K);
+      // Small normal scales (2^-6 up), and in every third block the unusual bytes.
+      const unusual = [0, 1, 2, 3, 4, 5, 6, 7, 0x7f, 0xff, 0x80, 0x87, 0x88, 0x8f];
+      for (let b = 0; b < nb; b++)
+        for (let s = 0; s < 4; s++)
+          wbytes[b * 36 + s] = b % 3 === 0 ? unusual[(b * 4 + s) % unusual.length]! : 0x08 + ((b + s) % 16);
+      const wbuf = wbytes.buffer as ArrayBuffer;
+      for (const T of [1, 3, 20]) {
+        const [ref, cpu] = await runBoth((g) => ({
+          out: g.matmul(rand(g, "x", T, K, 7 + T), g.bind("w", DType.NVFP4, N, K, wbuf)),
+        }));
+        assertClose(cpu!, ref!, 1e-5, `NVFP4 matmul K=${K} T=${T}`);
+      }
+    }
+  });
+
   it("getRows from f16, bf16 and f32 tables", async () => {
     for (const dt of [DType.F32, DType.F16, DType.BF16]) {
       const [ref, cpu] = await runBoth((g) => ({
