@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Element types; the numeric ids match src/engine/tensor/dtype.ts. */
 enum lmx_dtype {
@@ -154,6 +155,18 @@ static inline void lmx_scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
     *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
     *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
   }
+}
+
+/* The 8 six-bit scales and the 8 mins of a Q4_K/Q5_K super-block as bytes of two 64-bit
+ * words, from its 12 packed bytes at s (see lmx_scale_min_k4 for the layout), with scalar
+ * integer operations: the integer ports are idle while the vector ones are not. */
+static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64_t *mins) {
+  uint32_t lo, hi, b;
+  memcpy(&lo, s, 4);
+  memcpy(&hi, s + 4, 4);
+  memcpy(&b, s + 8, 4);
+  *scales = (lo & 0x3f3f3f3fu) | (uint64_t)((b & 0x0f0f0f0fu) | ((lo & 0xc0c0c0c0u) >> 2)) << 32;
+  *mins = (hi & 0x3f3f3f3fu) | (uint64_t)(((b >> 4) & 0x0f0f0f0fu) | ((hi & 0xc0c0c0c0u) >> 2)) << 32;
 }
 
 /* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */

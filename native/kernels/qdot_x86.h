@@ -29,17 +29,37 @@ static inline QD_ATTR __m256i QD(fifth_bits)(const uint8_t *p) {
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
 }
 
+/* Q8_0: the sign trick (|w| against x with w's signs). The f16 scales of 4 blocks are
+ * converted together and go through memory, so each block's broadcast is a load rather
+ * than a shuffle on the vector ports, which the products keep busy. */
 QD_ATTR float QD(lmx_qdot8_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)s16;
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < K / 32; b++) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int64_t nb = K / 32;
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
     const uint8_t *p = w + b * 34;
-    lmx_prefetch_ahead(p, 34);
-    __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2)), xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
-    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc);
+    lmx_prefetch_ahead(p, 136);
+    uint16_t h[4];
+    for (int j = 0; j < 4; j++) memcpy(&h[j], p + 34 * j, 2);
+    uint64_t h4 = (uint64_t)h[0] | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 32 | (uint64_t)h[3] << 48;
+    float k[4];
+    _mm_storeu_ps(k, _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)h4)), _mm_loadu_ps(dx + b)));
+    for (int j = 0; j < 4; j++) {
+      const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 34 * j + 2));
+      const __m256i xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * (b + j)));
+      const __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+      if (j & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(k + j), acc1);
+      else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(k + j), acc0);
+    }
   }
-  return lmx_hsum8(acc);
+  for (; b < nb; b++) {
+    const uint8_t *p = w + b * 34;
+    const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2)), xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
+    const __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc0);
+  }
+  return lmx_hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 /* Q4_0 (-8 offset), Q4_1 (min m), Q5_0 (fifth bit, -16 offset), Q5_1 (fifth bit, min m):
@@ -106,21 +126,11 @@ QD_ATTR float QD(lmx_qdot8_q5_1)(const int8_t *qx, const float *dx, const int32_
  * offsets (Q4_K/Q5_K mins, Q6_K's -32) come from the per-16 activation sums, also in
  * integers. */
 
-/* The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K super-block,
- * from its 12 packed bytes at s (16 bytes are read; see lmx_scale_min_k4 for the layout). */
-static inline QD_ATTR __m128i QD(scales_mins_k4)(const uint8_t *s) {
-  const __m128i v = _mm_loadu_si128((const __m128i *)s);
-  const __m128i lo6 = _mm_and_si128(v, _mm_set1_epi8(0x3f));                                  /* scales 0-3, mins 0-3 */
-  const __m128i hi2 = _mm_srli_epi16(_mm_and_si128(v, _mm_set1_epi8((char)0xc0)), 2);         /* their bits 6-7 at 4-5 */
-  const __m128i w2 = _mm_shuffle_epi32(v, 0xaa);                                              /* bytes 8-11 everywhere */
-  const __m128i lo4 = _mm_and_si128(w2, _mm_set1_epi8(15)), hi4 = _mm_and_si128(_mm_srli_epi16(w2, 4), _mm_set1_epi8(15));
-  const __m128i upper = _mm_or_si128(_mm_unpacklo_epi32(lo4, hi4), hi2); /* scales 4-7, mins 4-7 */
-  return _mm_unpacklo_epi32(lo6, upper);
-}
-
 /* Q4_K and Q5_K share everything but where the codes come from (Q5_K: fifth bits in qh,
- * bit 2c for the low nibbles of chunk c, 2c+1 for the high ones). The mins term is summed
- * per lane in a separate float accumulator and reduced once per row. */
+ * bit 2c for the low nibbles of chunk c, 2c+1 for the high ones). Each sub-block's scale
+ * goes to memory as an int16 pair, so that spreading it over a register is a broadcast
+ * load, not a shuffle. The mins term is summed per lane in a separate float accumulator
+ * and reduced once per row. */
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int8_t *qx, const float *dx,
                                                                         const int32_t *s16, const uint8_t *w,
                                                                         int64_t K, const int five) {
@@ -132,10 +142,9 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * bytes;
     lmx_prefetch_ahead(p, bytes);
-    const __m128i sm = QD(scales_mins_k4)(p + 4);
-    /* The 8 scales as int16 in both 128-bit halves, so that a byte shuffle can spread any
-     * one of them over a whole register. */
-    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    uint64_t scales, mins;
+    lmx_scales_mins_k4(p + 4, &scales, &mins);
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scales)));
     const int8_t *x = qx + 256 * b;
     const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
@@ -159,7 +168,7 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int
     const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits)), _mm_set1_ps(dx[8 * b]));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc);
     /* Σ min_j * (code sum of sub-block j): pairs of int16 products, 4 lanes. */
-    const __m128i ms = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), _mm_loadu_si128((const __m128i *)(h32 + 8 * b)));
+    const __m128i ms = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins)), _mm_loadu_si128((const __m128i *)(h32 + 8 * b)));
     macc = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_shuffle_ps(dd, dd, 0x55), macc);
   }
   return lmx_hsum8(acc) - lmx_hsum4(macc);
@@ -176,7 +185,7 @@ QD_ATTR float QD(lmx_qdot8_q5_k)(const int8_t *qx, const float *dx, const int32_
 }
 
 QD_ATTR float QD(lmx_qdot8_q6_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
   const int16_t *h16 = lmx_x8_sums16(s16, K);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 256; b++) {
@@ -191,11 +200,13 @@ QD_ATTR float QD(lmx_qdot8_q6_k)(const int8_t *qx, const float *dx, const int32_
       const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
       __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
       __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+      /* Bit pairs 0-1, 2-3, 4-5 and 6-7 of H moved to bits 4-5 (16-bit shifts: what crosses
+       * into a neighbouring byte is masked off). */
       __m256i g[4] = {
-          _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_slli_epi16(_mm256_and_si256(H, m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30)),
+          _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(H, m30)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30)),
       };
       for (int k = 0; k < 4; k++) {
         const int e = 128 * h + 32 * k;
