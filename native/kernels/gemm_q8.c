@@ -181,7 +181,7 @@ static inline __attribute__((always_inline)) LMX_AVX512 void panel16_dots(const 
     const __m512 d = _mm512_loadu_ps(pd + b * 16), o = _mm512_loadu_ps(po + b * 16);
     for (int t = 0; t < 4; t++) {
       a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, _mm512_set1_ps(dxs[4 * b + t])), a[t]);
-      a[t] = _mm512_fmadd_ps(o, _mm512_set1_ps(xos[4 * b + t]), a[t]);
+      if (!sgn) a[t] = _mm512_fmadd_ps(o, _mm512_set1_ps(xos[4 * b + t]), a[t]);
     }
   }
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);

@@ -51,23 +51,24 @@ static GQ_ATTR void GQ(panel_dots_u32)(const uint8_t *panel, int64_t K, const ui
 static GQ_ATTR void GQ(panel_dots_s)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   enum { SB = 32 };
   const int64_t nsb = K / SB;
-  const float *pd = (const float *)(panel + 8 * K), *po = pd + 8 * nsb;
-  const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
+  const float *pd = (const float *)(panel + 8 * K);
+  const float *dxs = (const float *)(quad + 4 * K);
   __m256 acc[4];
   for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nsb; b++) {
     __m256i is[4];
     for (int t = 0; t < 4; t++) is[t] = _mm256_setzero_si256();
-    for (int64_t g = b * SB / 4; g < (b + 1) * SB / 4; g++) {
+#pragma GCC unroll 8
+    for (int j = 0; j < SB / 4; j++) {
+      const int64_t g = b * (SB / 4) + j;
       const __m256i w = _mm256_load_si256((const __m256i *)(panel + 32 * g)), aw = _mm256_sign_epi8(w, w);
       const int32_t *xq = (const int32_t *)(quad + 16 * g);
       for (int t = 0; t < 4; t++) is[t] = GQ_DP1(is[t], aw, _mm256_sign_epi8(_mm256_set1_epi32(xq[t]), w));
     }
-    const __m256 d = _mm256_loadu_ps(pd + b * 8), o = _mm256_loadu_ps(po + b * 8);
-    for (int t = 0; t < 4; t++) {
+    /* Q8_0 has no offsets (o = 0): one step per sub-block and token. */
+    const __m256 d = _mm256_loadu_ps(pd + b * 8);
+    for (int t = 0; t < 4; t++)
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(d, _mm256_broadcast_ss(dxs + 4 * b + t)), acc[t]);
-      acc[t] = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xos + 4 * b + t), acc[t]);
-    }
   }
   for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + t * os, acc[t]);
 }
