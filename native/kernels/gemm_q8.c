@@ -76,7 +76,7 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
 }
 
 /* Unpacks rows [r0, r0 + nr) (nr <= pw; missing rows are zero) into one panel of pw rows. */
-static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, uint8_t *panel, float *rowbuf) {
+static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel, float *rowbuf) {
   const int64_t K = w->ne0;
   const int SB = lmx_unpack_sb(w->dtype);
   const int64_t nsb = K / SB;
@@ -95,8 +95,8 @@ static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, uin
     uint32_t *p4 = (uint32_t *)panel + r;
     for (int64_t g = 0; g < K / 4; g++) p4[pw * g] = u4[g];
     for (int64_t b = 0; b < nsb; b++) {
-      pd[b * pw + r] = d[b];
-      po[b * pw + r] = o[b];
+      pd[b * pw + r] = d[b] * scale;
+      po[b * pw + r] = o[b] * scale;
     }
   }
 }
@@ -226,11 +226,13 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
   const int64_t panelBytes = pw * K + 2 * pw * (K / SB) * 4;
   const int np = (int)((hi - lo + pw - 1) / pw);
   const panel_fn kernel = panel_kernel(isa, sgn, SB);
+  /* The node's output scale (NVFP4's per-tensor scale) goes into the panels' factors. */
+  const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
   uint8_t *panels = work_area(act, K, T);
   float *rowbuf = (float *)(panels + panels_bytes(K));
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * pw;
-    build_panel(w, r0, hi - r0 < pw ? hi - r0 : pw, pw, panels + p * panelBytes, rowbuf);
+    build_panel(w, r0, hi - r0 < pw ? hi - r0 : pw, pw, scale, panels + p * panelBytes, rowbuf);
   }
   float tile[4 * PANEL_MAX];
   for (int64_t q0 = 0; q0 < nq; q0 += QUAD_CHUNK) {

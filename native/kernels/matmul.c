@@ -341,7 +341,7 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
       }
     }
     const float scale = n->fp[0];
-    if (scale != 0 && scale != 1) {
+    if (scale != 0 && scale != 1 && !q8gemm) { /* the int8 GEMM applies it in its panels */
       for (int64_t t = 0; t < T; t++) {
         float *d = (float *)(dst->data + t * dst->nb1);
         for (int64_t r = lo; r < hi; r++) d[r] *= scale;

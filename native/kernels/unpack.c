@@ -25,10 +25,29 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
   }
 }
 
+#ifdef LMX_X86
+/* The 64 codes of an NVFP4 block (32 bytes at q; sub-block s is bytes 8s..8s+7, low
+ * nibbles first) in element order, as the table above maps them. */
+static LMX_AVX2 void nvfp4_codes_avx2(const uint8_t *q, uint8_t *u) {
+  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)E2M1X2P12)), m4 = _mm256_set1_epi8(15);
+  const __m256i v = _mm256_loadu_si256((const __m256i *)q);
+  const __m256i lo = _mm256_shuffle_epi8(t, _mm256_and_si256(v, m4)), hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+  /* Per 128-bit lane: sub-blocks 0 and 1 (2 and 3) as low then high nibbles. */
+  const __m256i s02 = _mm256_unpacklo_epi64(lo, hi), s13 = _mm256_unpackhi_epi64(lo, hi);
+  _mm256_storeu_si256((__m256i *)u, _mm256_permute2x128_si256(s02, s13, 0x20));
+  _mm256_storeu_si256((__m256i *)(u + 32), _mm256_permute2x128_si256(s02, s13, 0x31));
+}
+#endif
+
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o) {
   const uint8_t *p = (const uint8_t *)src;
   const int64_t nb = K / lmx_block_size(dtype), bb = lmx_block_bytes(dtype);
   const float *ue4m3_half = dtype == LMX_NVFP4 ? lmx_ue4m3_half() : NULL;
+#ifdef LMX_X86
+  const int simd = lmx_use_avx2();
+#else
+  const int simd = 0;
+#endif
   for (int64_t i = 0; i < nb; i++, p += bb) {
     switch (dtype) {
       case LMX_Q8_0:
@@ -107,8 +126,11 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
         break;
       }
       case LMX_NVFP4: {
+#ifdef LMX_X86
+        if (simd) nvfp4_codes_avx2(p + 4, u + 64 * i);
+#endif
         for (int s = 0; s < 4; s++) {
-          for (int j = 0; j < 8; j++) {
+          for (int j = 0; j < 8 && !simd; j++) {
             const uint8_t q = p[4 + 8 * s + j];
             u[64 * i + 16 * s + j] = E2M1X2P12[q & 15];
             u[64 * i + 16 * s + j + 8] = E2M1X2P12[q >> 4];
