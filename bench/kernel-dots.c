@@ -1,0 +1,85 @@
+/* Throughput of one thread's fused decode dots (native/kernels/qdot_x86.h on the active
+ * tier) for each quantized type, on 1024-wide rows: "hot" rows stay in L2 (the kernel's
+ * own speed), "cold" rows stream from a 400 MB buffer (kernel plus memory). Prints the
+ * minimum over repeats, which on a shared machine is the figure that noise disturbs least;
+ * compare two builds by alternating them. Block scales are set to ordinary values (random
+ * f16 bytes would include subnormals, which cost several times more on some CPUs).
+ *
+ *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "simd.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Bytes per 1024-wide row and the offsets of f16 scales within a block (-1: none). */
+static const struct {
+  const char *name;
+  int32_t dtype;
+  int block, bytes;
+  int f16[2];
+} TYPES[] = {
+    {"q8_0", LMX_Q8_0, 32, 34, {0, -1}}, {"q4_0", LMX_Q4_0, 32, 18, {0, -1}},   {"q4_1", LMX_Q4_1, 32, 20, {0, 2}},
+    {"q5_0", LMX_Q5_0, 32, 22, {0, -1}}, {"q5_1", LMX_Q5_1, 32, 24, {0, 2}},    {"q4_K", LMX_Q4_K, 256, 144, {0, 2}},
+    {"q5_K", LMX_Q5_K, 256, 176, {0, 2}}, {"q6_K", LMX_Q6_K, 256, 210, {208, -1}}, {"mxfp4", LMX_MXFP4, 32, 17, {-1, -1}},
+    {"nvfp4", LMX_NVFP4, 64, 36, {-1, -1}},
+};
+
+static void ordinary_scales(uint8_t *w, int64_t bytes, int t) {
+  for (int64_t b = 0; b < bytes; b += TYPES[t].bytes) {
+    for (int k = 0; k < 2; k++)
+      if (TYPES[t].f16[k] >= 0) w[b + TYPES[t].f16[k] + 1] = 0x14 + rand() % 4; /* ~1e-3 */
+    if (TYPES[t].dtype == LMX_MXFP4) w[b] = 118 + rand() % 6;
+    if (TYPES[t].dtype == LMX_NVFP4)
+      for (int s = 0; s < 4; s++) w[b + s] = 0x30 + rand() % 16;
+  }
+}
+
+int main(int argc, char **argv) {
+  const int64_t K = 1024;
+  int8_t *rec = aligned_alloc(64, (size_t)lmx_x8_bytes(K));
+  float x[1024];
+  for (int i = 0; i < K; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+  printf("tier %d; ns per 1024-wide row (GB/s of weights)\n", (int)lmx_isa());
+  for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0]; t++) {
+    if (argc > 1 && strcmp(argv[1], TYPES[t].name) != 0) continue;
+    const int64_t rowBytes = K / TYPES[t].block * TYPES[t].bytes, rowsCold = (int64_t)(400e6 / (double)rowBytes),
+                  rowsHot = 64;
+    uint8_t *w = aligned_alloc(64, (size_t)(rowsCold * rowBytes));
+    for (int64_t i = 0; i < rowsCold * rowBytes; i++) w[i] = (uint8_t)rand();
+    ordinary_scales(w, rowsCold * rowBytes, (int)t);
+    lmx_x8_row(x, K, TYPES[t].dtype, rec);
+    const float *dx = (const float *)(rec + K);
+    const int32_t *s16 = (const int32_t *)(dx + K / 32);
+    const lmx_qdot_fn dot = lmx_qdot_for(TYPES[t].dtype);
+    if (!dot) continue;
+    volatile float sink = 0;
+    double ns[2];
+    for (int cold = 0; cold < 2; cold++) {
+      const int64_t rows = cold ? rowsCold : rowsHot, passes = cold ? 1 : rowsCold / rowsHot / 8;
+      double best = 1e9;
+      for (int r = 0; r < (cold ? 3 : 40); r++) {
+        const double t0 = now();
+        float s = 0;
+        for (int64_t k = 0; k < passes; k++)
+          for (int64_t i = 0; i < rows; i++) s += dot(rec, dx, s16, w + i * rowBytes, K);
+        const double dt = now() - t0;
+        sink += s;
+        if (dt < best) best = dt;
+      }
+      ns[cold] = best / (double)(rows * passes) * 1e9;
+    }
+    printf("%-6s hot %6.1f ns (%5.1f GB/s)   cold %6.1f ns (%5.1f GB/s)\n", TYPES[t].name, ns[0],
+           (double)rowBytes / ns[0], ns[1], (double)rowBytes / ns[1]);
+    free(w);
+  }
+  return 0;
+}
