@@ -134,21 +134,33 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #define GQ_DP2(i, w0, x0, w1, x1) \
   _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16((w0), (x0)), _mm256_maddubs_epi16((w1), (x1))), _mm256_set1_epi16(1)))
 #define GQ_DP1(i, w, x) _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_maddubs_epi16((w), (x)), _mm256_set1_epi16(1)))
+/* Four groups (codes of token t at x[4j + t]) summed in 16 bits: for codes <= 32 only. */
+#define GQ_DP4(i, w0, w1, w2, w3, x, t)                                                                                  \
+  _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16((w0), _mm256_set1_epi32((x)[(t)])), \
+                                                                            _mm256_maddubs_epi16((w1), _mm256_set1_epi32((x)[4 + (t)]))), \
+                                                           _mm256_add_epi16(_mm256_maddubs_epi16((w2), _mm256_set1_epi32((x)[8 + (t)])), \
+                                                                            _mm256_maddubs_epi16((w3), _mm256_set1_epi32((x)[12 + (t)])))), \
+                                          _mm256_set1_epi16(1)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
 #undef GQ_DP2
 #undef GQ_DP1
+#undef GQ_DP4
 
 #define GQ_ATTR LMX_AVXVNNI
 #define GQ(name) name##_avxvnni
 #define GQ_DP2(i, w0, x0, w1, x1) _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32((i), (w0), (x0)), (w1), (x1))
 #define GQ_DP1(i, w, x) _mm256_dpbusd_avx_epi32((i), (w), (x))
+#define GQ_DP4(i, w0, w1, w2, w3, x, t)                                                                               \
+  GQ_DP2(GQ_DP2((i), (w0), _mm256_set1_epi32((x)[(t)]), (w1), _mm256_set1_epi32((x)[4 + (t)])), (w2), _mm256_set1_epi32((x)[8 + (t)]), \
+         (w3), _mm256_set1_epi32((x)[12 + (t)]))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
 #undef GQ_DP2
 #undef GQ_DP1
+#undef GQ_DP4
 
 /* 16-row panels with 512-bit registers and vpdpbusd (AVX-512 VNNI): each output row's
  * integer sums and float steps are those of the 8-row kernels, so results are the same. */
@@ -203,16 +215,23 @@ static LMX_AVX512 void panel16_dots_s(const uint8_t *panel, int64_t K, const uin
 typedef void (*panel_fn)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os);
 
 /* The panel kernel of a tier for signed codes or unsigned ones in sub-blocks of SB, or NULL. */
-static panel_fn panel_kernel(int isa, int sgn, int SB) {
+static panel_fn panel_kernel(int isa, int32_t dtype) {
+  const int sgn = dtype == LMX_Q8_0, SB = lmx_unpack_sb(dtype);
+  /* Unpacked codes are at most 15 (Q4_x, Q4_K), 24 (FP4) or 31 (Q5_x, Q5_K); Q6_K's 63. */
+  const int narrow = dtype != LMX_Q6_K;
 #ifdef LMX_X86
   switch (isa) {
     case LMX_ISA_AVX512: return sgn ? panel16_dots_s : SB == 16 ? panel16_dots_u16 : panel16_dots_u32;
-    case LMX_ISA_AVXVNNI: return sgn ? panel_dots_s_avxvnni : SB == 16 ? panel_dots_u16_avxvnni : panel_dots_u32_avxvnni;
-    case LMX_ISA_AVX2: return sgn ? panel_dots_s_avx2 : SB == 16 ? panel_dots_u16_avx2 : panel_dots_u32_avx2;
+    case LMX_ISA_AVXVNNI:
+      return sgn ? panel_dots_s_avxvnni : SB == 16 ? (narrow ? panel_dots_u16n_avxvnni : panel_dots_u16_avxvnni)
+                                                   : (narrow ? panel_dots_u32n_avxvnni : panel_dots_u32_avxvnni);
+    case LMX_ISA_AVX2:
+      return sgn ? panel_dots_s_avx2 : SB == 16 ? (narrow ? panel_dots_u16n_avx2 : panel_dots_u16_avx2)
+                                                : (narrow ? panel_dots_u32n_avx2 : panel_dots_u32_avx2);
     default: return NULL;
   }
 #else
-  (void)isa, (void)sgn, (void)SB;
+  (void)isa, (void)sgn, (void)SB, (void)narrow;
   return NULL;
 #endif
 }
@@ -225,7 +244,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
   const int pw = isa >= LMX_ISA_AVX512 ? 16 : 8;
   const int64_t panelBytes = pw * K + 2 * pw * (K / SB) * 4;
   const int np = (int)((hi - lo + pw - 1) / pw);
-  const panel_fn kernel = panel_kernel(isa, sgn, SB);
+  const panel_fn kernel = panel_kernel(isa, w->dtype);
   /* The node's output scale (NVFP4's per-tensor scale) goes into the panels' factors. */
   const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
   uint8_t *panels = work_area(act, K, T);

@@ -9,21 +9,38 @@
 
 /* One panel of unsigned codes against one quad. */
 static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_u)(const uint8_t *panel, int64_t K, const int SB,
-                                                                          const uint8_t *quad, float *out, int64_t os) {
+                                                                          const int G, const uint8_t *quad, float *out,
+                                                                          int64_t os) {
   const int64_t nsb = K / SB;
   const float *pd = (const float *)(panel + 8 * K), *po = pd + 8 * nsb;
   const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   for (int64_t b = 0; b < nsb; b++) {
     __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256(), i2 = _mm256_setzero_si256(), i3 = _mm256_setzero_si256();
-    for (int64_t g = b * (SB / 4); g < (b + 1) * (SB / 4); g += 2) {
-      const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
-      const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
-      const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = x0 + 4;
-      i0 = GQ_DP2(i0, w0, _mm256_set1_epi32(x0[0]), w1, _mm256_set1_epi32(x1[0]));
-      i1 = GQ_DP2(i1, w0, _mm256_set1_epi32(x0[1]), w1, _mm256_set1_epi32(x1[1]));
-      i2 = GQ_DP2(i2, w0, _mm256_set1_epi32(x0[2]), w1, _mm256_set1_epi32(x1[2]));
-      i3 = GQ_DP2(i3, w0, _mm256_set1_epi32(x0[3]), w1, _mm256_set1_epi32(x1[3]));
+    if (G == 4) {
+#pragma GCC unroll 8
+      for (int j = 0; j < SB / 16; j++) {
+        const int64_t g = b * (SB / 4) + 4 * j;
+        const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
+        const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
+        const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 64));
+        const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 96));
+        const int32_t *x = (const int32_t *)(quad + 16 * g);
+        i0 = GQ_DP4(i0, w0, w1, w2, w3, x, 0);
+        i1 = GQ_DP4(i1, w0, w1, w2, w3, x, 1);
+        i2 = GQ_DP4(i2, w0, w1, w2, w3, x, 2);
+        i3 = GQ_DP4(i3, w0, w1, w2, w3, x, 3);
+      }
+    } else {
+      for (int64_t g = b * (SB / 4); g < (b + 1) * (SB / 4); g += 2) {
+        const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
+        const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
+        const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = x0 + 4;
+        i0 = GQ_DP2(i0, w0, _mm256_set1_epi32(x0[0]), w1, _mm256_set1_epi32(x1[0]));
+        i1 = GQ_DP2(i1, w0, _mm256_set1_epi32(x0[1]), w1, _mm256_set1_epi32(x1[1]));
+        i2 = GQ_DP2(i2, w0, _mm256_set1_epi32(x0[2]), w1, _mm256_set1_epi32(x1[2]));
+        i3 = GQ_DP2(i3, w0, _mm256_set1_epi32(x0[3]), w1, _mm256_set1_epi32(x1[3]));
+      }
     }
     const __m256 d = _mm256_loadu_ps(pd + b * 8), o = _mm256_loadu_ps(po + b * 8);
     const float *dx = dxs + 4 * b, *xo = xos + 4 * b;
@@ -38,13 +55,22 @@ static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_u)(const
   _mm256_storeu_ps(out + 3 * os, a3);
 }
 
-/* The sub-block size as a constant, so the group loop unrolls. */
+/* The sub-block size as a constant, so the group loop unrolls; "narrow" for codes of at
+ * most 32, whose products over 4 groups still fit in 16 bits (4 * 2 * 32 * 127 < 32768). */
 static GQ_ATTR void GQ(panel_dots_u16)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  GQ(panel_dots_u)(panel, K, 16, quad, out, os);
+  GQ(panel_dots_u)(panel, K, 16, 2, quad, out, os);
 }
 
 static GQ_ATTR void GQ(panel_dots_u32)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  GQ(panel_dots_u)(panel, K, 32, quad, out, os);
+  GQ(panel_dots_u)(panel, K, 32, 2, quad, out, os);
+}
+
+static GQ_ATTR void GQ(panel_dots_u16n)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  GQ(panel_dots_u)(panel, K, 16, 4, quad, out, os);
+}
+
+static GQ_ATTR void GQ(panel_dots_u32n)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  GQ(panel_dots_u)(panel, K, 32, 4, quad, out, os);
 }
 
 /* Signed codes (Q8_0): |w| against x with w's signs. */

@@ -114,6 +114,40 @@ describe("cpu backend matches the reference backend", () => {
     });
   }
 
+  it("quantized matmul at the extremes: largest codes against largest activations", async () => {
+    // The int8 kernels sum products in 16 bits before widening where the codes allow it;
+    // every code at its largest against activation codes of 127 is the case that would
+    // overflow if a type were summed too far.
+    const codeBytes: [DType, number, number, number][] = [
+      [DType.Q4_0, 2, 18, 0xff],
+      [DType.Q4_1, 4, 20, 0xff],
+      [DType.Q5_0, 2, 22, 0xff],
+      [DType.Q5_1, 4, 24, 0xff],
+      [DType.Q8_0, 2, 34, 0x81],
+      [DType.Q4_K, 16, 144, 0xff],
+      [DType.Q5_K, 16, 176, 0xff],
+      [DType.Q6_K, 0, 192, 0xff],
+      [DType.MXFP4, 1, 17, 0x77],
+      [DType.NVFP4, 4, 36, 0x77],
+    ];
+    for (const [qt, from, to, fill] of codeBytes) {
+      const K = 512,
+        N = 9;
+      const spec = BLOCKS[qt]!;
+      const nb = (N * K) / spec.size;
+      const w = randomBlocks(qt, nb, 40 + qt);
+      for (let b = 0; b < nb; b++) w.fill(fill, b * spec.bytes + from, b * spec.bytes + to);
+      const wbuf = w.buffer as ArrayBuffer;
+      for (const T of [1, 20]) {
+        const ones = new Float32Array(T * K).fill(1).buffer as ArrayBuffer;
+        const [ref, cpu] = await runBoth((g) => ({
+          out: g.matmul(g.bind("x", DType.F32, T, K, ones), g.bind("w", qt, N, K, wbuf)),
+        }));
+        assertClose(cpu!, ref!, 1e-5, `${DType[qt]} T=${T}`);
+      }
+    }
+  });
+
   it("NVFP4 matmul with every scale byte (subnormal, NaN, sign bit) and odd block counts", async () => {
     // The decode kernel takes 64-blocks in pairs and decodes scales in registers, with a
     // table path for pairs holding a subnormal or NaN scale: cover both, and a lone block.
