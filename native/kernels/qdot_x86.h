@@ -63,61 +63,74 @@ QD_ATTR float QD(lmx_qdot8_q8_0)(const int8_t *qx, const float *dx, const int32_
 }
 
 /* Q4_0 (-8 offset), Q4_1 (min m), Q5_0 (fifth bit, -16 offset), Q5_1 (fifth bit, min m):
- * w = d * code + o per block of 32, so the dot is d*dx*sum(code*x) + o*dx*sum(x). */
-QD_ATTR float QD(lmx_qdot8_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int64_t b = 0; b < K / 32; b++) {
-    const uint8_t *p = w + b * 18;
-    lmx_prefetch_ahead(p, 18);
-    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), QD(nibbles)(p + 2), _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
-    const float k = lmx_f16_avx2(p) * dx[b];
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
-    corr += k * 8 * (float)(s16[2 * b] + s16[2 * b + 1]);
+ * w = d * code + o per block of 32, so the dot is d*dx*sum(code*x) + o*dx*sum(x). Blocks go
+ * four at a time: their f16 scales (and Q4_1/Q5_1 mins) are converted together, the scales
+ * broadcast from memory, and the four offset terms (o = -8d, -16d or m) go into one vector
+ * fma against the per-32 code sums, so no scalar chain runs through the loop. */
+static inline uint64_t QD(f16x4)(const uint8_t *p, int bytes) {
+  uint16_t h[4];
+  for (int j = 0; j < 4; j++) memcpy(&h[j], p + bytes * j, 2);
+  return (uint64_t)h[0] | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 32 | (uint64_t)h[3] << 48;
+}
+
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_legacy)(const int8_t *qx, const float *dx,
+                                                                            const int32_t *s16, const uint8_t *w,
+                                                                            int64_t K, const int type) {
+  const int min = type == LMX_Q4_1 || type == LMX_Q5_1, five = type == LMX_Q5_0 || type == LMX_Q5_1;
+  const int bytes = type == LMX_Q4_0 ? 18 : type == LMX_Q4_1 ? 20 : type == LMX_Q5_0 ? 22 : 24;
+  const int qh = min ? 4 : 2, qs = qh + (five ? 4 : 0);
+  const float off = type == LMX_Q4_0 ? -8.0f : type == LMX_Q5_0 ? -16.0f : 0;
+  const int16_t *h32 = lmx_x8_sums32(s16, K);
+  const int64_t nb = K / 32;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m128 oacc = _mm_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const uint8_t *p = w + b * bytes;
+    lmx_prefetch_ahead(p, 4 * bytes);
+    const __m128 dx4 = _mm_loadu_ps(dx + b);
+    const __m128 d4 = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)QD(f16x4)(p, bytes)));
+    float k[4];
+    _mm_storeu_ps(k, _mm_mul_ps(d4, dx4));
+    const __m128 o4 = min ? _mm_cvtph_ps(_mm_cvtsi64_si128((long long)QD(f16x4)(p + 2, bytes))) : _mm_mul_ps(d4, _mm_set1_ps(off));
+    const __m128 sx = _mm_cvtepi32_ps(_mm_cvtepi16_epi32(_mm_loadl_epi64((const __m128i *)(h32 + b))));
+    oacc = _mm_fmadd_ps(_mm_mul_ps(o4, dx4), sx, oacc);
+    for (int j = 0; j < 4; j++) {
+      const uint8_t *pj = p + bytes * j;
+      __m256i c = QD(nibbles)(pj + qs);
+      if (five) c = _mm256_or_si256(c, QD(fifth_bits)(pj + qh));
+      const __m256i i = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * (b + j))));
+      if (j & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_broadcast_ss(k + j), acc1);
+      else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_broadcast_ss(k + j), acc0);
+    }
   }
-  return lmx_hsum8(acc) - corr;
+  float tail = 0;
+  for (; b < nb; b++) {
+    const uint8_t *p = w + b * bytes;
+    __m256i c = QD(nibbles)(p + qs);
+    if (five) c = _mm256_or_si256(c, QD(fifth_bits)(p + qh));
+    const __m256i i = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
+    const float d = lmx_f16_avx2(p), o = min ? lmx_f16_avx2(p + 2) : d * off;
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(d * dx[b]), acc0);
+    tail += o * dx[b] * (float)h32[b];
+  }
+  return lmx_hsum8(_mm256_add_ps(acc0, acc1)) + lmx_hsum4(oacc) + tail;
+}
+
+QD_ATTR float QD(lmx_qdot8_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q4_0);
 }
 
 QD_ATTR float QD(lmx_qdot8_q4_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int64_t b = 0; b < K / 32; b++) {
-    const uint8_t *p = w + b * 20;
-    lmx_prefetch_ahead(p, 20);
-    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), QD(nibbles)(p + 4), _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc);
-    mins += lmx_f16_avx2(p + 2) * dx[b] * (float)(s16[2 * b] + s16[2 * b + 1]);
-  }
-  return lmx_hsum8(acc) + mins;
+  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q4_1);
 }
 
 QD_ATTR float QD(lmx_qdot8_q5_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int64_t b = 0; b < K / 32; b++) {
-    const uint8_t *p = w + b * 22;
-    lmx_prefetch_ahead(p, 22);
-    const __m256i c = _mm256_or_si256(QD(nibbles)(p + 6), QD(fifth_bits)(p + 2));
-    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
-    const float k = lmx_f16_avx2(p) * dx[b];
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
-    corr += k * 16 * (float)(s16[2 * b] + s16[2 * b + 1]);
-  }
-  return lmx_hsum8(acc) - corr;
+  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q5_0);
 }
 
 QD_ATTR float QD(lmx_qdot8_q5_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int64_t b = 0; b < K / 32; b++) {
-    const uint8_t *p = w + b * 24;
-    lmx_prefetch_ahead(p, 24);
-    const __m256i c = _mm256_or_si256(QD(nibbles)(p + 8), QD(fifth_bits)(p + 4));
-    __m256i s = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc);
-    mins += lmx_f16_avx2(p + 2) * dx[b] * (float)(s16[2 * b] + s16[2 * b + 1]);
-  }
-  return lmx_hsum8(acc) + mins;
+  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q5_1);
 }
 
 /* K-quants against Q8_K-style activations (one scale per 256): the products of each 32

@@ -148,6 +148,21 @@ describe("cpu backend matches the reference backend", () => {
     }
   });
 
+  it("blocks of 32: row lengths that leave a tail after the decode dots' steps of four blocks", async () => {
+    for (const qt of [DType.Q4_0, DType.Q4_1, DType.Q5_0, DType.Q5_1, DType.Q8_0, DType.MXFP4]) {
+      for (const K of [32, 96, 544]) {
+        const N = 7;
+        const wbuf = randomBlocks(qt, (N * K) / 32, 30 + K + qt).buffer as ArrayBuffer;
+        for (const T of [1, 3]) {
+          const [ref, cpu] = await runBoth((g) => ({
+            out: g.matmul(rand(g, "x", T, K, 5 + T), g.bind("w", qt, N, K, wbuf)),
+          }));
+          assertClose(cpu!, ref!, 1e-5, `${DType[qt]} K=${K} T=${T}`);
+        }
+      }
+    }
+  });
+
   it("NVFP4 matmul with every scale byte (subnormal, NaN, sign bit) and odd block counts", async () => {
     // The decode kernel takes 64-blocks in pairs and decodes scales in registers, with a
     // table path for pairs holding a subnormal or NaN scale: cover both, and a lone block.
