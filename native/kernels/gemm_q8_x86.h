@@ -4,6 +4,8 @@
  *   GQ(name)                 name with the tier's suffix
  *   GQ_DP2(i, w0, x0, w1, x1) i + the products of two groups of 4 codes (u8 x s8), per lane
  *   GQ_DP1(i, w, x)          i + the products of one group of 4 codes, per lane
+ *   GQ_DP4(i, w0..w3, x, t)  i + the products of four groups against token t's codes
+ *                            (x[4j + t] for group j), for codes of at most 32
  * Lane r of the accumulators is the panel's row r; the integer sums are exact on every
  * tier and the float steps are the same, so every tier gives the same bits. */
 
