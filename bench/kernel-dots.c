@@ -48,9 +48,14 @@ int main(int argc, char **argv) {
   int8_t *rec = aligned_alloc(64, (size_t)lmx_x8_bytes(K));
   float x[1024];
   for (int i = 0; i < K; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-  printf("tier %d; ns per 1024-wide row (GB/s of weights)\n", (int)lmx_isa());
+  if (!lmx_qdot_for(LMX_Q8_0)) {
+    fprintf(stderr, "kernel-dots: no fused decode dots on this CPU (tier %s)\n", lmx_isa_name(lmx_isa()));
+    return 1;
+  }
+  printf("tier %s; ns per 1024-wide row (GB/s of weights)\n", lmx_isa_name(lmx_isa()));
   for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0]; t++) {
-    if (argc > 1 && strcmp(argv[1], TYPES[t].name) != 0) continue;
+    const lmx_qdot_fn dot = lmx_qdot_for(TYPES[t].dtype);
+    if (!dot || (argc > 1 && strcmp(argv[1], TYPES[t].name) != 0)) continue;
     const int64_t rowBytes = K / TYPES[t].block * TYPES[t].bytes, rowsCold = (int64_t)(400e6 / (double)rowBytes),
                   rowsHot = 64;
     uint8_t *w = aligned_alloc(64, (size_t)(rowsCold * rowBytes));
@@ -59,8 +64,6 @@ int main(int argc, char **argv) {
     lmx_x8_row(x, K, TYPES[t].dtype, rec);
     const float *dx = (const float *)(rec + K);
     const int32_t *s16 = (const int32_t *)(dx + K / 32);
-    const lmx_qdot_fn dot = lmx_qdot_for(TYPES[t].dtype);
-    if (!dot) continue;
     volatile float sink = 0;
     double ns[2];
     for (int cold = 0; cold < 2; cold++) {

@@ -170,6 +170,8 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 }
 
 /* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */
+/* E2M1 (FP4) codes at twice their value plus 12, 0..24: unsigned, for maddubs. */
+extern const uint8_t lmx_e2m1x2p12[16];
 /* Values per sub-block of one scale and offset when a row is unpacked (16 or 32). */
 int lmx_unpack_sb(int32_t dtype);
 /* A row as unsigned codes u (Q8_0: signed) with d, o per sub-block: w = d * u + o. */

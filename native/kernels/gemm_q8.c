@@ -136,11 +136,10 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
   _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16((w0), (x0)), _mm256_maddubs_epi16((w1), (x1))), _mm256_set1_epi16(1)))
 #define GQ_DP1(i, w, x) _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_maddubs_epi16((w), (x)), _mm256_set1_epi16(1)))
 /* Four groups (codes of token t at x[4j + t]) summed in 16 bits: for codes <= 32 only. */
-#define GQ_DP4(i, w0, w1, w2, w3, x, t)                                                                                  \
-  _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16((w0), _mm256_set1_epi32((x)[(t)])), \
-                                                                            _mm256_maddubs_epi16((w1), _mm256_set1_epi32((x)[4 + (t)]))), \
-                                                           _mm256_add_epi16(_mm256_maddubs_epi16((w2), _mm256_set1_epi32((x)[8 + (t)])), \
-                                                                            _mm256_maddubs_epi16((w3), _mm256_set1_epi32((x)[12 + (t)])))), \
+#define GQ_MB(w, x, j, t) _mm256_maddubs_epi16((w), _mm256_set1_epi32((x)[4 * (j) + (t)]))
+#define GQ_DP4(i, w0, w1, w2, w3, x, t)                                                                         \
+  _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MB(w0, x, 0, t), GQ_MB(w1, x, 1, t)), \
+                                                           _mm256_add_epi16(GQ_MB(w2, x, 2, t), GQ_MB(w3, x, 3, t))), \
                                           _mm256_set1_epi16(1)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
@@ -148,6 +147,7 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #undef GQ_DP2
 #undef GQ_DP1
 #undef GQ_DP4
+#undef GQ_MB
 
 #define GQ_ATTR LMX_AVXVNNI
 #define GQ(name) name##_avxvnni

@@ -110,7 +110,7 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
   int16_t *h16 = (int16_t *)(s16 + K / 16), *h32 = h16 + K / 16;
   for (int64_t i = 0; i < K / 16; i++) h16[i] = (int16_t)s16[i];
   for (int64_t i = 0; i < K / 32; i++) h32[i] = (int16_t)(s16[2 * i] + s16[2 * i + 1]);
-  if (wtype == LMX_NVFP4 && K % 64 == 0) {
+  if (wtype == LMX_NVFP4) {
     /* Per 64-block, the activations of the low nibbles (elements 16s..16s+7 of sub-blocks
      * s = 0..3), then those of the high ones (16s+8..16s+15): the NVFP4 kernel's order. */
     for (int64_t i = 0; i < K; i += 64) {

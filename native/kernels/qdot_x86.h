@@ -7,7 +7,8 @@
  *   QD_DPWSSD(a, p, q) a + the sums of 2 products i16 x i16, per int32 lane
  * AVX2 spells the last two maddubs + madd + add; the VNNI tiers have one instruction for
  * each. No maddubs sum here can saturate (codes <= 63 in magnitude where unsigned, or the
- * sign trick keeps |w| <= 128 against |x| <= 127), so every tier computes the same
+ * sign trick keeps |w| <= 128 against |x| <= 127), and AVX2 adds int16 sums before
+ * widening only where their bound is stated (QD_PAIRS16), so every tier computes the same
  * integers and, with the float steps in the same order, the same bits. */
 
 /* The nibbles of 16 bytes in one register: the low ones in the low half, the high ones in
@@ -29,43 +30,12 @@ static inline QD_ATTR __m256i QD(fifth_bits)(const uint8_t *p) {
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
 }
 
-/* Q8_0: the sign trick (|w| against x with w's signs). The f16 scales of 4 blocks are
- * converted together and go through memory, so each block's broadcast is a load rather
- * than a shuffle on the vector ports, which the products keep busy. */
-QD_ATTR float QD(lmx_qdot8_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)s16;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const int64_t nb = K / 32;
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    const uint8_t *p = w + b * 34;
-    lmx_prefetch_ahead(p, 136);
-    uint16_t h[4];
-    for (int j = 0; j < 4; j++) memcpy(&h[j], p + 34 * j, 2);
-    uint64_t h4 = (uint64_t)h[0] | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 32 | (uint64_t)h[3] << 48;
-    float k[4];
-    _mm_storeu_ps(k, _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)h4)), _mm_loadu_ps(dx + b)));
-    for (int j = 0; j < 4; j++) {
-      const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 34 * j + 2));
-      const __m256i xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * (b + j)));
-      const __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-      if (j & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(k + j), acc1);
-      else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(k + j), acc0);
-    }
-  }
-  for (; b < nb; b++) {
-    const uint8_t *p = w + b * 34;
-    const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2)), xq = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
-    const __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lmx_f16_avx2(p) * dx[b]), acc0);
-  }
-  return lmx_hsum8(_mm256_add_ps(acc0, acc1));
-}
-
-/* Q4_0 (-8 offset), Q4_1 (min m), Q5_0 (fifth bit, -16 offset), Q5_1 (fifth bit, min m):
- * w = d * code + o per block of 32, so the dot is d*dx*sum(code*x) + o*dx*sum(x). Blocks go
- * four at a time: their f16 scales (and Q4_1/Q5_1 mins) are converted together, the scales
- * broadcast from memory, and the four offset terms (o = -8d, -16d or m) go into one vector
+/* Blocks of 32 with one f16 scale d: Q8_0 (signed codes, by the sign trick: |w| against x
+ * with w's signs), Q4_0 (-8 offset), Q4_1 (min m), Q5_0 (fifth bit, -16 offset), Q5_1
+ * (fifth bit, min m). w = d * code + o, so the dot is d*dx*sum(code*x) + o*dx*sum(x).
+ * Blocks go four at a time: their f16 scales (and Q4_1/Q5_1 mins) are converted together,
+ * the scales broadcast from memory (a load, not a shuffle on the vector ports, which the
+ * products keep busy), and the four offset terms (o = -8d, -16d or m) go into one vector
  * fma against the per-32 code sums, so no scalar chain runs through the loop. */
 static inline uint64_t QD(f16x4)(const uint8_t *p, int bytes) {
   uint16_t h[4];
@@ -73,12 +43,25 @@ static inline uint64_t QD(f16x4)(const uint8_t *p, int bytes) {
   return (uint64_t)h[0] | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 32 | (uint64_t)h[3] << 48;
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_legacy)(const int8_t *qx, const float *dx,
-                                                                            const int32_t *s16, const uint8_t *w,
-                                                                            int64_t K, const int type) {
+/* One block's integer products sum(code * x), spread over 8 lanes. */
+static inline __attribute__((always_inline)) QD_ATTR __m256i QD(block32)(const uint8_t *p, const int8_t *x, const int type) {
+  const __m256i xq = _mm256_loadu_si256((const __m256i *)x);
+  if (type == LMX_Q8_0) {
+    const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 2));
+    return QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+  }
   const int min = type == LMX_Q4_1 || type == LMX_Q5_1, five = type == LMX_Q5_0 || type == LMX_Q5_1;
-  const int bytes = type == LMX_Q4_0 ? 18 : type == LMX_Q4_1 ? 20 : type == LMX_Q5_0 ? 22 : 24;
   const int qh = min ? 4 : 2, qs = qh + (five ? 4 : 0);
+  __m256i c = QD(nibbles)(p + qs);
+  if (five) c = _mm256_or_si256(c, QD(fifth_bits)(p + qh));
+  return QD_DPBUSD(_mm256_setzero_si256(), c, xq);
+}
+
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_block32)(const int8_t *qx, const float *dx,
+                                                                             const int32_t *s16, const uint8_t *w,
+                                                                             int64_t K, const int type) {
+  const int min = type == LMX_Q4_1 || type == LMX_Q5_1, offsets = type != LMX_Q8_0;
+  const int bytes = type == LMX_Q8_0 ? 34 : type == LMX_Q4_0 ? 18 : type == LMX_Q4_1 ? 20 : type == LMX_Q5_0 ? 22 : 24;
   const float off = type == LMX_Q4_0 ? -8.0f : type == LMX_Q5_0 ? -16.0f : 0;
   const int16_t *h32 = lmx_x8_sums32(s16, K);
   const int64_t nb = K / 32;
@@ -92,14 +75,13 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_legacy)(const
     const __m128 d4 = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)QD(f16x4)(p, bytes)));
     float k[4];
     _mm_storeu_ps(k, _mm_mul_ps(d4, dx4));
-    const __m128 o4 = min ? _mm_cvtph_ps(_mm_cvtsi64_si128((long long)QD(f16x4)(p + 2, bytes))) : _mm_mul_ps(d4, _mm_set1_ps(off));
-    const __m128 sx = _mm_cvtepi32_ps(_mm_cvtepi16_epi32(_mm_loadl_epi64((const __m128i *)(h32 + b))));
-    oacc = _mm_fmadd_ps(_mm_mul_ps(o4, dx4), sx, oacc);
+    if (offsets) {
+      const __m128 o4 = min ? _mm_cvtph_ps(_mm_cvtsi64_si128((long long)QD(f16x4)(p + 2, bytes))) : _mm_mul_ps(d4, _mm_set1_ps(off));
+      const __m128 sx = _mm_cvtepi32_ps(_mm_cvtepi16_epi32(_mm_loadl_epi64((const __m128i *)(h32 + b))));
+      oacc = _mm_fmadd_ps(_mm_mul_ps(o4, dx4), sx, oacc);
+    }
     for (int j = 0; j < 4; j++) {
-      const uint8_t *pj = p + bytes * j;
-      __m256i c = QD(nibbles)(pj + qs);
-      if (five) c = _mm256_or_si256(c, QD(fifth_bits)(pj + qh));
-      const __m256i i = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * (b + j))));
+      const __m256i i = QD(block32)(p + bytes * j, qx + 32 * (b + j), type);
       if (j & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_broadcast_ss(k + j), acc1);
       else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_broadcast_ss(k + j), acc0);
     }
@@ -107,30 +89,32 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_legacy)(const
   float tail = 0;
   for (; b < nb; b++) {
     const uint8_t *p = w + b * bytes;
-    __m256i c = QD(nibbles)(p + qs);
-    if (five) c = _mm256_or_si256(c, QD(fifth_bits)(p + qh));
-    const __m256i i = QD_DPBUSD(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)(qx + 32 * b)));
-    const float d = lmx_f16_avx2(p), o = min ? lmx_f16_avx2(p + 2) : d * off;
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(d * dx[b]), acc0);
-    tail += o * dx[b] * (float)h32[b];
+    const float d = lmx_f16_avx2(p);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QD(block32)(p, qx + 32 * b, type)), _mm256_set1_ps(d * dx[b]), acc0);
+    if (offsets) tail += (min ? lmx_f16_avx2(p + 2) : d * off) * dx[b] * (float)h32[b];
   }
-  return lmx_hsum8(_mm256_add_ps(acc0, acc1)) + lmx_hsum4(oacc) + tail;
+  const float dots = lmx_hsum8(_mm256_add_ps(acc0, acc1));
+  return offsets ? dots + lmx_hsum4(oacc) + tail : dots;
+}
+
+QD_ATTR float QD(lmx_qdot8_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+  return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q8_0);
 }
 
 QD_ATTR float QD(lmx_qdot8_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q4_0);
+  return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_0);
 }
 
 QD_ATTR float QD(lmx_qdot8_q4_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q4_1);
+  return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_1);
 }
 
 QD_ATTR float QD(lmx_qdot8_q5_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q5_0);
+  return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q5_0);
 }
 
 QD_ATTR float QD(lmx_qdot8_q5_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
-  return QD(qdot_legacy)(qx, dx, s16, w, K, LMX_Q5_1);
+  return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q5_1);
 }
 
 /* K-quants against Q8_K-style activations (one scale per 256): the products of each 32
@@ -140,10 +124,10 @@ QD_ATTR float QD(lmx_qdot8_q5_1)(const int8_t *qx, const float *dx, const int32_
  * integers. */
 
 /* Q4_K and Q5_K share everything but where the codes come from (Q5_K: fifth bits in qh,
- * bit 2c for the low nibbles of chunk c, 2c+1 for the high ones). Each sub-block's scale
- * goes to memory as an int16 pair, so that spreading it over a register is a broadcast
- * load, not a shuffle. The mins term is summed per lane in a separate float accumulator
- * and reduced once per row. */
+ * bit 2c for the low nibbles of chunk c, 2c+1 for the high ones). Scales and mins are
+ * unpacked with scalar integer operations (lmx_scales_mins_k4) and each sub-block's scale
+ * is spread over a register by a byte shuffle. The mins term is summed per lane in a
+ * separate float accumulator and reduced once per row. */
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int8_t *qx, const float *dx,
                                                                         const int32_t *s16, const uint8_t *w,
                                                                         int64_t K, const int five) {
@@ -278,9 +262,7 @@ static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_scales)(con
 
 /* One block's products, as int16 (AVX2: maddubs of low and high nibbles added) or int32
  * (VNNI tiers), each qword of lanes one sub-block. */
-static inline __attribute__((always_inline)) QD_ATTR __m256i QD(nvfp4_block)(const uint8_t *p, const int8_t *x) {
-  const __m256i e2m1 = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,
-                                        12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+static inline __attribute__((always_inline)) QD_ATTR __m256i QD(nvfp4_block)(const uint8_t *p, const int8_t *x, __m256i e2m1) {
   const __m256i m4 = _mm256_set1_epi8(15);
   const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 4));
   const __m256i lo = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q, m4));
@@ -303,29 +285,31 @@ static inline __attribute__((always_inline)) QD_ATTR __m256i QD(nvfp4_pair)(__m2
 #endif
 }
 
+/* acc + the products of blocks p and pb (NULL: an odd last block, paired with zeros; its
+ * record lanes for pb are zero too) against the record at lane l of k16/o16. */
+static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_pair_dot)(const uint8_t *p, const uint8_t *pb, const int8_t *x,
+                                                                               const float *k16, const int32_t *o16,
+                                                                               __m256i e2m1, __m256 acc) {
+  const __m256i ia = QD(nvfp4_block)(p, x, e2m1), ib = pb ? QD(nvfp4_block)(pb, x + 64, e2m1) : _mm256_setzero_si256();
+  const __m256i i = _mm256_sub_epi32(QD(nvfp4_pair)(ia, ib), _mm256_loadu_si256((const __m256i *)o16));
+  const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, pb), _mm256_loadu_ps(k16));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
+}
+
 QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)dx;
   const float *k16 = lmx_x8_nvfp4_k16(s16, K);
   const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
+  const __m256i e2m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12));
   const int64_t nb = K / 64;
   __m256 acc = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + 1 < nb; b += 2) {
     const uint8_t *p = w + b * 36;
     lmx_prefetch_ahead(p, 72);
-    const __m256i pa = QD(nvfp4_block)(p, qx + 64 * b), pb = QD(nvfp4_block)(p + 36, qx + 64 * b + 64);
-    const __m256i i = _mm256_sub_epi32(QD(nvfp4_pair)(pa, pb), _mm256_loadu_si256((const __m256i *)(o16 + 4 * b)));
-    const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, p + 36), _mm256_loadu_ps(k16 + 4 * b));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
+    acc = QD(nvfp4_pair_dot)(p, p + 36, qx + 64 * b, k16 + 4 * b, o16 + 4 * b, e2m1, acc);
   }
-  if (b < nb) {
-    /* An odd last block pairs with zeros (its record lanes for b are zero too). */
-    const uint8_t *p = w + b * 36;
-    const __m256i i = _mm256_sub_epi32(QD(nvfp4_pair)(QD(nvfp4_block)(p, qx + 64 * b), _mm256_setzero_si256()),
-                                       _mm256_loadu_si256((const __m256i *)(o16 + 4 * b)));
-    const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, NULL), _mm256_loadu_ps(k16 + 4 * b));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
-  }
+  if (b < nb) acc = QD(nvfp4_pair_dot)(w + b * 36, NULL, qx + 64 * b, k16 + 4 * b, o16 + 4 * b, e2m1, acc);
   return lmx_hsum8(acc);
 }
 

@@ -9,8 +9,7 @@
 
 #include "../simd.h"
 
-/* E2M1 codes at twice their value, plus 12: 0..24. */
-static const uint8_t E2M1X2P12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+const uint8_t lmx_e2m1x2p12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
 
 int lmx_unpack_sb(int32_t dtype) {
   return dtype == LMX_Q6_K || dtype == LMX_NVFP4 ? 16 : 32;
@@ -29,7 +28,7 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
 /* The 64 codes of an NVFP4 block (32 bytes at q; sub-block s is bytes 8s..8s+7, low
  * nibbles first) in element order, as the table above maps them. */
 static LMX_AVX2 void nvfp4_codes_avx2(const uint8_t *q, uint8_t *u) {
-  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)E2M1X2P12)), m4 = _mm256_set1_epi8(15);
+  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12)), m4 = _mm256_set1_epi8(15);
   const __m256i v = _mm256_loadu_si256((const __m256i *)q);
   const __m256i lo = _mm256_shuffle_epi8(t, _mm256_and_si256(v, m4)), hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
   /* Per 128-bit lane: sub-blocks 0 and 1 (2 and 3) as low then high nibbles. */
@@ -38,6 +37,22 @@ static LMX_AVX2 void nvfp4_codes_avx2(const uint8_t *q, uint8_t *u) {
   _mm256_storeu_si256((__m256i *)(u + 32), _mm256_permute2x128_si256(s02, s13, 0x31));
 }
 #endif
+
+/* The codes of one NVFP4 block, with the SIMD version where the CPU has it. */
+static void nvfp4_codes(const uint8_t *q, uint8_t *u, int simd) {
+#ifdef LMX_X86
+  if (simd) {
+    nvfp4_codes_avx2(q, u);
+    return;
+  }
+#endif
+  (void)simd;
+  for (int s = 0; s < 4; s++)
+    for (int j = 0; j < 8; j++) {
+      u[16 * s + j] = lmx_e2m1x2p12[q[8 * s + j] & 15];
+      u[16 * s + j + 8] = lmx_e2m1x2p12[q[8 * s + j] >> 4];
+    }
+}
 
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o) {
   const uint8_t *p = (const uint8_t *)src;
@@ -118,28 +133,20 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
       }
       case LMX_MXFP4: {
         for (int j = 0; j < 16; j++) {
-          u[32 * i + j] = E2M1X2P12[p[1 + j] & 15];
-          u[32 * i + j + 16] = E2M1X2P12[p[1 + j] >> 4];
+          u[32 * i + j] = lmx_e2m1x2p12[p[1 + j] & 15];
+          u[32 * i + j + 16] = lmx_e2m1x2p12[p[1 + j] >> 4];
         }
         d[i] = lmx_pow2_half(p[0]);
         o[i] = -12 * d[i];
         break;
       }
-      case LMX_NVFP4: {
-#ifdef LMX_X86
-        if (simd) nvfp4_codes_avx2(p + 4, u + 64 * i);
-#endif
+      case LMX_NVFP4:
+        nvfp4_codes(p + 4, u + 64 * i, simd);
         for (int s = 0; s < 4; s++) {
-          for (int j = 0; j < 8 && !simd; j++) {
-            const uint8_t q = p[4 + 8 * s + j];
-            u[64 * i + 16 * s + j] = E2M1X2P12[q & 15];
-            u[64 * i + 16 * s + j + 8] = E2M1X2P12[q >> 4];
-          }
           d[4 * i + s] = ue4m3_half[p[s]];
           o[4 * i + s] = -12 * d[4 * i + s];
         }
         break;
-      }
       default: break;
     }
   }
