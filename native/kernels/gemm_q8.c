@@ -42,9 +42,11 @@ static int64_t panels_bytes(int64_t K) {
   return GEMM_ROWS * K + 2 * GEMM_ROWS * (K / 16) * 4;
 }
 
-/* Scratch floats one thread needs (see work_area). */
+/* Scratch floats one thread needs (see work_area): prepared activations, the claim's
+ * panels, and 8 rows being unpacked (codes with d and o per 16 of one row, or with pair
+ * form's multipliers per 16 and bases per 32 of all 8). */
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
-  const int64_t row = K + 2 * (K / 16) * 4 + K + K / 32 * 4 + K / 16 * 4;
+  const int64_t row = 8 * K + 8 * (K / 16) * 4 + 8 * (K / 32) * 4;
   return (quads(T) * lmx_gemm_q8_act_bytes(K) + panels_bytes(K) + row) / 4 + 64;
 }
 
@@ -52,7 +54,10 @@ int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
  * the per-sub-block factors the GEMM needs; missing tokens of the last quad are zeros. */
 void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
-  const int SB = lmx_unpack_sb(wtype), super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
+  /* NVFP4's pair form has one factor per 32 activations and takes them as x + 128. */
+  const int pairs = wtype == LMX_NVFP4, SB = pairs ? 32 : lmx_unpack_sb(wtype);
+  const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
+  const uint32_t bias = pairs ? 0x80808080u : 0;
   const int64_t nsb = K / SB;
   int8_t *q = (int8_t *)work_area(act, K, T);
   float *dx = (float *)(q + K);
@@ -65,7 +70,7 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
     lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, super, q, dx, s16);
     const uint32_t *q4 = (const uint32_t *)q;
     uint32_t *c4 = (uint32_t *)quad + lane;
-    for (int64_t g = 0; g < K / 4; g++) c4[4 * g] = q4[g];
+    for (int64_t g = 0; g < K / 4; g++) c4[4 * g] = q4[g] ^ bias;
     for (int64_t b = 0; b < nsb; b++) {
       const float d = dx[b * SB / 32];
       const int32_t s = SB == 16 ? s16[b] : s16[2 * b] + s16[2 * b + 1];
@@ -75,30 +80,184 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
   }
 }
 
-/* Unpacks rows [r0, r0 + nr) (nr <= pw; missing rows are zero) into one panel of pw rows. */
+#ifdef LMX_X86
+static LMX_AVX2 void interleave8_avx2(const uint8_t *rows, int64_t K, int pw, int h, uint8_t *panel) {
+  for (int64_t g = 0; g < K / 4; g += 8) lmx_transpose8x8((const float *)rows + g, K / 4, (float *)panel + pw * g + 8 * h, pw);
+}
+#endif
+
+/* The codes of 8 rows (K bytes apart at rows) into rows 8h..8h+7 of a panel of pw rows,
+ * whose groups hold every row's 4 codes side by side (4 * pw bytes per group): an 8 x 8
+ * transpose of 4-byte groups, in registers where the CPU allows. K is a multiple of 32. */
+static void interleave8(const uint8_t *rows, int64_t K, int pw, int h, uint8_t *panel) {
+#ifdef LMX_X86
+  if (lmx_use_avx2()) {
+    interleave8_avx2(rows, K, pw, h, panel);
+    return;
+  }
+#endif
+  for (int r = 0; r < 8; r++) {
+    const uint32_t *u4 = (const uint32_t *)(rows + r * K);
+    uint32_t *p4 = (uint32_t *)panel + 8 * h + r;
+    for (int64_t g = 0; g < K / 4; g++) p4[pw * g] = u4[g];
+  }
+}
+
+/* Unpacks rows [r0, r0 + nr) (nr <= pw; missing rows are zero) into one panel of pw rows,
+ * 8 rows at a time. rowbuf: room for 8 rows' codes, scales and offsets. */
 static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel, float *rowbuf) {
   const int64_t K = w->ne0;
   const int SB = lmx_unpack_sb(w->dtype);
   const int64_t nsb = K / SB;
   float *pd = (float *)(panel + pw * K), *po = pd + pw * nsb;
   uint8_t *u = (uint8_t *)rowbuf;
-  float *d = (float *)(u + K), *o = d + nsb;
-  for (int r = 0; r < pw; r++) {
-    if (r < nr) {
-      lmx_unpack_row(w->data + (r0 + r) * w->nb1, w->dtype, K, u, d, o);
-    } else {
-      memset(u, 0, (size_t)K);
-      memset(d, 0, sizeof(float) * (size_t)nsb);
-      memset(o, 0, sizeof(float) * (size_t)nsb);
+  float *d = (float *)(u + 8 * K), *o = d + nsb;
+  for (int h = 0; h < pw / 8; h++) {
+    for (int i = 0; i < 8; i++) {
+      const int r = 8 * h + i;
+      if (r < nr) {
+        lmx_unpack_row(w->data + (r0 + r) * w->nb1, w->dtype, K, u + i * K, d, o);
+      } else {
+        memset(u + i * K, 0, (size_t)K);
+        memset(d, 0, sizeof(float) * (size_t)nsb);
+        memset(o, 0, sizeof(float) * (size_t)nsb);
+      }
+      for (int64_t b = 0; b < nsb; b++) {
+        pd[b * pw + r] = d[b] * scale;
+        po[b * pw + r] = o[b] * scale;
+      }
     }
-    const uint32_t *u4 = (const uint32_t *)u;
-    uint32_t *p4 = (uint32_t *)panel + r;
-    for (int64_t g = 0; g < K / 4; g++) p4[pw * g] = u4[g];
-    for (int64_t b = 0; b < nsb; b++) {
-      pd[b * pw + r] = d[b] * scale;
-      po[b * pw + r] = o[b] * scale;
-    }
+    interleave8(u, K, pw, h, panel);
   }
+}
+
+/* NVFP4 rows [r0, r0 + nr) in pair form (unpack.c) into one panel of pw rows: the codes,
+ * then per pair of sub-blocks pw multipliers of each sub-block (as int16 pairs, m in both
+ * halves, for madd), pw corrections and pw float bases. Activations come as x + 128, so a
+ * row's pair sums to sum(m * c * x) + 128 * (m0 * sum(c0) + m1 * sum(c1)): the correction
+ * is minus the second term, a constant of the row. The factors of 8 rows are computed
+ * together from the interleaved codes (pair_factors8). Returns a mask of the rows whose
+ * scales do not fit the form; their lanes are zero and nvfp4_row_dots computes them. */
+static void pair_factors8_scalar(const uint8_t *panel, int64_t K, int pw, int h, float scale, const int32_t *m,
+                                 const float *base) {
+  int32_t *pf = (int32_t *)(panel + pw * K);
+  for (int64_t b = 0; b < K / 32; b++)
+    for (int i = 0; i < 8; i++) {
+      const int r = 8 * h + i;
+      int32_t s[2] = {0, 0};
+      for (int64_t k = 32 * b; k < 32 * b + 32; k++) s[k % 32 / 16] += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4];
+      const int32_t m0 = m[16 * b + i], m1 = m[16 * b + 8 + i];
+      int32_t *f = pf + 4 * pw * b + r;
+      f[0] = m0 | m0 << 16;
+      f[pw] = m1 | m1 << 16;
+      f[2 * pw] = -128 * (m0 * s[0] + m1 * s[1]);
+      const float bs = base[8 * b + i] * scale;
+      memcpy(f + 3 * pw, &bs, 4);
+    }
+}
+
+#ifdef LMX_X86
+static LMX_AVX2 void pair_factors8_avx2(const uint8_t *panel, int64_t K, int pw, int h, float scale, const int32_t *m,
+                                        const float *base) {
+  int32_t *pf = (int32_t *)(panel + pw * K);
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int64_t b = 0; b < K / 32; b++) {
+    __m256i sums[2];
+    for (int s = 0; s < 2; s++) {
+      /* Four groups' codes added as bytes (|sum| <= 48), then each row's 4 bytes summed. */
+      const uint8_t *g = panel + 4 * pw * (8 * b + 4 * s) + 32 * h;
+      const __m256i a = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)g), _mm256_loadu_si256((const __m256i *)(g + 4 * pw)));
+      const __m256i c = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)(g + 8 * pw)), _mm256_loadu_si256((const __m256i *)(g + 12 * pw)));
+      sums[s] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_add_epi8(a, c)), ones16);
+    }
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(m + 16 * b)), m1 = _mm256_loadu_si256((const __m256i *)(m + 16 * b + 8));
+    /* m0 * s0 + m1 * s1 in one madd: both fit 16 bits, paired in each 32-bit lane. */
+    const __m256i sp = _mm256_blend_epi16(sums[0], _mm256_slli_epi32(sums[1], 16), 0xaa);
+    const __m256i mp = _mm256_blend_epi16(m0, _mm256_slli_epi32(m1, 16), 0xaa);
+    int32_t *f = pf + 4 * pw * b + 8 * h;
+    _mm256_storeu_si256((__m256i *)f, _mm256_or_si256(m0, _mm256_slli_epi32(m0, 16)));
+    _mm256_storeu_si256((__m256i *)(f + pw), _mm256_or_si256(m1, _mm256_slli_epi32(m1, 16)));
+    _mm256_storeu_si256((__m256i *)(f + 2 * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sp, mp), 7)));
+    _mm256_storeu_ps((float *)(f + 3 * pw), _mm256_mul_ps(_mm256_loadu_ps(base + 8 * b), vs));
+  }
+}
+#endif
+
+static uint32_t build_panel_pairs(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel,
+                                  float *rowbuf) {
+  const int64_t K = w->ne0;
+  /* 8 rows' codes, then their multipliers [K/16][8] and bases [K/32][8]. */
+  int8_t *c = (int8_t *)rowbuf;
+  int32_t *m = (int32_t *)(c + 8 * K);
+  float *base = (float *)(m + 8 * (K / 16));
+  uint32_t wide = 0;
+  for (int h = 0; h < pw / 8; h++) {
+    for (int i = 0; i < 8; i++) {
+      const int r = 8 * h + i;
+      if (r < nr && !lmx_unpack_nvfp4_pairs(w->data + (r0 + r) * w->nb1, K, c + i * K, m + i, base + i, 8)) continue;
+      if (r < nr) wide |= 1u << r;
+      memset(c + i * K, 0, (size_t)K);
+      for (int64_t b = 0; b < K / 32; b++) m[16 * b + i] = m[16 * b + 8 + i] = 0, base[8 * b + i] = 0;
+    }
+    interleave8((const uint8_t *)c, K, pw, h, panel);
+#ifdef LMX_X86
+    if (lmx_use_avx2()) {
+      pair_factors8_avx2(panel, K, pw, h, scale, m, base);
+      continue;
+    }
+#endif
+    pair_factors8_scalar(panel, K, pw, h, scale, m, base);
+  }
+  return wide;
+}
+
+/* One NVFP4 row against the 4 tokens of a quad with a float step per sub-block: for the
+ * rare rows whose two scales in a pair are too far apart for integer multipliers. */
+static void nvfp4_row_dots(const uint8_t *row, int64_t K, float scale, const uint8_t *quad, float *out, int64_t os) {
+  static const int8_t e2m1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  const float *half = lmx_ue4m3_half(), *dxs = (const float *)(quad + 4 * K);
+  for (int t = 0; t < 4; t++) {
+    float acc = 0;
+    for (int64_t i = 0; i < K / 64; i++) {
+      const uint8_t *p = row + 36 * i;
+      for (int s = 0; s < 4; s++) {
+        int32_t isum = 0;
+        for (int j = 0; j < 16; j++) {
+          const int64_t k = 64 * i + 16 * s + j;
+          const uint8_t q = p[4 + 8 * s + j % 8];
+          isum += e2m1x2[j < 8 ? q & 15 : q >> 4] * (int8_t)(quad[16 * (k / 4) + 4 * t + k % 4] ^ 0x80);
+        }
+        acc += (float)isum * (half[p[s]] * scale * dxs[4 * (2 * i + s / 2) + t]);
+      }
+    }
+    out[t * os] = acc;
+  }
+}
+
+/* Pair-form sums in scalar code (the fallback, and the definition the SIMD kernels
+ * follow), in wrapping 32-bit arithmetic as the vector lanes do. */
+static void panel_dots_pairs_scalar(const uint8_t *panel, int64_t K, int pw, const uint8_t *quad, float *out, int64_t os) {
+  const int32_t *pf = (const int32_t *)(panel + pw * K);
+  const float *dxs = (const float *)(quad + 4 * K);
+  for (int t = 0; t < 4; t++)
+    for (int r = 0; r < pw; r++) {
+      float acc = 0;
+      for (int64_t b = 0; b < K / 32; b++) {
+        const int32_t *f = pf + 4 * pw * b + r;
+        uint32_t i = (uint32_t)f[2 * pw];
+        for (int s = 0; s < 2; s++) {
+          int32_t sum = 0;
+          for (int64_t k = 32 * b + 16 * s; k < 32 * b + 16 * s + 16; k++)
+            sum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4] * quad[16 * (k / 4) + 4 * t + k % 4];
+          i += (uint32_t)sum * (uint32_t)(f[s * pw] & 0xffff);
+        }
+        float bs;
+        memcpy(&bs, f + 3 * pw, 4);
+        acc += (float)(int32_t)i * (bs * dxs[4 * b + t]);
+      }
+      out[t * os + r] = acc;
+    }
 }
 
 /* The same sums in scalar code (the fallback, and the definition the SIMD kernels follow):
@@ -141,6 +300,13 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
   _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MB(w0, x, 0, t), GQ_MB(w1, x, 1, t)), \
                                                            _mm256_add_epi16(GQ_MB(w2, x, 2, t), GQ_MB(w3, x, 3, t))), \
                                           _mm256_set1_epi16(1)))
+/* Signed codes against x + 128: each 16-bit sum of 4 groups is at most 8 * 255 * 12 in
+ * size, and times m <= 32767 the madd stays within 32 bits. */
+#define GQ_MBS(w, x, j, t) _mm256_maddubs_epi16(_mm256_set1_epi32((x)[4 * (j) + (t)]), (w))
+#define GQ_DPM(i, w0, w1, w2, w3, x, t, m)                                                                          \
+  _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MBS(w0, x, 0, t), GQ_MBS(w1, x, 1, t)), \
+                                                           _mm256_add_epi16(GQ_MBS(w2, x, 2, t), GQ_MBS(w3, x, 3, t))), \
+                                          (m)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
@@ -148,6 +314,8 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #undef GQ_DP1
 #undef GQ_DP4
 #undef GQ_MB
+#undef GQ_MBS
+#undef GQ_DPM
 
 #define GQ_ATTR LMX_AVXVNNI
 #define GQ(name) name##_avxvnni
@@ -156,12 +324,19 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #define GQ_DP4(i, w0, w1, w2, w3, x, t)                                                                               \
   GQ_DP2(GQ_DP2((i), (w0), _mm256_set1_epi32((x)[(t)]), (w1), _mm256_set1_epi32((x)[4 + (t)])), (w2), _mm256_set1_epi32((x)[8 + (t)]), \
          (w3), _mm256_set1_epi32((x)[12 + (t)]))
+/* The sub-block's 32-bit sum times m (the high half of its int16 pair). */
+#define GQ_DPM(i, w0, w1, w2, w3, x, t, m)                                                                         \
+  _mm256_add_epi32((i), _mm256_mullo_epi32(GQ_DP2(GQ_DP2(_mm256_setzero_si256(), _mm256_set1_epi32((x)[(t)]), (w0), \
+                                                                 _mm256_set1_epi32((x)[4 + (t)]), (w1)),               \
+                                                          _mm256_set1_epi32((x)[8 + (t)]), (w2), _mm256_set1_epi32((x)[12 + (t)]), (w3)), \
+                                                   _mm256_srli_epi32((m), 16)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
 #undef GQ_DP2
 #undef GQ_DP1
 #undef GQ_DP4
+#undef GQ_DPM
 
 /* 16-row panels with 512-bit registers and vpdpbusd (AVX-512 VNNI): each output row's
  * integer sums and float steps are those of the 8-row kernels, so results are the same. */
@@ -200,6 +375,34 @@ static inline __attribute__((always_inline)) LMX_AVX512 void panel16_dots(const 
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
 }
 
+/* NVFP4 in pair form on 16-row panels: the sums of gemm_q8_x86.h's panel_dots_pairs. */
+static LMX_AVX512 void panel16_dots_pairs(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  const int64_t np = K / 32;
+  const __m512i *pf = (const __m512i *)(panel + 16 * K);
+  const float *dxs = (const float *)(quad + 4 * K);
+  __m512 a[4];
+  for (int t = 0; t < 4; t++) a[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < np; b++) {
+    __m512i is[4];
+    for (int t = 0; t < 4; t++) is[t] = _mm512_loadu_si512((const void *)(pf + 4 * b + 2));
+    for (int s = 0; s < 2; s++) {
+      const __m512i m = _mm512_srli_epi32(_mm512_loadu_si512((const void *)(pf + 4 * b + s)), 16);
+      __m512i ss[4];
+      for (int t = 0; t < 4; t++) ss[t] = _mm512_setzero_si512();
+      for (int64_t g = 8 * b + 4 * s; g < 8 * b + 4 * s + 4; g++) {
+        const __m512i w = _mm512_load_si512((const void *)(panel + 64 * g));
+        const int32_t *xq = (const int32_t *)(quad + 16 * g);
+        for (int t = 0; t < 4; t++) ss[t] = _mm512_dpbusd_epi32(ss[t], _mm512_set1_epi32(xq[t]), w);
+      }
+      for (int t = 0; t < 4; t++) is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(ss[t], m));
+    }
+    const __m512 d = _mm512_loadu_ps((const float *)(pf + 4 * b + 3));
+    for (int t = 0; t < 4; t++)
+      a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, _mm512_set1_ps(dxs[4 * b + t])), a[t]);
+  }
+  for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
+}
+
 static LMX_AVX512 void panel16_dots_u16(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   panel16_dots(panel, K, 16, 0, quad, out, os);
 }
@@ -221,6 +424,12 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
   /* Unpacked codes are at most 15 (Q4_x, Q4_K), 24 (FP4) or 31 (Q5_x, Q5_K); Q6_K's 63. */
   const int narrow = dtype != LMX_Q6_K;
 #ifdef LMX_X86
+  if (dtype == LMX_NVFP4) switch (isa) {
+      case LMX_ISA_AVX512: return panel16_dots_pairs;
+      case LMX_ISA_AVXVNNI: return panel_dots_pairs_avxvnni;
+      case LMX_ISA_AVX2: return panel_dots_pairs_avx2;
+      default: return NULL;
+    }
   switch (isa) {
     case LMX_ISA_AVX512: return sgn ? panel16_dots_s : SB == 16 ? panel16_dots_u16 : panel16_dots_u32;
     case LMX_ISA_AVXVNNI:
@@ -250,9 +459,12 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
   const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
   uint8_t *panels = work_area(act, K, T);
   float *rowbuf = (float *)(panels + panels_bytes(K));
+  const int pairs = w->dtype == LMX_NVFP4;
+  uint32_t wide[GEMM_ROWS / 8] = {0};
   for (int p = 0; p < np; p++) {
-    const int64_t r0 = lo + (int64_t)p * pw;
-    build_panel(w, r0, hi - r0 < pw ? hi - r0 : pw, pw, scale, panels + p * panelBytes, rowbuf);
+    const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
+    if (pairs) wide[p] = build_panel_pairs(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
+    else build_panel(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
   }
   float tile[4 * PANEL_MAX];
   for (int64_t q0 = 0; q0 < nq; q0 += QUAD_CHUNK) {
@@ -262,11 +474,21 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
       const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
       for (int64_t qi = q0; qi < qe; qi++) {
         const uint8_t *quad = act + qi * ab;
-        if (kernel) kernel(panel, K, quad, tile, pw);
-        else panel_dots_scalar(panel, K, SB, sgn, pw, quad, tile, pw);
         const int nt = (int)(T - 4 * qi < 4 ? T - 4 * qi : 4);
-        for (int t = 0; t < nt; t++)
-          memcpy((float *)(dst->data + (4 * qi + t) * dst->nb1) + r0, tile + t * pw, sizeof(float) * (size_t)nr);
+        /* Whole tiles go straight to dst; a ragged one through the tile. */
+        const int direct = nt == 4 && nr == pw;
+        float *out = direct ? (float *)(dst->data + 4 * qi * dst->nb1) + r0 : tile;
+        const int64_t os = direct ? dst->nb1 / 4 : pw;
+        if (kernel) kernel(panel, K, quad, out, os);
+        else if (pairs) panel_dots_pairs_scalar(panel, K, pw, quad, out, os);
+        else panel_dots_scalar(panel, K, SB, sgn, pw, quad, out, os);
+        for (uint32_t m = wide[p]; m; m &= m - 1) {
+          const int r = __builtin_ctz(m);
+          nvfp4_row_dots((const uint8_t *)w->data + (r0 + r) * w->nb1, K, scale, quad, out + r, os);
+        }
+        if (!direct)
+          for (int t = 0; t < nt; t++)
+            memcpy((float *)(dst->data + (4 * qi + t) * dst->nb1) + r0, tile + t * pw, sizeof(float) * (size_t)nr);
       }
     }
   }

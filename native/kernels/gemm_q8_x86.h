@@ -6,6 +6,8 @@
  *   GQ_DP1(i, w, x)          i + the products of one group of 4 codes, per lane
  *   GQ_DP4(i, w0..w3, x, t)  i + the products of four groups against token t's codes
  *                            (x[4j + t] for group j), for codes of at most 32
+ *   GQ_DPM(i, w0..w3, x, t, m) i + m * (the products of four groups of signed codes
+ *                            against token t's codes as u8), m from int16 pairs (m, m)
  * Lane r of the accumulators is the panel's row r; the integer sums are exact on every
  * tier and the float steps are the same, so every tier gives the same bits. */
 
@@ -99,4 +101,42 @@ static GQ_ATTR void GQ(panel_dots_s)(const uint8_t *panel, int64_t K, const uint
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(d, _mm256_broadcast_ss(dxs + 4 * b + t)), acc[t]);
   }
   for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+/* NVFP4 in pair form (gemm_q8.c, build_panel_pairs): per pair of sub-blocks the integer
+ * sum starts at the row's correction, takes each sub-block's sum times its multiplier,
+ * and becomes a float once. */
+static GQ_ATTR void GQ(panel_dots_pairs)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  const int64_t np = K / 32;
+  const __m256i *pf = (const __m256i *)(panel + 8 * K);
+  const float *dxs = (const float *)(quad + 4 * K);
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (int64_t b = 0; b < np; b++) {
+    const __m256i c = _mm256_loadu_si256(pf + 4 * b + 2);
+    __m256i i0 = c, i1 = c, i2 = c, i3 = c;
+#pragma GCC unroll 2
+    for (int s = 0; s < 2; s++) {
+      const int64_t g = 8 * b + 4 * s;
+      const __m256i m = _mm256_loadu_si256(pf + 4 * b + s);
+      const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
+      const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
+      const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 64));
+      const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 96));
+      const int32_t *x = (const int32_t *)(quad + 16 * g);
+      i0 = GQ_DPM(i0, w0, w1, w2, w3, x, 0, m);
+      i1 = GQ_DPM(i1, w0, w1, w2, w3, x, 1, m);
+      i2 = GQ_DPM(i2, w0, w1, w2, w3, x, 2, m);
+      i3 = GQ_DPM(i3, w0, w1, w2, w3, x, 3, m);
+    }
+    const __m256 d = _mm256_loadu_ps((const float *)(pf + 4 * b + 3));
+    const float *dx = dxs + 4 * b;
+    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d, _mm256_broadcast_ss(dx)), a0);
+    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 1)), a1);
+    a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i2), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 2)), a2);
+    a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i3), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 3)), a3);
+  }
+  _mm256_storeu_ps(out, a0);
+  _mm256_storeu_ps(out + os, a1);
+  _mm256_storeu_ps(out + 2 * os, a2);
+  _mm256_storeu_ps(out + 3 * os, a3);
 }

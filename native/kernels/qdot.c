@@ -63,7 +63,8 @@ void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx,
 #ifdef LMX_X86
     if (simd) amax = amax_avx2(xb, n);
 #endif
-    for (int i = 0; i < n; i++) {
+    /* Only super-blocks need max; with SIMD, amax is already known. */
+    for (int i = 0; i < n && (super || !simd); i++) {
       const float a = fabsf(xb[i]);
       if (simd ? a == amax : a > amax) {
         amax = a;

@@ -1,15 +1,20 @@
-/* Block-quantized rows as unsigned 8-bit codes u with one scale d and one offset o per
- * sub-block of lmx_unpack_sb(dtype) values, so that every weight is exactly d * u + o
- * (Q8_0: signed codes, o = 0). This is the one form the int8 GEMM (gemm_q8.c) consumes,
- * whatever the file's format: prefill converts each block of weight rows once and reuses
- * it for every token. Scales and offsets are the dequantizers' own products (dequant.c),
- * exact in f32. */
-#include <math.h>
+/* Block-quantized rows in the forms the int8 GEMM (gemm_q8.c) consumes: prefill converts
+ * each block of weight rows once and reuses it for every token.
+ * - Unsigned 8-bit codes u with one scale d and one offset o per sub-block of
+ *   lmx_unpack_sb(dtype) values, so that every weight is exactly d * u + o (Q8_0: signed
+ *   codes, o = 0). Scales and offsets are the dequantizers' own products (dequant.c),
+ *   exact in f32.
+ * - NVFP4 in pair form: signed codes c with an integer multiplier m per sub-block of 16
+ *   and one float base per pair of sub-blocks (32 values, which share one activation
+ *   scale), so that every weight is exactly base * m * c: the GEMM sums a pair in
+ *   integers and needs one float step per 32 values instead of two plus offsets. */
 #include <string.h>
 
 #include "../simd.h"
 
 const uint8_t lmx_e2m1x2p12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+/* The same codes without the 12, as signed bytes (-12..12). */
+static const uint8_t e2m1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfa, 0xf8, 0xf4};
 
 int lmx_unpack_sb(int32_t dtype) {
   return dtype == LMX_Q6_K || dtype == LMX_NVFP4 ? 16 : 32;
@@ -26,9 +31,9 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
 
 #ifdef LMX_X86
 /* The 64 codes of an NVFP4 block (32 bytes at q; sub-block s is bytes 8s..8s+7, low
- * nibbles first) in element order, as the table above maps them. */
-static LMX_AVX2 void nvfp4_codes_avx2(const uint8_t *q, uint8_t *u) {
-  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12)), m4 = _mm256_set1_epi8(15);
+ * nibbles first) in element order, as table maps them. */
+static LMX_AVX2 void nvfp4_codes_avx2(const uint8_t *q, const uint8_t *table, uint8_t *u) {
+  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table)), m4 = _mm256_set1_epi8(15);
   const __m256i v = _mm256_loadu_si256((const __m256i *)q);
   const __m256i lo = _mm256_shuffle_epi8(t, _mm256_and_si256(v, m4)), hi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
   /* Per 128-bit lane: sub-blocks 0 and 1 (2 and 3) as low then high nibbles. */
@@ -39,30 +44,24 @@ static LMX_AVX2 void nvfp4_codes_avx2(const uint8_t *q, uint8_t *u) {
 #endif
 
 /* The codes of one NVFP4 block, with the SIMD version where the CPU has it. */
-static void nvfp4_codes(const uint8_t *q, uint8_t *u, int simd) {
+static void nvfp4_codes(const uint8_t *q, const uint8_t *table, uint8_t *u, int simd) {
 #ifdef LMX_X86
   if (simd) {
-    nvfp4_codes_avx2(q, u);
+    nvfp4_codes_avx2(q, table, u);
     return;
   }
 #endif
   (void)simd;
   for (int s = 0; s < 4; s++)
     for (int j = 0; j < 8; j++) {
-      u[16 * s + j] = lmx_e2m1x2p12[q[8 * s + j] & 15];
-      u[16 * s + j + 8] = lmx_e2m1x2p12[q[8 * s + j] >> 4];
+      u[16 * s + j] = table[q[8 * s + j] & 15];
+      u[16 * s + j + 8] = table[q[8 * s + j] >> 4];
     }
 }
 
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o) {
   const uint8_t *p = (const uint8_t *)src;
   const int64_t nb = K / lmx_block_size(dtype), bb = lmx_block_bytes(dtype);
-  const float *ue4m3_half = dtype == LMX_NVFP4 ? lmx_ue4m3_half() : NULL;
-#ifdef LMX_X86
-  const int simd = lmx_use_avx2();
-#else
-  const int simd = 0;
-#endif
   for (int64_t i = 0; i < nb; i++, p += bb) {
     switch (dtype) {
       case LMX_Q8_0:
@@ -140,14 +139,51 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
         o[i] = -12 * d[i];
         break;
       }
-      case LMX_NVFP4:
-        nvfp4_codes(p + 4, u + 64 * i, simd);
-        for (int s = 0; s < 4; s++) {
-          d[4 * i + s] = ue4m3_half[p[s]];
-          o[4 * i + s] = -12 * d[4 * i + s];
-        }
-        break;
       default: break;
     }
   }
+}
+
+/* Half an NVFP4 scale byte's value (the codes are doubled) as n * 2^k with n odd or 0:
+ * UE4M3 is m * 2^-9 for exponent 0 and (8 + m) * 2^(e - 10) otherwise; the sign bit is
+ * ignored and 0x7f (NaN) reads as 0, as in dequant.c. */
+static void ue4m3_half_parts(uint8_t b, int *n, int *k) {
+  b &= 0x7f;
+  const int e = b >> 3, m = b & 7, nn = b == 0x7f ? 0 : e ? 8 + m : m, tz = nn ? __builtin_ctz((unsigned)nn) : 0;
+  *n = nn >> tz;
+  *k = (e ? e - 11 : -10) + tz;
+}
+
+/* 2^k as a float, for the k of ue4m3_half_parts (-10..7): built from its bits. */
+static float pow2f(int k) {
+  const uint32_t bits = (uint32_t)(k + 127) << 23;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+int lmx_unpack_nvfp4_pairs(const void *src, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride) {
+  const uint8_t *p = (const uint8_t *)src;
+#ifdef LMX_X86
+  const int simd = lmx_use_avx2();
+#else
+  const int simd = 0;
+#endif
+  int wide = 0;
+  for (int64_t i = 0; i < K / 64; i++, p += 36) {
+    nvfp4_codes(p + 4, e2m1x2, (uint8_t *)c + 64 * i, simd);
+    for (int h = 0; h < 2; h++) {
+      int n0, k0, n1, k1;
+      ue4m3_half_parts(p[2 * h], &n0, &k0);
+      ue4m3_half_parts(p[2 * h + 1], &n1, &k1);
+      /* A zero scale takes no part in the choice of the common exponent. */
+      const int kmin = !n0 ? k1 : !n1 ? k0 : k0 < k1 ? k0 : k1;
+      const int32_t m0 = n0 << (n0 ? k0 - kmin : 0), m1 = n1 << (n1 ? k1 - kmin : 0);
+      wide |= m0 > 32767 || m1 > 32767;
+      m[(4 * i + 2 * h) * stride] = m0;
+      m[(4 * i + 2 * h + 1) * stride] = m1;
+      base[(2 * i + h) * stride] = n0 || n1 ? pow2f(kmin) : 0;
+    }
+  }
+  return wide;
 }

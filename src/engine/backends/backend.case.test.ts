@@ -163,18 +163,31 @@ describe("cpu backend matches the reference backend", () => {
     }
   });
 
-  it("NVFP4 matmul with every scale byte (subnormal, NaN, sign bit) and odd block counts", async () => {
+  it("NVFP4 matmul with every scale byte (subnormal, NaN, sign bit), scales far apart and odd block counts", async () => {
     // The decode kernel takes 64-blocks in pairs and decodes scales in registers, with a
     // table path for pairs holding a subnormal or NaN scale: cover both, and a lone block.
+    // The GEMM turns the two scales of a pair of sub-blocks into integer multipliers of at
+    // most 32767, and rows where they do not fit take a float path: rows 1, 4, 7, 10 hold
+    // a pair 15 * 2^12 apart (does not fit), rows 2, 5, 8 pairs 15 * 2^11 apart (the
+    // largest that fits) and a zero scale beside the largest.
     for (const K of [64, 192, 576]) {
       const N = 11;
       const nb = (N * K) / 64;
       const wbytes = randomBlocks(DType.NVFP4, nb, 90 + K);
       // Small normal scales (2^-6 up), and in every third block the unusual bytes.
       const unusual = [0, 1, 2, 3, 4, 5, 6, 7, 0x7f, 0xff, 0x80, 0x87, 0x88, 0x8f];
+      const farApart: Record<number, number[]> = { 1: [0x6f, 0x01, 0x67, 0x01], 2: [0x01, 0x67, 0x00, 0x7e] };
       for (let b = 0; b < nb; b++)
-        for (let s = 0; s < 4; s++)
-          wbytes[b * 36 + s] = b % 3 === 0 ? unusual[(b * 4 + s) % unusual.length]! : 0x08 + ((b + s) % 16);
+        for (let s = 0; s < 4; s++) {
+          const row = Math.floor((b * 64) / K),
+            first = (b * 64) % K === 0;
+          const far = first ? farApart[row % 3] : undefined;
+          wbytes[b * 36 + s] = far
+            ? far[s]!
+            : b % 3 === 0
+              ? unusual[(b * 4 + s) % unusual.length]!
+              : 0x08 + ((b + s) % 16);
+        }
       const wbuf = wbytes.buffer as ArrayBuffer;
       for (const T of [1, 3, 20]) {
         const [ref, cpu] = await runBoth((g) => ({
