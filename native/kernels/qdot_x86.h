@@ -242,22 +242,38 @@ static inline QD_ATTR __m256i QD(e2m1x2)(__m256i codes) {
  * pair costs one conversion to float and one fma. Scales are decoded in registers: the
  * 7 bits of a UE4M3 moved to the top of an f32's exponent and mantissa make that f32 the
  * scale times 2^-120 (subnormals included); 0x7f (NaN) counts as zero, as in dequant.c. */
-static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_scales)(const uint8_t *pa, const uint8_t *pb) {
+/* The 8 scales of a pair from the table: the rare pairs holding a subnormal or NaN. */
+static __attribute__((noinline, cold)) QD_ATTR __m256 QD(nvfp4_scales_table)(const uint8_t *pa, const uint8_t *pb) {
+  const float *t = lmx_ue4m3_half();
+  return _mm256_setr_ps(t[pa[0]], t[pa[1]], pb ? t[pb[0]] : 0, pb ? t[pb[1]] : 0, t[pa[2]], t[pa[3]], pb ? t[pb[2]] : 0,
+                        pb ? t[pb[3]] : 0);
+}
+
+/* The loop's constants, made once per row (the compiler would otherwise rebuild some of
+ * them in every iteration): the code table, 0x7f, 0x78 and the exponent bias 119 << 23. */
+typedef struct {
+  __m256i e2m1, c7f, c78, bias;
+} QD(nvfp4_consts);
+
+static inline __attribute__((always_inline)) QD_ATTR QD(nvfp4_consts) QD(nvfp4_consts_make)(void) {
+  QD(nvfp4_consts) c = {_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12)), _mm256_set1_epi32(0x7f),
+                        _mm256_set1_epi32(0x78), _mm256_set1_epi32(119 << 23)};
+  __asm__("" : "+x"(c.c7f), "+x"(c.c78), "+x"(c.bias));
+  return c;
+}
+
+static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_scales)(const uint8_t *pa, const uint8_t *pb,
+                                                                             const QD(nvfp4_consts) *c) {
   uint32_t sa, sb = 0;
   memcpy(&sa, pa, 4);
   if (pb) memcpy(&sb, pb, 4);
-  /* Any subnormal (exponent 0) or NaN scale among the 8 bytes? (SWAR zero-byte tests.) */
-  const uint64_t y = ((uint64_t)sb << 32 | sa) & 0x7f7f7f7f7f7f7f7full, ones = 0x0101010101010101ull;
-  const uint64_t e = y & 0x7878787878787878ull, n = y ^ 0x7f7f7f7f7f7f7f7full;
-  if ((((e - ones) & ~e) | ((n - ones) & ~n)) & 0x8080808080808080ull) {
-    const float *t = lmx_ue4m3_half();
-    return _mm256_setr_ps(t[pa[0]], t[pa[1]], pb ? t[pb[0]] : 0, pb ? t[pb[1]] : 0, t[pa[2]], t[pa[3]], pb ? t[pb[2]] : 0,
-                          pb ? t[pb[3]] : 0);
-  }
-  /* Normal scales: (1 + m/8) 2^(e-7) / 2 has the f32 exponent e + 119 and mantissa m. */
   const __m128i bytes = _mm_unpacklo_epi16(_mm_cvtsi32_si128((int)sa), _mm_cvtsi32_si128((int)sb));
-  const __m256i z = _mm256_cvtepu8_epi32(_mm_and_si128(bytes, _mm_set1_epi8(0x7f)));
-  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(z, 20), _mm256_set1_epi32(119 << 23)));
+  const __m256i z = _mm256_and_si256(_mm256_cvtepu8_epi32(bytes), c->c7f);
+  /* Any subnormal (exponent 0) or NaN (0x7f) scale among the 8? Then the table. */
+  const __m256i odd = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_and_si256(z, c->c78), _mm256_setzero_si256()), _mm256_cmpeq_epi32(z, c->c7f));
+  if (__builtin_expect(!_mm256_testz_si256(odd, odd), 0)) return QD(nvfp4_scales_table)(pa, pb);
+  /* Normal scales: (1 + m/8) 2^(e-7) / 2 has the f32 exponent e + 119 and mantissa m. */
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(z, 20), c->bias));
 }
 
 /* One block's products, as int16 (AVX2: maddubs of low and high nibbles added) or int32
@@ -289,10 +305,10 @@ static inline __attribute__((always_inline)) QD_ATTR __m256i QD(nvfp4_pair)(__m2
  * record lanes for pb are zero too) against the record at lane l of k16/o16. */
 static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_pair_dot)(const uint8_t *p, const uint8_t *pb, const int8_t *x,
                                                                                const float *k16, const int32_t *o16,
-                                                                               __m256i e2m1, __m256 acc) {
-  const __m256i ia = QD(nvfp4_block)(p, x, e2m1), ib = pb ? QD(nvfp4_block)(pb, x + 64, e2m1) : _mm256_setzero_si256();
+                                                                               const QD(nvfp4_consts) *c, __m256 acc) {
+  const __m256i ia = QD(nvfp4_block)(p, x, c->e2m1), ib = pb ? QD(nvfp4_block)(pb, x + 64, c->e2m1) : _mm256_setzero_si256();
   const __m256i i = _mm256_sub_epi32(QD(nvfp4_pair)(ia, ib), _mm256_loadu_si256((const __m256i *)o16));
-  const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, pb), _mm256_loadu_ps(k16));
+  const __m256 k = _mm256_mul_ps(QD(nvfp4_scales)(p, pb, c), _mm256_loadu_ps(k16));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
 }
 
@@ -300,16 +316,14 @@ QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32
   (void)dx;
   const float *k16 = lmx_x8_nvfp4_k16(s16, K);
   const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
-  const __m256i e2m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12));
-  const int64_t nb = K / 64;
+  const QD(nvfp4_consts) c = QD(nvfp4_consts_make)();
+  const uint8_t *p = w, *end = w + K / 64 * 36;
   __m256 acc = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {
-    const uint8_t *p = w + b * 36;
+  for (; p + 36 < end; p += 72, qx += 128, k16 += 8, o16 += 8) {
     lmx_prefetch_ahead(p, 72);
-    acc = QD(nvfp4_pair_dot)(p, p + 36, qx + 64 * b, k16 + 4 * b, o16 + 4 * b, e2m1, acc);
+    acc = QD(nvfp4_pair_dot)(p, p + 36, qx, k16, o16, &c, acc);
   }
-  if (b < nb) acc = QD(nvfp4_pair_dot)(w + b * 36, NULL, qx + 64 * b, k16 + 4 * b, o16 + 4 * b, e2m1, acc);
+  if (p < end) acc = QD(nvfp4_pair_dot)(p, NULL, qx, k16, o16, &c, acc);
   return lmx_hsum8(acc);
 }
 

@@ -169,14 +169,19 @@ describe("cpu backend matches the reference backend", () => {
     // The GEMM turns the two scales of a pair of sub-blocks into integer multipliers of at
     // most 32767, and rows where they do not fit take a float path: rows 1, 4, 7, 10 hold
     // a pair 15 * 2^12 apart (does not fit), rows 2, 5, 8 pairs 15 * 2^11 apart (the
-    // largest that fits) and a zero scale beside the largest.
+    // largest that fits) and a zero scale beside the largest; rows 0, 3, 6, 9 a NaN scale
+    // among normal ones (read as zero).
     for (const K of [64, 192, 576]) {
       const N = 11;
       const nb = (N * K) / 64;
       const wbytes = randomBlocks(DType.NVFP4, nb, 90 + K);
       // Small normal scales (2^-6 up), and in every third block the unusual bytes.
       const unusual = [0, 1, 2, 3, 4, 5, 6, 7, 0x7f, 0xff, 0x80, 0x87, 0x88, 0x8f];
-      const farApart: Record<number, number[]> = { 1: [0x6f, 0x01, 0x67, 0x01], 2: [0x01, 0x67, 0x00, 0x7e] };
+      const farApart: Record<number, number[]> = {
+        0: [0x7f, 0x38, 0x38, 0xff],
+        1: [0x6f, 0x01, 0x67, 0x01],
+        2: [0x01, 0x67, 0x00, 0x7e],
+      };
       for (let b = 0; b < nb; b++)
         for (let s = 0; s < 4; s++) {
           const row = Math.floor((b * 64) / K),
