@@ -176,11 +176,14 @@ extern const uint8_t lmx_e2m1x2p12[16];
 int lmx_unpack_sb(int32_t dtype);
 /* A row as unsigned codes u (Q8_0: signed) with d, o per sub-block: w = d * u + o. */
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o);
-/* An NVFP4 row in pair form: signed codes c (-12..12), multipliers m (per 16) and bases
- * (per 32) with w = base * m * c exactly; m and base are stride elements apart. Nonzero
- * if some multiplier exceeds 32767 (the two scales of a pair are more than ~2^11 apart):
- * that row needs another path. */
-int lmx_unpack_nvfp4_pairs(const void *src, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride);
+/* Values per float base of the multiplier form (32 for NVFP4, 256 for Q6_K), or 0 for
+ * types the GEMM takes as unsigned codes. */
+int lmx_mult_ab(int32_t dtype);
+/* A row in multiplier form: signed codes c (NVFP4 -12..12, Q6_K -32..31), multipliers m
+ * (per 16, int16 range) and bases (per lmx_mult_ab) with w = base * m * c exactly; m and
+ * base are stride elements apart. Nonzero if some NVFP4 multiplier exceeds 32767 (the
+ * two scales of a pair are more than ~2^11 apart): that row needs another path. */
+int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride);
 int64_t lmx_gemm_q8_rows(void);
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T);
 /* Quantizes the node's activations into buf (lmx_gemm_q8_scratch floats), once per thread. */

@@ -29,6 +29,14 @@ static inline simde__m512 lmx_emulated_cvtepi32_ps(simde__m512i v) {
   return r;
 }
 #define _mm512_cvtepi32_ps lmx_emulated_cvtepi32_ps
+static inline simde__m512i lmx_emulated_srai_epi32(simde__m512i v, int n) {
+  int32_t i[16];
+  memcpy(i, &v, sizeof i);
+  for (int k = 0; k < 16; k++) i[k] >>= n; /* arithmetic on GCC and Clang */
+  memcpy(&v, i, sizeof v);
+  return v;
+}
+#define _mm512_srai_epi32 lmx_emulated_srai_epi32
 #define LMX_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LMX_AVXVNNI LMX_AVX2
 #define LMX_AVX512 LMX_AVX2

@@ -54,10 +54,10 @@ int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
  * the per-sub-block factors the GEMM needs; missing tokens of the last quad are zeros. */
 void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
-  /* NVFP4's pair form has one factor per 32 activations and takes them as x + 128. */
-  const int pairs = wtype == LMX_NVFP4, SB = pairs ? 32 : lmx_unpack_sb(wtype);
+  /* The multiplier form has one factor per AB activations and takes them as x + 128. */
+  const int AB = lmx_mult_ab(wtype), SB = AB ? AB : lmx_unpack_sb(wtype);
   const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
-  const uint32_t bias = pairs ? 0x80808080u : 0;
+  const uint32_t bias = AB ? 0x80808080u : 0;
   const int64_t nsb = K / SB;
   int8_t *q = (int8_t *)work_area(act, K, T);
   float *dx = (float *)(q + K);
@@ -73,9 +73,9 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
     for (int64_t g = 0; g < K / 4; g++) c4[4 * g] = q4[g] ^ bias;
     for (int64_t b = 0; b < nsb; b++) {
       const float d = dx[b * SB / 32];
-      const int32_t s = SB == 16 ? s16[b] : s16[2 * b] + s16[2 * b + 1];
       dxs[4 * b + lane] = d;
-      xos[4 * b + lane] = d * (float)s;
+      /* The offsets' factor; the multiplier form has no offsets. */
+      if (!AB) xos[4 * b + lane] = d * (float)(SB == 16 ? s16[b] : s16[2 * b] + s16[2 * b + 1]);
     }
   }
 }
@@ -131,63 +131,77 @@ static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, flo
   }
 }
 
-/* NVFP4 rows [r0, r0 + nr) in pair form (unpack.c) into one panel of pw rows: the codes,
- * then per pair of sub-blocks pw multipliers of each sub-block (as int16 pairs, m in both
- * halves, for madd), pw corrections and pw float bases. Activations come as x + 128, so a
- * row's pair sums to sum(m * c * x) + 128 * (m0 * sum(c0) + m1 * sum(c1)): the correction
- * is minus the second term, a constant of the row. The factors of 8 rows are computed
- * together from the interleaved codes (pair_factors8). Returns a mask of the rows whose
- * scales do not fit the form; their lanes are zero and nvfp4_row_dots computes them. */
-static void pair_factors8_scalar(const uint8_t *panel, int64_t K, int pw, int h, float scale, const int32_t *m,
+/* Rows in multiplier form (unpack.c) go into a panel as their codes, then per block of
+ * AB = lmx_mult_ab values (one activation scale) n = AB / 16 vectors of pw multipliers
+ * (one per sub-block, as int16 pairs (m, m) for madd), pw corrections and pw float bases.
+ * Activations come as x + 128 (unsigned, for maddubs), so a row's block sums to
+ * sum(m * c * x) + 128 * sum_s(m_s * sum(c_s)): the correction is minus the second term,
+ * a constant of the row. The factors of 8 rows are computed together from the
+ * interleaved codes. */
+static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw, int h, float scale, const int32_t *m,
                                  const float *base) {
+  const int n = AB / 16;
   int32_t *pf = (int32_t *)(panel + pw * K);
-  for (int64_t b = 0; b < K / 32; b++)
+  for (int64_t b = 0; b < K / AB; b++)
     for (int i = 0; i < 8; i++) {
       const int r = 8 * h + i;
-      int32_t s[2] = {0, 0};
-      for (int64_t k = 32 * b; k < 32 * b + 32; k++) s[k % 32 / 16] += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4];
-      const int32_t m0 = m[16 * b + i], m1 = m[16 * b + 8 + i];
-      int32_t *f = pf + 4 * pw * b + r;
-      f[0] = m0 | m0 << 16;
-      f[pw] = m1 | m1 << 16;
-      f[2 * pw] = -128 * (m0 * s[0] + m1 * s[1]);
+      int32_t *f = pf + (n + 2) * pw * b + r, corr = 0;
+      for (int sb = 0; sb < n; sb++) {
+        int32_t sum = 0;
+        for (int64_t k = AB * b + 16 * sb; k < AB * b + 16 * sb + 16; k++) sum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4];
+        const int32_t ms = m[(n * b + sb) * 8 + i];
+        f[sb * pw] = (int32_t)((uint32_t)(ms & 0xffff) | (uint32_t)ms << 16);
+        corr += ms * sum;
+      }
+      f[n * pw] = -128 * corr;
       const float bs = base[8 * b + i] * scale;
-      memcpy(f + 3 * pw, &bs, 4);
+      memcpy(f + (n + 1) * pw, &bs, 4);
     }
 }
 
 #ifdef LMX_X86
-static LMX_AVX2 void pair_factors8_avx2(const uint8_t *panel, int64_t K, int pw, int h, float scale, const int32_t *m,
+/* Each of 8 rows' code sum over one sub-block of 16 (4 groups at g, 4 * pw bytes apart). */
+static inline __attribute__((always_inline)) LMX_AVX2 __m256i sub_block_sums8(const uint8_t *g, int pw) {
+  /* The four groups' codes added as bytes (|sum| <= 128 for codes in -32..31), then each
+   * row's 4 bytes summed. */
+  const __m256i a = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)g), _mm256_loadu_si256((const __m256i *)(g + 4 * pw)));
+  const __m256i c = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)(g + 8 * pw)), _mm256_loadu_si256((const __m256i *)(g + 12 * pw)));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_add_epi8(a, c)), _mm256_set1_epi16(1));
+}
+
+static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB, int pw, int h, float scale, const int32_t *m,
                                         const float *base) {
+  const int n = AB / 16;
   int32_t *pf = (int32_t *)(panel + pw * K);
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   const __m256 vs = _mm256_set1_ps(scale);
-  for (int64_t b = 0; b < K / 32; b++) {
-    __m256i sums[2];
-    for (int s = 0; s < 2; s++) {
-      /* Four groups' codes added as bytes (|sum| <= 48), then each row's 4 bytes summed. */
-      const uint8_t *g = panel + 4 * pw * (8 * b + 4 * s) + 32 * h;
-      const __m256i a = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)g), _mm256_loadu_si256((const __m256i *)(g + 4 * pw)));
-      const __m256i c = _mm256_add_epi8(_mm256_loadu_si256((const __m256i *)(g + 8 * pw)), _mm256_loadu_si256((const __m256i *)(g + 12 * pw)));
-      sums[s] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_add_epi8(a, c)), ones16);
+  for (int64_t b = 0; b < K / AB; b++) {
+    int32_t *f = pf + (n + 2) * pw * b + 8 * h;
+    __m256i corr = _mm256_setzero_si256();
+    for (int sb = 0; sb < n; sb += 2) {
+      const __m256i s0 = sub_block_sums8(panel + 4 * pw * (AB / 4 * b + 4 * sb) + 32 * h, pw);
+      const __m256i s1 = sub_block_sums8(panel + 4 * pw * (AB / 4 * b + 4 * sb + 4) + 32 * h, pw);
+      const __m256i m0 = _mm256_loadu_si256((const __m256i *)(m + (n * b + sb) * 8));
+      const __m256i m1 = _mm256_loadu_si256((const __m256i *)(m + (n * b + sb + 1) * 8));
+      /* m0 * s0 + m1 * s1 in one madd: all fit 16 bits, paired in each 32-bit lane. */
+      const __m256i sp = _mm256_blend_epi16(s0, _mm256_slli_epi32(s1, 16), 0xaa);
+      corr = _mm256_add_epi32(corr, _mm256_madd_epi16(sp, _mm256_blend_epi16(m0, _mm256_slli_epi32(m1, 16), 0xaa)));
+      _mm256_storeu_si256((__m256i *)(f + sb * pw), _mm256_blend_epi16(m0, _mm256_slli_epi32(m0, 16), 0xaa));
+      _mm256_storeu_si256((__m256i *)(f + (sb + 1) * pw), _mm256_blend_epi16(m1, _mm256_slli_epi32(m1, 16), 0xaa));
     }
-    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(m + 16 * b)), m1 = _mm256_loadu_si256((const __m256i *)(m + 16 * b + 8));
-    /* m0 * s0 + m1 * s1 in one madd: both fit 16 bits, paired in each 32-bit lane. */
-    const __m256i sp = _mm256_blend_epi16(sums[0], _mm256_slli_epi32(sums[1], 16), 0xaa);
-    const __m256i mp = _mm256_blend_epi16(m0, _mm256_slli_epi32(m1, 16), 0xaa);
-    int32_t *f = pf + 4 * pw * b + 8 * h;
-    _mm256_storeu_si256((__m256i *)f, _mm256_or_si256(m0, _mm256_slli_epi32(m0, 16)));
-    _mm256_storeu_si256((__m256i *)(f + pw), _mm256_or_si256(m1, _mm256_slli_epi32(m1, 16)));
-    _mm256_storeu_si256((__m256i *)(f + 2 * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sp, mp), 7)));
-    _mm256_storeu_ps((float *)(f + 3 * pw), _mm256_mul_ps(_mm256_loadu_ps(base + 8 * b), vs));
+    _mm256_storeu_si256((__m256i *)(f + n * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 7)));
+    _mm256_storeu_ps((float *)(f + (n + 1) * pw), _mm256_mul_ps(_mm256_loadu_ps(base + 8 * b), vs));
   }
 }
 #endif
 
-static uint32_t build_panel_pairs(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel,
-                                  float *rowbuf) {
+/* Rows [r0, r0 + nr) of w in multiplier form into one panel of pw rows, 8 at a time.
+ * Returns a mask of the rows whose scales do not fit the form (NVFP4 only); their lanes
+ * are zero and nvfp4_row_dots computes them. */
+static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel,
+                                 float *rowbuf) {
   const int64_t K = w->ne0;
-  /* 8 rows' codes, then their multipliers [K/16][8] and bases [K/32][8]. */
+  const int AB = lmx_mult_ab(w->dtype), n = AB / 16;
+  /* 8 rows' codes, then their multipliers [K/16][8] and bases [K/AB][8]. */
   int8_t *c = (int8_t *)rowbuf;
   int32_t *m = (int32_t *)(c + 8 * K);
   float *base = (float *)(m + 8 * (K / 16));
@@ -195,19 +209,22 @@ static uint32_t build_panel_pairs(const lmx_tensor *w, int64_t r0, int64_t nr, i
   for (int h = 0; h < pw / 8; h++) {
     for (int i = 0; i < 8; i++) {
       const int r = 8 * h + i;
-      if (r < nr && !lmx_unpack_nvfp4_pairs(w->data + (r0 + r) * w->nb1, K, c + i * K, m + i, base + i, 8)) continue;
+      if (r < nr && !lmx_unpack_mult(w->data + (r0 + r) * w->nb1, w->dtype, K, c + i * K, m + i, base + i, 8)) continue;
       if (r < nr) wide |= 1u << r;
       memset(c + i * K, 0, (size_t)K);
-      for (int64_t b = 0; b < K / 32; b++) m[16 * b + i] = m[16 * b + 8 + i] = 0, base[8 * b + i] = 0;
+      for (int64_t b = 0; b < K / AB; b++) {
+        base[8 * b + i] = 0;
+        for (int sb = 0; sb < n; sb++) m[(n * b + sb) * 8 + i] = 0;
+      }
     }
     interleave8((const uint8_t *)c, K, pw, h, panel);
 #ifdef LMX_X86
     if (lmx_use_avx2()) {
-      pair_factors8_avx2(panel, K, pw, h, scale, m, base);
+      mult_factors8_avx2(panel, K, AB, pw, h, scale, m, base);
       continue;
     }
 #endif
-    pair_factors8_scalar(panel, K, pw, h, scale, m, base);
+    mult_factors8_scalar(panel, K, AB, pw, h, scale, m, base);
   }
   return wide;
 }
@@ -235,25 +252,27 @@ static void nvfp4_row_dots(const uint8_t *row, int64_t K, float scale, const uin
   }
 }
 
-/* Pair-form sums in scalar code (the fallback, and the definition the SIMD kernels
+/* Multiplier-form sums in scalar code (the fallback, and the definition the SIMD kernels
  * follow), in wrapping 32-bit arithmetic as the vector lanes do. */
-static void panel_dots_pairs_scalar(const uint8_t *panel, int64_t K, int pw, const uint8_t *quad, float *out, int64_t os) {
+static void panel_dots_mult_scalar(const uint8_t *panel, int64_t K, int AB, int pw, const uint8_t *quad, float *out,
+                                   int64_t os) {
+  const int n = AB / 16;
   const int32_t *pf = (const int32_t *)(panel + pw * K);
   const float *dxs = (const float *)(quad + 4 * K);
   for (int t = 0; t < 4; t++)
     for (int r = 0; r < pw; r++) {
       float acc = 0;
-      for (int64_t b = 0; b < K / 32; b++) {
-        const int32_t *f = pf + 4 * pw * b + r;
-        uint32_t i = (uint32_t)f[2 * pw];
-        for (int s = 0; s < 2; s++) {
+      for (int64_t b = 0; b < K / AB; b++) {
+        const int32_t *f = pf + (n + 2) * pw * b + r;
+        uint32_t i = (uint32_t)f[n * pw];
+        for (int sb = 0; sb < n; sb++) {
           int32_t sum = 0;
-          for (int64_t k = 32 * b + 16 * s; k < 32 * b + 16 * s + 16; k++)
+          for (int64_t k = AB * b + 16 * sb; k < AB * b + 16 * sb + 16; k++)
             sum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4] * quad[16 * (k / 4) + 4 * t + k % 4];
-          i += (uint32_t)sum * (uint32_t)(f[s * pw] & 0xffff);
+          i += (uint32_t)sum * (uint32_t)(int32_t)(int16_t)(f[sb * pw] & 0xffff);
         }
         float bs;
-        memcpy(&bs, f + 3 * pw, 4);
+        memcpy(&bs, f + (n + 1) * pw, 4);
         acc += (float)(int32_t)i * (bs * dxs[4 * b + t]);
       }
       out[t * os + r] = acc;
@@ -300,13 +319,17 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
   _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MB(w0, x, 0, t), GQ_MB(w1, x, 1, t)), \
                                                            _mm256_add_epi16(GQ_MB(w2, x, 2, t), GQ_MB(w3, x, 3, t))), \
                                           _mm256_set1_epi16(1)))
-/* Signed codes against x + 128: each 16-bit sum of 4 groups is at most 8 * 255 * 12 in
- * size, and times m <= 32767 the madd stays within 32 bits. */
+/* Signed codes against x + 128. NVFP4 (|c| <= 12): a 16-bit sum of 4 groups is at most
+ * 8 * 255 * 12 in size, and times |m| <= 32767 the madd stays within 32 bits. Q6_K
+ * (-32..31) sums 2 groups (4 * 255 * 32 = 32640) per madd (GQ_DPM2), |m| <= 128. */
 #define GQ_MBS(w, x, j, t) _mm256_maddubs_epi16(_mm256_set1_epi32((x)[4 * (j) + (t)]), (w))
 #define GQ_DPM(i, w0, w1, w2, w3, x, t, m)                                                                          \
   _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MBS(w0, x, 0, t), GQ_MBS(w1, x, 1, t)), \
                                                            _mm256_add_epi16(GQ_MBS(w2, x, 2, t), GQ_MBS(w3, x, 3, t))), \
                                           (m)))
+#define GQ_DPM2(i, w0, w1, w2, w3, x, t, m)                                                                       \
+  _mm256_add_epi32(_mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(GQ_MBS(w0, x, 0, t), GQ_MBS(w1, x, 1, t)), (m))), \
+                   _mm256_madd_epi16(_mm256_add_epi16(GQ_MBS(w2, x, 2, t), GQ_MBS(w3, x, 3, t)), (m)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
@@ -316,6 +339,7 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #undef GQ_MB
 #undef GQ_MBS
 #undef GQ_DPM
+#undef GQ_DPM2
 
 #define GQ_ATTR LMX_AVXVNNI
 #define GQ(name) name##_avxvnni
@@ -324,12 +348,13 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #define GQ_DP4(i, w0, w1, w2, w3, x, t)                                                                               \
   GQ_DP2(GQ_DP2((i), (w0), _mm256_set1_epi32((x)[(t)]), (w1), _mm256_set1_epi32((x)[4 + (t)])), (w2), _mm256_set1_epi32((x)[8 + (t)]), \
          (w3), _mm256_set1_epi32((x)[12 + (t)]))
-/* The sub-block's 32-bit sum times m (the high half of its int16 pair). */
+/* The sub-block's 32-bit sum times m (the high half of its int16 pair, sign-extended). */
 #define GQ_DPM(i, w0, w1, w2, w3, x, t, m)                                                                         \
   _mm256_add_epi32((i), _mm256_mullo_epi32(GQ_DP2(GQ_DP2(_mm256_setzero_si256(), _mm256_set1_epi32((x)[(t)]), (w0), \
                                                                  _mm256_set1_epi32((x)[4 + (t)]), (w1)),               \
                                                           _mm256_set1_epi32((x)[8 + (t)]), (w2), _mm256_set1_epi32((x)[12 + (t)]), (w3)), \
-                                                   _mm256_srli_epi32((m), 16)))
+                                                   _mm256_srai_epi32((m), 16)))
+#define GQ_DPM2 GQ_DPM
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
@@ -337,6 +362,7 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #undef GQ_DP1
 #undef GQ_DP4
 #undef GQ_DPM
+#undef GQ_DPM2
 
 /* 16-row panels with 512-bit registers and vpdpbusd (AVX-512 VNNI): each output row's
  * integer sums and float steps are those of the 8-row kernels, so results are the same. */
@@ -375,32 +401,42 @@ static inline __attribute__((always_inline)) LMX_AVX512 void panel16_dots(const 
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
 }
 
-/* NVFP4 in pair form on 16-row panels: the sums of gemm_q8_x86.h's panel_dots_pairs. */
-static LMX_AVX512 void panel16_dots_pairs(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  const int64_t np = K / 32;
+/* The multiplier form on 16-row panels: the sums of gemm_q8_x86.h's panel_dots_mult. */
+static inline __attribute__((always_inline)) LMX_AVX512 void panel16_dots_mult(const uint8_t *panel, int64_t K, const int AB,
+                                                                               const uint8_t *quad, float *out, int64_t os) {
+  const int n = AB / 16;
   const __m512i *pf = (const __m512i *)(panel + 16 * K);
   const float *dxs = (const float *)(quad + 4 * K);
   __m512 a[4];
   for (int t = 0; t < 4; t++) a[t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < np; b++) {
+  for (int64_t b = 0; b < K / AB; b++) {
+    const __m512i *f = pf + (n + 2) * b;
     __m512i is[4];
-    for (int t = 0; t < 4; t++) is[t] = _mm512_loadu_si512((const void *)(pf + 4 * b + 2));
-    for (int s = 0; s < 2; s++) {
-      const __m512i m = _mm512_srli_epi32(_mm512_loadu_si512((const void *)(pf + 4 * b + s)), 16);
+    for (int t = 0; t < 4; t++) is[t] = _mm512_loadu_si512((const void *)(f + n));
+    for (int sb = 0; sb < n; sb++) {
+      const __m512i m = _mm512_srai_epi32(_mm512_loadu_si512((const void *)(f + sb)), 16);
       __m512i ss[4];
       for (int t = 0; t < 4; t++) ss[t] = _mm512_setzero_si512();
-      for (int64_t g = 8 * b + 4 * s; g < 8 * b + 4 * s + 4; g++) {
+      for (int64_t g = AB / 4 * b + 4 * sb; g < AB / 4 * b + 4 * sb + 4; g++) {
         const __m512i w = _mm512_load_si512((const void *)(panel + 64 * g));
         const int32_t *xq = (const int32_t *)(quad + 16 * g);
         for (int t = 0; t < 4; t++) ss[t] = _mm512_dpbusd_epi32(ss[t], _mm512_set1_epi32(xq[t]), w);
       }
       for (int t = 0; t < 4; t++) is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(ss[t], m));
     }
-    const __m512 d = _mm512_loadu_ps((const float *)(pf + 4 * b + 3));
+    const __m512 d = _mm512_loadu_ps((const float *)(f + n + 1));
     for (int t = 0; t < 4; t++)
       a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, _mm512_set1_ps(dxs[4 * b + t])), a[t]);
   }
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
+}
+
+static LMX_AVX512 void panel16_dots_m32(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  panel16_dots_mult(panel, K, 32, quad, out, os);
+}
+
+static LMX_AVX512 void panel16_dots_m256(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  panel16_dots_mult(panel, K, 256, quad, out, os);
 }
 
 static LMX_AVX512 void panel16_dots_u16(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
@@ -424,10 +460,11 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
   /* Unpacked codes are at most 15 (Q4_x, Q4_K), 24 (FP4) or 31 (Q5_x, Q5_K); Q6_K's 63. */
   const int narrow = dtype != LMX_Q6_K;
 #ifdef LMX_X86
-  if (dtype == LMX_NVFP4) switch (isa) {
-      case LMX_ISA_AVX512: return panel16_dots_pairs;
-      case LMX_ISA_AVXVNNI: return panel_dots_pairs_avxvnni;
-      case LMX_ISA_AVX2: return panel_dots_pairs_avx2;
+  const int AB = lmx_mult_ab(dtype);
+  if (AB) switch (isa) {
+      case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_m32 : panel16_dots_m256;
+      case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_m32_avxvnni : panel_dots_m256_avxvnni;
+      case LMX_ISA_AVX2: return AB == 32 ? panel_dots_m32_avx2 : panel_dots_m256_avx2;
       default: return NULL;
     }
   switch (isa) {
@@ -441,7 +478,7 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
     default: return NULL;
   }
 #else
-  (void)isa, (void)sgn, (void)SB, (void)narrow;
+  (void)isa, (void)sgn, (void)SB, (void)narrow, (void)AB;
   return NULL;
 #endif
 }
@@ -459,11 +496,11 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
   const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
   uint8_t *panels = work_area(act, K, T);
   float *rowbuf = (float *)(panels + panels_bytes(K));
-  const int pairs = w->dtype == LMX_NVFP4;
+  const int AB = lmx_mult_ab(w->dtype);
   uint32_t wide[GEMM_ROWS / 8] = {0};
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
-    if (pairs) wide[p] = build_panel_pairs(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
+    if (AB) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
     else build_panel(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
   }
   float tile[4 * PANEL_MAX];
@@ -480,7 +517,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
         float *out = direct ? (float *)(dst->data + 4 * qi * dst->nb1) + r0 : tile;
         const int64_t os = direct ? dst->nb1 / 4 : pw;
         if (kernel) kernel(panel, K, quad, out, os);
-        else if (pairs) panel_dots_pairs_scalar(panel, K, pw, quad, out, os);
+        else if (AB) panel_dots_mult_scalar(panel, K, AB, pw, quad, out, os);
         else panel_dots_scalar(panel, K, SB, sgn, pw, quad, out, os);
         for (uint32_t m = wide[p]; m; m &= m - 1) {
           const int r = __builtin_ctz(m);

@@ -8,6 +8,7 @@
  *                            (x[4j + t] for group j), for codes of at most 32
  *   GQ_DPM(i, w0..w3, x, t, m) i + m * (the products of four groups of signed codes
  *                            against token t's codes as u8), m from int16 pairs (m, m)
+ *   GQ_DPM2(...)             the same, for codes whose 16-bit sums allow only 2 groups
  * Lane r of the accumulators is the panel's row r; the integer sums are exact on every
  * tier and the float steps are the same, so every tier gives the same bits. */
 
@@ -103,32 +104,42 @@ static GQ_ATTR void GQ(panel_dots_s)(const uint8_t *panel, int64_t K, const uint
   for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + t * os, acc[t]);
 }
 
-/* NVFP4 in pair form (gemm_q8.c, build_panel_pairs): per pair of sub-blocks the integer
- * sum starts at the row's correction, takes each sub-block's sum times its multiplier,
- * and becomes a float once. */
-static GQ_ATTR void GQ(panel_dots_pairs)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  const int64_t np = K / 32;
+/* The multiplier form (gemm_q8.c, build_panel_mult): per block of AB values the integer
+ * sum starts at the row's correction, takes each sub-block's sum times its multiplier
+ * (G groups per 16-bit sum), and becomes a float once. */
+static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_mult)(const uint8_t *panel, int64_t K, const int AB,
+                                                                             const int G, const uint8_t *quad, float *out,
+                                                                             int64_t os) {
+  const int n = AB / 16;
   const __m256i *pf = (const __m256i *)(panel + 8 * K);
   const float *dxs = (const float *)(quad + 4 * K);
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  for (int64_t b = 0; b < np; b++) {
-    const __m256i c = _mm256_loadu_si256(pf + 4 * b + 2);
+  for (int64_t b = 0; b < K / AB; b++) {
+    const __m256i *f = pf + (n + 2) * b;
+    const __m256i c = _mm256_loadu_si256(f + n);
     __m256i i0 = c, i1 = c, i2 = c, i3 = c;
 #pragma GCC unroll 2
-    for (int s = 0; s < 2; s++) {
-      const int64_t g = 8 * b + 4 * s;
-      const __m256i m = _mm256_loadu_si256(pf + 4 * b + s);
+    for (int sb = 0; sb < n; sb++) {
+      const int64_t g = AB / 4 * b + 4 * sb;
+      const __m256i m = _mm256_loadu_si256(f + sb);
       const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
       const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
       const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 64));
       const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 96));
       const int32_t *x = (const int32_t *)(quad + 16 * g);
-      i0 = GQ_DPM(i0, w0, w1, w2, w3, x, 0, m);
-      i1 = GQ_DPM(i1, w0, w1, w2, w3, x, 1, m);
-      i2 = GQ_DPM(i2, w0, w1, w2, w3, x, 2, m);
-      i3 = GQ_DPM(i3, w0, w1, w2, w3, x, 3, m);
+      if (G == 4) {
+        i0 = GQ_DPM(i0, w0, w1, w2, w3, x, 0, m);
+        i1 = GQ_DPM(i1, w0, w1, w2, w3, x, 1, m);
+        i2 = GQ_DPM(i2, w0, w1, w2, w3, x, 2, m);
+        i3 = GQ_DPM(i3, w0, w1, w2, w3, x, 3, m);
+      } else {
+        i0 = GQ_DPM2(i0, w0, w1, w2, w3, x, 0, m);
+        i1 = GQ_DPM2(i1, w0, w1, w2, w3, x, 1, m);
+        i2 = GQ_DPM2(i2, w0, w1, w2, w3, x, 2, m);
+        i3 = GQ_DPM2(i3, w0, w1, w2, w3, x, 3, m);
+      }
     }
-    const __m256 d = _mm256_loadu_ps((const float *)(pf + 4 * b + 3));
+    const __m256 d = _mm256_loadu_ps((const float *)(f + n + 1));
     const float *dx = dxs + 4 * b;
     a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d, _mm256_broadcast_ss(dx)), a0);
     a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 1)), a1);
@@ -139,4 +150,13 @@ static GQ_ATTR void GQ(panel_dots_pairs)(const uint8_t *panel, int64_t K, const 
   _mm256_storeu_ps(out + os, a1);
   _mm256_storeu_ps(out + 2 * os, a2);
   _mm256_storeu_ps(out + 3 * os, a3);
+}
+
+/* NVFP4 (blocks of 32, codes up to 12: four groups per 16-bit sum) and Q6_K (256, two). */
+static GQ_ATTR void GQ(panel_dots_m32)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  GQ(panel_dots_mult)(panel, K, 32, 4, quad, out, os);
+}
+
+static GQ_ATTR void GQ(panel_dots_m256)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  GQ(panel_dots_mult)(panel, K, 256, 2, quad, out, os);
 }

@@ -4,10 +4,12 @@
  *   lmx_unpack_sb(dtype) values, so that every weight is exactly d * u + o (Q8_0: signed
  *   codes, o = 0). Scales and offsets are the dequantizers' own products (dequant.c),
  *   exact in f32.
- * - NVFP4 in pair form: signed codes c with an integer multiplier m per sub-block of 16
- *   and one float base per pair of sub-blocks (32 values, which share one activation
- *   scale), so that every weight is exactly base * m * c: the GEMM sums a pair in
- *   integers and needs one float step per 32 values instead of two plus offsets. */
+ * - Multiplier form (NVFP4, Q6_K): signed codes c with an integer multiplier m per
+ *   sub-block of 16 and one float base per block of lmx_mult_ab(dtype) values that share
+ *   one activation scale (NVFP4: the two sub-blocks of 32; Q6_K: its 256), so that every
+ *   weight is exactly base * m * c: the GEMM sums such a block in integers and needs one
+ *   float step per block instead of one per sub-block plus offsets. NVFP4's multipliers
+ *   come from its UE4M3 scales under a common power of two; Q6_K's are its int8 scales. */
 #include <string.h>
 
 #include "../simd.h"
@@ -27,6 +29,18 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
     u[j] = (uint8_t)((qs[j] & 15) | (((h >> j) & 1) << 4));
     u[j + 16] = (uint8_t)((qs[j] >> 4) | (((h >> (j + 16)) & 1) << 4));
   }
+}
+
+/* The 256 codes of a Q6_K block (0..63) minus offset, as bytes. */
+static void q6k_codes(const uint8_t *p, uint8_t *ub, int offset) {
+  for (int h = 0; h < 2; h++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t L = p[64 * h + l], L2 = p[64 * h + 32 + l], H = p[128 + 32 * h + l];
+      ub[128 * h + l] = (uint8_t)(((L & 15) | ((H & 3) << 4)) - offset);
+      ub[128 * h + 32 + l] = (uint8_t)(((L2 & 15) | (((H >> 2) & 3) << 4)) - offset);
+      ub[128 * h + 64 + l] = (uint8_t)(((L >> 4) | (((H >> 4) & 3) << 4)) - offset);
+      ub[128 * h + 96 + l] = (uint8_t)(((L2 >> 4) | (((H >> 6) & 3) << 4)) - offset);
+    }
 }
 
 #ifdef LMX_X86
@@ -115,15 +129,7 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
       case LMX_Q6_K: {
         const float dd = lmx_f16_le(p + 208);
         const int8_t *sc = (const int8_t *)(p + 192);
-        uint8_t *ub = u + 256 * i;
-        for (int h = 0; h < 2; h++)
-          for (int l = 0; l < 32; l++) {
-            const uint8_t L = p[64 * h + l], L2 = p[64 * h + 32 + l], H = p[128 + 32 * h + l];
-            ub[128 * h + l] = (uint8_t)((L & 15) | ((H & 3) << 4));
-            ub[128 * h + 32 + l] = (uint8_t)((L2 & 15) | (((H >> 2) & 3) << 4));
-            ub[128 * h + 64 + l] = (uint8_t)((L >> 4) | (((H >> 4) & 3) << 4));
-            ub[128 * h + 96 + l] = (uint8_t)((L2 >> 4) | (((H >> 6) & 3) << 4));
-          }
+        q6k_codes(p, u + 256 * i, 0);
         for (int j = 0; j < 16; j++) {
           d[16 * i + j] = dd * sc[j];
           o[16 * i + j] = -32 * d[16 * i + j];
@@ -162,8 +168,21 @@ static float pow2f(int k) {
   return f;
 }
 
-int lmx_unpack_nvfp4_pairs(const void *src, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride) {
+int lmx_mult_ab(int32_t dtype) {
+  return dtype == LMX_NVFP4 ? 32 : dtype == LMX_Q6_K ? 256 : 0;
+}
+
+int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride) {
   const uint8_t *p = (const uint8_t *)src;
+  if (dtype == LMX_Q6_K) {
+    /* Codes 0..63 less 32, the int8 scales as multipliers, d as the base. */
+    for (int64_t i = 0; i < K / 256; i++, p += 210) {
+      q6k_codes(p, (uint8_t *)c + 256 * i, 32);
+      for (int j = 0; j < 16; j++) m[(16 * i + j) * stride] = ((const int8_t *)p)[192 + j];
+      base[i * stride] = lmx_f16_le(p + 208);
+    }
+    return 0;
+  }
 #ifdef LMX_X86
   const int simd = lmx_use_avx2();
 #else

@@ -116,8 +116,12 @@ describe("cpu backend matches the reference backend", () => {
 
   it("quantized matmul at the extremes: largest codes against largest activations", async () => {
     // The int8 kernels sum products in 16 bits before widening where the codes allow it;
-    // every code at its largest against activation codes of 127 is the case that would
-    // overflow if a type were summed too far.
+    // every code at its largest (or, for signed forms, its most negative) against
+    // activation codes of 127 (stored as 255 where activations are biased by 128) is the
+    // case that would overflow if a type were summed too far. Activations of one value
+    // all quantize to -127 for K-quants (their scale takes the sign of the first largest
+    // element), so the second pattern makes the first of every 256 negative: the rest
+    // then quantize to +127.
     const codeBytes: [DType, number, number, number][] = [
       [DType.Q4_0, 2, 18, 0xff],
       [DType.Q4_1, 4, 20, 0xff],
@@ -127,6 +131,7 @@ describe("cpu backend matches the reference backend", () => {
       [DType.Q4_K, 16, 144, 0xff],
       [DType.Q5_K, 16, 176, 0xff],
       [DType.Q6_K, 0, 192, 0xff],
+      [DType.Q6_K, 0, 192, 0x00],
       [DType.MXFP4, 1, 17, 0x77],
       [DType.NVFP4, 4, 36, 0x77],
     ];
@@ -138,13 +143,14 @@ describe("cpu backend matches the reference backend", () => {
       const w = randomBlocks(qt, nb, 40 + qt);
       for (let b = 0; b < nb; b++) w.fill(fill, b * spec.bytes + from, b * spec.bytes + to);
       const wbuf = w.buffer as ArrayBuffer;
-      for (const T of [1, 20]) {
-        const ones = new Float32Array(T * K).fill(1).buffer as ArrayBuffer;
-        const [ref, cpu] = await runBoth((g) => ({
-          out: g.matmul(g.bind("x", DType.F32, T, K, ones), g.bind("w", qt, N, K, wbuf)),
-        }));
-        assertClose(cpu!, ref!, 1e-5, `${DType[qt]} T=${T}`);
-      }
+      for (const T of [1, 20])
+        for (const first of [1, -1]) {
+          const x = new Float32Array(T * K).map((_, i) => (i % 256 === 0 ? first : 1));
+          const [ref, cpu] = await runBoth((g) => ({
+            out: g.matmul(g.bind("x", DType.F32, T, K, x.buffer as ArrayBuffer), g.bind("w", qt, N, K, wbuf)),
+          }));
+          assertClose(cpu!, ref!, 1e-5, `${DType[qt]} fill ${fill} T=${T} first ${first}`);
+        }
     }
   });
 
