@@ -44,8 +44,19 @@ uint16_t lmx_f32_to_f16(float f) {
 }
 
 #ifdef LMX_X86
+/* With a prefetch per 64 source bytes, LMX_PREFETCH_BYTES ahead: packing F16 weights for
+ * prefill converts whole rows from memory, and without it ~10% of F16 prefill's samples
+ * sat on those loads (~1 GB/s). One thread's pp512: ~67.6 -> ~71 tok/s (medians of 4
+ * alternating runs); on two threads no change beyond the noise. */
 static LMX_AVX2 void row_to_f32_avx2(const void *src, int32_t dtype, float *dst, int64_t n) {
+  const int es = dtype == LMX_F32 ? 4 : 2, pf = LMX_PREFETCH_BYTES;
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const char *s = (const char *)src + i * es + pf;
+    _mm_prefetch(s, _MM_HINT_T0);
+    if (es == 4) _mm_prefetch(s + 64, _MM_HINT_T0);
+    for (int j = 0; j < 32; j += 8) _mm256_storeu_ps(dst + i + j, lmx_load8(src, dtype, i + j));
+  }
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, lmx_load8(src, dtype, i));
   for (; i < n; i++) dst[i] = lmx_elem(src, dtype, i);
 }
