@@ -172,10 +172,14 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 /* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */
 /* E2M1 (FP4) codes at twice their value plus 12, 0..24: unsigned, for maddubs. */
 extern const uint8_t lmx_e2m1x2p12[16];
-/* Values per sub-block of one scale and offset when a row is unpacked (16 or 32). */
-int lmx_unpack_sb(int32_t dtype);
-/* A row as unsigned codes u (Q8_0: signed) with d, o per sub-block: w = d * u + o. */
+/* Values per sub-block of one scale and offset when a row is unpacked as unsigned codes. */
+#define LMX_UNPACK_SB 32
+/* A Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or MXFP4 row as unsigned codes u (Q8_0: signed) with
+ * d, o per sub-block of LMX_UNPACK_SB: w = d * u + o. */
 void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float *d, float *o);
+/* A Q4_K/Q5_K row in K form: unsigned codes u, 6-bit scales m and offsets o (per 32),
+ * bases (per 256) with w = base * m * u + o exactly; m, o and base stride elements apart. */
+void lmx_unpack_k4(const void *src, int32_t dtype, int64_t K, uint8_t *u, int32_t *m, float *o, float *base, int64_t stride);
 /* Values per float base of the multiplier form (32 for NVFP4, 256 for Q6_K), or 0 for
  * types the GEMM takes as unsigned codes. */
 int lmx_mult_ab(int32_t dtype);

@@ -42,6 +42,17 @@ static int64_t panels_bytes(int64_t K) {
   return GEMM_ROWS * K + 2 * GEMM_ROWS * (K / 16) * 4;
 }
 
+/* Bytes of one panel of pw rows: the codes, then the factors of the weight type's form
+ * (scale and offset per sub-block; the K form's 17 per 256; the multiplier form's
+ * AB/16 + 2 per AB). At most panels_bytes' share per row. */
+static int64_t panel_bytes(int32_t dtype, int64_t K, int pw) {
+  const int AB = lmx_mult_ab(dtype);
+  const int64_t factors = AB                                              ? (AB / 16 + 2) * (K / AB)
+                          : dtype == LMX_Q4_K || dtype == LMX_Q5_K ? 17 * (K / 256)
+                                                                   : 2 * (K / LMX_UNPACK_SB);
+  return pw * K + 4 * pw * factors;
+}
+
 /* Scratch floats one thread needs (see work_area): prepared activations, the claim's
  * panels, and 8 rows being unpacked (codes with d and o per 16 of one row, or with pair
  * form's multipliers per 16 and bases per 32 of all 8). */
@@ -55,7 +66,7 @@ int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
 void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
   /* The multiplier form has one factor per AB activations and takes them as x + 128. */
-  const int AB = lmx_mult_ab(wtype), SB = AB ? AB : lmx_unpack_sb(wtype);
+  const int AB = lmx_mult_ab(wtype), SB = AB ? AB : LMX_UNPACK_SB;
   const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
   const uint32_t bias = AB ? 0x80808080u : 0;
   const int64_t nsb = K / SB;
@@ -107,7 +118,7 @@ static void interleave8(const uint8_t *rows, int64_t K, int pw, int h, uint8_t *
  * 8 rows at a time. rowbuf: room for 8 rows' codes, scales and offsets. */
 static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel, float *rowbuf) {
   const int64_t K = w->ne0;
-  const int SB = lmx_unpack_sb(w->dtype);
+  const int SB = LMX_UNPACK_SB;
   const int64_t nsb = K / SB;
   float *pd = (float *)(panel + pw * K), *po = pd + pw * nsb;
   uint8_t *u = (uint8_t *)rowbuf;
@@ -128,6 +139,41 @@ static void build_panel(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, flo
       }
     }
     interleave8(u, K, pw, h, panel);
+  }
+}
+
+/* Q4_K/Q5_K rows [r0, r0 + nr) in K form (unpack.c) into one panel of pw rows, 8 at a
+ * time: the codes, then per super-block of 256 eight vectors of pw multipliers (int16
+ * pairs (m, m) for madd), eight of pw offsets and pw float bases. */
+static void build_panel_k4(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel, float *rowbuf) {
+  const int64_t K = w->ne0, nsb = K / 32;
+  /* 8 rows' codes, then their multipliers and offsets [K/32][8] and bases [K/256][8]. */
+  uint8_t *u = (uint8_t *)rowbuf;
+  int32_t *m = (int32_t *)(u + 8 * K);
+  float *o = (float *)(m + 8 * nsb), *base = o + 8 * nsb;
+  for (int h = 0; h < pw / 8; h++) {
+    for (int i = 0; i < 8; i++) {
+      if (8 * h + i < nr) {
+        lmx_unpack_k4(w->data + (r0 + 8 * h + i) * w->nb1, w->dtype, K, u + i * K, m + i, o + i, base + i, 8);
+        continue;
+      }
+      memset(u + i * K, 0, (size_t)K);
+      for (int64_t b = 0; b < nsb; b++) m[8 * b + i] = 0, o[8 * b + i] = 0;
+      for (int64_t b = 0; b < K / 256; b++) base[8 * b + i] = 0;
+    }
+    interleave8(u, K, pw, h, panel);
+    int32_t *pf = (int32_t *)(panel + pw * K);
+    for (int64_t b = 0; b < K / 256; b++) {
+      int32_t *f = pf + 17 * pw * b + 8 * h;
+      float *ff = (float *)f;
+      for (int s = 0; s < 8; s++)
+        for (int i = 0; i < 8; i++) {
+          const int32_t ms = m[8 * (8 * b + s) + i];
+          f[s * pw + i] = ms | ms << 16;
+          ff[(8 + s) * pw + i] = o[8 * (8 * b + s) + i] * scale;
+        }
+      for (int i = 0; i < 8; i++) ff[16 * pw + i] = base[8 * b + i] * scale;
+    }
   }
 }
 
@@ -252,6 +298,31 @@ static void nvfp4_row_dots(const uint8_t *row, int64_t K, float scale, const uin
   }
 }
 
+/* K-form sums in scalar code (the fallback, and the definition the SIMD kernels follow):
+ * per super-block the offsets' steps, then the integer sum's. */
+static void panel_dots_k4_scalar(const uint8_t *panel, int64_t K, int pw, const uint8_t *quad, float *out, int64_t os) {
+  const int32_t *pf = (const int32_t *)(panel + pw * K);
+  const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * (K / 32);
+  for (int t = 0; t < 4; t++)
+    for (int r = 0; r < pw; r++) {
+      float acc = 0;
+      for (int64_t b = 0; b < K / 256; b++) {
+        const int32_t *f = pf + 17 * pw * b + r;
+        const float *ff = (const float *)f;
+        int32_t i = 0;
+        for (int s = 0; s < 8; s++) {
+          int32_t sum = 0;
+          for (int64_t k = 256 * b + 32 * s; k < 256 * b + 32 * s + 32; k++)
+            sum += panel[4 * pw * (k / 4) + 4 * r + k % 4] * (int8_t)quad[16 * (k / 4) + 4 * t + k % 4];
+          i += sum * (f[s * pw] & 0xffff);
+          acc += ff[(8 + s) * pw] * xos[4 * (8 * b + s) + t];
+        }
+        acc += (float)i * (ff[16 * pw] * dxs[4 * 8 * b + t]);
+      }
+      out[t * os + r] = acc;
+    }
+}
+
 /* Multiplier-form sums in scalar code (the fallback, and the definition the SIMD kernels
  * follow), in wrapping 32-bit arithmetic as the vector lanes do. */
 static void panel_dots_mult_scalar(const uint8_t *panel, int64_t K, int AB, int pw, const uint8_t *quad, float *out,
@@ -306,12 +377,8 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 /* 8-row panels with 256-bit registers, once for AVX2 and once for AVX-VNNI. */
 #define GQ_ATTR LMX_AVX2
 #define GQ(name) name##_avx2
-/* i += the products of two groups of 4 codes: summed in 16 bits before widening, which
- * cannot overflow as codes are at most 63 (Q6_K) and 2 * 2 * 63 * 127 < 32768. Codes of
- * at most 32 take four groups per widening (GQ_DP4): 11-15% faster in the isolated
- * panel kernel (an earlier try at more groups per widening had shown no gain). */
-#define GQ_DP2(i, w0, x0, w1, x1) \
-  _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16((w0), (x0)), _mm256_maddubs_epi16((w1), (x1))), _mm256_set1_epi16(1)))
+/* Unsigned codes of at most 32 sum four groups in 16 bits before widening (GQ_DP4): 11-15%
+ * faster in the isolated panel kernel than two (an earlier try at more had shown no gain). */
 #define GQ_DP1(i, w, x) _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_maddubs_epi16((w), (x)), _mm256_set1_epi16(1)))
 /* Four groups (codes of token t at x[4j + t]) summed in 16 bits: for codes <= 32 only. */
 #define GQ_MB(w, x, j, t) _mm256_maddubs_epi16((w), _mm256_set1_epi32((x)[4 * (j) + (t)]))
@@ -327,19 +394,25 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
   _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MBS(w0, x, 0, t), GQ_MBS(w1, x, 1, t)), \
                                                            _mm256_add_epi16(GQ_MBS(w2, x, 2, t), GQ_MBS(w3, x, 3, t))), \
                                           (m)))
+/* GQ_DP4 with the 16-bit sums times m (unsigned codes of at most 31: 8 * 31 * 127 per
+ * 16-bit lane, times m <= 63). */
+#define GQ_DP4M(i, w0, w1, w2, w3, x, t, m)                                                                     \
+  _mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(GQ_MB(w0, x, 0, t), GQ_MB(w1, x, 1, t)), \
+                                                           _mm256_add_epi16(GQ_MB(w2, x, 2, t), GQ_MB(w3, x, 3, t))), \
+                                          (m)))
 #define GQ_DPM2(i, w0, w1, w2, w3, x, t, m)                                                                       \
   _mm256_add_epi32(_mm256_add_epi32((i), _mm256_madd_epi16(_mm256_add_epi16(GQ_MBS(w0, x, 0, t), GQ_MBS(w1, x, 1, t)), (m))), \
                    _mm256_madd_epi16(_mm256_add_epi16(GQ_MBS(w2, x, 2, t), GQ_MBS(w3, x, 3, t)), (m)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
-#undef GQ_DP2
 #undef GQ_DP1
 #undef GQ_DP4
 #undef GQ_MB
 #undef GQ_MBS
 #undef GQ_DPM
 #undef GQ_DPM2
+#undef GQ_DP4M
 
 #define GQ_ATTR LMX_AVXVNNI
 #define GQ(name) name##_avxvnni
@@ -355,6 +428,8 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
                                                           _mm256_set1_epi32((x)[8 + (t)]), (w2), _mm256_set1_epi32((x)[12 + (t)]), (w3)), \
                                                    _mm256_srai_epi32((m), 16)))
 #define GQ_DPM2 GQ_DPM
+#define GQ_DP4M(i, w0, w1, w2, w3, x, t, m) \
+  _mm256_add_epi32((i), _mm256_mullo_epi32(GQ_DP4(_mm256_setzero_si256(), w0, w1, w2, w3, x, t), _mm256_srai_epi32((m), 16)))
 #include "gemm_q8_x86.h"
 #undef GQ_ATTR
 #undef GQ
@@ -363,6 +438,7 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #undef GQ_DP4
 #undef GQ_DPM
 #undef GQ_DPM2
+#undef GQ_DP4M
 
 /* 16-row panels with 512-bit registers and vpdpbusd (AVX-512 VNNI): each output row's
  * integer sums and float steps are those of the 8-row kernels, so results are the same. */
@@ -431,16 +507,44 @@ static inline __attribute__((always_inline)) LMX_AVX512 void panel16_dots_mult(c
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
 }
 
+/* The K form on 16-row panels: the sums and steps of gemm_q8_x86.h's panel_dots_k4. */
+static LMX_AVX512 void panel16_dots_k4(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  const __m512i *pf = (const __m512i *)(panel + 16 * K);
+  const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * (K / 32);
+  __m512 a[4];
+  for (int t = 0; t < 4; t++) a[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < K / 256; b++) {
+    const __m512i *f = pf + 17 * b;
+    __m512i is[4];
+    for (int t = 0; t < 4; t++) is[t] = _mm512_setzero_si512();
+    for (int s = 0; s < 8; s++) {
+      const __m512i m = _mm512_srai_epi32(_mm512_loadu_si512((const void *)(f + s)), 16);
+      const __m512 o = _mm512_loadu_ps((const void *)(f + 8 + s));
+      __m512i ss[4];
+      for (int t = 0; t < 4; t++) ss[t] = _mm512_setzero_si512();
+      for (int64_t g = 64 * b + 8 * s; g < 64 * b + 8 * s + 8; g++) {
+        const __m512i w = _mm512_load_si512((const void *)(panel + 64 * g));
+        const int32_t *xq = (const int32_t *)(quad + 16 * g);
+        for (int t = 0; t < 4; t++) ss[t] = _mm512_dpbusd_epi32(ss[t], w, _mm512_set1_epi32(xq[t]));
+      }
+      for (int t = 0; t < 4; t++) {
+        is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(ss[t], m));
+        a[t] = _mm512_fmadd_ps(o, _mm512_set1_ps(xos[4 * (8 * b + s) + t]), a[t]);
+      }
+    }
+    const __m512 d = _mm512_loadu_ps((const void *)(f + 16));
+    for (int t = 0; t < 4; t++)
+      a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(d, _mm512_set1_ps(dxs[4 * 8 * b + t])), a[t]);
+  }
+  for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
+}
+
 static LMX_AVX512 void panel16_dots_m32(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   panel16_dots_mult(panel, K, 32, quad, out, os);
 }
 
 static LMX_AVX512 void panel16_dots_m256(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   panel16_dots_mult(panel, K, 256, quad, out, os);
-}
-
-static LMX_AVX512 void panel16_dots_u16(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  panel16_dots(panel, K, 16, 0, quad, out, os);
 }
 
 static LMX_AVX512 void panel16_dots_u32(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
@@ -456,29 +560,31 @@ typedef void (*panel_fn)(const uint8_t *panel, int64_t K, const uint8_t *quad, f
 
 /* The panel kernel of a tier for signed codes or unsigned ones in sub-blocks of SB, or NULL. */
 static panel_fn panel_kernel(int isa, int32_t dtype) {
-  const int sgn = dtype == LMX_Q8_0, SB = lmx_unpack_sb(dtype);
-  /* Unpacked codes are at most 15 (Q4_x, Q4_K), 24 (FP4) or 31 (Q5_x, Q5_K); Q6_K's 63. */
-  const int narrow = dtype != LMX_Q6_K;
+  const int sgn = dtype == LMX_Q8_0;
 #ifdef LMX_X86
-  const int AB = lmx_mult_ab(dtype);
+  const int AB = lmx_mult_ab(dtype), k4 = dtype == LMX_Q4_K || dtype == LMX_Q5_K;
+  if (k4) switch (isa) {
+      case LMX_ISA_AVX512: return panel16_dots_k4;
+      case LMX_ISA_AVXVNNI: return panel_dots_k4_avxvnni;
+      case LMX_ISA_AVX2: return panel_dots_k4_avx2;
+      default: return NULL;
+    }
   if (AB) switch (isa) {
       case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_m32 : panel16_dots_m256;
       case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_m32_avxvnni : panel_dots_m256_avxvnni;
       case LMX_ISA_AVX2: return AB == 32 ? panel_dots_m32_avx2 : panel_dots_m256_avx2;
       default: return NULL;
     }
+  /* The rest (Q4_0, Q4_1, Q5_0, Q5_1, MXFP4) are unsigned codes of at most 31 in
+   * sub-blocks of 32; Q8_0's are signed. */
   switch (isa) {
-    case LMX_ISA_AVX512: return sgn ? panel16_dots_s : SB == 16 ? panel16_dots_u16 : panel16_dots_u32;
-    case LMX_ISA_AVXVNNI:
-      return sgn ? panel_dots_s_avxvnni : SB == 16 ? (narrow ? panel_dots_u16n_avxvnni : panel_dots_u16_avxvnni)
-                                                   : (narrow ? panel_dots_u32n_avxvnni : panel_dots_u32_avxvnni);
-    case LMX_ISA_AVX2:
-      return sgn ? panel_dots_s_avx2 : SB == 16 ? (narrow ? panel_dots_u16n_avx2 : panel_dots_u16_avx2)
-                                                : (narrow ? panel_dots_u32n_avx2 : panel_dots_u32_avx2);
+    case LMX_ISA_AVX512: return sgn ? panel16_dots_s : panel16_dots_u32;
+    case LMX_ISA_AVXVNNI: return sgn ? panel_dots_s_avxvnni : panel_dots_u32_avxvnni;
+    case LMX_ISA_AVX2: return sgn ? panel_dots_s_avx2 : panel_dots_u32_avx2;
     default: return NULL;
   }
 #else
-  (void)isa, (void)sgn, (void)SB, (void)narrow, (void)AB;
+  (void)isa, (void)sgn;
   return NULL;
 #endif
 }
@@ -487,20 +593,21 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
 void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int isa) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K), nq = quads(T);
-  const int SB = lmx_unpack_sb(w->dtype), sgn = w->dtype == LMX_Q8_0;
+  const int SB = LMX_UNPACK_SB, sgn = w->dtype == LMX_Q8_0;
   const int pw = isa >= LMX_ISA_AVX512 ? 16 : 8;
-  const int64_t panelBytes = pw * K + 2 * pw * (K / SB) * 4;
+  const int64_t panelBytes = panel_bytes(w->dtype, K, pw);
   const int np = (int)((hi - lo + pw - 1) / pw);
   const panel_fn kernel = panel_kernel(isa, w->dtype);
   /* The node's output scale (NVFP4's per-tensor scale) goes into the panels' factors. */
   const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
   uint8_t *panels = work_area(act, K, T);
   float *rowbuf = (float *)(panels + panels_bytes(K));
-  const int AB = lmx_mult_ab(w->dtype);
+  const int AB = lmx_mult_ab(w->dtype), k4 = w->dtype == LMX_Q4_K || w->dtype == LMX_Q5_K;
   uint32_t wide[GEMM_ROWS / 8] = {0};
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
     if (AB) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
+    else if (k4) build_panel_k4(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
     else build_panel(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
   }
   float tile[4 * PANEL_MAX];
@@ -518,6 +625,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
         const int64_t os = direct ? dst->nb1 / 4 : pw;
         if (kernel) kernel(panel, K, quad, out, os);
         else if (AB) panel_dots_mult_scalar(panel, K, AB, pw, quad, out, os);
+        else if (k4) panel_dots_k4_scalar(panel, K, pw, quad, out, os);
         else panel_dots_scalar(panel, K, SB, sgn, pw, quad, out, os);
         for (uint32_t m = wide[p]; m; m &= m - 1) {
           const int r = __builtin_ctz(m);

@@ -2,50 +2,37 @@
  * one x86 tier. gemm_q8.c includes this file once per tier after defining:
  *   GQ_ATTR                  the tier's target attribute
  *   GQ(name)                 name with the tier's suffix
- *   GQ_DP2(i, w0, x0, w1, x1) i + the products of two groups of 4 codes (u8 x s8), per lane
  *   GQ_DP1(i, w, x)          i + the products of one group of 4 codes, per lane
  *   GQ_DP4(i, w0..w3, x, t)  i + the products of four groups against token t's codes
  *                            (x[4j + t] for group j), for codes of at most 32
  *   GQ_DPM(i, w0..w3, x, t, m) i + m * (the products of four groups of signed codes
  *                            against token t's codes as u8), m from int16 pairs (m, m)
  *   GQ_DPM2(...)             the same, for codes whose 16-bit sums allow only 2 groups
+ *   GQ_DP4M(i, w0..w3, x, t, m) GQ_DP4's sum times m (int16 pairs (m, m))
  * Lane r of the accumulators is the panel's row r; the integer sums are exact on every
  * tier and the float steps are the same, so every tier gives the same bits. */
 
 /* One panel of unsigned codes against one quad. */
 static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_u)(const uint8_t *panel, int64_t K, const int SB,
-                                                                          const int G, const uint8_t *quad, float *out,
-                                                                          int64_t os) {
+                                                                          const uint8_t *quad, float *out, int64_t os) {
   const int64_t nsb = K / SB;
   const float *pd = (const float *)(panel + 8 * K), *po = pd + 8 * nsb;
   const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   for (int64_t b = 0; b < nsb; b++) {
     __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256(), i2 = _mm256_setzero_si256(), i3 = _mm256_setzero_si256();
-    if (G == 4) {
 #pragma GCC unroll 8
-      for (int j = 0; j < SB / 16; j++) {
-        const int64_t g = b * (SB / 4) + 4 * j;
-        const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
-        const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
-        const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 64));
-        const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 96));
-        const int32_t *x = (const int32_t *)(quad + 16 * g);
-        i0 = GQ_DP4(i0, w0, w1, w2, w3, x, 0);
-        i1 = GQ_DP4(i1, w0, w1, w2, w3, x, 1);
-        i2 = GQ_DP4(i2, w0, w1, w2, w3, x, 2);
-        i3 = GQ_DP4(i3, w0, w1, w2, w3, x, 3);
-      }
-    } else {
-      for (int64_t g = b * (SB / 4); g < (b + 1) * (SB / 4); g += 2) {
-        const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
-        const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
-        const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = x0 + 4;
-        i0 = GQ_DP2(i0, w0, _mm256_set1_epi32(x0[0]), w1, _mm256_set1_epi32(x1[0]));
-        i1 = GQ_DP2(i1, w0, _mm256_set1_epi32(x0[1]), w1, _mm256_set1_epi32(x1[1]));
-        i2 = GQ_DP2(i2, w0, _mm256_set1_epi32(x0[2]), w1, _mm256_set1_epi32(x1[2]));
-        i3 = GQ_DP2(i3, w0, _mm256_set1_epi32(x0[3]), w1, _mm256_set1_epi32(x1[3]));
-      }
+    for (int j = 0; j < SB / 16; j++) {
+      const int64_t g = b * (SB / 4) + 4 * j;
+      const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
+      const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
+      const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 64));
+      const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 96));
+      const int32_t *x = (const int32_t *)(quad + 16 * g);
+      i0 = GQ_DP4(i0, w0, w1, w2, w3, x, 0);
+      i1 = GQ_DP4(i1, w0, w1, w2, w3, x, 1);
+      i2 = GQ_DP4(i2, w0, w1, w2, w3, x, 2);
+      i3 = GQ_DP4(i3, w0, w1, w2, w3, x, 3);
     }
     const __m256 d = _mm256_loadu_ps(pd + b * 8), o = _mm256_loadu_ps(po + b * 8);
     const float *dx = dxs + 4 * b, *xo = xos + 4 * b;
@@ -60,22 +47,10 @@ static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_u)(const
   _mm256_storeu_ps(out + 3 * os, a3);
 }
 
-/* The sub-block size as a constant, so the group loop unrolls; "narrow" for codes of at
- * most 32, whose products over 4 groups still fit in 16 bits (4 * 2 * 32 * 127 < 32768). */
-static GQ_ATTR void GQ(panel_dots_u16)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  GQ(panel_dots_u)(panel, K, 16, 2, quad, out, os);
-}
-
+/* Sub-blocks of 32 with codes of at most 31, whose products over 4 groups still fit in 16
+ * bits (4 * 2 * 31 * 127 < 32768): Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. */
 static GQ_ATTR void GQ(panel_dots_u32)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  GQ(panel_dots_u)(panel, K, 32, 2, quad, out, os);
-}
-
-static GQ_ATTR void GQ(panel_dots_u16n)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  GQ(panel_dots_u)(panel, K, 16, 4, quad, out, os);
-}
-
-static GQ_ATTR void GQ(panel_dots_u32n)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  GQ(panel_dots_u)(panel, K, 32, 4, quad, out, os);
+  GQ(panel_dots_u)(panel, K, 32, quad, out, os);
 }
 
 /* Signed codes (Q8_0): |w| against x with w's signs. */
@@ -159,4 +134,49 @@ static GQ_ATTR void GQ(panel_dots_m32)(const uint8_t *panel, int64_t K, const ui
 
 static GQ_ATTR void GQ(panel_dots_m256)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   GQ(panel_dots_mult)(panel, K, 256, 2, quad, out, os);
+}
+
+/* Q4_K/Q5_K in K form (gemm_q8.c, build_panel_k4): per super-block of 256 the sub-blocks'
+ * integer sums times their 6-bit scales are added in 32 bits and become a float once; the
+ * offsets (mins) take a float step per 32 against the activations' code sums. */
+static GQ_ATTR void GQ(panel_dots_k4)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  const __m256i *pf = (const __m256i *)(panel + 8 * K);
+  const float *dxs = (const float *)(quad + 4 * K), *xos = dxs + 4 * (K / 32);
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 256; b++) {
+    const __m256i *f = pf + 17 * b;
+    __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256(), i2 = _mm256_setzero_si256(), i3 = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int s = 0; s < 8; s++) {
+      const __m256i m = _mm256_loadu_si256(f + s);
+      for (int j = 0; j < 2; j++) {
+        const int64_t g = 64 * b + 8 * s + 4 * j;
+        const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g));
+        const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 32));
+        const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 64));
+        const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + 32 * g + 96));
+        const int32_t *x = (const int32_t *)(quad + 16 * g);
+        i0 = GQ_DP4M(i0, w0, w1, w2, w3, x, 0, m);
+        i1 = GQ_DP4M(i1, w0, w1, w2, w3, x, 1, m);
+        i2 = GQ_DP4M(i2, w0, w1, w2, w3, x, 2, m);
+        i3 = GQ_DP4M(i3, w0, w1, w2, w3, x, 3, m);
+      }
+      const __m256 o = _mm256_loadu_ps((const float *)(f + 8 + s));
+      const float *xo = xos + 4 * (8 * b + s);
+      a0 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo), a0);
+      a1 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo + 1), a1);
+      a2 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo + 2), a2);
+      a3 = _mm256_fmadd_ps(o, _mm256_broadcast_ss(xo + 3), a3);
+    }
+    const __m256 d = _mm256_loadu_ps((const float *)(f + 16));
+    const float *dx = dxs + 4 * 8 * b;
+    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(d, _mm256_broadcast_ss(dx)), a0);
+    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 1)), a1);
+    a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i2), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 2)), a2);
+    a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i3), _mm256_mul_ps(d, _mm256_broadcast_ss(dx + 3)), a3);
+  }
+  _mm256_storeu_ps(out, a0);
+  _mm256_storeu_ps(out + os, a1);
+  _mm256_storeu_ps(out + 2 * os, a2);
+  _mm256_storeu_ps(out + 3 * os, a3);
 }

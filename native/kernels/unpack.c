@@ -1,9 +1,13 @@
 /* Block-quantized rows in the forms the int8 GEMM (gemm_q8.c) consumes: prefill converts
  * each block of weight rows once and reuses it for every token.
- * - Unsigned 8-bit codes u with one scale d and one offset o per sub-block of
- *   lmx_unpack_sb(dtype) values, so that every weight is exactly d * u + o (Q8_0: signed
- *   codes, o = 0). Scales and offsets are the dequantizers' own products (dequant.c),
+ * - Unsigned 8-bit codes u with one scale d and one offset o per sub-block of 32
+ *   (LMX_UNPACK_SB) values, so that every weight is exactly d * u + o (Q8_0: signed
+ *   codes, o = 0): Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. Scales and offsets are the dequantizers' own products (dequant.c),
  *   exact in f32.
+ * - K form (Q4_K, Q5_K): unsigned codes u with an integer multiplier m (the 6-bit scale)
+ *   and a float offset o (minus dmin times the 6-bit min) per sub-block of 32 and a
+ *   float base d per 256: every weight is exactly d * m * u + o, so the GEMM sums a
+ *   super-block's products in integers and needs one float step per 256 plus the offsets.
  * - Multiplier form (NVFP4, Q6_K): signed codes c with an integer multiplier m per
  *   sub-block of 16 and one float base per block of lmx_mult_ab(dtype) values that share
  *   one activation scale (NVFP4: the two sub-blocks of 32; Q6_K: its 256), so that every
@@ -18,10 +22,6 @@ const uint8_t lmx_e2m1x2p12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9
 /* The same codes without the 12, as signed bytes (-12..12). */
 static const uint8_t e2m1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfa, 0xf8, 0xf4};
 
-int lmx_unpack_sb(int32_t dtype) {
-  return dtype == LMX_Q6_K || dtype == LMX_NVFP4 ? 16 : 32;
-}
-
 static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
   uint32_t h;
   memcpy(&h, qh4, 4);
@@ -31,15 +31,26 @@ static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
   }
 }
 
-/* The 256 codes of a Q6_K block (0..63) minus offset, as bytes. */
-static void q6k_codes(const uint8_t *p, uint8_t *ub, int offset) {
+/* The 256 codes of a Q4_K (0..15) or Q5_K (0..31) block, as bytes. */
+static void k4_codes(const uint8_t *p, int q5, uint8_t *ub) {
+  const uint8_t *qs = p + (q5 ? 48 : 16), *qh = p + 16;
+  for (int c = 0; c < 4; c++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t q = qs[32 * c + l];
+      ub[64 * c + l] = (uint8_t)((q & 15) | (q5 ? ((qh[l] >> (2 * c)) & 1) << 4 : 0));
+      ub[64 * c + 32 + l] = (uint8_t)((q >> 4) | (q5 ? ((qh[l] >> (2 * c + 1)) & 1) << 4 : 0));
+    }
+}
+
+/* The 256 codes of a Q6_K block (0..63) less 32, as signed bytes. */
+static void q6k_codes(const uint8_t *p, int8_t *c) {
   for (int h = 0; h < 2; h++)
     for (int l = 0; l < 32; l++) {
       const uint8_t L = p[64 * h + l], L2 = p[64 * h + 32 + l], H = p[128 + 32 * h + l];
-      ub[128 * h + l] = (uint8_t)(((L & 15) | ((H & 3) << 4)) - offset);
-      ub[128 * h + 32 + l] = (uint8_t)(((L2 & 15) | (((H >> 2) & 3) << 4)) - offset);
-      ub[128 * h + 64 + l] = (uint8_t)(((L >> 4) | (((H >> 4) & 3) << 4)) - offset);
-      ub[128 * h + 96 + l] = (uint8_t)(((L2 >> 4) | (((H >> 6) & 3) << 4)) - offset);
+      c[128 * h + l] = (int8_t)(((L & 15) | ((H & 3) << 4)) - 32);
+      c[128 * h + 32 + l] = (int8_t)(((L2 & 15) | (((H >> 2) & 3) << 4)) - 32);
+      c[128 * h + 64 + l] = (int8_t)(((L >> 4) | (((H >> 4) & 3) << 4)) - 32);
+      c[128 * h + 96 + l] = (int8_t)(((L2 >> 4) | (((H >> 6) & 3) << 4)) - 32);
     }
 }
 
@@ -105,37 +116,6 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
         d[i] = lmx_f16_le(p);
         o[i] = lmx_f16_le(p + 2);
         break;
-      case LMX_Q4_K:
-      case LMX_Q5_K: {
-        const int q5 = dtype == LMX_Q5_K;
-        const float dd = lmx_f16_le(p), dmin = lmx_f16_le(p + 2);
-        const uint8_t *qs = p + (q5 ? 48 : 16), *qh = p + 16;
-        uint8_t *ub = u + 256 * i;
-        for (int c = 0; c < 4; c++) {
-          for (int l = 0; l < 32; l++) {
-            const uint8_t q = qs[32 * c + l];
-            ub[64 * c + l] = (uint8_t)((q & 15) | (q5 ? ((qh[l] >> (2 * c)) & 1) << 4 : 0));
-            ub[64 * c + 32 + l] = (uint8_t)((q >> 4) | (q5 ? ((qh[l] >> (2 * c + 1)) & 1) << 4 : 0));
-          }
-        }
-        for (int j = 0; j < 8; j++) {
-          int sc, m;
-          lmx_scale_min_k4(p + 4, j, &sc, &m);
-          d[8 * i + j] = dd * sc;
-          o[8 * i + j] = -(dmin * m);
-        }
-        break;
-      }
-      case LMX_Q6_K: {
-        const float dd = lmx_f16_le(p + 208);
-        const int8_t *sc = (const int8_t *)(p + 192);
-        q6k_codes(p, u + 256 * i, 0);
-        for (int j = 0; j < 16; j++) {
-          d[16 * i + j] = dd * sc[j];
-          o[16 * i + j] = -32 * d[16 * i + j];
-        }
-        break;
-      }
       case LMX_MXFP4: {
         for (int j = 0; j < 16; j++) {
           u[32 * i + j] = lmx_e2m1x2p12[p[1 + j] & 15];
@@ -177,7 +157,7 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
   if (dtype == LMX_Q6_K) {
     /* Codes 0..63 less 32, the int8 scales as multipliers, d as the base. */
     for (int64_t i = 0; i < K / 256; i++, p += 210) {
-      q6k_codes(p, (uint8_t *)c + 256 * i, 32);
+      q6k_codes(p, c + 256 * i);
       for (int j = 0; j < 16; j++) m[(16 * i + j) * stride] = ((const int8_t *)p)[192 + j];
       base[i * stride] = lmx_f16_le(p + 208);
     }
@@ -205,4 +185,20 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
     }
   }
   return wide;
+}
+
+void lmx_unpack_k4(const void *src, int32_t dtype, int64_t K, uint8_t *u, int32_t *m, float *o, float *base, int64_t stride) {
+  const uint8_t *p = (const uint8_t *)src;
+  const int q5 = dtype == LMX_Q5_K;
+  for (int64_t i = 0; i < K / 256; i++, p += q5 ? 176 : 144) {
+    const float dmin = lmx_f16_le(p + 2);
+    k4_codes(p, q5, u + 256 * i);
+    for (int j = 0; j < 8; j++) {
+      int sc, mn;
+      lmx_scale_min_k4(p + 4, j, &sc, &mn);
+      m[(8 * i + j) * stride] = sc;
+      o[(8 * i + j) * stride] = -(dmin * mn);
+    }
+    base[i * stride] = lmx_f16_le(p);
+  }
 }
