@@ -2,12 +2,17 @@
  * weight rows is unpacked (unpack.c) into panels of 8 rows (16 on the AVX-512 tier) whose
  * codes are interleaved in 4-byte groups, so one 32-byte (64-byte) load holds 4 codes of
  * each row; every token's 4 activation codes are broadcast against it (maddubs, or
- * vpdpbusd on the VNNI tiers), giving the rows' partial dots in the lanes. Per sub-block the integer sums become floats once: lane += isum * (d * dx)
- * + o * (dx * sum of the token's codes). Activations are laid out by quads of tokens (codes
- * of 4 tokens side by side per group of 4, then their per-sub-block factors), so a quad is
- * one sequential stream; quads go through in chunks that stay in L2 while every panel of
- * the claim passes over them. Each output's arithmetic is the same whatever the grouping,
- * so results do not depend on the batch or the thread count. */
+ * vpdpbusd on the VNNI tiers), giving the rows' partial dots in the lanes. The panels'
+ * factors follow the weight type's form: plain (per sub-block of 32 the integer sums
+ * become floats: lane += isum * (d * dx) + o * (dx * sum of the token's codes)), K form
+ * (Q4_K/Q5_K: sub-block scales as integer multipliers, one float step per 256 plus the
+ * mins) or multiplier form (NVFP4/Q6_K: signed codes against x + 128, integer
+ * multipliers, one float step per block sharing an activation scale, no offsets).
+ * Activations are laid out by quads of tokens (codes of 4 tokens side by side per group
+ * of 4, then their per-sub-block factors), so a quad is one sequential stream; quads go
+ * through in chunks that stay in L2 while every panel of the claim passes over them.
+ * Each output's arithmetic is the same whatever the grouping, so results do not depend on
+ * the batch or the thread count. */
 #include <string.h>
 
 #include "../simd.h"
