@@ -283,7 +283,6 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
 /* One NVFP4 row against the 4 tokens of a quad with a float step per sub-block: for the
  * rare rows whose two scales in a pair are too far apart for integer multipliers. */
 static void nvfp4_row_dots(const uint8_t *row, int64_t K, float scale, const uint8_t *quad, float *out, int64_t os) {
-  static const int8_t e2m1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
   const float *half = lmx_ue4m3_half(), *dxs = (const float *)(quad + 4 * K);
   for (int t = 0; t < 4; t++) {
     float acc = 0;
@@ -294,7 +293,7 @@ static void nvfp4_row_dots(const uint8_t *row, int64_t K, float scale, const uin
         for (int j = 0; j < 16; j++) {
           const int64_t k = 64 * i + 16 * s + j;
           const uint8_t q = p[4 + 8 * s + j % 8];
-          isum += e2m1x2[j < 8 ? q & 15 : q >> 4] * (int8_t)(quad[16 * (k / 4) + 4 * t + k % 4] ^ 0x80);
+          isum += lmx_e2m1x2[j < 8 ? q & 15 : q >> 4] * (int8_t)(quad[16 * (k / 4) + 4 * t + k % 4] ^ 0x80);
         }
         acc += (float)isum * (half[p[s]] * scale * dxs[4 * (2 * i + s / 2) + t]);
       }
