@@ -172,8 +172,6 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 /* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */
 /* E2M1 (FP4) codes at twice their value plus 12, 0..24: unsigned, for maddubs. */
 extern const uint8_t lmx_e2m1x2p12[16];
-/* The same codes without the 12 (-12..12). */
-extern const int8_t lmx_e2m1x2[16];
 /* Values per sub-block of one scale and offset when a row is unpacked as unsigned codes. */
 #define LMX_UNPACK_SB 32
 /* A Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or MXFP4 row as unsigned codes u (Q8_0: signed) with

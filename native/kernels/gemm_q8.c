@@ -21,10 +21,22 @@
 #define GEMM_ROWS 32
 #define QUAD_CHUNK 16 /* quads (of 4 tokens) per pass over the claim's panels */
 
-/* Bytes per quad of prepared activations: 4 x K codes, then K/SB scales dx and K/SB
- * offsets dx * (sum of codes) for each of the 4 tokens (sized for SB = 16). */
+/* Bytes per quad of prepared activations: 4 x K codes, then per 32 (or per block of the
+ * multiplier form) scales dx and offsets dx * (sum of codes) for each of the 4 tokens. */
 static int64_t lmx_gemm_q8_act_bytes(int64_t K) {
-  return (4 * K + 2 * 4 * (K / 16) * 4 + 63) / 64 * 64;
+  return (4 * K + 2 * 4 * (K / 32) * 4 + 63) / 64 * 64;
+}
+
+/* The three forms of a claim's panels (see the top of this file and unpack.c). */
+enum { FORM_PLAIN, FORM_K4, FORM_MULT };
+
+static int panel_form(int32_t dtype) {
+  return lmx_mult_ab(dtype) ? FORM_MULT : dtype == LMX_Q4_K || dtype == LMX_Q5_K ? FORM_K4 : FORM_PLAIN;
+}
+
+/* A multiplier as the int16 pair (m, m) in one 32-bit lane, for madd. */
+static int32_t m16x2(int32_t m) {
+  return (int32_t)((uint32_t)(m & 0xffff) | (uint32_t)m << 16);
 }
 
 int64_t lmx_gemm_q8_rows(void) {
@@ -41,26 +53,22 @@ static uint8_t *work_area(uint8_t *buf, int64_t K, int64_t T) {
   return buf + quads(T) * lmx_gemm_q8_act_bytes(K);
 }
 
-/* Bytes of the claim's panels (GEMM_ROWS rows of codes, a scale and an offset per
- * sub-block and row), sized for sub-blocks of 16. */
-static int64_t panels_bytes(int64_t K) {
-  return GEMM_ROWS * K + 2 * GEMM_ROWS * (K / 16) * 4;
-}
-
 /* Bytes of one panel of pw rows: the codes, then the factors of the weight type's form
- * (scale and offset per sub-block; the K form's 17 per 256; the multiplier form's
- * AB/16 + 2 per AB). At most panels_bytes' share per row. */
+ * (plain: scale and offset per 32; K form: 17 per 256; multiplier form: AB/16 + 2 per AB). */
 static int64_t panel_bytes(int32_t dtype, int64_t K, int pw) {
-  const int AB = lmx_mult_ab(dtype);
-  const int64_t factors = AB                                              ? (AB / 16 + 2) * (K / AB)
-                          : dtype == LMX_Q4_K || dtype == LMX_Q5_K ? 17 * (K / 256)
-                                                                   : 2 * (K / LMX_UNPACK_SB);
+  const int AB = lmx_mult_ab(dtype), form = panel_form(dtype);
+  const int64_t factors = form == FORM_MULT ? (AB / 16 + 2) * (K / AB) : form == FORM_K4 ? 17 * (K / 256) : 2 * (K / 32);
   return pw * K + 4 * pw * factors;
 }
 
+/* Bytes of a claim's panels, for any type: NVFP4's form has the most factors per row. */
+static int64_t panels_bytes(int64_t K) {
+  return panel_bytes(LMX_NVFP4, K, GEMM_ROWS);
+}
+
 /* Scratch floats one thread needs (see work_area): prepared activations, the claim's
- * panels, and 8 rows being unpacked (codes with d and o per 16 of one row, or with pair
- * form's multipliers per 16 and bases per 32 of all 8). */
+ * panels, and 8 rows being unpacked (their codes, with per 16 or 32 up to two factors and
+ * per 32 or more one). */
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
   const int64_t row = 8 * K + 8 * (K / 16) * 4 + 8 * (K / 32) * 4;
   return (quads(T) * lmx_gemm_q8_act_bytes(K) + panels_bytes(K) + row) / 4 + 64;
@@ -90,8 +98,8 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
     for (int64_t b = 0; b < nsb; b++) {
       const float d = dx[b * SB / 32];
       dxs[4 * b + lane] = d;
-      /* The offsets' factor; the multiplier form has no offsets. */
-      if (!AB) xos[4 * b + lane] = d * (float)(SB == 16 ? s16[b] : s16[2 * b] + s16[2 * b + 1]);
+      /* The offsets' factor (per 32); the multiplier form has no offsets. */
+      if (!AB) xos[4 * b + lane] = d * (float)(s16[2 * b] + s16[2 * b + 1]);
     }
   }
 }
@@ -173,8 +181,7 @@ static void build_panel_k4(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, 
       float *ff = (float *)f;
       for (int s = 0; s < 8; s++)
         for (int i = 0; i < 8; i++) {
-          const int32_t ms = m[8 * (8 * b + s) + i];
-          f[s * pw + i] = ms | ms << 16;
+          f[s * pw + i] = m16x2(m[8 * (8 * b + s) + i]);
           ff[(8 + s) * pw + i] = o[8 * (8 * b + s) + i] * scale;
         }
       for (int i = 0; i < 8; i++) ff[16 * pw + i] = base[8 * b + i] * scale;
@@ -201,7 +208,7 @@ static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw
         int32_t sum = 0;
         for (int64_t k = AB * b + 16 * sb; k < AB * b + 16 * sb + 16; k++) sum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4];
         const int32_t ms = m[(n * b + sb) * 8 + i];
-        f[sb * pw] = (int32_t)((uint32_t)(ms & 0xffff) | (uint32_t)ms << 16);
+        f[sb * pw] = m16x2(ms);
         corr += ms * sum;
       }
       f[n * pw] = -128 * corr;
@@ -246,8 +253,9 @@ static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB,
 #endif
 
 /* Rows [r0, r0 + nr) of w in multiplier form into one panel of pw rows, 8 at a time.
- * Returns a mask of the rows whose scales do not fit the form (NVFP4 only); their lanes
- * are zero and nvfp4_row_dots computes them. */
+ * Returns a mask of the rows whose scales do not fit the form (NVFP4 only): their codes
+ * are kept but their multipliers and bases are zero, so their lanes sum to zero and
+ * nvfp4_row_dots computes them. */
 static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel,
                                  float *rowbuf) {
   const int64_t K = w->ne0;
@@ -262,7 +270,7 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
       const int r = 8 * h + i;
       if (r < nr && !lmx_unpack_mult(w->data + (r0 + r) * w->nb1, w->dtype, K, c + i * K, m + i, base + i, 8)) continue;
       if (r < nr) wide |= 1u << r;
-      memset(c + i * K, 0, (size_t)K);
+      else memset(c + i * K, 0, (size_t)K);
       for (int64_t b = 0; b < K / AB; b++) {
         base[8 * b + i] = 0;
         for (int sb = 0; sb < n; sb++) m[(n * b + sb) * 8 + i] = 0;
@@ -280,23 +288,19 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
   return wide;
 }
 
-/* One NVFP4 row against the 4 tokens of a quad with a float step per sub-block: for the
- * rare rows whose two scales in a pair are too far apart for integer multipliers. */
-static void nvfp4_row_dots(const uint8_t *row, int64_t K, float scale, const uint8_t *quad, float *out, int64_t os) {
+/* Panel row r (an NVFP4 row whose two scales in a pair are too far apart for integer
+ * multipliers; its codes are in the panel, its scale bytes in the file's row) against the
+ * 4 tokens of a quad, with a float step per sub-block of 16. */
+static void nvfp4_row_dots(const uint8_t *panel, int pw, int r, const uint8_t *row, int64_t K, float scale,
+                           const uint8_t *quad, float *out, int64_t os) {
   const float *half = lmx_ue4m3_half(), *dxs = (const float *)(quad + 4 * K);
   for (int t = 0; t < 4; t++) {
     float acc = 0;
-    for (int64_t i = 0; i < K / 64; i++) {
-      const uint8_t *p = row + 36 * i;
-      for (int s = 0; s < 4; s++) {
-        int32_t isum = 0;
-        for (int j = 0; j < 16; j++) {
-          const int64_t k = 64 * i + 16 * s + j;
-          const uint8_t q = p[4 + 8 * s + j % 8];
-          isum += lmx_e2m1x2[j < 8 ? q & 15 : q >> 4] * (int8_t)(quad[16 * (k / 4) + 4 * t + k % 4] ^ 0x80);
-        }
-        acc += (float)isum * (half[p[s]] * scale * dxs[4 * (2 * i + s / 2) + t]);
-      }
+    for (int64_t sb = 0; sb < K / 16; sb++) {
+      int32_t isum = 0;
+      for (int64_t k = 16 * sb; k < 16 * sb + 16; k++)
+        isum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4] * (int8_t)(quad[16 * (k / 4) + 4 * t + k % 4] ^ 0x80);
+      acc += (float)isum * (half[row[36 * (sb / 4) + sb % 4]] * scale * dxs[4 * (sb / 2) + t]);
     }
     out[t * os] = acc;
   }
@@ -566,14 +570,14 @@ typedef void (*panel_fn)(const uint8_t *panel, int64_t K, const uint8_t *quad, f
 static panel_fn panel_kernel(int isa, int32_t dtype) {
   const int sgn = dtype == LMX_Q8_0;
 #ifdef LMX_X86
-  const int AB = lmx_mult_ab(dtype), k4 = dtype == LMX_Q4_K || dtype == LMX_Q5_K;
-  if (k4) switch (isa) {
+  const int AB = lmx_mult_ab(dtype), form = panel_form(dtype);
+  if (form == FORM_K4) switch (isa) {
       case LMX_ISA_AVX512: return panel16_dots_k4;
       case LMX_ISA_AVXVNNI: return panel_dots_k4_avxvnni;
       case LMX_ISA_AVX2: return panel_dots_k4_avx2;
       default: return NULL;
     }
-  if (AB) switch (isa) {
+  if (form == FORM_MULT) switch (isa) {
       case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_m32 : panel16_dots_m256;
       case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_m32_avxvnni : panel_dots_m256_avxvnni;
       case LMX_ISA_AVX2: return AB == 32 ? panel_dots_m32_avx2 : panel_dots_m256_avx2;
@@ -606,13 +610,14 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
   const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
   uint8_t *panels = work_area(act, K, T);
   float *rowbuf = (float *)(panels + panels_bytes(K));
-  const int AB = lmx_mult_ab(w->dtype), k4 = w->dtype == LMX_Q4_K || w->dtype == LMX_Q5_K;
+  const int AB = lmx_mult_ab(w->dtype), form = panel_form(w->dtype);
   uint32_t wide[GEMM_ROWS / 8] = {0};
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
-    if (AB) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
-    else if (k4) build_panel_k4(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
-    else build_panel(w, r0, nr, pw, scale, panels + p * panelBytes, rowbuf);
+    uint8_t *panel = panels + p * panelBytes;
+    if (form == FORM_MULT) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panel, rowbuf);
+    else if (form == FORM_K4) build_panel_k4(w, r0, nr, pw, scale, panel, rowbuf);
+    else build_panel(w, r0, nr, pw, scale, panel, rowbuf);
   }
   float tile[4 * PANEL_MAX];
   for (int64_t q0 = 0; q0 < nq; q0 += QUAD_CHUNK) {
@@ -628,12 +633,12 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
         float *out = direct ? (float *)(dst->data + 4 * qi * dst->nb1) + r0 : tile;
         const int64_t os = direct ? dst->nb1 / 4 : pw;
         if (kernel) kernel(panel, K, quad, out, os);
-        else if (AB) panel_dots_mult_scalar(panel, K, AB, pw, quad, out, os);
-        else if (k4) panel_dots_k4_scalar(panel, K, pw, quad, out, os);
+        else if (form == FORM_MULT) panel_dots_mult_scalar(panel, K, AB, pw, quad, out, os);
+        else if (form == FORM_K4) panel_dots_k4_scalar(panel, K, pw, quad, out, os);
         else panel_dots_scalar(panel, K, SB, sgn, pw, quad, out, os);
         for (uint32_t m = wide[p]; m; m &= m - 1) {
           const int r = __builtin_ctz(m);
-          nvfp4_row_dots((const uint8_t *)w->data + (r0 + r) * w->nb1, K, scale, quad, out + r, os);
+          nvfp4_row_dots(panel, pw, r, (const uint8_t *)w->data + (r0 + r) * w->nb1, K, scale, quad, out + r, os);
         }
         if (!direct)
           for (int t = 0; t < nt; t++)

@@ -19,7 +19,8 @@
 #include "../simd.h"
 
 const uint8_t lmx_e2m1x2p12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
-const int8_t lmx_e2m1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+/* The same codes without the 12, as signed bytes (-12..12). */
+static const int8_t e2m1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 static void q5_codes(const uint8_t *qh4, const uint8_t *qs, uint8_t *u) {
   uint32_t h;
@@ -169,7 +170,7 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
 #endif
   int wide = 0;
   for (int64_t i = 0; i < K / 64; i++, p += 36) {
-    nvfp4_codes(p + 4, (const uint8_t *)lmx_e2m1x2, (uint8_t *)c + 64 * i, simd);
+    nvfp4_codes(p + 4, (const uint8_t *)e2m1x2, (uint8_t *)c + 64 * i, simd);
     for (int h = 0; h < 2; h++) {
       int n0, k0, n1, k1;
       ue4m3_half_parts(p[2 * h], &n0, &k0);
