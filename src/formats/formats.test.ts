@@ -15,6 +15,8 @@ import { rng } from "../testing/random.js";
 import { writeRandomModel } from "../testing/random-model.js";
 import { readGguf } from "./gguf/read.js";
 import { GgufValueType } from "./gguf/types.js";
+import { mapFile } from "./map-file.js";
+import { native } from "../native.js";
 import { encodeGguf, kv, writeGguf } from "./gguf/write.js";
 import { openModelSource } from "./model-source.js";
 import { readSafetensors } from "./safetensors.js";
@@ -195,6 +197,35 @@ describe("GGUF", () => {
       /type\.gguf: tensor blk\.0\.attn_q\.weight has type Q8_1, which lmx cannot run yet/,
     );
     await assert.rejects(load(join(dir, "nope.gguf")), /nope\.gguf: no such file/);
+  });
+});
+
+describe("mapped files and buffers", () => {
+  it("maps files of every size byte for byte (2 MiB-aligned huge-page mappings included)", () => {
+    const r = rng(7);
+    for (const size of [0, 1, 4095, 4097, (2 << 20) - 3, (2 << 20) + 4099, 5 * (2 << 20) + 17]) {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i += 97) bytes[i] = Math.floor(r() * 256);
+      const f = join(dir, `map-${size}.bin`);
+      writeFileSync(f, bytes);
+      const m = new Uint8Array(mapFile(f));
+      assert.equal(m.length, size);
+      assert.ok(Buffer.from(m).equals(Buffer.from(bytes)), `mapping of ${size} bytes differs`);
+    }
+    assert.throws(() => mapFile(join(dir, "missing.bin")), /cannot open/);
+  });
+
+  it("allocates zeroed, writable buffers of every size, lazily backed or not", () => {
+    for (const size of [1, 63, 4096, (1 << 20) - 1, 1 << 20, (3 << 20) + 5]) {
+      const b = new Uint8Array(native().alloc(size));
+      assert.equal(b.length, size);
+      assert.ok(
+        b.every((v) => v === 0),
+        `buffer of ${size} bytes not zeroed`,
+      );
+      b.fill(0xa5);
+      assert.equal(b[size - 1], 0xa5);
+    }
   });
 });
 
