@@ -67,10 +67,11 @@ static inline int lmx_pf_bytes(void) {
   if (v < 0) { const char *e = getenv("LMX_PREFETCH_BYTES"); v = e ? atoi(e) : 2048; }
   return v;
 }
-/* Prefetches the cache lines of a block of `bytes` bytes LMX_PREFETCH_BYTES after p. */
-static inline __attribute__((always_inline)) void lmx_prefetch_ahead(const uint8_t *p, int bytes) {
-  const char *q = (const char *)p + LMX_PREFETCH_BYTES;
-  for (int o = 0; o < bytes; o += 64) _mm_prefetch(q + o, _MM_HINT_T0);
+/* Prefetches the cache lines of a block of `bytes` bytes at q. Kernels read
+ * LMX_PREFETCH_BYTES once before their loop and pass p + that distance here (read inside
+ * the loop, the compiler re-tested its first-use flag in every iteration). */
+static inline __attribute__((always_inline)) void lmx_prefetch_at(const uint8_t *q, int bytes) {
+  for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)q + o, _MM_HINT_T0);
 }
 
 static inline __attribute__((always_inline)) LMX_AVX2 float lmx_hsum8(__m256 v) {

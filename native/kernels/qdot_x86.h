@@ -65,12 +65,13 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_block32)(cons
   const float off = type == LMX_Q4_0 ? -8.0f : type == LMX_Q5_0 ? -16.0f : 0;
   const int16_t *h32 = lmx_x8_sums32(s16, K);
   const int64_t nb = K / 32;
+  const int pf = LMX_PREFETCH_BYTES;
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m128 oacc = _mm_setzero_ps();
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) {
     const uint8_t *p = w + b * bytes;
-    lmx_prefetch_ahead(p, 4 * bytes);
+    lmx_prefetch_at(p + pf, 4 * bytes);
     const __m128 dx4 = _mm_loadu_ps(dx + b);
     const __m128 d4 = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)QD(f16x4)(p, bytes)));
     float k[4];
@@ -132,13 +133,13 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int
                                                                         const int32_t *s16, const uint8_t *w,
                                                                         int64_t K, const int five) {
   const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
-  const int bytes = five ? 176 : 144, qoff = five ? 48 : 16;
+  const int bytes = five ? 176 : 144, qoff = five ? 48 : 16, pf = LMX_PREFETCH_BYTES;
   const int16_t *h32 = lmx_x8_sums32(s16, K);
   __m256 acc = _mm256_setzero_ps();
   __m128 macc = _mm_setzero_ps();
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * bytes;
-    lmx_prefetch_ahead(p, bytes);
+    lmx_prefetch_at(p + pf, bytes);
     uint64_t scales, mins;
     lmx_scales_mins_k4(p + 4, &scales, &mins);
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scales)));
@@ -184,10 +185,11 @@ QD_ATTR float QD(lmx_qdot8_q5_k)(const int8_t *qx, const float *dx, const int32_
 QD_ATTR float QD(lmx_qdot8_q6_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
   const int16_t *h16 = lmx_x8_sums16(s16, K);
+  const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 210;
-    lmx_prefetch_ahead(p, 210);
+    lmx_prefetch_at(p + pf, 210);
     const int8_t *sc = (const int8_t *)(p + 192);
     const int8_t *x = qx + 256 * b;
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
@@ -318,9 +320,10 @@ QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32
   const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
   const QD(nvfp4_consts) c = QD(nvfp4_consts_make)();
   const uint8_t *p = w, *end = w + K / 64 * 36;
+  const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
   for (; p + 36 < end; p += 72, qx += 128, k16 += 8, o16 += 8) {
-    lmx_prefetch_ahead(p, 72);
+    lmx_prefetch_at(p + pf, 72);
     acc = QD(nvfp4_pair_dot)(p, p + 36, qx, k16, o16, &c, acc);
   }
   if (p < end) acc = QD(nvfp4_pair_dot)(p, NULL, qx, k16, o16, &c, acc);
@@ -331,10 +334,11 @@ QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32
  * and j+16 (high). */
 QD_ATTR float QD(lmx_qdot8_mxfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)s16;
+  const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < K / 32; b++) {
     const uint8_t *p = w + b * 17;
-    lmx_prefetch_ahead(p, 17);
+    lmx_prefetch_at(p + pf, 17);
     __m256i wv = QD(e2m1x2)(QD(nibbles)(p + 1)), xv = _mm256_loadu_si256((const __m256i *)(qx + 32 * b));
     __m256i s = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
     const float k = dx[b] * lmx_pow2_half(p[0]);
