@@ -38,10 +38,9 @@ static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
  * share of the weights as one sequential stream (rows are contiguous in memory). */
 static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  const int pf = LMX_PREFETCH_BYTES;
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    _mm_prefetch((const char *)w + (k + 32) * (dt == LMX_F32 ? 4 : 2) + pf, _MM_HINT_T0);
+    _mm_prefetch((const char *)w + (k + 32) * (dt == LMX_F32 ? 4 : 2) + LMX_PREFETCH_BYTES, _MM_HINT_T0);
     a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 16), _mm256_loadu_ps(x + k + 16), a2);

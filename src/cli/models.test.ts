@@ -45,6 +45,11 @@ describe("lmx create / list / show / cp / rm", () => {
       /^FROM .*sha256-[0-9a-f]{64}\nSYSTEM """Be brief."""\nPARAMETER temperature 0.2\nPARAMETER stop "<\|im_end\|>"\nMESSAGE user "hi"\nMESSAGE assistant "hello"\n$/,
     );
     assert.equal((await lmx("show", "me/tiny:v1", "--system")).out, "Be brief.\n");
+    // A model folder (or .gguf file) is shown without being in the store.
+    const byPath = await lmx("show", DEFAULT_MODEL_PATH);
+    assert.equal(byPath.code, 0, byPath.err);
+    assert.match(byPath.out, /architecture\s+qwen3/);
+    assert.match(byPath.out, /parameters\s+7\.34M/);
   });
 
   it("copies, removes (collecting unused blobs) and explains bad input", async () => {

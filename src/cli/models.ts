@@ -2,7 +2,8 @@
 import { capabilities } from "../chat/capabilities.js";
 import { renderModelfile } from "../store/modelfile.js";
 import { modelFacts } from "../store/model-facts.js";
-import { resolveStored } from "../store/resolve.js";
+import type { ResolvedModel } from "../store/resolve.js";
+import { resolveTarget } from "./resolve-model.js";
 import { MediaType } from "../store/manifest.js";
 import { ModelStore } from "../store/store.js";
 import { parseArgs, UsageError } from "./args.js";
@@ -28,10 +29,10 @@ export async function listCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-const SHOW_HELP = `Usage: lmx show NAME [--modelfile | --parameters | --template | --system | --license]
+const SHOW_HELP = `Usage: lmx show MODEL [--modelfile | --parameters | --template | --system | --license]
 
 Shows a model's architecture, size, quantization, context length and capabilities, or
-one of its parts.`;
+one of its parts. MODEL is a name in the store, a .gguf file or a model folder.`;
 
 export async function showCommand(argv: string[]): Promise<number> {
   if (help(argv, SHOW_HELP)) return 0;
@@ -46,7 +47,9 @@ export async function showCommand(argv: string[]): Promise<number> {
   const name = positionals[0];
   if (!name) throw new UsageError("give a model NAME");
   const store = new ModelStore();
-  const m = resolveStored(store, name);
+  // A .gguf file or a model folder is shown as `lmx run` would load it.
+  const target = resolveTarget(name);
+  const m: ResolvedModel = target.stored ?? { name, path: target.path, digest: "", params: {}, messages: [] };
   const facts = modelFacts(m, !!flags.verbose);
   const licenses = (m.stored?.manifest.layers ?? [])
     .filter((l) => l.mediaType === MediaType.license)
