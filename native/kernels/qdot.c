@@ -177,3 +177,14 @@ lmx_qdot_fn lmx_qdot_for(int32_t dtype) {
     default: return NULL;
   }
 }
+
+lmx_qdotn_fn lmx_qdotn_for(int32_t dtype) {
+  switch (lmx_isa()) {
+#ifdef LMX_X86
+    case LMX_ISA_AVX512: return qdotn_for_avx512(dtype);
+    case LMX_ISA_AVXVNNI: return qdotn_for_avxvnni(dtype);
+    case LMX_ISA_AVX2: return qdotn_for_avx2(dtype);
+#endif
+    default: return NULL;
+  }
+}

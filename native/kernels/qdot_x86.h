@@ -98,23 +98,23 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_block32)(cons
   return offsets ? dots + lmx_hsum4(oacc) + tail : dots;
 }
 
-QD_ATTR float QD(lmx_qdot8_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q8_0);
 }
 
-QD_ATTR float QD(lmx_qdot8_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_0);
 }
 
-QD_ATTR float QD(lmx_qdot8_q4_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_1);
 }
 
-QD_ATTR float QD(lmx_qdot8_q5_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q5_0);
 }
 
-QD_ATTR float QD(lmx_qdot8_q5_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q5_1);
 }
 
@@ -172,17 +172,17 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int
   return lmx_hsum8(acc) - lmx_hsum4(macc);
 }
 
-QD_ATTR float QD(lmx_qdot8_q4_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_k4)(qx, dx, s16, w, K, 0);
 }
 
 /* Q5_K: Q4_K's layout plus a fifth bit per code in qh (bit 2c for the low nibbles of
  * chunk c, bit 2c+1 for the high ones). */
-QD_ATTR float QD(lmx_qdot8_q5_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_k4)(qx, dx, s16, w, K, 1);
 }
 
-QD_ATTR float QD(lmx_qdot8_q6_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
   const int16_t *h16 = lmx_x8_sums16(s16, K);
   const int pf = LMX_PREFETCH_BYTES;
@@ -314,7 +314,7 @@ static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_pair_dot)(c
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
 }
 
-QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)dx;
   const float *k16 = lmx_x8_nvfp4_k16(s16, K);
   const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
@@ -332,7 +332,7 @@ QD_ATTR float QD(lmx_qdot8_nvfp4)(const int8_t *qx, const float *dx, const int32
 
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
  * and j+16 (high). */
-QD_ATTR float QD(lmx_qdot8_mxfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)s16;
   const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
@@ -345,6 +345,47 @@ QD_ATTR float QD(lmx_qdot8_mxfp4)(const int8_t *qx, const float *dx, const int32
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(k), acc);
   }
   return lmx_hsum8(acc);
+}
+
+/* Every kernel twice: one row per call (lmx_qdot_fn), and a run of consecutive rows per
+ * call (lmx_qdotn_fn: the same arithmetic per row, so the same bits, without a call and
+ * the setup of constants per row; rows are still read one after another, one stream). */
+#define QD_KERNELS(X)                                                                                        \
+  QD_ATTR float QD(lmx_qdot8_##X)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w,   \
+                                  int64_t K) {                                                              \
+    return QD(qdot_##X)(qx, dx, s16, w, K);                                                                 \
+  }                                                                                                         \
+  QD_ATTR void QD(lmx_qdotn_##X)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w,    \
+                                 int64_t rb, int64_t n, int64_t K, float *out) {                            \
+    for (int64_t i = 0; i < n; i++) out[i] = QD(qdot_##X)(qx, dx, s16, w + i * rb, K);                     \
+  }
+QD_KERNELS(q8_0)
+QD_KERNELS(q4_0)
+QD_KERNELS(q4_1)
+QD_KERNELS(q5_0)
+QD_KERNELS(q5_1)
+QD_KERNELS(q4_k)
+QD_KERNELS(q5_k)
+QD_KERNELS(q6_k)
+QD_KERNELS(nvfp4)
+QD_KERNELS(mxfp4)
+#undef QD_KERNELS
+
+/* The run-of-rows kernel for a weight type, or NULL. */
+static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
+  switch (dtype) {
+    case LMX_Q8_0: return QD(lmx_qdotn_q8_0);
+    case LMX_Q4_0: return QD(lmx_qdotn_q4_0);
+    case LMX_Q4_1: return QD(lmx_qdotn_q4_1);
+    case LMX_Q5_0: return QD(lmx_qdotn_q5_0);
+    case LMX_Q5_1: return QD(lmx_qdotn_q5_1);
+    case LMX_Q4_K: return QD(lmx_qdotn_q4_k);
+    case LMX_Q5_K: return QD(lmx_qdotn_q5_k);
+    case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
+    case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);
+    case LMX_MXFP4: return QD(lmx_qdotn_mxfp4);
+    default: return NULL;
+  }
 }
 
 /* The kernel for a weight type, or NULL. */

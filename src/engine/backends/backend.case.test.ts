@@ -463,6 +463,43 @@ describe("cpu results do not depend on the thread count", () => {
   });
 });
 
+describe("decode batches", () => {
+  it("give every token the bits it gets alone, for every quantized type (run-of-rows and per-row dots agree)", async () => {
+    const cpu = new CpuBackend();
+    const K = 512,
+      N = 37,
+      T = 3;
+    const x = uniform(T * K, 1, 91);
+    for (const qt of [
+      DType.Q4_0,
+      DType.Q4_1,
+      DType.Q5_0,
+      DType.Q5_1,
+      DType.Q8_0,
+      DType.Q4_K,
+      DType.Q5_K,
+      DType.Q6_K,
+      DType.MXFP4,
+      DType.NVFP4,
+    ]) {
+      const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 80 + qt).buffer as ArrayBuffer;
+      const run = async (rows: Float32Array, n: number) => {
+        const g = new Graph();
+        const xs = g.bind("x", DType.F32, n, K, rows.slice().buffer as ArrayBuffer);
+        const out = g.output(g.matmul(xs, g.bind("w", qt, N, K, wbuf)));
+        const p = cpu.prepare(g);
+        await p.execute();
+        return p.read(out).slice();
+      };
+      const batch = await run(x, T);
+      for (let t = 0; t < T; t++) {
+        const alone = await run(x.subarray(t * K, (t + 1) * K), 1);
+        assert.deepEqual(alone, batch.subarray(t * N, (t + 1) * N), `${DType[qt]} token ${t}`);
+      }
+    }
+  });
+});
+
 describe("the scalar fallback", () => {
   // Skipped inside that re-run, and where the kernel-tier test re-runs this file.
   const skip = !!process.env.LMX_NO_SIMD || !!process.env.LMX_SKIP_SCALAR_RERUN;
