@@ -2,8 +2,10 @@
  * tier) for each quantized type, on 1024-wide rows: "hot" rows stay in L2 (the kernel's
  * own speed), "cold" rows stream from a 400 MB buffer (kernel plus memory). Prints the
  * minimum over repeats, which on a shared machine is the figure that noise disturbs least;
- * compare two builds by alternating them. Block scales are set to ordinary values (random
- * f16 bytes would include subnormals, which cost several times more on some CPUs).
+ * compare two builds by alternating them. Each type is timed one row per call
+ * (lmx_qdot_fn) and as one call over all rows (lmx_qdotn_fn, what decode runs). Block
+ * scales are set to ordinary values (random f16 bytes would include subnormals, which
+ * cost several times more on some CPUs).
  *
  *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
  */
@@ -65,23 +67,34 @@ int main(int argc, char **argv) {
     const float *dx = (const float *)(rec + K);
     const int32_t *s16 = (const int32_t *)(dx + K / 32);
     volatile float sink = 0;
-    double ns[2];
-    for (int cold = 0; cold < 2; cold++) {
-      const int64_t rows = cold ? rowsCold : rowsHot, passes = cold ? 1 : rowsCold / rowsHot / 8;
-      double best = 1e9;
-      for (int r = 0; r < (cold ? 3 : 40); r++) {
-        const double t0 = now();
-        float s = 0;
-        for (int64_t k = 0; k < passes; k++)
-          for (int64_t i = 0; i < rows; i++) s += dot(rec, dx, s16, w + i * rowBytes, K);
-        const double dt = now() - t0;
-        sink += s;
-        if (dt < best) best = dt;
+    const lmx_qdotn_fn dotn = lmx_qdotn_for(TYPES[t].dtype);
+    float *outs = malloc(sizeof(float) * (size_t)rowsCold);
+    for (int many = 0; many < 2; many++) {
+      double ns[2];
+      for (int cold = 0; cold < 2; cold++) {
+        const int64_t rows = cold ? rowsCold : rowsHot, passes = cold ? 1 : rowsCold / rowsHot / 8;
+        double best = 1e9;
+        for (int r = 0; r < (cold ? 3 : 40); r++) {
+          const double t0 = now();
+          float s = 0;
+          for (int64_t k = 0; k < passes; k++) {
+            if (many) {
+              dotn(rec, dx, s16, w, rowBytes, rows, K, outs);
+              s += outs[rows - 1];
+            } else {
+              for (int64_t i = 0; i < rows; i++) s += dot(rec, dx, s16, w + i * rowBytes, K);
+            }
+          }
+          const double dt = now() - t0;
+          sink += s;
+          if (dt < best) best = dt;
+        }
+        ns[cold] = best / (double)(rows * passes) * 1e9;
       }
-      ns[cold] = best / (double)(rows * passes) * 1e9;
+      printf("%-6s%s hot %6.1f ns (%5.1f GB/s)   cold %6.1f ns (%5.1f GB/s)\n", TYPES[t].name, many ? " rows" : "     ",
+             ns[0], (double)rowBytes / ns[0], ns[1], (double)rowBytes / ns[1]);
     }
-    printf("%-6s hot %6.1f ns (%5.1f GB/s)   cold %6.1f ns (%5.1f GB/s)\n", TYPES[t].name, ns[0],
-           (double)rowBytes / ns[0], ns[1], (double)rowBytes / ns[1]);
+    free(outs);
     free(w);
   }
   return 0;
