@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
           float s = 0;
           for (int64_t k = 0; k < passes; k++) {
             if (many) {
-              dotn(rec, dx, s16, w, rowBytes, rows, K, outs);
+              dotn(rec, 0, 1, w, rowBytes, rows, K, outs, 0);
               s += outs[rows - 1];
             } else {
               for (int64_t i = 0; i < rows; i++) s += dot(rec, dx, s16, w + i * rowBytes, K);

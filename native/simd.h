@@ -176,10 +176,11 @@ static inline float lmx_pow2_half(uint8_t e) {
 typedef float (*lmx_qdot_fn)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
 /* The fused dot for this weight type on the active tier (lmx_isa), or NULL. */
 lmx_qdot_fn lmx_qdot_for(int32_t dtype);
-/* The same dot over n consecutive rows (w, w + rb, ...) into out[0..n), each row with the
- * same bits as lmx_qdot_fn gives it. */
-typedef void (*lmx_qdotn_fn)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t rb, int64_t n,
-                             int64_t K, float *out);
+/* The same dot over n consecutive rows (w, w + rb, ...) for T tokens whose records
+ * (lmx_x8_row) start xs bytes apart at x8: out[t * os + i] for row i and token t, each
+ * with the bits lmx_qdot_fn gives it. */
+typedef void (*lmx_qdotn_fn)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb, int64_t n, int64_t K,
+                             float *out, int64_t os);
 lmx_qdotn_fn lmx_qdotn_for(int32_t dtype);
 
 /* Quantizes an activation row to int8 as llama.cpp does for Q8_0 (super = 0) or K-quant

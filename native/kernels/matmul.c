@@ -222,25 +222,10 @@ static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float 
     case LMX_F32: GEMV_ROWS(LMX_F32) break;
     default: {
       /* Quantized weights: int8 activations, quantized once per node and thread (prepare),
-       * against the fused dot of the weight type on this tier. */
-      const lmx_qdot_fn dot = lmx_qdot_for(w->dtype);
-      const lmx_qdotn_fn dotn = lmx_qdotn_for(w->dtype);
-      const int64_t T = x->ne1, stride = x8_stride(K);
-      if (T == 1 && dotn) {
-        /* One token (decode): the claim's rows in one call. */
-        const float *dx = (const float *)((const int8_t *)x8 + K);
-        dotn((const int8_t *)x8, dx, (const int32_t *)(dx + K / 32), (const uint8_t *)(w->data + lo * w->nb1), (int64_t)w->nb1,
-             hi - lo, K, (float *)dst->data + lo);
-        break;
-      }
-      for (int64_t r = lo; r < hi; r++) {
-        const uint8_t *wr = (const uint8_t *)(w->data + r * w->nb1);
-        for (int64_t t = 0; t < T; t++) {
-          const int8_t *qx = (const int8_t *)(x8 + t * stride);
-          const float *dx = (const float *)(qx + K);
-          ((float *)(dst->data + t * dst->nb1))[r] = dot(qx, dx, (const int32_t *)(dx + K / 32), wr, K);
-        }
-      }
+       * against the fused dot of the weight type on this tier, over the claim's rows in one
+       * call. */
+      lmx_qdotn_for(w->dtype)((const int8_t *)x8, x8_stride(K) * 4, x->ne1, (const uint8_t *)(w->data + lo * w->nb1),
+                              (int64_t)w->nb1, hi - lo, K, (float *)dst->data + lo, (int64_t)(dst->nb1 / 4));
     }
   }
 }

@@ -347,17 +347,29 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
   return lmx_hsum8(acc);
 }
 
-/* Every kernel twice: one row per call (lmx_qdot_fn), and a run of consecutive rows per
- * call (lmx_qdotn_fn: the same arithmetic per row, so the same bits, without a call and
- * the setup of constants per row; rows are still read one after another, one stream). */
-#define QD_KERNELS(X)                                                                                        \
-  QD_ATTR float QD(lmx_qdot8_##X)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w,   \
-                                  int64_t K) {                                                              \
-    return QD(qdot_##X)(qx, dx, s16, w, K);                                                                 \
-  }                                                                                                         \
-  QD_ATTR void QD(lmx_qdotn_##X)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w,    \
-                                 int64_t rb, int64_t n, int64_t K, float *out) {                            \
-    for (int64_t i = 0; i < n; i++) out[i] = QD(qdot_##X)(qx, dx, s16, w + i * rb, K);                     \
+/* Every kernel twice: one row per call (lmx_qdot_fn), and one call over a run of
+ * consecutive rows for every token of a decode batch (lmx_qdotn_fn: the same inlined
+ * arithmetic per row and token, so the same bits, without a call and the setup of
+ * constants per row; rows are still read one after another, one stream, each row's
+ * tokens while it is in L1). */
+#define QD_KERNELS(X)                                                                                         \
+  QD_ATTR float QD(lmx_qdot8_##X)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w,    \
+                                  int64_t K) {                                                               \
+    return QD(qdot_##X)(qx, dx, s16, w, K);                                                                  \
+  }                                                                                                          \
+  QD_ATTR void QD(lmx_qdotn_##X)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb,       \
+                                 int64_t n, int64_t K, float *out, int64_t os) {                             \
+    if (T == 1) {                                                                                            \
+      const float *dx = (const float *)(x8 + K);                                                             \
+      for (int64_t i = 0; i < n; i++) out[i] = QD(qdot_##X)(x8, dx, (const int32_t *)(dx + K / 32), w + i * rb, K); \
+      return;                                                                                                \
+    }                                                                                                        \
+    for (int64_t i = 0; i < n; i++)                                                                          \
+      for (int64_t t = 0; t < T; t++) {                                                                      \
+        const int8_t *qx = x8 + t * xs;                                                                      \
+        const float *dx = (const float *)(qx + K);                                                           \
+        out[t * os + i] = QD(qdot_##X)(qx, dx, (const int32_t *)(dx + K / 32), w + i * rb, K);               \
+      }                                                                                                      \
   }
 QD_KERNELS(q8_0)
 QD_KERNELS(q4_0)
