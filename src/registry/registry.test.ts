@@ -99,8 +99,12 @@ describe("pull and push", () => {
     const small = [...reg.blobs.entries()]
       .filter(([d]) => d !== modelDigest)
       .reduce((a, [, b]) => a + b.length, 0);
+    // What the server wrote before the drop but the client never read (socket buffers, at
+    // most a few hundred KiB) is missing too and comes again; a full re-download would be
+    // the whole blob.
+    const inFlight = 1 << 20;
     assert.ok(
-      reg.bytesServed <= modelSize - before + small,
+      reg.bytesServed <= modelSize - before + small + inFlight,
       `resumed transfer ${reg.bytesServed} of ${modelSize}`,
     );
     assert.deepEqual(
