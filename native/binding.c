@@ -107,6 +107,8 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
       if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
     }
   }
+  /* Without room for the aligned reservation, a plain mapping still works. */
+  if (addr == MAP_FAILED) addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (addr == MAP_FAILED) {
     snprintf(msg, sizeof msg, "cannot map %s: %s", path, strerror(errno));
@@ -146,6 +148,10 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) THROW("lmx native: out of memory");
     mapping *m = (mapping *)malloc(sizeof *m);
+    if (!m) {
+      munmap(p, len);
+      THROW("lmx native: out of memory");
+    }
     m->addr = p;
     m->len = len;
     if (napi_create_external_arraybuffer(env, p, (size_t)bytes, unmap_cb, m, &ab) != napi_ok) {

@@ -98,23 +98,28 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_block32)(cons
   return offsets ? dots + lmx_hsum4(oacc) + tail : dots;
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q8_0);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_0)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_0);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_1)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_1);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_0)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_0)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q5_0);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_1)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_1)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q5_1);
 }
 
@@ -172,17 +177,20 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int
   return lmx_hsum8(acc) - lmx_hsum4(macc);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_k4)(qx, dx, s16, w, K, 0);
 }
 
 /* Q5_K: Q4_K's layout plus a fifth bit per code in qh (bit 2c for the low nibbles of
  * chunk c, bit 2c+1 for the high ones). */
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_k)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_k4)(qx, dx, s16, w, K, 1);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
   const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
   const int16_t *h16 = lmx_x8_sums16(s16, K);
   const int pf = LMX_PREFETCH_BYTES;
@@ -314,7 +322,8 @@ static inline __attribute__((always_inline)) QD_ATTR __m256 QD(nvfp4_pair_dot)(c
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4)(const int8_t *qx, const float *dx,
+                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)dx;
   const float *k16 = lmx_x8_nvfp4_k16(s16, K);
   const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
@@ -332,7 +341,8 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4)(const 
 
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
  * and j+16 (high). */
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K) {
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const int8_t *qx, const float *dx,
+                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
   (void)s16;
   const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
@@ -361,7 +371,8 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
                                  int64_t n, int64_t K, float *out, int64_t os) {                             \
     if (T == 1) {                                                                                            \
       const float *dx = (const float *)(x8 + K);                                                             \
-      for (int64_t i = 0; i < n; i++) out[i] = QD(qdot_##X)(x8, dx, (const int32_t *)(dx + K / 32), w + i * rb, K); \
+      for (int64_t i = 0; i < n; i++)                                                                        \
+        out[i] = QD(qdot_##X)(x8, dx, (const int32_t *)(dx + K / 32), w + i * rb, K);                       \
       return;                                                                                                \
     }                                                                                                        \
     for (int64_t i = 0; i < n; i++)                                                                          \
