@@ -2,8 +2,8 @@
  * tier) for each quantized type, on 1024-wide rows: "hot" rows stay in L2 (the kernel's
  * own speed), "cold" rows stream from a 400 MB buffer (kernel plus memory). Prints the
  * minimum over repeats, which on a shared machine is the figure that noise disturbs least;
- * compare two builds by alternating them. Each type is timed one row per call
- * (lmx_qdot_fn) and as one call over all rows (lmx_qdotn_fn, what decode runs). Block
+ * compare two builds by alternating them. Each type is timed one row per call and as one
+ * call over all rows (what decode runs: the difference is the per-call cost). Block
  * scales are set to ordinary values (random f16 bytes would include subnormals, which
  * cost several times more on some CPUs).
  *
@@ -50,24 +50,21 @@ int main(int argc, char **argv) {
   int8_t *rec = aligned_alloc(64, (size_t)lmx_x8_bytes(K));
   float x[1024];
   for (int i = 0; i < K; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-  if (!lmx_qdot_for(LMX_Q8_0)) {
+  if (!lmx_qdotn_for(LMX_Q8_0)) {
     fprintf(stderr, "kernel-dots: no fused decode dots on this CPU (tier %s)\n", lmx_isa_name(lmx_isa()));
     return 1;
   }
   printf("tier %s; ns per 1024-wide row (GB/s of weights)\n", lmx_isa_name(lmx_isa()));
   for (size_t t = 0; t < sizeof TYPES / sizeof TYPES[0]; t++) {
-    const lmx_qdot_fn dot = lmx_qdot_for(TYPES[t].dtype);
-    if (!dot || (argc > 1 && strcmp(argv[1], TYPES[t].name) != 0)) continue;
+    const lmx_qdotn_fn dotn = lmx_qdotn_for(TYPES[t].dtype);
+    if (!dotn || (argc > 1 && strcmp(argv[1], TYPES[t].name) != 0)) continue;
     const int64_t rowBytes = K / TYPES[t].block * TYPES[t].bytes, rowsCold = (int64_t)(400e6 / (double)rowBytes),
                   rowsHot = 64;
     uint8_t *w = aligned_alloc(64, (size_t)(rowsCold * rowBytes));
     for (int64_t i = 0; i < rowsCold * rowBytes; i++) w[i] = (uint8_t)rand();
     ordinary_scales(w, rowsCold * rowBytes, (int)t);
     lmx_x8_row(x, K, TYPES[t].dtype, rec);
-    const float *dx = (const float *)(rec + K);
-    const int32_t *s16 = (const int32_t *)(dx + K / 32);
     volatile float sink = 0;
-    const lmx_qdotn_fn dotn = lmx_qdotn_for(TYPES[t].dtype);
     float *outs = malloc(sizeof(float) * (size_t)rowsCold);
     for (int many = 0; many < 2; many++) {
       double ns[2];
@@ -82,7 +79,10 @@ int main(int argc, char **argv) {
               dotn(rec, 0, 1, w, rowBytes, rows, K, outs, 0);
               s += outs[rows - 1];
             } else {
-              for (int64_t i = 0; i < rows; i++) s += dot(rec, dx, s16, w + i * rowBytes, K);
+              for (int64_t i = 0; i < rows; i++) {
+                dotn(rec, 0, 1, w + i * rowBytes, rowBytes, 1, K, outs, 0);
+                s += outs[0];
+              }
             }
           }
           const double dt = now() - t0;

@@ -57,6 +57,50 @@ static void unmap_cb(napi_env env, void *data, void *hint) {
   free(m);
 }
 
+/* An ArrayBuffer of `bytes` over the mapping [addr, addr + len), unmapped when collected;
+ * on failure the mapping is unmapped and a JavaScript error is pending (NULL returned). */
+static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t bytes) {
+  mapping *m = (mapping *)malloc(sizeof *m);
+  if (!m) {
+    munmap(addr, len);
+    THROW("lmx native: out of memory");
+  }
+  m->addr = addr;
+  m->len = len;
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, addr, bytes, unmap_cb, m, &ab) != napi_ok) {
+    munmap(addr, len);
+    free(m);
+    THROW("lmx native: this Node.js does not allow external array buffers");
+  }
+  return ab;
+}
+
+/* The file read-only at a 2 MiB boundary with transparent huge pages asked for, or
+ * MAP_FAILED. Where the kernel keeps the file in 2 MiB page-cache folios (ext4 and xfs on
+ * Linux 6.16+ read it in such folios under MADV_HUGEPAGE), every 2 MiB of weights is then
+ * one TLB entry, and decode, which streams all weights per token, stops paying a page walk
+ * and a halted hardware prefetch every 4 KiB (measured: +6-12% tokens/s on a Q4_K_M
+ * model). Still a plain shared file mapping: no copy, the page cache stays shared. */
+static void *map_huge_aligned(int fd, size_t len) {
+  const size_t huge = (size_t)2 << 20, span = len + huge;
+  char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) return MAP_FAILED;
+  char *aligned = (char *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1));
+  void *addr = mmap(aligned, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  if (addr == MAP_FAILED) {
+    munmap(base, span);
+    return MAP_FAILED;
+  }
+  /* Give back the reservation around the file mapping. */
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t end = ((size_t)(aligned - base) + len + page - 1) / page * page;
+  if (aligned > base) munmap(base, (size_t)(aligned - base));
+  if (end < span) munmap(base + end, span - end);
+  if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
+  return addr;
+}
+
 static napi_value map_file(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   args_of(env, info, 1, argv);
@@ -83,30 +127,7 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
     CHECK(napi_create_arraybuffer(env, 0, &p, &ab));
     return ab;
   }
-  /* The mapping starts on a 2 MiB boundary and asks for transparent huge pages: where the
-   * kernel keeps the file in 2 MiB page-cache folios (ext4 and xfs on Linux 6.16+ read it
-   * in such folios under MADV_HUGEPAGE), every 2 MiB of weights is then one TLB entry, and
-   * decode, which streams all weights per token, stops paying a page walk and a halted
-   * hardware prefetch every 4 KiB (measured: +6-12% tokens/s on a Q4_K_M model). Still a
-   * plain shared file mapping: no copy, the page cache stays shared between processes. */
-  const size_t huge = (size_t)2 << 20;
-  size_t span = len + huge;
-  char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  void *addr = MAP_FAILED;
-  if (base != MAP_FAILED) {
-    char *aligned = (char *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1));
-    addr = mmap(aligned, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
-    if (addr == MAP_FAILED) {
-      munmap(base, span);
-    } else {
-      /* Give back the reservation around the file mapping. */
-      if (aligned > base) munmap(base, (size_t)(aligned - base));
-      const size_t used = (size_t)(aligned - base) + len, page = (size_t)sysconf(_SC_PAGESIZE);
-      const size_t end = (used + page - 1) / page * page;
-      if (end < span) munmap(base + end, span - end);
-      if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
-    }
-  }
+  void *addr = map_huge_aligned(fd, len);
   /* Without room for the aligned reservation, a plain mapping still works. */
   if (addr == MAP_FAILED) addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
@@ -114,15 +135,7 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
     snprintf(msg, sizeof msg, "cannot map %s: %s", path, strerror(errno));
     THROW(msg);
   }
-  mapping *m = (mapping *)malloc(sizeof *m);
-  m->addr = addr;
-  m->len = len;
-  if (napi_create_external_arraybuffer(env, addr, len, unmap_cb, m, &ab) != napi_ok) {
-    munmap(addr, len);
-    free(m);
-    THROW("lmx native: this Node.js does not allow external array buffers");
-  }
-  return ab;
+  return mapping_buffer(env, addr, len, len);
 }
 
 static void free_cb(napi_env env, void *data, void *hint) {
@@ -147,19 +160,7 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
   if (len >= LAZY_BYTES) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) THROW("lmx native: out of memory");
-    mapping *m = (mapping *)malloc(sizeof *m);
-    if (!m) {
-      munmap(p, len);
-      THROW("lmx native: out of memory");
-    }
-    m->addr = p;
-    m->len = len;
-    if (napi_create_external_arraybuffer(env, p, (size_t)bytes, unmap_cb, m, &ab) != napi_ok) {
-      munmap(p, len);
-      free(m);
-      THROW("lmx native: this Node.js does not allow external array buffers");
-    }
-    return ab;
+    return mapping_buffer(env, p, len, (size_t)bytes);
   }
   void *p = aligned_alloc(64, len);
   if (!p) THROW("lmx native: out of memory");

@@ -67,7 +67,7 @@ static inline int lmx_pf_bytes(void) {
   if (v < 0) { const char *e = getenv("LMX_PREFETCH_BYTES"); v = e ? atoi(e) : 2048; }
   return v;
 }
-/* Prefetches the cache lines of a block of `bytes` bytes at q. Kernels read
+/* Prefetches the cache lines of a block of `bytes` bytes at q. The quantized dots read
  * LMX_PREFETCH_BYTES once before their loop and pass p + that distance here (read inside
  * the loop, the compiler re-tested its first-use flag in every iteration). */
 static inline __attribute__((always_inline)) void lmx_prefetch_at(const uint8_t *q, int bytes) {
@@ -171,16 +171,13 @@ static inline float lmx_pow2_half(uint8_t e) {
   return v.f;
 }
 
-/* A fused decode dot of one block-quantized weight row with an activation row prepared by
- * lmx_x8_row (codes qx, one scale per 32 in dx, code sums per 16 in s16 and after it). */
-typedef float (*lmx_qdot_fn)(const int8_t *qx, const float *dx, const int32_t *s16, const uint8_t *w, int64_t K);
-/* The fused dot for this weight type on the active tier (lmx_isa), or NULL. */
-lmx_qdot_fn lmx_qdot_for(int32_t dtype);
-/* The same dot over n consecutive rows (w, w + rb, ...) for T tokens whose records
- * (lmx_x8_row) start xs bytes apart at x8: out[t * os + i] for row i and token t, each
- * with the bits lmx_qdot_fn gives it. */
+/* Fused decode dots of n consecutive block-quantized weight rows (w, w + rb, ...) with T
+ * activation rows prepared by lmx_x8_row (records xs bytes apart at x8: codes, one scale
+ * per 32, code sums per 16 and after them): out[t * os + i] for row i and token t. Every
+ * output has the same bits whatever n and T. */
 typedef void (*lmx_qdotn_fn)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb, int64_t n, int64_t K,
                              float *out, int64_t os);
+/* The fused dots for this weight type on the active tier (lmx_isa), or NULL. */
 lmx_qdotn_fn lmx_qdotn_for(int32_t dtype);
 
 /* Quantizes an activation row to int8 as llama.cpp does for Q8_0 (super = 0) or K-quant

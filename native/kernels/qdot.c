@@ -167,17 +167,6 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
 #undef QD_DPWSSD
 #endif
 
-lmx_qdot_fn lmx_qdot_for(int32_t dtype) {
-  switch (lmx_isa()) {
-#ifdef LMX_X86
-    case LMX_ISA_AVX512: return qdot_for_avx512(dtype);
-    case LMX_ISA_AVXVNNI: return qdot_for_avxvnni(dtype);
-    case LMX_ISA_AVX2: return qdot_for_avx2(dtype);
-#endif
-    default: return NULL;
-  }
-}
-
 lmx_qdotn_fn lmx_qdotn_for(int32_t dtype) {
   switch (lmx_isa()) {
 #ifdef LMX_X86

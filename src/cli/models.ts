@@ -3,10 +3,10 @@ import { capabilities } from "../chat/capabilities.js";
 import { renderModelfile } from "../store/modelfile.js";
 import { modelFacts } from "../store/model-facts.js";
 import type { ResolvedModel } from "../store/resolve.js";
-import { resolveTarget } from "./resolve-model.js";
 import { MediaType } from "../store/manifest.js";
 import { ModelStore } from "../store/store.js";
 import { parseArgs, UsageError } from "./args.js";
+import { resolveTarget } from "./resolve-model.js";
 import { ago, humanBytes, table } from "./format.js";
 import { hostAddress, serverRunning } from "./host.js";
 
@@ -45,7 +45,7 @@ export async function showCommand(argv: string[]): Promise<number> {
     verbose: "boolean",
   });
   const name = positionals[0];
-  if (!name) throw new UsageError("give a model NAME");
+  if (!name) throw new UsageError("give a MODEL: a name, a .gguf file or a model folder");
   const store = new ModelStore();
   // A .gguf file or a model folder is shown as `lmx run` would load it.
   const target = resolveTarget(name);

@@ -464,7 +464,7 @@ describe("cpu results do not depend on the thread count", () => {
 });
 
 describe("decode batches", () => {
-  it("give every token the bits it gets alone, for every quantized type (run-of-rows and per-row dots agree)", async () => {
+  it("give every token the bits it gets alone, for every quantized type (the batch and one-token loops agree)", async () => {
     const cpu = new CpuBackend();
     const K = 512,
       N = 37,
