@@ -10,7 +10,7 @@ import { quantFormat } from "../engine/quant/index.js";
 import { BLOCKS, DType, fromF32, isQuantized, toF32 } from "../engine/tensor/dtype.js";
 import { hfToGguf } from "./convert.js";
 import { readGguf } from "./gguf/read.js";
-import { ggmlType, ggmlTypeOf, type GgufKv, type GgufScalar } from "./gguf/types.js";
+import { ggmlType, ggmlTypeOf, type GgufKv } from "./gguf/types.js";
 import { kv, writeGguf, type GgufTensorOut } from "./gguf/write.js";
 
 export const QUANTIZE_TYPES = ["q8_0", "q4_0", "q6_K", "q5_K_M", "q4_K_M", "mxfp4", "nvfp4"] as const;
@@ -102,7 +102,7 @@ function ggufKvs(path: string): { kvs: GgufKv[]; tensors: GgufTensorOut[] } {
       key,
       type: t.type,
       itemType: t.itemType,
-      value: ArrayBuffer.isView(value) ? Array.from(value as ArrayLike<number>) : (value as GgufScalar),
+      value: ArrayBuffer.isView(value) ? Array.from(value as ArrayLike<number>) : value,
     });
   }
   const tensors = g.tensors.map((t) => ({

@@ -4,6 +4,7 @@ import { readGguf } from "../formats/gguf/read.js";
 import { openModelSource } from "../formats/model-source.js";
 import { fileTypeName, formatParameterSize, parameterCount } from "../formats/gguf/file-type.js";
 import type { GgufValue } from "../formats/gguf/types.js";
+import { StringTable } from "../formats/string-table.js";
 import { capabilities } from "../chat/capabilities.js";
 import type { ResolvedModel } from "./resolve.js";
 
@@ -24,9 +25,14 @@ export interface ModelFacts {
   contextLength: number;
 }
 
+function isArray(v: GgufValue): boolean {
+  return Array.isArray(v) || ArrayBuffer.isView(v) || v instanceof StringTable;
+}
+
 function jsonValue(v: GgufValue): unknown {
   if (typeof v === "bigint") return Number(v);
   if (ArrayBuffer.isView(v)) return Array.from(v as ArrayLike<number>);
+  if (v instanceof StringTable) return [...v];
   return v;
 }
 
@@ -61,7 +67,7 @@ export function modelFacts(m: ResolvedModel, verbose = false): ModelFacts {
   template = m.template ?? template ?? (meta.get("tokenizer.chat_template") as string | undefined);
   const modelInfo: Record<string, unknown> = {};
   for (const [k, v] of meta) {
-    if (!verbose && k.startsWith("tokenizer.ggml.") && Array.isArray(v)) {
+    if (!verbose && k.startsWith("tokenizer.ggml.") && isArray(v)) {
       modelInfo[k] = null;
       continue;
     }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { GgufKv, GgufValue } from "../formats/gguf/types.js";
 import { kv } from "../formats/gguf/write.js";
 import { readJsonFileIf } from "../formats/json-file.js";
+import { StringTable } from "../formats/string-table.js";
 import { ModelFileError } from "../formats/tensor-source.js";
 import { pretokenizerPattern } from "./pretokenize.js";
 import { Tokenizer, type TokenizerSpec } from "./tokenizer.js";
@@ -70,8 +71,8 @@ export function tokenizerFromHf(dir: string): LoadedTokenizer {
   else if (byId(tc.bos_token) >= 0) bosId = byId(tc.bos_token);
   const spec: TokenizerSpec = {
     kind: byteLevel ? "byte-level" : "sentencepiece",
-    vocab,
-    merges,
+    vocab: StringTable.from(vocab),
+    merges: StringTable.from(merges),
     pattern: split?.pattern?.Regex ?? pretokenizerPattern("default"),
     specials: added.map((a) => ({ id: a.id, content: a.content })),
     controlIds: added.filter((a) => a.special).map((a) => a.id),
@@ -93,8 +94,9 @@ export function tokenizerFromHf(dir: string): LoadedTokenizer {
   return { tokenizer: new Tokenizer(spec), chatTemplate, pre };
 }
 
-function strings(v: GgufValue | undefined): string[] | undefined {
-  return Array.isArray(v) && v.every((x) => typeof x === "string") ? (v as string[]) : undefined;
+function strings(v: GgufValue | undefined): StringTable | undefined {
+  if (v instanceof StringTable) return v;
+  return Array.isArray(v) && v.every((x) => typeof x === "string") ? StringTable.from(v as string[]) : undefined;
 }
 
 function numOf(v: GgufValue | undefined): number | undefined {
@@ -118,11 +120,11 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: st
         : 1;
   const specials: { id: number; content: string }[] = [];
   const controlIds: number[] = [];
-  vocab.forEach((t, i) => {
+  for (let i = 0; i < vocab.length; i++) {
     const ty = typeOf(i);
     if (ty === 3) controlIds.push(i);
-    if (ty === 3 || ty === 4) specials.push({ id: i, content: t });
-  });
+    if (ty === 3 || ty === 4) specials.push({ id: i, content: vocab.at(i)! });
+  }
   const scoresV = meta.get("tokenizer.ggml.scores");
   const pre =
     typeof meta.get("tokenizer.ggml.pre") === "string"
@@ -137,7 +139,7 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: st
   const spec: TokenizerSpec = {
     kind: model === "gpt2" ? "byte-level" : "sentencepiece",
     vocab,
-    merges: model === "gpt2" ? (strings(meta.get("tokenizer.ggml.merges")) ?? []) : undefined,
+    merges: model === "gpt2" ? (strings(meta.get("tokenizer.ggml.merges")) ?? StringTable.from([])) : undefined,
     scores: scoresV instanceof Float32Array ? scoresV : undefined,
     pattern: pretokenizerPattern(pre),
     specials,
@@ -162,7 +164,7 @@ export function tokenizerToGguf(t: LoadedTokenizer): GgufKv[] {
     kv.strs("tokenizer.ggml.tokens", s.vocab),
     kv.i32s(
       "tokenizer.ggml.token_type",
-      s.vocab.map((_, i) => (control.has(i) ? 3 : special.has(i) ? 4 : 1)),
+      Array.from({ length: s.vocab.length }, (_, i) => (control.has(i) ? 3 : special.has(i) ? 4 : 1)),
     ),
   ];
   if (s.merges) out.push(kv.strs("tokenizer.ggml.merges", s.merges));

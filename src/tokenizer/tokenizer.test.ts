@@ -6,11 +6,14 @@ import { describe, it } from "node:test";
 import { readGguf } from "../formats/gguf/read.js";
 import { encodeGguf, kv } from "../formats/gguf/write.js";
 import { DEFAULT_MODEL_PATH } from "../model.js";
-import { bpeMerge } from "./bpe.js";
+import { StringTable } from "../formats/string-table.js";
+import { BpeMerger } from "./bpe.js";
 import { completePrefix, Detokenizer } from "./detokenizer.js";
 import { tokenizerFromGguf, tokenizerFromHf, tokenizerToGguf } from "./load.js";
+import { RankedMerges } from "./pair-merges.js";
 import { toJsPattern } from "./pretokenize.js";
 import { Tokenizer } from "./tokenizer.js";
+import { VocabIndex } from "./vocab-index.js";
 
 const hf = tokenizerFromHf(DEFAULT_MODEL_PATH);
 const tok = hf.tokenizer;
@@ -99,7 +102,7 @@ describe("SentencePiece-style BPE", () => {
   pieces.forEach((p, i) => (scores[vocab.length + i] = p.length * 1.0 - i * 0.01));
   const spm = new Tokenizer({
     kind: "sentencepiece",
-    vocab: [...vocab, ...pieces],
+    vocab: StringTable.from([...vocab, ...pieces]),
     scores,
     specials: [
       { id: 1, content: "<s>" },
@@ -115,7 +118,7 @@ describe("SentencePiece-style BPE", () => {
   it("merges by score and prepends the space marker", () => {
     const ids = spm.encode("hello world");
     assert.deepEqual(
-      ids.map((i) => spm.spec.vocab[i]),
+      ids.map((i) => spm.spec.vocab.at(i)),
       ["<s>", "▁hello", "▁world"],
     );
     assert.equal(spm.decode(ids, { skipSpecial: true }), "hello world");
@@ -124,7 +127,7 @@ describe("SentencePiece-style BPE", () => {
   it("falls back to bytes for characters outside the vocabulary", () => {
     const ids = spm.encode("hé", { addBos: false });
     assert.deepEqual(
-      ids.map((i) => spm.spec.vocab[i]),
+      ids.map((i) => spm.spec.vocab.at(i)),
       ["▁", "h", "<0xC3>", "<0xA9>"],
     );
     assert.equal(spm.decode(ids), "hé");
@@ -133,7 +136,10 @@ describe("SentencePiece-style BPE", () => {
 
 describe("BPE merging", () => {
   it("agrees with a naive lowest-rank-first merge", () => {
-    const merges = ["a b", "ab c", "b c", "c d", "ab cd", "abc d", "d d", "dd dd"];
+    const merges = ["a b", "ab c", "b c", "c d", "ab cd", "abc d", "d d", "dd dd", "bc d"];
+    const vocab = ["a", "b", "c", "d", "e", "ab", "abc", "bc", "cd", "abcd", "dd", "dddd", "bcd"];
+    const index = new VocabIndex(StringTable.from(vocab));
+    const merger = new BpeMerger(new RankedMerges(StringTable.from(merges), index));
     const rank = (a: string, b: string) => {
       const i = merges.indexOf(`${a} ${b}`);
       return i < 0 ? undefined : i;
@@ -151,10 +157,29 @@ describe("BPE merging", () => {
         s.splice(best, 2, s[best]! + s[best + 1]!);
       }
     };
-    for (const w of ["abcd", "abcdabcd", "ddddddd", "abcddabc", "cdcdab", "a", ""]) {
-      const sym = Array.from(w);
-      assert.deepEqual(bpeMerge(sym, rank), naive(sym), w);
+    let seed = 3;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const words = ["abcd", "abcdabcd", "ddddddd", "abcddabc", "cdcdab", "bcdbcd", "a", ""];
+    for (let k = 0; k < 300; k++) words.push(Array.from({ length: rnd(24) }, () => "abcde"[rnd(5)]).join(""));
+    for (const w of words) {
+      const chars = Array.from(w);
+      merger.reserve(chars.length);
+      chars.forEach((c, i) => (merger.sym[i] = index.findString(c)));
+      const got: string[] = [];
+      merger.merge(chars.length, (id) => got.push(vocab[id]!));
+      assert.deepEqual(got, naive(chars), w);
     }
+  });
+
+  it("finds tokens by bytes, by text and by concatenation", () => {
+    const words = ["x", "xy", "日本", "🙂", "x y", "", "Ġthe", "<|im_start|>"];
+    const index = new VocabIndex(StringTable.from([...words, "x"]));
+    words.forEach((w, i) => assert.equal(index.findString(w), i, w));
+    assert.equal(index.findString("y"), -1);
+    assert.equal(index.findString("xyz"), -1);
+    assert.equal(index.findConcat(0, 0), -1);
+    assert.equal(index.findConcat(0, 1), -1);
+    assert.equal(index.findConcat(5, 0), 0);
   });
 });
 

@@ -3,16 +3,19 @@
  * Mistral) tokenizers over one vocabulary model. Special tokens are matched literally
  * before BPE; decoding is per token bytes so streaming can stay UTF-8 safe.
  */
-import { bpeMerge, type PairRank } from "./bpe.js";
+import type { StringTable } from "../formats/string-table.js";
+import { BpeMerger } from "./bpe.js";
 import { bytesToUnicode, unicodeToBytes } from "./byte-level.js";
+import { RankedMerges, ScoredMerges } from "./pair-merges.js";
 import { compilePretokenizer } from "./pretokenize.js";
+import { VocabIndex } from "./vocab-index.js";
 
 export interface TokenizerSpec {
   kind: "byte-level" | "sentencepiece";
   /** Token strings by id. */
-  vocab: string[];
+  vocab: StringTable;
   /** Merges "left right" in priority order (absent for score-ranked SentencePiece vocabularies). */
-  merges?: string[];
+  merges?: StringTable;
   /** SentencePiece scores by id: the higher, the earlier a merge producing it applies. */
   scores?: Float32Array;
   /** Pre-tokenizer regex (byte-level). */
@@ -44,37 +47,35 @@ export class Tokenizer {
   readonly bosId: number | undefined;
   readonly eosIds: readonly number[];
   readonly addBos: boolean;
-  private readonly ids = new Map<string, number>();
-  private readonly rank: PairRank;
+  private readonly index: VocabIndex;
+  private readonly merger: BpeMerger;
+  /** Byte-level: the token of each byte's character; SentencePiece: the `<0xXX>` fallback tokens. */
+  private readonly byteIds = new Int32Array(256);
   private readonly pre: RegExp | undefined;
   private readonly specials: { id: number; content: string }[];
   private readonly specialRe: RegExp | undefined;
   private readonly control: Set<number>;
   private readonly bytesById: (Uint8Array | undefined)[] = [];
   private readonly cache = new Map<string, number[]>();
+  private readonly encoder = new TextEncoder();
+  private utf8 = new Uint8Array(256);
 
   constructor(readonly spec: TokenizerSpec) {
     this.vocabSize = spec.vocab.length;
-    spec.vocab.forEach((t, i) => {
-      if (!this.ids.has(t)) this.ids.set(t, i);
-    });
+    this.index = new VocabIndex(spec.vocab);
     this.bosId = spec.bosId;
     this.eosIds = spec.eosIds;
     this.addBos = spec.addBos;
     this.control = new Set(spec.controlIds);
-    if (spec.merges) {
-      const ranks = new Map<string, number>();
-      spec.merges.forEach((m, i) => {
-        if (!ranks.has(m)) ranks.set(m, i);
-      });
-      this.rank = (a, b) => ranks.get(`${a} ${b}`);
-    } else {
-      const scores = spec.scores ?? new Float32Array(spec.vocab.length);
-      this.rank = (a, b) => {
-        const id = this.ids.get(a + b);
-        return id === undefined ? undefined : -scores[id]!;
-      };
-    }
+    this.merger = new BpeMerger(
+      spec.merges ? new RankedMerges(spec.merges, this.index) : new ScoredMerges(this.index, spec.scores),
+    );
+    for (let b = 0; b < 256; b++)
+      this.byteIds[b] = this.index.findString(
+        spec.kind === "byte-level"
+          ? bytesToUnicode(new Uint8Array([b]))
+          : `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+      );
     this.pre = spec.kind === "byte-level" ? compilePretokenizer(spec.pattern ?? "") : undefined;
     this.specials = [...spec.specials].sort((a, b) => b.content.length - a.content.length);
     this.specialRe = this.specials.length
@@ -84,7 +85,8 @@ export class Tokenizer {
 
   /** The id of an exact token string, if the vocabulary has it. */
   tokenId(token: string): number | undefined {
-    return this.ids.get(token);
+    const id = this.index.findString(token);
+    return id < 0 ? undefined : id;
   }
 
   isControl(id: number): boolean {
@@ -123,47 +125,56 @@ export class Tokenizer {
     if (this.spec.kind === "sentencepiece") {
       let s = text.replaceAll(" ", SPIECE_SPACE);
       if (this.spec.addSpacePrefix && atStart) s = SPIECE_SPACE + s;
-      this.encodePiece(Array.from(s), out, true);
+      this.encodeSentencePiece(s, out);
       return;
     }
     for (const m of text.matchAll(this.pre!)) {
       const word = m[0];
       const hit = this.cache.get(word);
       if (hit) {
-        out.push(...hit);
+        for (const id of hit) out.push(id);
         continue;
       }
       const ids: number[] = [];
-      this.encodePiece(Array.from(bytesToUnicode(new TextEncoder().encode(word))), ids, false);
+      this.encodeByteLevel(word, ids);
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
       this.cache.set(word, ids);
-      out.push(...ids);
+      for (const id of ids) out.push(id);
     }
   }
 
-  private encodePiece(symbols: string[], out: number[], byteFallback: boolean): void {
-    for (const sym of bpeMerge(symbols, this.rank)) {
-      const id = this.ids.get(sym);
-      if (id !== undefined) {
+  /** A pre-tokenized word: its UTF-8 bytes as byte tokens, merged. Unknown bytes are dropped. */
+  private encodeByteLevel(word: string, out: number[]): void {
+    if (this.utf8.length < word.length * 3) this.utf8 = new Uint8Array(word.length * 3);
+    const n = this.encoder.encodeInto(word, this.utf8).written;
+    this.merger.reserve(n);
+    const sym = this.merger.sym;
+    for (let i = 0; i < n; i++) sym[i] = this.byteIds[this.utf8[i]!]!;
+    this.merger.merge(n, (id) => {
+      if (id >= 0) out.push(id);
+    });
+  }
+
+  /** Characters as tokens, merged by score; characters outside the vocabulary become byte tokens. */
+  private encodeSentencePiece(s: string, out: number[]): void {
+    const chars = Array.from(s);
+    this.merger.reserve(chars.length);
+    const sym = this.merger.sym;
+    chars.forEach((c, i) => (sym[i] = this.index.findString(c)));
+    this.merger.merge(chars.length, (id, i) => {
+      if (id >= 0) {
         out.push(id);
-        continue;
+        return;
       }
-      for (const b of byteFallback ? new TextEncoder().encode(sym) : unicodeToBytes(sym)) {
-        const bid = this.ids.get(
-          byteFallback
-            ? `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`
-            : bytesToUnicode(new Uint8Array([b])),
-        );
-        if (bid !== undefined) out.push(bid);
-      }
-    }
+      for (const b of this.encoder.encode(chars[i]!)) if (this.byteIds[b]! >= 0) out.push(this.byteIds[b]!);
+    });
   }
 
   /** The bytes token `id` stands for in text (control tokens: their literal content). */
   tokenBytes(id: number): Uint8Array {
     let b = this.bytesById[id];
     if (b) return b;
-    const t = this.spec.vocab[id] ?? "";
+    const t = this.spec.vocab.at(id) ?? "";
     if (this.control.has(id) || this.specials.some((s) => s.id === id)) {
       b = new TextEncoder().encode(t);
     } else if (this.spec.kind === "byte-level") {

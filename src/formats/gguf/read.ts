@@ -1,6 +1,7 @@
 /** GGUF v2/v3 reader: metadata and tensor infos, tensor bytes viewed in the mapped file. */
 import { mapFile } from "../map-file.js";
 import { ModelFileError, type TensorData } from "../tensor-source.js";
+import { StringTable } from "../string-table.js";
 import { ggmlType, GgufValueType, type GgufScalar, type GgufValue } from "./types.js";
 
 export interface GgufTensorInfo extends Omit<TensorData, "dtype"> {
@@ -28,13 +29,13 @@ class Cursor {
   private readonly dv: DataView;
   private readonly td = new TextDecoder("utf-8", { fatal: false });
   constructor(
-    private readonly buf: ArrayBuffer,
+    readonly buffer: ArrayBuffer,
     private readonly file: string,
   ) {
-    this.dv = new DataView(buf);
+    this.dv = new DataView(buffer);
   }
   need(n: number): void {
-    if (this.pos + n > this.buf.byteLength)
+    if (this.pos + n > this.buffer.byteLength)
       throw new ModelFileError(this.file, `truncated GGUF header (needs ${n} bytes at offset ${this.pos})`);
   }
   u8() {
@@ -100,10 +101,17 @@ class Cursor {
       throw new ModelFileError(this.file, `${what} ${v} is out of range`);
     return Number(v);
   }
+  /** Skips a string, returning where its bytes start and end. */
+  strSpan(): [number, number] {
+    const n = this.count("string length");
+    this.need(n);
+    this.pos += n;
+    return [this.pos - n, this.pos];
+  }
   str(): string {
     const n = this.count("string length");
     this.need(n);
-    const s = this.td.decode(new Uint8Array(this.buf, this.pos, n));
+    const s = this.td.decode(new Uint8Array(this.buffer, this.pos, n));
     this.pos += n;
     return s;
   }
@@ -171,9 +179,24 @@ function readValue(c: Cursor, type: number, file: string): GgufValue {
     for (let i = 0; i < n; i++) a[i] = c.u32();
     return a;
   }
+  if (itemType === GgufValueType.STRING) return readStrings(c, n, file);
   const out: GgufScalar[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = readScalar(c, itemType, file);
   return out;
+}
+
+/** A string array as a table over the file's own bytes (vocabularies: no copy, no heap strings). */
+function readStrings(c: Cursor, n: number, file: string): StringTable {
+  const base = c.pos;
+  const starts = new Uint32Array(n),
+    ends = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const [s, e] = c.strSpan();
+    if (e - base > 0xffffffff) throw new ModelFileError(file, "string array larger than 4 GiB");
+    starts[i] = s - base;
+    ends[i] = e - base;
+  }
+  return new StringTable(new Uint8Array(c.buffer, base, c.pos - base), starts, ends);
 }
 
 export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): GgufFile {

@@ -3,6 +3,7 @@
  * size and bytes per block) plus a kernel; `dtype` is set for types the engine computes with.
  */
 import { DType } from "../../engine/tensor/dtype.js";
+import type { StringTable } from "../string-table.js";
 
 export interface GgmlType {
   readonly id: number;
@@ -75,7 +76,8 @@ export enum GgufValueType {
 }
 
 export type GgufScalar = number | bigint | boolean | string;
-export type GgufValue = GgufScalar | GgufScalar[] | Int32Array | Float32Array | Uint32Array;
+/** String arrays read from a file are StringTables (see string-table.ts); other arrays are plain or typed. */
+export type GgufValue = GgufScalar | GgufScalar[] | StringTable | Int32Array | Float32Array | Uint32Array;
 
 /** A metadata entry with its exact GGUF type (the writer needs it; readers are lenient). */
 export interface GgufKv {

@@ -1,5 +1,6 @@
 /** GGUF v3 writer: metadata with exact types, tensors aligned and zero-padded, written atomically. */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { StringTable } from "../string-table.js";
 import { GgufValueType, ggmlType, type GgufKv, type GgufScalar } from "./types.js";
 
 export interface GgufTensorOut {
@@ -145,7 +146,16 @@ export function encodeGguf(kvs: GgufKv[], tensors: GgufTensorOut[], alignment = 
   for (const kv of kvs) {
     s.str(kv.key);
     s.u32(kv.type);
-    if (kv.type === GgufValueType.ARRAY) {
+    if (kv.type === GgufValueType.ARRAY && kv.value instanceof StringTable) {
+      if (kv.itemType !== GgufValueType.STRING) throw new Error(`gguf writer: ${kv.key} holds strings`);
+      s.u32(GgufValueType.STRING);
+      s.u64(kv.value.length);
+      for (let i = 0; i < kv.value.length; i++) {
+        const b = kv.value.bytesAt(i);
+        s.u64(b.length);
+        s.bytes(b);
+      }
+    } else if (kv.type === GgufValueType.ARRAY) {
       const items = Array.from(kv.value as ArrayLike<GgufScalar>);
       s.u32(kv.itemType!);
       s.u64(items.length);
@@ -211,7 +221,7 @@ export const kv = {
   i32: (key: string, value: number): GgufKv => ({ key, type: GgufValueType.I32, value }),
   f32: (key: string, value: number): GgufKv => ({ key, type: GgufValueType.F32, value }),
   bool: (key: string, value: boolean): GgufKv => ({ key, type: GgufValueType.BOOL, value }),
-  strs: (key: string, value: string[]): GgufKv => ({
+  strs: (key: string, value: string[] | StringTable): GgufKv => ({
     key,
     type: GgufValueType.ARRAY,
     itemType: GgufValueType.STRING,
