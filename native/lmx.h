@@ -21,7 +21,8 @@ enum lmx_dtype {
 enum lmx_op {
   OP_GET_ROWS = 1,  /* dst[r] = src0[ids[r]] (any float dtype -> f32) */
   OP_RMS_NORM = 2,  /* dst = src0 / rms(src0) * w, per row of ne0 */
-  OP_MATMUL = 3,    /* dst[T,N] = src0[T,K] . src1[N,K]^T (+ src2 bias[N]) */
+  OP_MATMUL = 3,    /* dst[T,N] = src0[T,K] . src1[N,K]^T (+ src2 bias[N]); with src3 set,
+                       the rows are glu(src0, src3), glu = ip[0] (OP_SWIGLU or OP_GEGLU) */
   OP_ROPE = 4,      /* rotary embedding per head, optional per-head RMSNorm first */
   OP_KV_STORE = 5,  /* write K/V rows into the paged cache */
   OP_ATTENTION = 6, /* causal GQA attention over the paged cache, online softmax */
@@ -102,6 +103,8 @@ void lmx_pool_run(void (*fn)(void *arg, int ith, int nth), void *arg);
 void lmx_pool_barrier(int nth);
 /* This thread's scratch buffer of at least n floats (valid until the next call). */
 float *lmx_scratch(size_t n);
+/* A second per-thread buffer, for one activation row computed while lmx_scratch is in use. */
+float *lmx_scratch_row(size_t n);
 
 /* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
 double lmx_bandwidth_probe(size_t bytes, int repeats);
@@ -191,7 +194,10 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
 int64_t lmx_gemm_q8_rows(void);
 int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T);
 /* Quantizes the node's activations into buf (lmx_gemm_q8_scratch floats), once per thread. */
-void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *buf);
+void lmx_gemm_q8_prepare(const lmx_node *n, int32_t wtype, uint8_t *buf);
+/* Token t's activation row of a matmul node: src0's row, or the GLU of src0 and src3 in
+ * tmp (ne0 floats) when the planner fused the gated activation into the matmul. */
+const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp);
 /* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from a prepared buf,
  * with the kernels of tier isa (enum lmx_isa). */
 void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int isa);
@@ -216,6 +222,8 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth);
 void lmx_k_attention(const lmx_node *n, int ith, int nth);
 void lmx_k_swiglu(const lmx_node *n, int ith, int nth);
 void lmx_k_geglu(const lmx_node *n, int ith, int nth);
+/* One row of the gated activation op (OP_SWIGLU or OP_GEGLU), the same bits as its kernel. */
+void lmx_glu_row(int32_t op, const float *a, const float *b, float *d, int64_t n);
 void lmx_k_add(const lmx_node *n, int ith, int nth);
 
 /* --- sampling --- */

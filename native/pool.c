@@ -156,11 +156,22 @@ void lmx_pool_barrier(int nth) {
 static __thread float *scratch_buf;
 static __thread size_t scratch_cap;
 
-float *lmx_scratch(size_t n) {
-  if (n > scratch_cap) {
-    free(scratch_buf);
-    scratch_buf = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    scratch_cap = scratch_buf ? n : 0;
+static float *grow(float **buf, size_t *cap, size_t n) {
+  if (n > *cap) {
+    free(*buf);
+    *buf = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    *cap = *buf ? n : 0;
   }
-  return scratch_buf;
+  return *buf;
+}
+
+float *lmx_scratch(size_t n) {
+  return grow(&scratch_buf, &scratch_cap, n);
+}
+
+static __thread float *row_buf;
+static __thread size_t row_cap;
+
+float *lmx_scratch_row(size_t n) {
+  return grow(&row_buf, &row_cap, n);
 }

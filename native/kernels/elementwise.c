@@ -82,6 +82,10 @@ static void geglu_span(const float *a, const float *b, float *d, int64_t n, int 
   }
 }
 
+void lmx_glu_row(int32_t op, const float *a, const float *b, float *d, int64_t n) {
+  (op == OP_GEGLU ? geglu_span : swiglu_span)(a, b, d, n, lmx_use_avx2());
+}
+
 void lmx_k_add(const lmx_node *n, int ith, int nth) {
   for_my_elements(n, ith, nth, add_span);
 }

@@ -76,7 +76,9 @@ int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
 
 /* Quantizes token rows of x as the decode path does for this weight type, into quads, with
  * the per-sub-block factors the GEMM needs; missing tokens of the last quad are zeros. */
-void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
+void lmx_gemm_q8_prepare(const lmx_node *n, int32_t wtype, uint8_t *act) {
+  const lmx_tensor *x = n->src[0];
+  float *tmp = n->src[3] ? lmx_scratch_row((size_t)x->ne0) : NULL;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
   /* The multiplier form has one factor per AB activations and takes them as x + 128. */
   const int AB = lmx_mult_ab(wtype), SB = AB ? AB : LMX_UNPACK_SB;
@@ -91,7 +93,7 @@ void lmx_gemm_q8_prepare(const lmx_tensor *x, int32_t wtype, uint8_t *act) {
     uint8_t *quad = act + (t / 4) * ab;
     const int lane = (int)(t % 4);
     float *dxs = (float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
-    lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, super, q, dx, s16);
+    lmx_quantize_x8(lmx_matmul_x_row(n, t, tmp), K, super, q, dx, s16);
     const uint32_t *q4 = (const uint32_t *)q;
     uint32_t *c4 = (uint32_t *)quad + lane;
     for (int64_t g = 0; g < K / 4; g++) c4[4 * g] = q4[g] ^ bias;

@@ -246,21 +246,31 @@ static int super_blocks(int32_t dt) {
   return dt == LMX_Q4_K || dt == LMX_Q5_K || dt == LMX_Q6_K;
 }
 
-/* This thread's scratch for a matmul node (see lmx_k_matmul). */
+const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp) {
+  const lmx_tensor *x = n->src[0], *up = n->src[3];
+  const float *a = (const float *)(x->data + t * x->nb1);
+  if (!up) return a;
+  lmx_glu_row(n->ip[0], a, (const float *)(up->data + t * up->nb1), tmp, x->ne0);
+  return tmp;
+}
+
+/* This thread's scratch for a matmul node (see lmx_k_matmul). A fused gated activation
+ * (src3) exists only with quantized weights, whose activations are always prepared here
+ * row by row; the float paths read src0 directly. */
 static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
   const lmx_tensor *x = n->src[0], *w = n->src[1];
   const int64_t K = x->ne0, T = x->ne1;
+  float *tmp = n->src[3] ? lmx_scratch_row((size_t)K) : NULL;
   if (simd && int8) {
     const int64_t stride = x8_stride(K);
     float *buf = lmx_scratch((size_t)(T * stride));
-    for (int64_t t = 0; t < T; t++)
-      lmx_x8_row((const float *)(x->data + t * x->nb1), K, w->dtype, (int8_t *)(buf + t * stride));
+    for (int64_t t = 0; t < T; t++) lmx_x8_row(lmx_matmul_x_row(n, t, tmp), K, w->dtype, (int8_t *)(buf + t * stride));
     return buf;
   }
   if (!gemv && LMX_IS_QUANT(w->dtype)) {
     /* int8 GEMM: prepared activations, then the claim's panels (gemm_q8.c). */
     float *buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(K, T));
-    lmx_gemm_q8_prepare(x, w->dtype, (uint8_t *)buf);
+    lmx_gemm_q8_prepare(n, w->dtype, (uint8_t *)buf);
     return buf;
   }
   if (simd) return lmx_scratch((size_t)(gemv ? K : T >= PACK_MIN_T ? (PACK_ROWS + 8) * K : ROW_BLOCK * K));
@@ -272,7 +282,7 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
     float *dx = (float *)(q + K);
     int32_t *s16 = (int32_t *)(dx + K / 32);
     for (int64_t t = 0; t < T; t++) {
-      lmx_quantize_x8((const float *)(x->data + t * x->nb1), K, super_blocks(w->dtype), q, dx, s16);
+      lmx_quantize_x8(lmx_matmul_x_row(n, t, tmp), K, super_blocks(w->dtype), q, dx, s16);
       for (int64_t i = 0; i < K; i++) xq[t * K + i] = dx[i / 32] * q[i];
     }
   }

@@ -3,7 +3,7 @@
  * encode nodes and tensors into the flat arrays the executors read. Backends execute
  * plans; they never see the graph.
  */
-import { dtypeBytes } from "./dtype.js";
+import { dtypeBytes, isQuantized } from "./dtype.js";
 import type { Graph, Node, Tensor } from "./graph.js";
 import { NO_BARRIER, OP_FLOATS, OP_INTS, OP_PARAM_INTS, MAX_SRC, Op, TENSOR_FIELDS } from "./ops.js";
 
@@ -28,12 +28,38 @@ export interface EncodedPlan {
   readonly byteOffsets: Float64Array;
 }
 
-/** Replaces `add` followed by an RMSNorm of its result with one fused node. */
-export function fuse(nodes: readonly Node[]): Node[] {
+/**
+ * Fuses hot patterns into one node each: `add` followed by an RMSNorm of its result; a
+ * gated activation (SwiGLU, GeGLU) whose only reader is the next matmul, when that matmul
+ * has quantized weights (it quantizes its activations row by row anyway, so it computes
+ * the GLU of each row there: no [T, ffn] tensor in the arena, no barrier between them).
+ */
+export function fuse(nodes: readonly Node[], outputs: ReadonlySet<Tensor> = new Set()): Node[] {
+  const readers = new Map<Tensor, number>();
+  for (const n of nodes)
+    for (const t of n.src) if (t) readers.set(baseOf(t), (readers.get(baseOf(t)) ?? 0) + 1);
   const out: Node[] = [];
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i]!;
     const next = nodes[i + 1];
+    if (
+      (n.op === Op.SwiGlu || n.op === Op.GeGlu) &&
+      next?.op === Op.Matmul &&
+      next.src[0] === n.dst &&
+      isQuantized(next.src[1]!.dtype) &&
+      readers.get(n.dst) === 1 &&
+      !outputs.has(n.dst)
+    ) {
+      out.push({
+        op: Op.Matmul,
+        dst: next.dst,
+        src: [n.src[0]!, next.src[1]!, next.src[2] ?? null, n.src[1]!, null, null],
+        ints: [n.op],
+        floats: next.floats,
+      });
+      i++;
+      continue;
+    }
     if (n.op === Op.Add && next && next.op === Op.RmsNorm && next.src[0] === n.dst) {
       out.push({
         op: Op.AddRmsNorm,
@@ -138,7 +164,7 @@ function placeActivations(
 }
 
 export function compilePlan(graph: Graph): EncodedPlan {
-  const { nodes, group } = groupNodes(fuse(graph.nodes));
+  const { nodes, group } = groupNodes(fuse(graph.nodes, graph.outputs));
   const { offsets, size } = placeActivations(nodes, group, graph.outputs);
 
   const inputs = new Map<string, { offset: number; length: number }>();

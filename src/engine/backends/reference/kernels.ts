@@ -87,6 +87,19 @@ export function quantizeActivations(x: Float32Array, superBlocks: boolean): Floa
 
 type Kernel = (dst: TensorView, src: (TensorView | null)[], ip: Int32Array, fp: Float32Array) => void;
 
+/** A gated activation of one row: silu(x) * y or gelu_tanh(x) * y. */
+function gluRow(op: number, x: Float32Array, y: Float32Array): Float32Array {
+  const o = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    o[i] =
+      op === Op.GeGlu
+        ? 0.5 * v * (1 + Math.tanh(0.7978845608 * (v + 0.044715 * v * v * v))) * y[i]!
+        : (v / (1 + Math.exp(-v))) * y[i]!;
+  }
+  return o;
+}
+
 const kernels: Record<number, Kernel> = {
   [Op.GetRows](d, [table, ids]) {
     const id = i32(ids!);
@@ -109,15 +122,17 @@ const kernels: Record<number, Kernel> = {
       rmsRow(ps, wr, fp[0]!, out(d, r));
     }
   },
-  [Op.Matmul](d, [x, w, bias], _ip, fp) {
+  [Op.Matmul](d, [x, w, bias, up], ip, fp) {
     const K = x!.ne0;
     const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
     // Quantized weights meet int8 activations in decode (fused integer dots,
     // native/kernels/qdot_x86.h) and prefill (int8 GEMM, gemm_q8.c) alike.
     const int8 = isQuantized(w!.dtype);
     const superBlocks = w!.dtype === DType.Q4_K || w!.dtype === DType.Q5_K || w!.dtype === DType.Q6_K;
+    // A fused gated activation (plan.ts fuse): the rows are glu(x, up).
+    const row = (t: number) => (up ? gluRow(ip[0]!, rowF32(x!, t), rowF32(up, t)) : rowF32(x!, t));
     const xs = Array.from({ length: x!.ne1 }, (_, t) =>
-      int8 ? quantizeActivations(rowF32(x!, t), superBlocks) : rowF32(x!, t),
+      int8 ? quantizeActivations(row(t), superBlocks) : row(t),
     );
     const b = bias ? rowF32(bias, 0) : null;
     for (let n = 0; n < w!.ne1; n++) {
@@ -220,23 +235,10 @@ const kernels: Record<number, Kernel> = {
     }
   },
   [Op.SwiGlu](d, [a, b]) {
-    for (let r = 0; r < a!.ne1; r++) {
-      const x = rowF32(a!, r),
-        y = rowF32(b!, r),
-        o = out(d, r);
-      for (let i = 0; i < x.length; i++) o[i] = (x[i]! / (1 + Math.exp(-x[i]!))) * y[i]!;
-    }
+    for (let r = 0; r < a!.ne1; r++) out(d, r).set(gluRow(Op.SwiGlu, rowF32(a!, r), rowF32(b!, r)));
   },
   [Op.GeGlu](d, [a, b]) {
-    for (let r = 0; r < a!.ne1; r++) {
-      const x = rowF32(a!, r),
-        y = rowF32(b!, r),
-        o = out(d, r);
-      for (let i = 0; i < x.length; i++) {
-        const v = x[i]!;
-        o[i] = 0.5 * v * (1 + Math.tanh(0.7978845608 * (v + 0.044715 * v * v * v))) * y[i]!;
-      }
-    }
+    for (let r = 0; r < a!.ne1; r++) out(d, r).set(gluRow(Op.GeGlu, rowF32(a!, r), rowF32(b!, r)));
   },
   [Op.Add](d, [a, b]) {
     for (let r = 0; r < a!.ne1; r++) {
