@@ -96,7 +96,9 @@ export function tokenizerFromHf(dir: string): LoadedTokenizer {
 
 function strings(v: GgufValue | undefined): StringTable | undefined {
   if (v instanceof StringTable) return v;
-  return Array.isArray(v) && v.every((x) => typeof x === "string") ? StringTable.from(v as string[]) : undefined;
+  return Array.isArray(v) && v.every((x) => typeof x === "string")
+    ? StringTable.from(v as string[])
+    : undefined;
 }
 
 function numOf(v: GgufValue | undefined): number | undefined {
@@ -139,7 +141,8 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: st
   const spec: TokenizerSpec = {
     kind: model === "gpt2" ? "byte-level" : "sentencepiece",
     vocab,
-    merges: model === "gpt2" ? (strings(meta.get("tokenizer.ggml.merges")) ?? StringTable.from([])) : undefined,
+    merges:
+      model === "gpt2" ? (strings(meta.get("tokenizer.ggml.merges")) ?? StringTable.from([])) : undefined,
     scores: scoresV instanceof Float32Array ? scoresV : undefined,
     pattern: pretokenizerPattern(pre),
     specials,

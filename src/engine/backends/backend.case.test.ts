@@ -288,12 +288,20 @@ describe("cpu backend matches the reference backend", () => {
               g.output(out);
               if (keepGlu) g.output(glu); // a GLU result read elsewhere stays its own node
               const ops = compilePlan(g).nodes.map((n) => n.op);
-              assert.equal(ops.includes(op === "swiglu" ? Op.SwiGlu : Op.GeGlu), keepGlu, `${op} node present`);
+              assert.equal(
+                ops.includes(op === "swiglu" ? Op.SwiGlu : Op.GeGlu),
+                keepGlu,
+                `${op} node present`,
+              );
               const p = b.prepare(g);
               await p.execute();
               both.push(p.read(out).slice());
             }
-            assert.deepEqual(both[0], both[1], `${b.name} ${DType[qt]} ${op} T=${T}: fused and unfused differ`);
+            assert.deepEqual(
+              both[0],
+              both[1],
+              `${b.name} ${DType[qt]} ${op} T=${T}: fused and unfused differ`,
+            );
             results.push(both);
           }
           // The AVX2 exp is within 2 ulp of the reference's, and an activation that sits on an
