@@ -76,6 +76,26 @@ static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t by
   return ab;
 }
 
+/* [addr, addr + len) of a fresh reservation aligned to 2 MiB with the slack around it given
+ * back, or MAP_FAILED. prot and flags as for mmap; with fd < 0 anonymous memory. */
+static void *mmap_huge_aligned(size_t len, int prot, int flags, int fd) {
+  const size_t huge = (size_t)2 << 20, span = len + huge;
+  char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) return MAP_FAILED;
+  char *aligned = (char *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1));
+  void *addr = mmap(aligned, len, prot, flags | MAP_FIXED, fd, 0);
+  if (addr == MAP_FAILED) {
+    munmap(base, span);
+    return MAP_FAILED;
+  }
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t end = ((size_t)(aligned - base) + len + page - 1) / page * page;
+  if (aligned > base) munmap(base, (size_t)(aligned - base));
+  if (end < span) munmap(base + end, span - end);
+  if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
+  return addr;
+}
+
 /* The file read-only at a 2 MiB boundary with transparent huge pages asked for, or
  * MAP_FAILED. Where the kernel keeps the file in 2 MiB page-cache folios (ext4 and xfs on
  * Linux 6.16+ read it in such folios under MADV_HUGEPAGE), every 2 MiB of weights is then
@@ -83,22 +103,54 @@ static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t by
  * and a halted hardware prefetch every 4 KiB (measured: +6-12% tokens/s on a Q4_K_M
  * model). Still a plain shared file mapping: no copy, the page cache stays shared. */
 static void *map_huge_aligned(int fd, size_t len) {
-  const size_t huge = (size_t)2 << 20, span = len + huge;
-  char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) return MAP_FAILED;
-  char *aligned = (char *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1));
-  void *addr = mmap(aligned, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
-  if (addr == MAP_FAILED) {
-    munmap(base, span);
-    return MAP_FAILED;
+  return mmap_huge_aligned(len, PROT_READ, MAP_PRIVATE, fd);
+}
+
+/* The whole file read into private anonymous memory in 2 MiB pages (use_mmap=false): no
+ * longer shared with the page cache, but in huge pages whatever folios the page cache
+ * holds (a file cached in 4 KiB folios maps in 4 KiB pages), and read-only once read. */
+static napi_value read_file(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  char path[4096];
+  size_t plen;
+  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen));
+  char msg[4300];
+  int fd = open(path, O_RDONLY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    THROW(msg);
   }
-  /* Give back the reservation around the file mapping. */
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t end = ((size_t)(aligned - base) + len + page - 1) / page * page;
-  if (aligned > base) munmap(base, (size_t)(aligned - base));
-  if (end < span) munmap(base + end, span - end);
-  if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
-  return addr;
+  const size_t len = (size_t)st.st_size;
+  void *addr = len ? mmap_huge_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1) : NULL;
+  if (addr == MAP_FAILED) {
+    close(fd);
+    snprintf(msg, sizeof msg, "cannot read %s into memory: %s", path, strerror(errno));
+    THROW(msg);
+  }
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t r = pread(fd, (char *)addr + done, len - done > ((size_t)1 << 30) ? (size_t)1 << 30 : len - done, (off_t)done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      snprintf(msg, sizeof msg, "cannot read %s: %s", path, r < 0 ? strerror(errno) : "the file shrank while being read");
+      close(fd);
+      munmap(addr, len);
+      THROW(msg);
+    }
+    done += (size_t)r;
+  }
+  close(fd);
+  if (!len) {
+    napi_value ab;
+    void *p;
+    CHECK(napi_create_arraybuffer(env, 0, &p, &ab));
+    return ab;
+  }
+  mprotect(addr, len, PROT_READ);
+  return mapping_buffer(env, addr, len, len);
 }
 
 static napi_value map_file(napi_env env, napi_callback_info info) {
@@ -669,6 +721,7 @@ static napi_value simd_path(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"mapFile", 0, map_file, 0, 0, 0, napi_default, 0},
+      {"readFile", 0, read_file, 0, 0, 0, napi_default, 0},
       {"alloc", 0, alloc_buffer, 0, 0, 0, napi_default, 0},
       {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
       {"execute", 0, execute, 0, 0, 0, napi_default, 0},

@@ -15,6 +15,7 @@ export interface NativeSampleResult {
 
 export interface NativeAddon {
   mapFile(path: string): ArrayBuffer;
+  readFile(path: string): ArrayBuffer;
   alloc(bytes: number): ArrayBuffer;
   createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): object;
   execute(plan: object, samplers: (object | null)[] | null, logitsTensor: number): Promise<Int32Array | null>;

@@ -17,6 +17,7 @@ Flags:
   --runs R            measured runs (default 5)
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
   --batch B           prompt tokens per forward pass (default 512)
+  --no-mmap           read the weights into memory instead of mapping them
   --profile           time per op kind (matmul by weight type, attention, norms,
                       sampling, synchronization), per run, for each phase
   --json              print one JSON object (with peak resident memory, weight and
@@ -28,6 +29,7 @@ const FLAGS = {
   runs: "number",
   threads: "number",
   batch: "number",
+  "no-mmap": "boolean",
   json: "boolean",
   profile: "boolean",
   help: "boolean",
@@ -83,6 +85,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const model = await loadModel(path, {
     threads: flags.threads as number | undefined,
     numCtx: Math.max(nPrompt, nGen) + 1,
+    useMmap: !flags["no-mmap"],
   });
   const engine = model.engine;
   const sampler = engine.backend.createSampler({ temperature: 0 });

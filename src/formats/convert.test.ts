@@ -22,8 +22,8 @@ const dir = mkdtempSync(join(tmpdir(), "lmx-convert-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const tokens = [464, 284, 960, 264, 1190, 1854, 1627, 342, 257, 17, 900, 33];
 
-async function logits(path: string): Promise<Float32Array> {
-  const m = new EngineModel(createBackend("cpu"), openModelSource(path), { numCtx: 64 });
+async function logits(path: string, mmap = true): Promise<Float32Array> {
+  const m = new EngineModel(createBackend("cpu"), openModelSource(path, { mmap }), { numCtx: 64 });
   m.cache.reserve(0, tokens.length);
   await m.forward({
     tokens,
@@ -55,6 +55,13 @@ describe("Hugging Face import and conversion", () => {
     const out = join(dir, "tiny-f32.gguf");
     convertHfToGguf(DEFAULT_MODEL_PATH, out, { outtype: DType.F32 });
     assert.ok(maxRel(await logits(out), await logits(DEFAULT_MODEL_PATH)) < 1e-5);
+  });
+
+  it("weights read into memory (use_mmap false) give the mapped weights' logits, GGUF and folder", async () => {
+    const gguf = join(dir, "tiny-f16.gguf");
+    convertHfToGguf(DEFAULT_MODEL_PATH, gguf, { outtype: DType.F16 });
+    for (const path of [gguf, DEFAULT_MODEL_PATH])
+      assert.deepEqual(await logits(path, false), await logits(path, true), path);
   });
 
   it("sharded safetensors with an index read like the single file", async () => {

@@ -17,7 +17,7 @@ import { writeRandomModel } from "../testing/random-model.js";
 import { readGguf } from "./gguf/read.js";
 import { GgufValueType } from "./gguf/types.js";
 import { encodeGguf, kv, writeGguf } from "./gguf/write.js";
-import { mapFile } from "./map-file.js";
+import { mapFile, readFileInMemory } from "./map-file.js";
 import { openModelSource } from "./model-source.js";
 import { readSafetensors } from "./safetensors.js";
 import { ModelFileError } from "./tensor-source.js";
@@ -201,18 +201,21 @@ describe("GGUF", () => {
 });
 
 describe("mapped files and buffers", () => {
-  it("maps files of every size byte for byte (past 2 MiB too, where the mapping is huge-page aligned)", () => {
+  it("maps and reads files of every size byte for byte (past 2 MiB too, where memory is huge-page aligned)", () => {
     const r = rng(7);
     for (const size of [0, 1, 4095, 4097, (2 << 20) - 3, (2 << 20) + 4099, 5 * (2 << 20) + 17]) {
       const bytes = new Uint8Array(size);
       for (let i = 0; i < size; i += 97) bytes[i] = Math.floor(r() * 256);
       const f = join(dir, `map-${size}.bin`);
       writeFileSync(f, bytes);
-      const m = new Uint8Array(mapFile(f));
-      assert.equal(m.length, size);
-      assert.ok(Buffer.from(m).equals(Buffer.from(bytes)), `mapping of ${size} bytes differs`);
+      for (const load of [mapFile, readFileInMemory]) {
+        const m = new Uint8Array(load(f));
+        assert.equal(m.length, size);
+        assert.ok(Buffer.from(m).equals(Buffer.from(bytes)), `${load.name} of ${size} bytes differs`);
+      }
     }
-    assert.throws(() => mapFile(join(dir, "missing.bin")), /cannot open/);
+    for (const load of [mapFile, readFileInMemory])
+      assert.throws(() => load(join(dir, "missing.bin")), /cannot open .*missing\.bin/);
   });
 
   it("allocates zeroed, writable buffers of every size, lazily backed or not", () => {

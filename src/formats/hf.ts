@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { DType } from "../engine/tensor/dtype.js";
 import type { GgufValue } from "./gguf/types.js";
 import { readJsonFile } from "./json-file.js";
+import { mapFile, type FileLoader } from "./map-file.js";
 import { importNvfp4, MODELOPT_COMPANIONS, modelOptQuantization } from "./modelopt.js";
 import { readSafetensorsFolder } from "./safetensors.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
@@ -70,7 +71,7 @@ export interface HfModel {
   config: Record<string, any>;
 }
 
-export function readHfFolder(dir: string): HfModel {
+export function readHfFolder(dir: string, load: FileLoader = mapFile): HfModel {
   const cfgPath = join(dir, "config.json");
   if (!existsSync(cfgPath)) throw new ModelFileError(dir, "no config.json (not a Hugging Face model folder)");
   const cfg = readJsonFile(cfgPath);
@@ -109,7 +110,7 @@ export function readHfFolder(dir: string): HfModel {
   }
 
   const quant = modelOptQuantization(dir, cfg);
-  const entries = readSafetensorsFolder(dir);
+  const entries = readSafetensorsFolder(dir, load);
   const byName = new Map(entries.map((e) => [e.name, e]));
   const tensors = new Map<string, TensorData>();
   for (const e of entries) {

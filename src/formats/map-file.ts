@@ -1,10 +1,17 @@
-/** Memory-maps a file through the native addon, with a plain read as the fallback. */
+/**
+ * Model files as ArrayBuffers: memory-mapped (the default: zero-copy, shared with the page
+ * cache and with other processes) or read into memory in huge pages (use_mmap=false), both
+ * through the native addon, with a plain read as the fallback.
+ */
 import { readFileSync } from "node:fs";
 import { native } from "../native.js";
 
-export function mapFile(path: string): ArrayBuffer {
+/** How a model file becomes bytes the engine reads. */
+export type FileLoader = (path: string) => ArrayBuffer;
+
+function withFallback(path: string, f: () => ArrayBuffer): ArrayBuffer {
   try {
-    return native().mapFile(path);
+    return f();
   } catch (e) {
     if ((e as Error).message.startsWith("lmx: the native addon")) {
       const b = readFileSync(path);
@@ -12,4 +19,18 @@ export function mapFile(path: string): ArrayBuffer {
     }
     throw e;
   }
+}
+
+export function mapFile(path: string): ArrayBuffer {
+  return withFallback(path, () => native().mapFile(path));
+}
+
+/**
+ * The file read into private memory aligned to 2 MiB pages. Decode streams every weight per
+ * token; a mapping is in huge pages only where the page cache holds the file in 2 MiB
+ * folios, which a busy machine splits over time, while this copy stays in huge pages. It
+ * costs the read at load and is not shared with other processes.
+ */
+export function readFileInMemory(path: string): ArrayBuffer {
+  return withFallback(path, () => native().readFile(path));
 }

@@ -10,6 +10,7 @@ import { readGguf } from "./gguf/read.js";
 import { ggmlType, type GgufValue } from "./gguf/types.js";
 import { readHfFolder } from "./hf.js";
 import { readJsonFileIf } from "./json-file.js";
+import { mapFile, readFileInMemory } from "./map-file.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
 
 /** A tensor as stored; `dtype` is undefined for types the engine cannot compute with yet. */
@@ -44,10 +45,16 @@ function generationDefaults(dir: string): Record<string, number> {
   return out;
 }
 
-export function openModelSource(path: string): ModelSource {
+export interface OpenOptions {
+  /** Memory-map the weights (default) or read them into memory (map-file.ts). */
+  mmap?: boolean;
+}
+
+export function openModelSource(path: string, options: OpenOptions = {}): ModelSource {
   if (!existsSync(path)) throw new ModelFileError(path, "no such file or folder");
+  const load = options.mmap === false ? readFileInMemory : mapFile;
   if (statSync(path).isDirectory()) {
-    const hf = readHfFolder(path);
+    const hf = readHfFolder(path, load);
     return {
       path,
       format: "safetensors",
@@ -57,7 +64,7 @@ export function openModelSource(path: string): ModelSource {
       defaults: generationDefaults(path),
     };
   }
-  const g = readGguf(path);
+  const g = readGguf(path, load(path));
   const tensors = new Map<string, SourceTensor>();
   for (const t of g.tensors) {
     tensors.set(t.name, { ...t, dtype: ggmlType(t.type)?.dtype });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DType } from "../engine/tensor/dtype.js";
-import { mapFile } from "./map-file.js";
+import { mapFile, type FileLoader } from "./map-file.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
 
 const DTYPES: Record<string, { bits: number; dtype?: DType }> = {
@@ -101,7 +101,7 @@ export function readSafetensors(file: string, buffer: ArrayBuffer = mapFile(file
 }
 
 /** Reads every safetensors file of a Hugging Face folder (sharded or not). */
-export function readSafetensorsFolder(dir: string): SafetensorsEntry[] {
+export function readSafetensorsFolder(dir: string, load: FileLoader = mapFile): SafetensorsEntry[] {
   const index = join(dir, "model.safetensors.index.json");
   if (existsSync(index)) {
     let map: Record<string, string>;
@@ -117,12 +117,12 @@ export function readSafetensorsFolder(dir: string): SafetensorsEntry[] {
       const path = join(dirname(index), f);
       if (!existsSync(path))
         throw new ModelFileError(path, "shard listed in model.safetensors.index.json is missing");
-      out.push(...readSafetensors(path));
+      out.push(...readSafetensors(path, load(path)));
     }
     return out;
   }
   const single = join(dir, "model.safetensors");
   if (!existsSync(single))
     throw new ModelFileError(dir, "no model.safetensors or model.safetensors.index.json");
-  return readSafetensors(single);
+  return readSafetensors(single, load(single));
 }

@@ -10,7 +10,7 @@ type Kind = "int" | "float" | "bool" | "strings";
 interface Param {
   kind: Kind;
   /** The GenerateOptions key, or "numCtx"/"numThread" handled by the loader; absent = ignored. */
-  key?: keyof GenerateOptions | "numCtx" | "numThread";
+  key?: keyof GenerateOptions | "numCtx" | "numThread" | "useMmap";
 }
 
 export const OLLAMA_PARAMETERS: Record<string, Param> = {
@@ -32,7 +32,7 @@ export const OLLAMA_PARAMETERS: Record<string, Param> = {
   typical_p: { kind: "float" },
   num_gpu: { kind: "int" },
   main_gpu: { kind: "int" },
-  use_mmap: { kind: "bool" },
+  use_mmap: { kind: "bool", key: "useMmap" },
   numa: { kind: "bool" },
 };
 
@@ -43,6 +43,8 @@ export interface ModelOptions {
   generate: GenerateOptions;
   numCtx?: number;
   numThread?: number;
+  /** false: read the weights into memory instead of mapping them (LoadOptions.useMmap). */
+  useMmap?: boolean;
 }
 
 function checkValue(name: string, kind: Kind, v: unknown): unknown {
@@ -81,6 +83,8 @@ export function fromOllamaOptions(raw: unknown): ModelOptions {
       out.numCtx = value as number;
     } else if (p.key === "numThread") {
       if ((value as number) > 0) out.numThread = value as number;
+    } else if (p.key === "useMmap") {
+      out.useMmap = value as boolean;
     } else if (p.key) (out.generate as Record<string, unknown>)[p.key] = value;
   }
   return out;

@@ -114,6 +114,7 @@ process.on("message", async (m: ToRunner) => {
           numParallel: m.numParallel,
           threads: m.threads,
           template: m.template,
+          useMmap: m.useMmap,
         });
         send({
           t: "ready",

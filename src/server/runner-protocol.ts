@@ -11,6 +11,8 @@ export interface LoadRequest {
   threads?: number;
   /** A Jinja chat template that replaces the model's own. */
   template?: string;
+  /** false reads the weights into memory (LoadOptions.useMmap). */
+  useMmap?: boolean;
 }
 
 export type RunInput = { raw: string } | { messages: ChatMessage[]; tools?: unknown[]; think?: boolean };

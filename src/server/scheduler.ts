@@ -30,10 +30,17 @@ export interface ModelRef {
   template?: string;
 }
 
+/** Settings a request may ask a model to be loaded with; a loaded model that differs is reloaded once idle. */
+export interface LoadSettings {
+  numCtx?: number;
+  useMmap?: boolean;
+}
+
 export interface LoadedModel {
   ref: ModelRef;
   client: RunnerClient;
   numCtx: number | undefined;
+  useMmap: boolean;
   refs: number;
   lastUsed: number;
   /** Epoch ms when it unloads; Infinity = never; null while in use. */
@@ -71,15 +78,17 @@ export class Scheduler {
   }
 
   /** A loaded model for one request; call release() when the request ends. */
-  async acquire(ref: ModelRef, numCtx?: number): Promise<LoadedModel> {
-    const want = numCtx ?? this.o.contextLength;
+  async acquire(ref: ModelRef, settings: LoadSettings = {}): Promise<LoadedModel> {
+    const want = settings.numCtx ?? this.o.contextLength;
+    const mmap = settings.useMmap;
     for (;;) {
       const cur = this.loaded.get(ref.name);
       if (
         cur &&
         cur.client.alive &&
         cur.ref.digest === ref.digest &&
-        (want === undefined || cur.numCtx === want || cur.refs > 0)
+        (cur.refs > 0 ||
+          ((want === undefined || cur.numCtx === want) && (mmap === undefined || cur.useMmap === mmap)))
       ) {
         this.hold(cur);
         return cur;
@@ -94,7 +103,7 @@ export class Scheduler {
         await inflight.catch(() => {});
         continue;
       }
-      const p = this.load(ref, want);
+      const p = this.load(ref, want, mmap ?? true);
       this.loading.set(ref.name, p);
       try {
         const m = await p;
@@ -150,7 +159,7 @@ export class Scheduler {
     return new Promise((r) => this.waiters.push(r));
   }
 
-  private async load(ref: ModelRef, numCtx: number | undefined): Promise<LoadedModel> {
+  private async load(ref: ModelRef, numCtx: number | undefined, useMmap: boolean): Promise<LoadedModel> {
     const estimate = estimateMemory(ref.path, numCtx ?? 4096, this.o.numParallel);
     // Make room: least recently used idle models go first.
     for (;;) {
@@ -171,6 +180,7 @@ export class Scheduler {
       numParallel: this.o.numParallel,
       threads: this.o.threads,
       template: ref.template,
+      useMmap,
     });
     const i = client.info;
     this.o.log.info(
@@ -181,6 +191,7 @@ export class Scheduler {
       ref,
       client,
       numCtx,
+      useMmap,
       refs: 0,
       lastUsed: Date.now(),
       expiresAt: null,

@@ -442,6 +442,25 @@ describe("lmx serve with official clients", () => {
     assert.notEqual(srv.service.scheduler.loaded.get("tiny:latest")!.client.pid, pid);
   });
 
+  it("use_mmap false reloads the model with its weights read into memory; the answer is the same", async () => {
+    const ask = (options: Record<string, unknown>) =>
+      ollama.generate({
+        model: "tiny",
+        prompt: "Once upon a time",
+        raw: true,
+        options: { ...GREEDY, ...options },
+      });
+    const mapped = await ask({ use_mmap: true });
+    const pid = srv.service.scheduler.loaded.get("tiny:latest")!.client.pid;
+    const read = await ask({ use_mmap: false });
+    const loaded = srv.service.scheduler.loaded.get("tiny:latest")!;
+    assert.equal(loaded.useMmap, false);
+    assert.notEqual(loaded.client.pid, pid);
+    assert.equal(read.response, mapped.response);
+    await ask({}); // no preference: the loaded model serves it as it is
+    assert.equal(srv.service.scheduler.loaded.get("tiny:latest")!.client.pid, loaded.client.pid);
+  });
+
   it("bad input gets a 4xx with a clear message in each API's shape", async () => {
     const cases: [string, unknown, number, RegExp][] = [
       ["/api/chat", "{not json", 400, /invalid JSON/],

@@ -16,7 +16,7 @@ import { HttpError } from "./http.js";
 import type { Logger } from "./log.js";
 import { RunnerError } from "./runner-client.js";
 import type { RunInput, TokenLogprob } from "./runner-protocol.js";
-import type { LoadedModel, ModelRef, Scheduler } from "./scheduler.js";
+import type { LoadedModel, LoadSettings, ModelRef, Scheduler } from "./scheduler.js";
 
 export interface ResolvedModel extends Stored {
   ref: ModelRef;
@@ -107,7 +107,7 @@ export class Service {
       const req = fromOllamaOptions(request);
       return {
         generate: { ...stored.generate, ...req.generate },
-        numCtx: req.numCtx ?? stored.numCtx,
+        load: { numCtx: req.numCtx ?? stored.numCtx, useMmap: req.useMmap ?? stored.useMmap },
       };
     } catch (e) {
       if (e instanceof OptionError) throw new HttpError(400, e.message);
@@ -116,10 +116,13 @@ export class Service {
   }
 
   /** Loads (or finds) the model; the caller must release it. */
-  async acquire(m: ResolvedModel, numCtx?: number): Promise<{ loaded: LoadedModel; loadMs: number }> {
+  async acquire(
+    m: ResolvedModel,
+    settings: LoadSettings = {},
+  ): Promise<{ loaded: LoadedModel; loadMs: number }> {
     const t0 = performance.now();
     try {
-      const loaded = await this.scheduler.acquire(m.ref, numCtx);
+      const loaded = await this.scheduler.acquire(m.ref, settings);
       return { loaded, loadMs: performance.now() - t0 };
     } catch (e) {
       if (e instanceof RunnerError) throw new HttpError(e.status, `failed to load ${m.name}: ${e.message}`);
@@ -131,7 +134,7 @@ export class Service {
     const t0 = performance.now();
     const o = this.options(r.model, r.options);
     const tools = "messages" in r.input && !!r.input.tools?.length;
-    const { loaded, loadMs } = await this.acquire(r.model, o.numCtx);
+    const { loaded, loadMs } = await this.acquire(r.model, o.load);
     let parser: OutputParser | undefined;
     let sawToolCalls = false;
     try {
@@ -197,7 +200,7 @@ export class Service {
   ): Promise<{ embeddings: Float32Array[]; promptTokens: number; loadNs: number; totalNs: number }> {
     const t0 = performance.now();
     const opts = this.options(m, o.options);
-    const { loaded, loadMs } = await this.acquire(m, opts.numCtx);
+    const { loaded, loadMs } = await this.acquire(m, opts.load);
     try {
       const r = await loaded.client.embed(inputs, o.truncate);
       return { ...r, loadNs: ns(loadMs), totalNs: ns(performance.now() - t0) };
