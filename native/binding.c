@@ -235,6 +235,11 @@ typedef struct {
 static void plan_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   plan_box *b = (plan_box *)data;
+  if (b->plan.share) {
+    for (int s = 0; s < 2; s++)
+      if (b->plan.share->slot[s]) munmap(b->plan.share->slot[s], b->plan.share->map_bytes);
+    free(b->plan.share);
+  }
   for (uint32_t i = 0; i < b->n_refs; i++) napi_delete_reference(env, b->refs[i]);
   free(b->refs);
   free(b->plan.nodes);
@@ -253,6 +258,38 @@ static void *typed_data(napi_env env, napi_value v, size_t *count) {
   if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok) return NULL;
   *count = len;
   return data;
+}
+
+/* Slots for the prepared activations of the plan's int8 GEMMs (prefill with quantized
+ * weights), sized for the largest: threads quantize them together once per node, or once
+ * for the nodes of a group that read the same tensor, instead of each its own copy.
+ * Lazily backed, so a decode plan costs nothing. NULL on success, else an error. */
+static const char *share_gemm_activations(lmx_plan *plan) {
+  size_t need = 0;
+  for (int i = 0; i < plan->n_nodes; i++) {
+    const lmx_node *n = &plan->nodes[i];
+    if (n->op != OP_MATMUL || !n->src[0] || !n->src[1] || !LMX_IS_QUANT(n->src[1]->dtype) || lmx_matmul_is_gemv(n)) continue;
+    const size_t b = lmx_gemm_q8_act_bytes_total(n->src[0]->ne0, n->src[0]->ne1);
+    if (b > need) need = b;
+  }
+  if (!need) return NULL;
+  lmx_act_share *sh = (lmx_act_share *)calloc(1, sizeof *sh);
+  if (!sh) return "createPlan: out of memory";
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  sh->bytes = need;
+  sh->map_bytes = (need + page - 1) / page * page;
+  for (int s = 0; s < 2; s++) {
+    void *p = mmap(NULL, sh->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      if (s) munmap(sh->slot[0], sh->map_bytes);
+      free(sh);
+      return "createPlan: out of memory";
+    }
+    sh->slot[s] = (uint8_t *)p;
+  }
+  plan->share = sh;
+  for (int i = 0; i < plan->n_nodes; i++) plan->nodes[i].share = sh;
+  return NULL;
 }
 
 /* createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]) */
@@ -328,7 +365,9 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
     nd->ip = o + 2 + LMX_MAX_SRC;
     nd->fp = b->plan.floats + (size_t)i * LMX_OP_FLOATS;
     nd->work = &b->plan.counters[i];
+    nd->group = i == 0 ? 0 : b->plan.nodes[i - 1].group + nd->wait;
   }
+  if (!err) err = share_gemm_activations(&b->plan);
   free(bases);
   free(lens);
   if (err) {

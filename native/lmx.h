@@ -49,6 +49,15 @@ typedef struct {
   int64_t ne0, ne1, nb1;
 } lmx_tensor;
 
+/* Prepared int8 activations of the prefill GEMM, shared by a plan's threads: two slots,
+ * each quantized once by all threads together (gemm_q8.c, lmx_gemm_q8_activations). */
+typedef struct {
+  uint8_t *slot[2];
+  size_t bytes;     /* of each slot */
+  size_t map_bytes; /* of each slot's mapping */
+  int64_t run;      /* id of the current execution: each starts with the slots empty */
+} lmx_act_share;
+
 /* One decoded instruction. ip[] and fp[] are op-specific parameters. */
 typedef struct {
   int32_t op;
@@ -58,6 +67,8 @@ typedef struct {
   const float *fp;   /* LMX_OP_FLOATS floats */
   _Atomic int64_t *work; /* work counter for kernels that hand out chunks dynamically */
   int wait;              /* all threads must finish the previous node first */
+  int group;             /* index of the node's barrier group in the plan */
+  lmx_act_share *share;  /* the plan's shared GEMM activations, or NULL */
 } lmx_node;
 
 /* Claims the next `chunk` units of a node's work; returns the first (>= total when done).
@@ -74,6 +85,7 @@ typedef struct {
   lmx_tensor *tensors;
   int32_t *ints;
   float *floats;
+  lmx_act_share *share;
 } lmx_plan;
 
 /* Kernels run on every thread: thread ith of nth does its share, no thread allocates. */
@@ -192,15 +204,24 @@ int lmx_mult_ab(int32_t dtype);
  * two scales of a pair are more than ~2^11 apart): that row needs another path. */
 int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride);
 int64_t lmx_gemm_q8_rows(void);
-int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T);
-/* Quantizes the node's activations into buf (lmx_gemm_q8_scratch floats), once per thread. */
-void lmx_gemm_q8_prepare(const lmx_node *n, int32_t wtype, uint8_t *buf);
+/* Bytes of a GEMM node's prepared activations (K per token, T tokens). */
+size_t lmx_gemm_q8_act_bytes_total(int64_t K, int64_t T);
+/* Floats of scratch one thread needs for a GEMM node: its work area, plus the prepared
+ * activations unless the plan shares them (lmx_gemm_q8_shares). */
+int64_t lmx_gemm_q8_scratch(const lmx_node *n);
+int lmx_gemm_q8_shares(const lmx_node *n);
+/* The node's prepared activations: from the plan's shared slots (every thread must call
+ * this, once per node: quantizing into a slot is split across threads and ends in a
+ * barrier; q/k/v and gate/up of one barrier group reuse a slot) or, without a share,
+ * quantized by this thread into its scratch. work: lmx_gemm_q8_scratch floats. */
+const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, float *work);
 /* Token t's activation row of a matmul node: src0's row, or the GLU of src0 and src3 in
  * tmp (ne0 floats) when the planner fused the gated activation into the matmul. */
 const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp);
-/* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from a prepared buf,
- * with the kernels of tier isa (enum lmx_isa). */
-void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *buf, int isa);
+/* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from the prepared
+ * activations act, with the kernels of tier isa (enum lmx_isa); work as for
+ * lmx_gemm_q8_activations. */
+void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, float *work, int isa);
 
 /* --- quantizers (kernels/quantize_k.c, kernels/quantize_fp4.c) --- */
 /* Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K rows (ggml's quantizers; importance-weighted with

@@ -47,10 +47,8 @@ static int64_t quads(int64_t T) {
   return (T + 3) / 4;
 }
 
-/* A thread's scratch: prepared activations for T tokens, then the work area (panels of
- * one claim, one row being unpacked; during preparation, one token's codes). */
-static uint8_t *work_area(uint8_t *buf, int64_t K, int64_t T) {
-  return buf + quads(T) * lmx_gemm_q8_act_bytes(K);
+size_t lmx_gemm_q8_act_bytes_total(int64_t K, int64_t T) {
+  return (size_t)(quads(T) * lmx_gemm_q8_act_bytes(K));
 }
 
 /* Bytes of one panel of pw rows: the codes, then the factors of the weight type's form
@@ -66,34 +64,44 @@ static int64_t panels_bytes(int64_t K) {
   return panel_bytes(LMX_NVFP4, K, GEMM_ROWS);
 }
 
-/* Scratch floats one thread needs (see work_area): prepared activations, the claim's
- * panels, and 8 rows being unpacked (their codes, with per 16 or 32 up to two factors and
- * per 32 or more one). */
-int64_t lmx_gemm_q8_scratch(int64_t K, int64_t T) {
-  const int64_t row = 8 * K + 8 * (K / 16) * 4 + 8 * (K / 32) * 4;
-  return (quads(T) * lmx_gemm_q8_act_bytes(K) + panels_bytes(K) + row) / 4 + 64;
+/* A thread's work area: the panels of one claim, then 8 rows being unpacked (their codes,
+ * with per 16 or 32 up to two factors and per 32 or more one). While activations are
+ * being quantized, the panels' space holds one token's codes and factors instead. */
+static int64_t work_bytes(int64_t K) {
+  return (panels_bytes(K) + 8 * K + 8 * (K / 16) * 4 + 8 * (K / 32) * 4 + 63) / 64 * 64;
 }
 
-/* Quantizes token rows of x as the decode path does for this weight type, into quads, with
- * the per-sub-block factors the GEMM needs; missing tokens of the last quad are zeros. */
-void lmx_gemm_q8_prepare(const lmx_node *n, int32_t wtype, uint8_t *act) {
+int lmx_gemm_q8_shares(const lmx_node *n) {
+  return n->share && lmx_gemm_q8_act_bytes_total(n->src[0]->ne0, n->src[0]->ne1) <= n->share->bytes;
+}
+
+int64_t lmx_gemm_q8_scratch(const lmx_node *n) {
+  const int64_t K = n->src[0]->ne0, T = n->src[0]->ne1;
+  return (work_bytes(K) + (lmx_gemm_q8_shares(n) ? 0 : (int64_t)lmx_gemm_q8_act_bytes_total(K, T))) / 4 + 16;
+}
+
+/* Quantizes tokens [4 q0, 4 q1) of the node's activations as the decode path does for this
+ * weight type, into their quads with the per-sub-block factors the GEMM needs; missing
+ * tokens of the last quad are zeros. tmp: K + K / 32 * 4 + K / 16 * 4 bytes. */
+static void prepare_quads(const lmx_node *n, int32_t wtype, uint8_t *act, int64_t q0, int64_t q1, uint8_t *tmp) {
   const lmx_tensor *x = n->src[0];
-  float *tmp = n->src[3] ? lmx_scratch_row((size_t)x->ne0) : NULL;
+  float *glu = n->src[3] ? lmx_scratch_row((size_t)x->ne0) : NULL;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
   /* The multiplier form has one factor per AB activations and takes them as x + 128. */
   const int AB = lmx_mult_ab(wtype), SB = AB ? AB : LMX_UNPACK_SB;
   const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
   const uint32_t bias = AB ? 0x80808080u : 0;
   const int64_t nsb = K / SB;
-  int8_t *q = (int8_t *)work_area(act, K, T);
+  int8_t *q = (int8_t *)tmp;
   float *dx = (float *)(q + K);
   int32_t *s16 = (int32_t *)(dx + K / 32);
-  memset(act + (quads(T) - 1) * ab, 0, (size_t)ab);
-  for (int64_t t = 0; t < T; t++) {
+  if (q1 == quads(T) && q1 > q0) memset(act + (q1 - 1) * ab, 0, (size_t)ab);
+  const int64_t tEnd = 4 * q1 < T ? 4 * q1 : T;
+  for (int64_t t = 4 * q0; t < tEnd; t++) {
     uint8_t *quad = act + (t / 4) * ab;
     const int lane = (int)(t % 4);
     float *dxs = (float *)(quad + 4 * K), *xos = dxs + 4 * nsb;
-    lmx_quantize_x8(lmx_matmul_x_row(n, t, tmp), K, super, q, dx, s16);
+    lmx_quantize_x8(lmx_matmul_x_row(n, t, glu), K, super, q, dx, s16);
     const uint32_t *q4 = (const uint32_t *)q;
     uint32_t *c4 = (uint32_t *)quad + lane;
     for (int64_t g = 0; g < K / 4; g++) c4[4 * g] = q4[g] ^ bias;
@@ -104,6 +112,69 @@ void lmx_gemm_q8_prepare(const lmx_node *n, int32_t wtype, uint8_t *act) {
       if (!AB) xos[4 * b + lane] = d * (float)(s16[2 * b] + s16[2 * b + 1]);
     }
   }
+}
+
+/* What a thread knows of the plan's shared slots in the current execution. Every thread
+ * runs the same nodes in the same order, so each one's copy makes the same decisions and
+ * all reach the same barriers. A slot is reused only within the barrier group it was
+ * filled in: later groups may have overwritten the arena tensor it was made from. */
+typedef struct {
+  const void *x, *up;
+  int64_t K, T;
+  int32_t format, group;
+} act_key;
+
+static __thread struct {
+  const lmx_act_share *share;
+  int64_t run;
+  int group, fills, cur, valid[2];
+  act_key key[2];
+} S;
+
+/* The activation layouts lmx_quantize_x8 and prepare_quads produce per weight type. */
+static int32_t act_format(int32_t wtype) {
+  const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
+  return lmx_mult_ab(wtype) * 4 + super;
+}
+
+const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, float *work) {
+  const lmx_tensor *x = n->src[0];
+  const int64_t K = x->ne0, T = x->ne1;
+  const int32_t wtype = n->src[1]->dtype;
+  uint8_t *w8 = (uint8_t *)work;
+  if (!lmx_gemm_q8_shares(n)) {
+    uint8_t *act = w8 + work_bytes(K);
+    prepare_quads(n, wtype, act, 0, quads(T), w8);
+    return act;
+  }
+  const lmx_act_share *share = n->share;
+  if (S.share != share || S.run != share->run) {
+    S.share = share;
+    S.run = share->run;
+    S.valid[0] = S.valid[1] = 0;
+    S.cur = 0;
+    S.group = -1;
+  }
+  if (S.group != n->group) {
+    S.group = n->group;
+    S.fills = 0;
+  }
+  const act_key k = {x->data, n->src[3] ? n->src[3]->data : NULL, K, T, act_format(wtype), n->group};
+  for (int s = 0; s < 2; s++)
+    if (S.valid[s] && !memcmp(&S.key[s], &k, sizeof k)) return share->slot[s];
+  /* The first two fills of a group go to slots last filled in earlier groups, whose
+   * readers all finished at the group's barrier; a third must wait for this group's. */
+  if (S.fills >= 2) lmx_pool_barrier(nth);
+  S.fills++;
+  const int s = S.cur ^ 1;
+  S.cur = s;
+  S.key[s] = k;
+  S.valid[s] = 1;
+  int64_t lo, hi;
+  lmx_split(quads(T), 1, ith, nth, &lo, &hi);
+  prepare_quads(n, wtype, share->slot[s], lo, hi, w8);
+  lmx_pool_barrier(nth);
+  return share->slot[s];
 }
 
 #ifdef LMX_X86
@@ -599,8 +670,8 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
 #endif
 }
 
-/* dst rows [lo, hi) for every token (hi - lo <= GEMM_ROWS); act from lmx_gemm_q8_prepare. */
-void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int isa) {
+/* dst rows [lo, hi) for every token (hi - lo <= GEMM_ROWS); act from lmx_gemm_q8_activations. */
+void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, float *work, int isa) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K), nq = quads(T);
   const int SB = LMX_UNPACK_SB, sgn = w->dtype == LMX_Q8_0;
@@ -610,7 +681,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, uint8_t *act, int is
   const panel_fn kernel = panel_kernel(isa, w->dtype);
   /* The node's output scale (NVFP4's per-tensor scale) goes into the panels' factors. */
   const float scale = n->fp[0] != 0 ? n->fp[0] : 1;
-  uint8_t *panels = work_area(act, K, T);
+  uint8_t *panels = (uint8_t *)work;
   float *rowbuf = (float *)(panels + panels_bytes(K));
   const int AB = lmx_mult_ab(w->dtype), form = panel_form(w->dtype);
   uint32_t wide[GEMM_ROWS / 8] = {0};

@@ -267,12 +267,6 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
     for (int64_t t = 0; t < T; t++) lmx_x8_row(lmx_matmul_x_row(n, t, tmp), K, w->dtype, (int8_t *)(buf + t * stride));
     return buf;
   }
-  if (!gemv && LMX_IS_QUANT(w->dtype)) {
-    /* int8 GEMM: prepared activations, then the claim's panels (gemm_q8.c). */
-    float *buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(K, T));
-    lmx_gemm_q8_prepare(n, w->dtype, (uint8_t *)buf);
-    return buf;
-  }
   if (simd) return lmx_scratch((size_t)(gemv ? K : T >= PACK_MIN_T ? (PACK_ROWS + 8) * K : ROW_BLOCK * K));
   /* Scalar: a decoded weight row, then (int8 decode) x dequantized from its int8 codes. */
   float *buf = lmx_scratch((size_t)(K * (int8 ? 1 + T : 1) + x8_stride(K)));
@@ -318,13 +312,20 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
    * with panel space for the int8 GEMM of quantized weights), a weight row block (float
    * GEMM), or for the scalar decode a decoded row plus x as the SIMD path sees it. */
   float *buf = NULL;
+  /* int8 GEMM: the prepared activations (shared by the threads where the plan allows;
+   * every thread takes part, claims or not), then the claims' panels (gemm_q8.c). */
+  const uint8_t *act = NULL;
+  if (q8gemm) {
+    buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(n));
+    act = lmx_gemm_q8_activations(n, ith, nth, buf);
+  }
   for (;;) {
     const int64_t lo = lmx_claim(n, chunk);
     if (lo >= N) break;
     const int64_t hi = lo + chunk < N ? lo + chunk : N;
     if (!buf) buf = prepare(n, gemv, int8, simd);
     if (q8gemm) {
-      lmx_gemm_q8(n, lo, hi, (uint8_t *)buf, lmx_isa());
+      lmx_gemm_q8(n, lo, hi, act, buf, lmx_isa());
     }
 #ifdef LMX_X86
     else if (simd) {

@@ -505,6 +505,54 @@ describe("cpu results do not depend on the thread count", () => {
   });
 });
 
+describe("shared GEMM activations", () => {
+  // Prefill GEMMs with quantized weights quantize their activations once for all threads,
+  // and matmuls of one barrier group reading the same tensor in the same layout reuse it.
+  // Four matmuls of x in three layouts (a third fill in one group), then two of different
+  // tensors in one layout, then the same shapes again in a later group (the arena reuses
+  // memory, so a stale slot would be read if reuse crossed groups).
+  const K = 256,
+    T = 41;
+  const w = (qt: DType, seed: number) =>
+    randomBlocks(qt, (K * K) / BLOCKS[qt]!.size, seed).buffer as ArrayBuffer;
+  const weights = [DType.Q4_K, DType.Q8_0, DType.Q6_K, DType.Q4_K, DType.Q4_K, DType.Q4_K].map((qt, i) => ({
+    qt,
+    buf: w(qt, 300 + i),
+  }));
+  const build = (g: Graph) => {
+    const W = (i: number) => g.bind(`w${i}`, weights[i]!.qt, K, K, weights[i]!.buf);
+    let h = rand(g, "x", T, K, 31, DType.F32, 0.5);
+    for (let layer = 0; layer < 2; layer++) {
+      const [a, b, c, d] = [0, 1, 2, 3].map((i) => g.matmul(h, W(i)));
+      h = g.add(g.matmul(g.add(a!, b!), W(4)), g.matmul(g.add(c!, d!), W(5)));
+      h = g.rmsNorm(h, null, 1e-6);
+    }
+    // An odd number of fills per run: each run must start from the same slot on every
+    // thread, whichever threads ran the runs before.
+    return g.matmul(h, W(0));
+  };
+
+  it("give the reference's values and the same bits on 1, 2 and 3 threads", async () => {
+    const [ref] = await runBoth((g) => ({ out: build(g) }));
+    const cpu = new CpuBackend();
+    const before = native().threads();
+    const got: Float32Array[] = [];
+    for (const threads of [1, 2, 3]) {
+      native().setThreads(threads);
+      const g = new Graph();
+      const out = g.output(build(g));
+      const p = cpu.prepare(g);
+      for (let run = 0; run < 4; run++) {
+        await p.execute();
+        got.push(p.read(out).slice());
+      }
+    }
+    native().setThreads(before);
+    for (const o of got.slice(1)) assert.deepEqual(o, got[0]);
+    assertClose(got[0]!, ref!, 1e-4, "shared activations vs reference");
+  });
+});
+
 describe("decode batches", () => {
   it("give every token the bits it gets alone, for every quantized type (the batch and one-token loops agree)", async () => {
     const cpu = new CpuBackend();
