@@ -4,7 +4,10 @@
 // token), against node-llama-cpp's own loop on the same file (bench/node-llama-cpp-bench.mjs,
 // in a child process), alternating, medians of the runs.
 //
-//   node bench/library-decode.mjs FILE [--threads 2] [--gen 64] [--runs 3]
+//   node bench/library-decode.mjs FILE [--threads 2] [--gen 64] [--runs 3] [--no-mmap]
+//
+// --no-mmap loads lmx's weights with useMmap: false (read into 2 MiB pages); node-llama-cpp
+// keeps its default (mapped) either way.
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,14 +17,15 @@ const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
 const file = args[0];
 if (!file || file.startsWith("--")) {
-  console.error("usage: node bench/library-decode.mjs FILE [--threads 2] [--gen 64] [--runs 3]");
+  console.error("usage: node bench/library-decode.mjs FILE [--threads 2] [--gen 64] [--runs 3] [--no-mmap]");
   process.exit(1);
 }
 const threads = Number(opt("threads", 2)),
   nGen = Number(opt("gen", 64)),
   runs = Number(opt("runs", 3));
 const { loadModel } = await import(join(root, "dist/index.js"));
-const model = await loadModel(file, { threads, numCtx: nGen + 64 });
+const useMmap = !args.includes("--no-mmap");
+const model = await loadModel(file, { threads, numCtx: nGen + 64, useMmap });
 
 let s = 12345;
 const prompt = () => Array.from({ length: 8 }, () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % 4096);
@@ -55,6 +59,7 @@ const out = {
   file,
   threads,
   gen: nGen,
+  lmx_use_mmap: useMmap,
   lmx_generate_tok_s: med(a),
   node_llama_cpp_tok_s: med(b),
   ratio: med(a) / med(b),
