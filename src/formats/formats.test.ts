@@ -18,6 +18,7 @@ import { readGguf } from "./gguf/read.js";
 import { GgufValueType } from "./gguf/types.js";
 import { encodeGguf, kv, writeGguf } from "./gguf/write.js";
 import { mapFile, readFileInMemory } from "./map-file.js";
+import { StringTable } from "./string-table.js";
 import { openModelSource } from "./model-source.js";
 import { readSafetensors } from "./safetensors.js";
 import { ModelFileError } from "./tensor-source.js";
@@ -88,7 +89,17 @@ describe("GGUF", () => {
     assert.equal(g.metadata.get("f64"), Math.PI);
     assert.equal(g.metadata.get("u64"), 2n ** 60n);
     assert.equal(g.metadata.get("bool"), true);
-    assert.deepEqual(g.metadata.get("strs"), ["a", "", "ü"]);
+    // String arrays come back as tables over the file's bytes, and write back the same.
+    const strs = g.metadata.get("strs") as StringTable;
+    assert.ok(strs instanceof StringTable);
+    assert.deepEqual([...strs], ["a", "", "ü"]);
+    assert.equal(strs.at(2), "ü");
+    assert.equal(strs.at(3), undefined);
+    const again = readGguf(
+      "again.gguf",
+      bytesOf(encodeGguf([kv.strs("strs", strs)], [])).buffer as ArrayBuffer,
+    );
+    assert.deepEqual([...(again.metadata.get("strs") as StringTable)], ["a", "", "ü"]);
     assert.deepEqual(Array.from(g.metadata.get("i32s") as Int32Array), [1, -2, 3]);
     const w = g.tensors.find((t) => t.name === "w")!;
     assert.deepEqual(w.shape, [2, 3]);
