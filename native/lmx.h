@@ -206,14 +206,12 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
 int64_t lmx_gemm_q8_rows(void);
 /* Bytes of a GEMM node's prepared activations (K per token, T tokens). */
 size_t lmx_gemm_q8_act_bytes_total(int64_t K, int64_t T);
-/* Floats of scratch one thread needs for a GEMM node: its work area, plus the prepared
- * activations unless the plan shares them (lmx_gemm_q8_shares). */
+/* Floats of scratch one thread needs for a GEMM node (its work area). */
 int64_t lmx_gemm_q8_scratch(const lmx_node *n);
-int lmx_gemm_q8_shares(const lmx_node *n);
-/* The node's prepared activations: from the plan's shared slots (every thread must call
- * this, once per node: quantizing into a slot is split across threads and ends in a
- * barrier; q/k/v and gate/up of one barrier group reuse a slot) or, without a share,
- * quantized by this thread into its scratch. work: lmx_gemm_q8_scratch floats. */
+/* The node's prepared activations, in the plan's shared slots (createPlan makes them for
+ * every plan with an int8 GEMM). Every thread must call this once per node: quantizing
+ * into a slot is split across threads and ends in a barrier; q/k/v and gate/up of one
+ * barrier group reuse a slot. work: lmx_gemm_q8_scratch floats. */
 const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, float *work);
 /* Token t's activation row of a matmul node: src0's row, or the GLU of src0 and src3 in
  * tmp (ne0 floats) when the planner fused the gated activation into the matmul. */

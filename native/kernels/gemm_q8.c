@@ -71,13 +71,8 @@ static int64_t work_bytes(int64_t K) {
   return (panels_bytes(K) + 8 * K + 8 * (K / 16) * 4 + 8 * (K / 32) * 4 + 63) / 64 * 64;
 }
 
-int lmx_gemm_q8_shares(const lmx_node *n) {
-  return n->share && lmx_gemm_q8_act_bytes_total(n->src[0]->ne0, n->src[0]->ne1) <= n->share->bytes;
-}
-
 int64_t lmx_gemm_q8_scratch(const lmx_node *n) {
-  const int64_t K = n->src[0]->ne0, T = n->src[0]->ne1;
-  return (work_bytes(K) + (lmx_gemm_q8_shares(n) ? 0 : (int64_t)lmx_gemm_q8_act_bytes_total(K, T))) / 4 + 16;
+  return work_bytes(n->src[0]->ne0) / 4 + 16;
 }
 
 /* Quantizes tokens [4 q0, 4 q1) of the node's activations as the decode path does for this
@@ -142,11 +137,7 @@ const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, floa
   const int64_t K = x->ne0, T = x->ne1;
   const int32_t wtype = n->src[1]->dtype;
   uint8_t *w8 = (uint8_t *)work;
-  if (!lmx_gemm_q8_shares(n)) {
-    uint8_t *act = w8 + work_bytes(K);
-    prepare_quads(n, wtype, act, 0, quads(T), w8);
-    return act;
-  }
+  /* createPlan gives every plan with an int8 GEMM slots sized for its largest. */
   const lmx_act_share *share = n->share;
   if (S.share != share || S.run != share->run) {
     S.share = share;
