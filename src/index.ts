@@ -15,4 +15,5 @@ export type { GenerateOptions } from "./runner/options.js";
 export type { TokenEvent, GenerationStats, DoneReason } from "./runner/runner.js";
 export type { ChatMessage } from "./tokenizer/chat-template.js";
 export { Tokenizer } from "./tokenizer/tokenizer.js";
+export { StringTable } from "./formats/string-table.js";
 export { ModelFileError } from "./formats/tensor-source.js";

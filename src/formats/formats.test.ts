@@ -125,6 +125,18 @@ describe("GGUF", () => {
         assert.match((e as Error).message, /^fuzz\.gguf: /);
       }
     }
+    // An array count far beyond the file's size: a truncation error, not an allocation failure.
+    for (const itemType of [GgufValueType.STRING, GgufValueType.U8]) {
+      const head = bytesOf(encodeGguf([{ key: "a", type: GgufValueType.ARRAY, itemType, value: [] }], []));
+      const dv = new DataView(head.buffer, head.byteOffset);
+      // magic, version, tensor and metadata counts (24 bytes), the key (8 + 1), its type and
+      // the item type (4 + 4), then the array's count
+      dv.setBigUint64(41, 1n << 27n, true);
+      assert.throws(
+        () => readGguf("huge.gguf", head.slice().buffer as ArrayBuffer),
+        /^ModelFileError: huge\.gguf: truncated/,
+      );
+    }
   });
 
   it("refuses quantized weights whose block scales are NaN or infinite, naming tensor and block", async () => {

@@ -180,6 +180,7 @@ function readValue(c: Cursor, type: number, file: string): GgufValue {
     return a;
   }
   if (itemType === GgufValueType.STRING) return readStrings(c, n, file);
+  c.need(n); // at least a byte per item
   const out: GgufScalar[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = readScalar(c, itemType, file);
   return out;
@@ -187,6 +188,7 @@ function readValue(c: Cursor, type: number, file: string): GgufValue {
 
 /** A string array as a table over the file's own bytes (vocabularies: no copy, no heap strings). */
 function readStrings(c: Cursor, n: number, file: string): StringTable {
+  c.need(8 * n); // every string has its 8-byte length: a corrupt count fails before allocating
   const base = c.pos;
   const starts = new Uint32Array(n),
     ends = new Uint32Array(n);
