@@ -35,11 +35,12 @@ export async function localSession(
 ): Promise<Session> {
   const defaults = stored
     ? fromOllamaOptions(stored.params)
-    : { generate: {} as GenerateOptions, numCtx: undefined };
+    : { generate: {} as GenerateOptions, numCtx: undefined, useMmap: undefined };
   const model: Model = await loadModel(path, {
     backend: o.backend,
     numCtx: o.numCtx ?? defaults.numCtx,
     template: stored?.template,
+    useMmap: defaults.useMmap,
   });
   const turn = (g: ReturnType<Model["generate"]>): Turn => ({
     stats: g.stats,
