@@ -151,6 +151,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     backend: engine.backend.name,
     kernels: engine.backend.kernels(),
     threads: engine.backend.threads(),
+    use_mmap: !flags["no-mmap"],
     prompt_tokens: nPrompt,
     gen_tokens: nGen,
     runs,
@@ -166,7 +167,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");
   else {
     process.stdout.write(
-      `model ${path} (${engine.backend.name} ${result.kernels}, ${result.threads} threads)\n`,
+      `model ${path} (${engine.backend.name} ${result.kernels}, ${result.threads} threads${result.use_mmap ? "" : ", weights read into memory"})\n`,
     );
     if (result.pp_tok_s !== null)
       process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);

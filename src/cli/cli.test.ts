@@ -41,10 +41,12 @@ describe("lmx CLI", () => {
       "backend",
       "kernels",
       "threads",
+      "use_mmap",
     ])
       assert.ok(k in j, k);
     assert.ok(j.pp_tok_s > 0 && j.tg_tok_s > 0);
     assert.equal(j.backend, "cpu");
+    assert.equal(j.use_mmap, true);
     assert.match(j.kernels, /^(scalar|avx2|avxvnni|avx512)$/);
   });
 
