@@ -108,52 +108,32 @@ static void *map_huge_aligned(int fd, size_t len) {
 
 /* The whole file read into private anonymous memory in 2 MiB pages (use_mmap=false): no
  * longer shared with the page cache, but in huge pages whatever folios the page cache
- * holds (a file cached in 4 KiB folios maps in 4 KiB pages), and read-only once read. */
-static napi_value read_file(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  args_of(env, info, 1, argv);
-  char path[4096];
-  size_t plen;
-  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen));
-  char msg[4300];
-  int fd = open(path, O_RDONLY);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
-    if (fd >= 0) close(fd);
-    THROW(msg);
-  }
-  const size_t len = (size_t)st.st_size;
-  void *addr = len ? mmap_huge_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1) : NULL;
+ * holds (a file cached in 4 KiB folios maps in 4 KiB pages), and read-only once read.
+ * MAP_FAILED with msg set on failure. */
+static void *read_huge_aligned(int fd, size_t len, const char *path, char *msg, size_t msg_len) {
+  void *addr = mmap_huge_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   if (addr == MAP_FAILED) {
-    close(fd);
-    snprintf(msg, sizeof msg, "cannot read %s into memory: %s", path, strerror(errno));
-    THROW(msg);
+    snprintf(msg, msg_len, "cannot read %s into memory: %s", path, strerror(errno));
+    return MAP_FAILED;
   }
-  size_t done = 0;
-  while (done < len) {
-    const ssize_t r = pread(fd, (char *)addr + done, len - done > ((size_t)1 << 30) ? (size_t)1 << 30 : len - done, (off_t)done);
+  for (size_t done = 0; done < len;) {
+    const size_t want = len - done > ((size_t)1 << 30) ? (size_t)1 << 30 : len - done;
+    const ssize_t r = pread(fd, (char *)addr + done, want, (off_t)done);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
-      snprintf(msg, sizeof msg, "cannot read %s: %s", path, r < 0 ? strerror(errno) : "the file shrank while being read");
-      close(fd);
+      snprintf(msg, msg_len, "cannot read %s: %s", path, r < 0 ? strerror(errno) : "the file shrank while being read");
       munmap(addr, len);
-      THROW(msg);
+      return MAP_FAILED;
     }
     done += (size_t)r;
   }
-  close(fd);
-  if (!len) {
-    napi_value ab;
-    void *p;
-    CHECK(napi_create_arraybuffer(env, 0, &p, &ab));
-    return ab;
-  }
   mprotect(addr, len, PROT_READ);
-  return mapping_buffer(env, addr, len, len);
+  return addr;
 }
 
-static napi_value map_file(napi_env env, napi_callback_info info) {
+/* mapFile(path) / readFile(path): the file's bytes as an ArrayBuffer, mapped (shared with
+ * the page cache, zero-copy) or read into private huge pages. */
+static napi_value file_buffer(napi_env env, napi_callback_info info, int read_it) {
   napi_value argv[1];
   args_of(env, info, 1, argv);
   char path[4096];
@@ -172,22 +152,33 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
     THROW(msg);
   }
   size_t len = (size_t)st.st_size;
-  napi_value ab;
   if (len == 0) {
     close(fd);
+    napi_value ab;
     void *p;
     CHECK(napi_create_arraybuffer(env, 0, &p, &ab));
     return ab;
   }
-  void *addr = map_huge_aligned(fd, len);
-  /* Without room for the aligned reservation, a plain mapping still works. */
-  if (addr == MAP_FAILED) addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (addr == MAP_FAILED) {
-    snprintf(msg, sizeof msg, "cannot map %s: %s", path, strerror(errno));
-    THROW(msg);
+  void *addr;
+  if (read_it) {
+    addr = read_huge_aligned(fd, len, path, msg, sizeof msg);
+  } else {
+    addr = map_huge_aligned(fd, len);
+    /* Without room for the aligned reservation, a plain mapping still works. */
+    if (addr == MAP_FAILED) addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (addr == MAP_FAILED) snprintf(msg, sizeof msg, "cannot map %s: %s", path, strerror(errno));
   }
+  close(fd);
+  if (addr == MAP_FAILED) THROW(msg);
   return mapping_buffer(env, addr, len, len);
+}
+
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  return file_buffer(env, info, 0);
+}
+
+static napi_value read_file(napi_env env, napi_callback_info info) {
+  return file_buffer(env, info, 1);
 }
 
 static void free_cb(napi_env env, void *data, void *hint) {
@@ -236,8 +227,7 @@ static void plan_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   plan_box *b = (plan_box *)data;
   if (b->plan.share) {
-    for (int s = 0; s < 2; s++)
-      if (b->plan.share->slot[s]) munmap(b->plan.share->slot[s], b->plan.share->map_bytes);
+    munmap(b->plan.share->slot[0], b->plan.share->bytes);
     free(b->plan.share);
   }
   for (uint32_t i = 0; i < b->n_refs; i++) napi_delete_reference(env, b->refs[i]);
@@ -268,25 +258,22 @@ static const char *share_gemm_activations(lmx_plan *plan) {
   size_t need = 0;
   for (int i = 0; i < plan->n_nodes; i++) {
     const lmx_node *n = &plan->nodes[i];
-    if (n->op != OP_MATMUL || !n->src[0] || !n->src[1] || !LMX_IS_QUANT(n->src[1]->dtype) || lmx_matmul_is_gemv(n)) continue;
+    if (n->op != OP_MATMUL || !n->src[0] || !n->src[1] || !lmx_matmul_is_q8gemm(n)) continue;
     const size_t b = lmx_gemm_q8_act_bytes_total(n->src[0]->ne0, n->src[0]->ne1);
     if (b > need) need = b;
   }
   if (!need) return NULL;
   lmx_act_share *sh = (lmx_act_share *)calloc(1, sizeof *sh);
   if (!sh) return "createPlan: out of memory";
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  sh->bytes = need;
-  sh->map_bytes = (need + page - 1) / page * page;
-  for (int s = 0; s < 2; s++) {
-    void *p = mmap(NULL, sh->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      if (s) munmap(sh->slot[0], sh->map_bytes);
-      free(sh);
-      return "createPlan: out of memory";
-    }
-    sh->slot[s] = (uint8_t *)p;
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE), slot = (need + page - 1) / page * page;
+  void *p = mmap(NULL, 2 * slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    free(sh);
+    return "createPlan: out of memory";
   }
+  sh->bytes = 2 * slot;
+  sh->slot[0] = (uint8_t *)p;
+  sh->slot[1] = (uint8_t *)p + slot;
   plan->share = sh;
   for (int i = 0; i < plan->n_nodes; i++) plan->nodes[i].share = sh;
   return NULL;

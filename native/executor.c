@@ -56,12 +56,11 @@ void lmx_plan_execute(const lmx_plan *plan) {
   for (int i = 0; i < plan->n_nodes; i++) atomic_store_explicit(&plan->counters[i], 0, memory_order_relaxed);
   /* Each execution (of any plan: a freed plan's share can be reallocated at the same
    * address) gets a new id, so the shared activation slots start empty. */
-  static int64_t runs;
-  if (plan->share) plan->share->run = ++runs;
+  static _Atomic int64_t runs;
+  if (plan->share) plan->share->run = atomic_fetch_add(&runs, 1) + 1;
   if (plan->n_nodes > 0) lmx_pool_run(run, (void *)plan);
   /* The slots' pages go back after each run: a runner caches several prefill plans (one
    * per batch shape), and only the running one needs its activations resident. Faulting
    * them in again costs ~1 ms per 512-token step. */
-  if (plan->share)
-    for (int s = 0; s < 2; s++) madvise(plan->share->slot[s], plan->share->map_bytes, MADV_DONTNEED);
+  if (plan->share) madvise(plan->share->slot[0], plan->share->bytes, MADV_DONTNEED);
 }

@@ -49,12 +49,12 @@ typedef struct {
   int64_t ne0, ne1, nb1;
 } lmx_tensor;
 
-/* Prepared int8 activations of the prefill GEMM, shared by a plan's threads: two slots,
- * each quantized once by all threads together (gemm_q8.c, lmx_gemm_q8_activations). */
+/* Prepared int8 activations of the prefill GEMM, shared by a plan's threads: two slots in
+ * one mapping, each quantized once by all threads together (gemm_q8.c,
+ * lmx_gemm_q8_activations). */
 typedef struct {
-  uint8_t *slot[2];
-  size_t bytes;     /* of each slot */
-  size_t map_bytes; /* of each slot's mapping */
+  uint8_t *slot[2]; /* slot[1] = slot[0] + bytes / 2 */
+  size_t bytes;     /* of the mapping */
   int64_t run;      /* id of the current execution: each starts with the slots empty */
 } lmx_act_share;
 
@@ -136,8 +136,10 @@ int lmx_profile_on(void);
 void lmx_profile_add(int key, int64_t ns);
 void lmx_profile_take(double *out);
 int lmx_profile_key(const lmx_node *n);
-/* Whether a matmul node runs as GEMV (decode-sized batches) rather than GEMM. */
+/* Whether a matmul node runs as GEMV (decode-sized batches) rather than GEMM, and whether
+ * it runs as the int8 GEMM (quantized weights, GEMM-sized batches). */
 int lmx_matmul_is_gemv(const lmx_node *n);
+int lmx_matmul_is_q8gemm(const lmx_node *n);
 
 /* --- conversions --- */
 float lmx_f16_to_f32(uint16_t h);

@@ -183,6 +183,10 @@ lmx_qdotn_fn lmx_qdotn_for(int32_t dtype);
 /* Quantizes an activation row to int8 as llama.cpp does for Q8_0 (super = 0) or K-quant
  * (super = 1) weights; dx gets one scale per 32 values, s16 the code sums per 16. */
 void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx, int32_t *s16);
+/* Whether activations for this weight type are quantized as for K-quants (super = 1). */
+static inline int lmx_x8_super(int32_t wtype) {
+  return wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
+}
 
 static inline float lmx_elem(const void *p, int32_t dtype, int64_t i) {
   switch (dtype) {

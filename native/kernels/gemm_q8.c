@@ -84,7 +84,7 @@ static void prepare_quads(const lmx_node *n, int32_t wtype, uint8_t *act, int64_
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
   /* The multiplier form has one factor per AB activations and takes them as x + 128. */
   const int AB = lmx_mult_ab(wtype), SB = AB ? AB : LMX_UNPACK_SB;
-  const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
+  const int super = lmx_x8_super(wtype);
   const uint32_t bias = AB ? 0x80808080u : 0;
   const int64_t nsb = K / SB;
   int8_t *q = (int8_t *)tmp;
@@ -128,8 +128,7 @@ static __thread struct {
 
 /* The activation layouts lmx_quantize_x8 and prepare_quads produce per weight type. */
 static int32_t act_format(int32_t wtype) {
-  const int super = wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
-  return lmx_mult_ab(wtype) * 4 + super;
+  return lmx_mult_ab(wtype) * 4 + lmx_x8_super(wtype);
 }
 
 const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, float *work) {

@@ -242,8 +242,8 @@ int lmx_matmul_is_gemv(const lmx_node *n) {
   return use_gemv(n->src[1], n->src[0]->ne1);
 }
 
-static int super_blocks(int32_t dt) {
-  return dt == LMX_Q4_K || dt == LMX_Q5_K || dt == LMX_Q6_K;
+int lmx_matmul_is_q8gemm(const lmx_node *n) {
+  return LMX_IS_QUANT(n->src[1]->dtype) && !lmx_matmul_is_gemv(n);
 }
 
 const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp) {
@@ -276,7 +276,7 @@ static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
     float *dx = (float *)(q + K);
     int32_t *s16 = (int32_t *)(dx + K / 32);
     for (int64_t t = 0; t < T; t++) {
-      lmx_quantize_x8(lmx_matmul_x_row(n, t, tmp), K, super_blocks(w->dtype), q, dx, s16);
+      lmx_quantize_x8(lmx_matmul_x_row(n, t, tmp), K, lmx_x8_super(w->dtype), q, dx, s16);
       for (int64_t i = 0; i < K; i++) xq[t * K + i] = dx[i / 32] * q[i];
     }
   }
@@ -301,19 +301,18 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
   const int gemv = use_gemv(w, T), int8 = gemv && LMX_IS_QUANT(w->dtype);
   const int64_t chunk = claim_rows(gemv, LMX_IS_QUANT(w->dtype), N, T, nth);
-  const int q8gemm = !gemv && LMX_IS_QUANT(w->dtype);
-  (void)ith;
+  const int q8gemm = lmx_matmul_is_q8gemm(n);
 #ifdef LMX_X86
   const int simd = lmx_use_avx2();
 #else
   const int simd = 0;
 #endif
-  /* Per-thread scratch, prepared on the first claim: int8 activations (SIMD decode, and
-   * with panel space for the int8 GEMM of quantized weights), a weight row block (float
-   * GEMM), or for the scalar decode a decoded row plus x as the SIMD path sees it. */
+  /* Per-thread scratch: for the int8 GEMM, the work area for the claims' panels, taken
+   * before any claim because every thread takes part in preparing the shared activations
+   * (gemm_q8.c); otherwise prepared on the first claim: int8 activations (SIMD decode), a
+   * weight row block (float GEMM), or for the scalar decode a decoded row plus x as the
+   * SIMD path sees it. */
   float *buf = NULL;
-  /* int8 GEMM: the prepared activations (shared by the threads where the plan allows;
-   * every thread takes part, claims or not), then the claims' panels (gemm_q8.c). */
   const uint8_t *act = NULL;
   if (q8gemm) {
     buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(n));

@@ -107,7 +107,7 @@ int64_t lmx_x8_bytes(int64_t K) {
 void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
   float *dx = (float *)(rec + K);
   int32_t *s16 = (int32_t *)(dx + K / 32);
-  lmx_quantize_x8(x, K, wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K, rec, dx, s16);
+  lmx_quantize_x8(x, K, lmx_x8_super(wtype), rec, dx, s16);
   int16_t *h16 = (int16_t *)(s16 + K / 16), *h32 = h16 + K / 16;
   for (int64_t i = 0; i < K / 16; i++) h16[i] = (int16_t)s16[i];
   for (int64_t i = 0; i < K / 32; i++) h32[i] = (int16_t)(s16[2 * i] + s16[2 * i + 1]);

@@ -22,6 +22,8 @@ export interface SourceTensor extends Omit<TensorData, "dtype"> {
 export interface ModelSource {
   readonly path: string;
   readonly format: "gguf" | "safetensors";
+  /** Whether the weights are memory-mapped (else read into memory: OpenOptions.mmap). */
+  readonly mmap: boolean;
   readonly metadata: Map<string, GgufValue>;
   readonly tensors: Map<string, SourceTensor>;
   readonly tokenizer: LoadedTokenizer;
@@ -58,6 +60,7 @@ export function openModelSource(path: string, options: OpenOptions = {}): ModelS
     return {
       path,
       format: "safetensors",
+      mmap: load === mapFile,
       metadata: hf.metadata,
       tensors: new Map([...hf.tensors].map(([k, t]) => [k, { ...t, typeName: DType[t.dtype] }])),
       tokenizer: tokenizerFromHf(path),
@@ -74,6 +77,7 @@ export function openModelSource(path: string, options: OpenOptions = {}): ModelS
   return {
     path,
     format: "gguf",
+    mmap: load === mapFile,
     metadata: g.metadata,
     tensors,
     tokenizer: tokenizerFromGguf(g.metadata, path),

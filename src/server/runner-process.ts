@@ -127,6 +127,7 @@ process.on("message", async (m: ToRunner) => {
             weightBytes: model.engine.weightBytes(),
             kvBytes: model.engine.cache.sizeBytes(),
             loadMs: model.loadMs,
+            mmap: model.source.mmap,
           },
         });
       } catch (e) {

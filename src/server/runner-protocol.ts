@@ -47,6 +47,8 @@ export interface ModelInfo {
   weightBytes: number;
   kvBytes: number;
   loadMs: number;
+  /** Whether the runner's weights are memory-mapped (use_mmap). */
+  mmap: boolean;
 }
 
 export interface TokenLogprob {

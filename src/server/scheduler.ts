@@ -40,6 +40,7 @@ export interface LoadedModel {
   ref: ModelRef;
   client: RunnerClient;
   numCtx: number | undefined;
+  /** As the runner reports it, not as asked. */
   useMmap: boolean;
   refs: number;
   lastUsed: number;
@@ -191,7 +192,7 @@ export class Scheduler {
       ref,
       client,
       numCtx,
-      useMmap,
+      useMmap: i.mmap,
       refs: 0,
       lastUsed: Date.now(),
       expiresAt: null,

@@ -27,9 +27,7 @@ export class BpeMerger {
   reserve(n: number): void {
     if (this.sym.length >= n) return;
     const cap = Math.max(n, 2 * this.sym.length);
-    const sym = new Int32Array(cap);
-    sym.set(this.sym);
-    this.sym = sym;
+    this.sym = new Int32Array(cap);
     this.prev = new Int32Array(cap);
     this.next = new Int32Array(cap);
     const h = 3 * cap;

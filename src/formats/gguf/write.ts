@@ -93,7 +93,10 @@ class Sink {
     this.length += b.length;
   }
   str(s: string) {
-    const b = new TextEncoder().encode(s);
+    this.strBytes(new TextEncoder().encode(s));
+  }
+  /** A string given as its UTF-8 bytes (written as they are: a StringTable round-trips exactly). */
+  strBytes(b: Uint8Array) {
     this.u64(b.length);
     this.bytes(b);
   }
@@ -150,11 +153,7 @@ export function encodeGguf(kvs: GgufKv[], tensors: GgufTensorOut[], alignment = 
       if (kv.itemType !== GgufValueType.STRING) throw new Error(`gguf writer: ${kv.key} holds strings`);
       s.u32(GgufValueType.STRING);
       s.u64(kv.value.length);
-      for (let i = 0; i < kv.value.length; i++) {
-        const b = kv.value.bytesAt(i);
-        s.u64(b.length);
-        s.bytes(b);
-      }
+      for (let i = 0; i < kv.value.length; i++) s.strBytes(kv.value.bytesAt(i));
     } else if (kv.type === GgufValueType.ARRAY) {
       const items = Array.from(kv.value as ArrayLike<GgufScalar>);
       s.u32(kv.itemType!);
