@@ -12,6 +12,7 @@
         "native/kernels/dequant.c",
         "native/kernels/qdot.c",
         "native/kernels/unpack.c",
+        "native/kernels/interleave.c",
         "native/kernels/gemm_q8.c",
         "native/kernels/bandwidth.c",
         "native/kernels/matmul.c",

@@ -5,7 +5,8 @@
  * compare two builds by alternating them. Each type is timed one row per call and as one
  * call over all rows (what decode runs: the difference is the per-call cost). Block
  * scales are set to ordinary values (random f16 bytes would include subnormals, which
- * cost several times more on some CPUs).
+ * cost several times more on some CPUs). The interleaved types (q4_K_I, q6_K_I) are what
+ * the cpu backend runs for Q4_K and Q6_K weights.
  *
  *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
  */
@@ -32,7 +33,7 @@ static const struct {
     {"q8_0", LMX_Q8_0, 32, 34, {0, -1}}, {"q4_0", LMX_Q4_0, 32, 18, {0, -1}},   {"q4_1", LMX_Q4_1, 32, 20, {0, 2}},
     {"q5_0", LMX_Q5_0, 32, 22, {0, -1}}, {"q5_1", LMX_Q5_1, 32, 24, {0, 2}},    {"q4_K", LMX_Q4_K, 256, 144, {0, 2}},
     {"q5_K", LMX_Q5_K, 256, 176, {0, 2}}, {"q6_K", LMX_Q6_K, 256, 210, {208, -1}}, {"mxfp4", LMX_MXFP4, 32, 17, {-1, -1}},
-    {"nvfp4", LMX_NVFP4, 64, 36, {-1, -1}},
+    {"nvfp4", LMX_NVFP4, 64, 36, {-1, -1}}, {"q4_K_I", LMX_Q4_K_I, 256, 144, {0, 2}}, {"q6_K_I", LMX_Q6_K_I, 256, 210, {208, -1}},
 };
 
 static void ordinary_scales(uint8_t *w, int64_t bytes, int t) {
@@ -63,6 +64,13 @@ int main(int argc, char **argv) {
     uint8_t *w = aligned_alloc(64, (size_t)(rowsCold * rowBytes));
     for (int64_t i = 0; i < rowsCold * rowBytes; i++) w[i] = (uint8_t)rand();
     ordinary_scales(w, rowsCold * rowBytes, (int)t);
+    const int32_t base = lmx_interleaved_base(TYPES[t].dtype);
+    if (base != TYPES[t].dtype) { /* the GGUF type's random blocks, interleaved as at load */
+      uint8_t *g = malloc((size_t)(rowsCold * rowBytes));
+      memcpy(g, w, (size_t)(rowsCold * rowBytes));
+      lmx_interleave_blocks(base, g, w, rowsCold * rowBytes / TYPES[t].bytes);
+      free(g);
+    }
     lmx_x8_row(x, K, TYPES[t].dtype, rec);
     volatile float sink = 0;
     float *outs = malloc(sizeof(float) * (size_t)rowsCold);

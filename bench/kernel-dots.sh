@@ -6,6 +6,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 mkdir -p "$root/bench/.cache"
 out="$root/bench/.cache/kernel-dots"
 gcc -O3 -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Wno-unused-parameter -I"$root/native" -o "$out" \
-  "$root/bench/kernel-dots.c" "$root/native/kernels/qdot.c" "$root/native/kernels/dequant.c" "$root/native/kernels/unpack.c" \
+  "$root/bench/kernel-dots.c" "$root/native/kernels/qdot.c" "$root/native/kernels/dequant.c" "$root/native/kernels/unpack.c" "$root/native/kernels/interleave.c" \
   "$root/native/cpu.c" "$root/native/kernels/convert.c" -lm -lpthread
 exec "$out" "$@"

@@ -48,32 +48,84 @@ static int lmx_huge_pages_wanted(void) {
   return !e || strcmp(e, "0") != 0;
 }
 
-typedef struct { void *addr; size_t len; } mapping;
+/* A mapping behind an ArrayBuffer. Those of model files (mapFile, readFile) are also kept
+ * in a list, so that bytes the engine has copied into another layout can be given back
+ * (release_file_bytes); path is set for a file read into memory. Only the JavaScript
+ * thread touches the list (finalizers run on it too). */
+typedef struct mapping {
+  void *addr;
+  size_t len;
+  char *path;
+  int file;
+  struct mapping *next;
+} mapping;
+
+static mapping *file_mappings;
 
 static void unmap_cb(napi_env env, void *data, void *hint) {
   (void)env; (void)data;
   mapping *m = (mapping *)hint;
+  for (mapping **p = &file_mappings; *p; p = &(*p)->next)
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
   if (m->len) munmap(m->addr, m->len);
+  free(m->path);
   free(m);
 }
 
 /* An ArrayBuffer of `bytes` over the mapping [addr, addr + len), unmapped when collected;
- * on failure the mapping is unmapped and a JavaScript error is pending (NULL returned). */
-static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t bytes) {
-  mapping *m = (mapping *)malloc(sizeof *m);
-  if (!m) {
+ * on failure the mapping is unmapped and a JavaScript error is pending (NULL returned).
+ * file: the bytes are a model file's (read into memory from path, or mapped if NULL). */
+static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t bytes, int file, const char *path) {
+  mapping *m = (mapping *)calloc(1, sizeof *m);
+  if (!m || (path && !(m->path = strdup(path)))) {
+    free(m);
     munmap(addr, len);
     THROW("lmx native: out of memory");
   }
   m->addr = addr;
   m->len = len;
+  m->file = file;
   napi_value ab;
   if (napi_create_external_arraybuffer(env, addr, bytes, unmap_cb, m, &ab) != napi_ok) {
     munmap(addr, len);
+    free(m->path);
     free(m);
     THROW("lmx native: this Node.js does not allow external array buffers");
   }
+  if (file) {
+    m->next = file_mappings;
+    file_mappings = m;
+  }
   return ab;
+}
+
+/* Gives back the whole pages of [p, p + n) when they belong to a model file's buffer whose
+ * bytes the engine no longer reads there: a mapped file's pages are dropped (they fault in
+ * again from the file if read), a file read into memory gets its pages mapped from the
+ * file again (so a stale reader still sees the file's bytes, not zeros). */
+static void release_file_bytes(const uint8_t *p, size_t n) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  for (mapping *m = file_mappings; m; m = m->next) {
+    const uint8_t *base = (const uint8_t *)m->addr;
+    if (p < base || p + n > base + m->len) continue;
+    const uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + n) & ~(page - 1);
+    if (b <= a) return;
+    if (!m->path) {
+      madvise((void *)a, b - a, MADV_DONTNEED);
+      return;
+    }
+    const int fd = open(m->path, O_RDONLY);
+    if (fd < 0) return;
+    struct stat st;
+    const off_t off = (off_t)(a - (uintptr_t)base);
+    if (fstat(fd, &st) == 0 && st.st_size >= off + (off_t)(b - a))
+      mmap((void *)a, b - a, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, off);
+    close(fd);
+    return;
+  }
 }
 
 /* [addr, addr + len) of a fresh reservation aligned to 2 MiB with the slack around it given
@@ -170,7 +222,7 @@ static napi_value file_buffer(napi_env env, napi_callback_info info, int read_it
   }
   close(fd);
   if (addr == MAP_FAILED) THROW(msg);
-  return mapping_buffer(env, addr, len, len);
+  return mapping_buffer(env, addr, len, len, 1, read_it ? path : NULL);
 }
 
 static napi_value map_file(napi_env env, napi_callback_info info) {
@@ -203,7 +255,7 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
   if (len >= LAZY_BYTES) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) THROW("lmx native: out of memory");
-    return mapping_buffer(env, p, len, (size_t)bytes);
+    return mapping_buffer(env, p, len, (size_t)bytes, 0, NULL);
   }
   void *p = aligned_alloc(64, len);
   if (!p) THROW("lmx native: out of memory");
@@ -213,6 +265,111 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
     THROW("lmx native: this Node.js does not allow external array buffers");
   }
   return ab;
+}
+
+typedef struct {
+  int32_t dtype;
+  const uint8_t *src;
+  uint8_t *dst;
+  int64_t blocks;
+} interleave_job;
+
+static void interleave_part(void *arg, int ith, int nth) {
+  const interleave_job *j = (const interleave_job *)arg;
+  const int64_t per = (j->blocks + nth - 1) / nth, lo = per * ith, hi = lo + per < j->blocks ? lo + per : j->blocks;
+  const int64_t bb = lmx_block_bytes(j->dtype);
+  if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * bb, j->dst + lo * bb, hi - lo);
+}
+
+/* interleaveWeights([[buffer, byteOffset, dtype, rows, cols], ...]) -> null, or
+ * {buffer, offsets, dtypes}: the tensors whose type has an interleaved form the decode dots
+ * read faster (lmx_interleaved_type), copied into one buffer of private memory in 2 MiB
+ * pages (offsets[i] into it, -1 for tensors left as they are), their source bytes given
+ * back where they are a model file's (release_file_bytes). null when no tensor qualifies or
+ * the CPU lacks the kernels (AVX2). */
+static napi_value interleave_weights(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  args_of(env, info, 1, argv);
+  uint32_t n = 0;
+  if (napi_get_array_length(env, argv[0], &n) != napi_ok) THROW("interleaveWeights: expected an array");
+  if (!lmx_use_avx2() || n == 0) return NULL;
+  typedef struct { const uint8_t *src; int64_t blocks; int32_t dtype, to; size_t off; } job;
+  job *jobs = (job *)calloc(n, sizeof *jobs);
+  if (!jobs) THROW("lmx native: out of memory");
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e, v[5];
+    napi_get_element(env, argv[0], i, &e);
+    for (uint32_t k = 0; k < 5; k++) napi_get_element(env, e, k, &v[k]);
+    void *data = NULL;
+    size_t len = 0;
+    double off = 0, rows = 0, cols = 0;
+    int32_t dtype = 0;
+    if (napi_get_arraybuffer_info(env, v[0], &data, &len) != napi_ok || napi_get_value_double(env, v[1], &off) != napi_ok ||
+        napi_get_value_int32(env, v[2], &dtype) != napi_ok || napi_get_value_double(env, v[3], &rows) != napi_ok ||
+        napi_get_value_double(env, v[4], &cols) != napi_ok) {
+      free(jobs);
+      THROW("interleaveWeights: expected [ArrayBuffer, byteOffset, dtype, rows, cols] entries");
+    }
+    const int32_t to = lmx_interleaved_type(dtype);
+    const int bs = lmx_block_size(dtype);
+    if (!to || cols <= 0 || rows <= 0 || (int64_t)cols % bs) continue;
+    const size_t bytes = (size_t)((int64_t)rows * lmx_row_bytes(dtype, (int64_t)cols));
+    if (off < 0 || (size_t)off + bytes > len) {
+      free(jobs);
+      THROW("interleaveWeights: a tensor lies outside its buffer");
+    }
+    jobs[i] = (job){(const uint8_t *)data + (size_t)off, (int64_t)rows * ((int64_t)cols / bs), dtype, to, total};
+    total += (bytes + 63) / 64 * 64;
+  }
+  if (total == 0) {
+    free(jobs);
+    return NULL;
+  }
+  uint8_t *dst = (uint8_t *)mmap_huge_aligned(total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  if ((void *)dst == MAP_FAILED) {
+    free(jobs);
+    THROW("interleaveWeights: out of memory");
+  }
+  /* A few MiB at a time, each part's source given back once copied: the largest tensor
+   * (a tied embedding) is not resident twice at the peak. */
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  for (uint32_t i = 0; i < n; i++) {
+    if (!jobs[i].to) continue;
+    const int64_t bb = lmx_block_bytes(jobs[i].dtype), step = ((int64_t)8 << 20) / bb;
+    const uint8_t *released = jobs[i].src;
+    for (int64_t b = 0; b < jobs[i].blocks; b += step) {
+      const int64_t nb = jobs[i].blocks - b < step ? jobs[i].blocks - b : step;
+      interleave_job part = {jobs[i].dtype, jobs[i].src + b * bb, dst + jobs[i].off + (size_t)(b * bb), nb};
+      lmx_pool_run(interleave_part, &part);
+      const uint8_t *end = jobs[i].src + (b + nb) * bb;
+      release_file_bytes(released, (size_t)(end - released));
+      const uint8_t *floor = (const uint8_t *)((uintptr_t)end & ~(page - 1));
+      if (floor > released) released = floor;
+    }
+  }
+  mprotect(dst, total, PROT_READ);
+  napi_value out, buf, offsets, dtypes;
+  buf = mapping_buffer(env, dst, total, total, 0, NULL);
+  if (!buf) {
+    free(jobs);
+    return NULL;
+  }
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_array_with_length(env, n, &offsets));
+  CHECK(napi_create_array_with_length(env, n, &dtypes));
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value o, d;
+    napi_create_double(env, jobs[i].to ? (double)jobs[i].off : -1, &o);
+    napi_create_int32(env, jobs[i].to, &d);
+    napi_set_element(env, offsets, i, o);
+    napi_set_element(env, dtypes, i, d);
+  }
+  free(jobs);
+  napi_set_named_property(env, out, "buffer", buf);
+  napi_set_named_property(env, out, "offsets", offsets);
+  napi_set_named_property(env, out, "dtypes", dtypes);
+  return out;
 }
 
 /* ---- plans ---- */
@@ -749,6 +906,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mapFile", 0, map_file, 0, 0, 0, napi_default, 0},
       {"readFile", 0, read_file, 0, 0, 0, napi_default, 0},
       {"alloc", 0, alloc_buffer, 0, 0, 0, napi_default, 0},
+      {"interleaveWeights", 0, interleave_weights, 0, 0, 0, napi_default, 0},
       {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
       {"execute", 0, execute, 0, 0, 0, napi_default, 0},
       {"executeSync", 0, execute_sync, 0, 0, 0, napi_default, 0},

@@ -13,7 +13,10 @@ enum lmx_dtype {
   LMX_F32 = 0, LMX_F16 = 1, LMX_BF16 = 2, LMX_I32 = 3,
   /* block-quantized weights (layouts as in GGUF) */
   LMX_Q4_0 = 10, LMX_Q4_1 = 11, LMX_Q5_0 = 12, LMX_Q5_1 = 13, LMX_Q8_0 = 14,
-  LMX_Q4_K = 15, LMX_Q5_K = 16, LMX_Q6_K = 17, LMX_MXFP4 = 18, LMX_NVFP4 = 19
+  LMX_Q4_K = 15, LMX_Q5_K = 16, LMX_Q6_K = 17, LMX_MXFP4 = 18, LMX_NVFP4 = 19,
+  /* K-quants with their codes interleaved for the decode dots (kernels/interleave.c):
+   * made at load from Q4_K/Q6_K, never stored in files */
+  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21
 };
 #define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
 
@@ -185,6 +188,20 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
   *scales = (lo & 0x3f3f3f3fu) | (uint64_t)((b & 0x0f0f0f0fu) | ((lo & 0xc0c0c0c0u) >> 2)) << 32;
   *mins = (hi & 0x3f3f3f3fu) | (uint64_t)(((b >> 4) & 0x0f0f0f0fu) | ((hi & 0xc0c0c0c0u) >> 2)) << 32;
 }
+
+/* --- interleaved K-quants (kernels/interleave.c) --- */
+/* The interleaved type made from dtype (Q4_K -> Q4_K_I, Q6_K -> Q6_K_I), or 0. */
+int32_t lmx_interleaved_type(int32_t dtype);
+/* The GGUF type an interleaved type is made from (any other type: itself). */
+int32_t lmx_interleaved_base(int32_t dtype);
+/* blocks GGUF Q4_K or Q6_K super-blocks at src, interleaved into dst (same size). */
+void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks);
+/* One interleaved block back in its GGUF layout. */
+void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst);
+/* The 256 codes of an interleaved block in element order (Q4_K_I 0..15, Q6_K_I 0..63). */
+void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u);
+/* int8 activation codes (K of them) put in the interleaved order, per 256. */
+void lmx_x8_interleave(int8_t *q, int64_t K);
 
 /* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */
 /* E2M1 (FP4) codes at twice their value plus 12, 0..24: unsigned, for maddubs. */

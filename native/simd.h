@@ -185,7 +185,7 @@ lmx_qdotn_fn lmx_qdotn_for(int32_t dtype);
 void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx, int32_t *s16);
 /* Whether activations for this weight type are quantized as for K-quants (super = 1). */
 static inline int lmx_x8_super(int32_t wtype) {
-  return wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K;
+  return wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K || wtype == LMX_Q4_K_I || wtype == LMX_Q6_K_I;
 }
 
 static inline float lmx_elem(const void *p, int32_t dtype, int64_t i) {

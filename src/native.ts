@@ -17,6 +17,14 @@ export interface NativeAddon {
   mapFile(path: string): ArrayBuffer;
   readFile(path: string): ArrayBuffer;
   alloc(bytes: number): ArrayBuffer;
+  /**
+   * Copies the tensors whose type has an interleaved form (Q4_K, Q6_K) into one buffer in
+   * that form and gives their model-file bytes back (native/binding.c); offsets[i] is -1
+   * for tensors left as they are. Undefined when nothing qualifies or the CPU lacks AVX2.
+   */
+  interleaveWeights(
+    tensors: [buffer: ArrayBuffer, byteOffset: number, dtype: number, rows: number, cols: number][],
+  ): { buffer: ArrayBuffer; offsets: number[]; dtypes: number[] } | undefined;
   createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): object;
   execute(plan: object, samplers: (object | null)[] | null, logitsTensor: number): Promise<Int32Array | null>;
   executeSync(plan: object): void;

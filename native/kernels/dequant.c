@@ -136,7 +136,7 @@ static void nvfp4(const uint8_t *b, float *y) {
 
 int lmx_block_size(int32_t dtype) {
   switch (dtype) {
-    case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: return 256;
+    case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: case LMX_Q4_K_I: case LMX_Q6_K_I: return 256;
     case LMX_NVFP4: return 64;
     case LMX_Q4_0: case LMX_Q4_1: case LMX_Q5_0: case LMX_Q5_1: case LMX_Q8_0: case LMX_MXFP4: return 32;
     default: return 1;
@@ -150,9 +150,9 @@ int lmx_block_bytes(int32_t dtype) {
     case LMX_Q5_0: return 22;
     case LMX_Q5_1: return 24;
     case LMX_Q8_0: return 34;
-    case LMX_Q4_K: return 144;
+    case LMX_Q4_K: case LMX_Q4_K_I: return 144;
     case LMX_Q5_K: return 176;
-    case LMX_Q6_K: return 210;
+    case LMX_Q6_K: case LMX_Q6_K_I: return 210;
     case LMX_MXFP4: return 17;
     case LMX_NVFP4: return 36;
     case LMX_F32: case LMX_I32: return 4;
@@ -177,6 +177,16 @@ void lmx_dequant_row(const void *src, int32_t dtype, float *dst, int64_t n) {
     case LMX_Q6_K: f = q6_k; break;
     case LMX_MXFP4: f = mxfp4; break;
     case LMX_NVFP4: f = nvfp4; break;
+    case LMX_Q4_K_I: case LMX_Q6_K_I: {
+      /* Rarely on a hot path (rows of a tied embedding): each block back in GGUF order. */
+      const int bb = lmx_block_bytes(dtype);
+      uint8_t blk[210];
+      for (int64_t i = 0; i < n / 256; i++) {
+        lmx_deinterleave_block(dtype, (const uint8_t *)src + i * bb, blk);
+        (dtype == LMX_Q4_K_I ? q4_k : q6_k)(blk, dst + 256 * i);
+      }
+      return;
+    }
     default: return;
   }
   const int bs = lmx_block_size(dtype), bb = lmx_block_bytes(dtype);

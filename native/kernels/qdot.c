@@ -111,6 +111,9 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
   int16_t *h16 = (int16_t *)(s16 + K / 16), *h32 = h16 + K / 16;
   for (int64_t i = 0; i < K / 16; i++) h16[i] = (int16_t)s16[i];
   for (int64_t i = 0; i < K / 32; i++) h32[i] = (int16_t)(s16[2 * i] + s16[2 * i + 1]);
+  /* Interleaved K-quants read the codes in their weights' order; the sums per 16 and 32
+   * are the same sets of codes. */
+  if (wtype == LMX_Q4_K_I || wtype == LMX_Q6_K_I) lmx_x8_interleave(rec, K);
   if (wtype == LMX_NVFP4) {
     /* Per 64-block, the activations of the low nibbles (elements 16s..16s+7 of sub-blocks
      * s = 0..3), then those of the high ones (16s+8..16s+15): the NVFP4 kernel's order. */

@@ -233,6 +233,82 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const i
   return lmx_hsum8(acc);
 }
 
+/* Interleaved K-quants (kernels/interleave.c): every int16 lane of a product register is
+ * one sub-block of 16 in every register, so the products of a super-block add up in int16
+ * and are weighted by the sub-block scales in one madd (Q6_K_I: one per pair of
+ * registers), with no shuffles. The activations come in the same order (lmx_x8_row). */
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const int8_t *qx, const float *dx,
+                                                                           const int32_t *s16, const uint8_t *w, int64_t K) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  const int16_t *h32 = lmx_x8_sums32(s16, K);
+  const int pf = LMX_PREFETCH_BYTES;
+  __m256 acc = _mm256_setzero_ps();
+  __m128 macc = _mm_setzero_ps();
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * 144;
+    lmx_prefetch_at(p + pf, 144);
+    uint64_t scales, mins;
+    lmx_scales_mins_k4(p + 4, &scales, &mins);
+    /* Lanes 2j and 2j + 1 (the halves of sub-block j) take sub-block j's scale. */
+    const __m128i s8 = _mm_cvtsi64_si128((long long)scales);
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
+    const int8_t *x = qx + 256 * b;
+    /* <= 8 x 2 x 15 x 127 = 30480 per int16 lane. */
+    __m256i sum = _mm256_setzero_si256();
+    for (int m = 0; m < 4; m++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * m))));
+      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * m + 32))));
+    }
+    const __m256i sumi = QD_DPWSSD(_mm256_setzero_si256(), sum, sc16);
+    int32_t dbits;
+    memcpy(&dbits, p, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits)), _mm_set1_ps(dx[8 * b]));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc);
+    const __m128i ms = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins)), _mm_loadu_si128((const __m128i *)(h32 + 8 * b)));
+    macc = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_shuffle_ps(dd, dd, 0x55), macc);
+  }
+  return lmx_hsum8(acc) - lmx_hsum4(macc);
+}
+
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const int8_t *qx, const float *dx,
+                                                                           const int32_t *s16, const uint8_t *w, int64_t K) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  const int16_t *h16 = lmx_x8_sums16(s16, K);
+  const int pf = LMX_PREFETCH_BYTES;
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * 210;
+    lmx_prefetch_at(p + pf, 210);
+    /* Lane l is sub-block l: the 16 scales in order. */
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+    const int8_t *x = qx + 256 * b;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      const __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+      const __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+      const __m256i g0 = _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+      const __m256i g1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+      const __m256i g2 = _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(H, m30));
+      const __m256i g3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+      const int8_t *xh = x + 128 * h;
+      /* <= 2 x 2 x 63 x 127 = 32004 per int16 lane. */
+      const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g0, _mm256_loadu_si256((const __m256i *)xh)),
+                                         _mm256_maddubs_epi16(g1, _mm256_loadu_si256((const __m256i *)(xh + 32))));
+      const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g2, _mm256_loadu_si256((const __m256i *)(xh + 64))),
+                                         _mm256_maddubs_epi16(g3, _mm256_loadu_si256((const __m256i *)(xh + 96))));
+      sumi = QD_DPWSSD(sumi, a, sc16);
+      sumi = QD_DPWSSD(sumi, c, sc16);
+    }
+    /* The -32 offsets: sum_l scale_l * (code sum of sub-block l), taken off in integers. */
+    const __m256i op = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(h16 + 16 * b)));
+    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(op, 5));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(lmx_f16_avx2(p + 208) * dx[8 * b]), acc);
+  }
+  return lmx_hsum8(acc);
+}
+
 /* FP4 (E2M1) codes as int8 at twice their value, so that every code is an integer:
  * {0, .5, 1, 1.5, 2, 3, 4, 6} x 2 and negatives; block scales are halved to match. */
 static inline QD_ATTR __m256i QD(e2m1x2)(__m256i codes) {
@@ -387,6 +463,8 @@ QD_KERNELS(q5_1)
 QD_KERNELS(q4_k)
 QD_KERNELS(q5_k)
 QD_KERNELS(q6_k)
+QD_KERNELS(q4_k_i)
+QD_KERNELS(q6_k_i)
 QD_KERNELS(nvfp4)
 QD_KERNELS(mxfp4)
 #undef QD_KERNELS
@@ -402,6 +480,8 @@ static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
     case LMX_Q4_K: return QD(lmx_qdotn_q4_k);
     case LMX_Q5_K: return QD(lmx_qdotn_q5_k);
     case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
+    case LMX_Q4_K_I: return QD(lmx_qdotn_q4_k_i);
+    case LMX_Q6_K_I: return QD(lmx_qdotn_q6_k_i);
     case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);
     case LMX_MXFP4: return QD(lmx_qdotn_mxfp4);
     default: return NULL;

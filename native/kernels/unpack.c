@@ -4,11 +4,11 @@
  *   (LMX_UNPACK_SB) values, so that every weight is exactly d * u + o (Q8_0: signed
  *   codes, o = 0): Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. Scales and offsets are the dequantizers' own products (dequant.c),
  *   exact in f32.
- * - K form (Q4_K, Q5_K): unsigned codes u with an integer multiplier m (the 6-bit scale)
+ * - K form (Q4_K, Q5_K, Q4_K_I): unsigned codes u with an integer multiplier m (the 6-bit scale)
  *   and a float offset o (minus dmin times the 6-bit min) per sub-block of 32 and a
  *   float base d per 256: every weight is exactly d * m * u + o, so the GEMM sums a
  *   super-block's products in integers and needs one float step per 256 plus the offsets.
- * - Multiplier form (NVFP4, Q6_K): signed codes c with an integer multiplier m per
+ * - Multiplier form (NVFP4, Q6_K, Q6_K_I): signed codes c with an integer multiplier m per
  *   sub-block of 16 and one float base per block of lmx_mult_ab(dtype) values that share
  *   one activation scale (NVFP4: the two sub-blocks of 32; Q6_K: its 256), so that every
  *   weight is exactly base * m * c: the GEMM sums such a block in integers and needs one
@@ -149,15 +149,21 @@ static float pow2f(int k) {
 }
 
 int lmx_mult_ab(int32_t dtype) {
-  return dtype == LMX_NVFP4 ? 32 : dtype == LMX_Q6_K ? 256 : 0;
+  return dtype == LMX_NVFP4 ? 32 : dtype == LMX_Q6_K || dtype == LMX_Q6_K_I ? 256 : 0;
 }
 
 int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride) {
   const uint8_t *p = (const uint8_t *)src;
-  if (dtype == LMX_Q6_K) {
+  if (dtype == LMX_Q6_K || dtype == LMX_Q6_K_I) {
     /* Codes 0..63 less 32, the int8 scales as multipliers, d as the base. */
     for (int64_t i = 0; i < K / 256; i++, p += 210) {
-      q6k_codes(p, c + 256 * i);
+      if (dtype == LMX_Q6_K) {
+        q6k_codes(p, c + 256 * i);
+      } else {
+        uint8_t *u = (uint8_t *)c + 256 * i;
+        lmx_interleaved_codes(p, dtype, u);
+        for (int j = 0; j < 256; j++) u[j] = (uint8_t)(u[j] - 32);
+      }
       for (int j = 0; j < 16; j++) m[(16 * i + j) * stride] = ((const int8_t *)p)[192 + j];
       base[i * stride] = lmx_f16_le(p + 208);
     }
@@ -192,7 +198,8 @@ void lmx_unpack_k4(const void *src, int32_t dtype, int64_t K, uint8_t *u, int32_
   const int q5 = dtype == LMX_Q5_K;
   for (int64_t i = 0; i < K / 256; i++, p += q5 ? 176 : 144) {
     const float dmin = lmx_f16_le(p + 2);
-    k4_codes(p, q5, u + 256 * i);
+    if (dtype == LMX_Q4_K_I) lmx_interleaved_codes(p, dtype, u + 256 * i);
+    else k4_codes(p, q5, u + 256 * i);
     for (int j = 0; j < 8; j++) {
       int sc, mn;
       lmx_scale_min_k4(p + 4, j, &sc, &mn);

@@ -124,6 +124,25 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
   return out;
 }
 
+/** Lets the backend put the quantized weights in its own layouts (Backend.adoptWeights). */
+function adoptWeights(backend: Backend, weights: Map<string, BoundWeight>): void {
+  if (!backend.adoptWeights) return;
+  const quantized = [...weights.values()].filter((w) => isQuantized(w.dtype));
+  const adopted = backend.adoptWeights(
+    quantized.map((w) => ({
+      dtype: w.dtype,
+      buffer: w.buffer,
+      byteOffset: w.byteOffset,
+      rows: w.spec.rows,
+      cols: w.spec.cols,
+    })),
+  );
+  quantized.forEach((w, i) => {
+    const a = adopted[i];
+    if (a) weights.set(w.spec.name, { ...w, dtype: a.dtype, buffer: a.buffer, byteOffset: a.byteOffset });
+  });
+}
+
 export class EngineModel {
   readonly def: ModelDefinition<any>;
   readonly config: any;
@@ -160,6 +179,7 @@ export class EngineModel {
       throw new ModelFileError(source.path, (e as Error).message.replace(`${source.path}: `, ""));
     }
     this.weights = bindWeights(def, this.config, source);
+    adoptWeights(backend, this.weights);
     this.vocabSize = this.config.vocabSize;
     this.numCtx = Math.max(1, options.numCtx ?? Math.min(def.contextLength(this.config), 4096));
     this.numSeq = options.numSeq ?? 1;

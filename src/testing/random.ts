@@ -1,4 +1,5 @@
 /** Deterministic random data for tests and benchmarks (no Math.random: runs must repeat). */
+import { interleave } from "../engine/quant/interleaved.js";
 import { BLOCKS, DType, f32ToF16 } from "../engine/tensor/dtype.js";
 
 /** mulberry32: a small, fast, seeded generator of floats in [0, 1). */
@@ -26,6 +27,8 @@ export function uniform(n: number, scale: number, seed: number): Float32Array {
  * values, so that every code decodes to a usable number.
  */
 export function randomBlocks(dtype: DType, nBlocks: number, seed: number): Uint8Array {
+  if (dtype === DType.Q4_K_I) return interleave(DType.Q4_K, randomBlocks(DType.Q4_K, nBlocks, seed));
+  if (dtype === DType.Q6_K_I) return interleave(DType.Q6_K, randomBlocks(DType.Q6_K, nBlocks, seed));
   const spec = BLOCKS[dtype];
   if (!spec) throw new Error(`${DType[dtype]} is not block-quantized`);
   const r = rng(seed);

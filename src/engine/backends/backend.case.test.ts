@@ -90,6 +90,8 @@ describe("cpu backend matches the reference backend", () => {
     DType.Q6_K,
     DType.MXFP4,
     DType.NVFP4,
+    DType.Q4_K_I,
+    DType.Q6_K_I,
   ]) {
     it(`${DType[qt]} weights: getRows exactly, matmul (GEMV and GEMM, with a per-tensor scale)`, async () => {
       const K = 512,
@@ -133,6 +135,9 @@ describe("cpu backend matches the reference backend", () => {
       [DType.Q5_K, 16, 176, 0xff],
       [DType.Q6_K, 0, 192, 0xff],
       [DType.Q6_K, 0, 192, 0x00],
+      [DType.Q4_K_I, 16, 144, 0xff],
+      [DType.Q6_K_I, 0, 192, 0xff],
+      [DType.Q6_K_I, 0, 192, 0x00],
       [DType.MXFP4, 1, 17, 0x77],
       [DType.NVFP4, 4, 36, 0x77],
     ];
@@ -571,6 +576,8 @@ describe("decode batches", () => {
       DType.Q6_K,
       DType.MXFP4,
       DType.NVFP4,
+      DType.Q4_K_I,
+      DType.Q6_K_I,
     ]) {
       const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 80 + qt).buffer as ArrayBuffer;
       const run = async (rows: Float32Array, n: number) => {

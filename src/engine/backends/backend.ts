@@ -3,6 +3,7 @@
  * it (optionally sampling one token per logits row), and sample. Backends know plans,
  * not models.
  */
+import type { DType } from "../tensor/dtype.js";
 import type { Graph, Tensor } from "../tensor/graph.js";
 import type { EncodedPlan } from "../tensor/plan.js";
 
@@ -59,10 +60,26 @@ export interface PreparedPlan {
   read(t: Tensor): Float32Array;
 }
 
+/** A weight's bytes: `rows` rows of `cols` elements of `dtype` at `byteOffset` of `buffer`. */
+export interface WeightBytes {
+  dtype: DType;
+  buffer: ArrayBuffer;
+  byteOffset: number;
+  rows: number;
+  cols: number;
+}
+
 export interface Backend {
   readonly name: "cpu" | "reference";
   /** Zeroed memory for caches and arenas, aligned for the kernels. */
   allocate(bytes: number): ArrayBuffer;
+  /**
+   * Puts a model's weights in the layouts this backend's kernels read fastest, once at
+   * load (the cpu backend interleaves K-quant codes: engine/quant/interleaved.ts). Returns
+   * the replacement of each weight, or undefined to keep it. The model must read the
+   * replacements only: the source bytes may have been given back to the file.
+   */
+  adoptWeights?(weights: readonly WeightBytes[]): (WeightBytes | undefined)[];
   prepare(graph: Graph): PreparedPlan;
   createSampler(options: SamplerOptions): Sampler;
   /** Worker threads a plan runs on. */

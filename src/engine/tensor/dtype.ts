@@ -15,6 +15,10 @@ export enum DType {
   Q6_K = 17,
   MXFP4 = 18,
   NVFP4 = 19,
+  /** Q4_K with its codes interleaved for the cpu backend's dots (made at load, never in files). */
+  Q4_K_I = 20,
+  /** Q6_K likewise (engine/quant/interleaved.ts). */
+  Q6_K_I = 21,
 }
 
 /** Elements and bytes per block of the block-quantized types. */
@@ -29,10 +33,22 @@ export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
   [DType.Q6_K]: { size: 256, bytes: 210 },
   [DType.MXFP4]: { size: 32, bytes: 17 },
   [DType.NVFP4]: { size: 64, bytes: 36 },
+  [DType.Q4_K_I]: { size: 256, bytes: 144 },
+  [DType.Q6_K_I]: { size: 256, bytes: 210 },
 };
 
 export function isQuantized(dt: DType): boolean {
   return BLOCKS[dt] !== undefined;
+}
+
+/**
+ * Whether int8 activations for weights of this type are quantized per 256 (as llama.cpp
+ * does for K-quants), not per 32.
+ */
+export function superBlockActivations(dt: DType): boolean {
+  return (
+    dt === DType.Q4_K || dt === DType.Q5_K || dt === DType.Q6_K || dt === DType.Q4_K_I || dt === DType.Q6_K_I
+  );
 }
 
 /** Bytes per element of a non-quantized type. */

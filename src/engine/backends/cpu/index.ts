@@ -3,6 +3,7 @@ import { native } from "../../../native.js";
 import type { Graph, Tensor } from "../../tensor/graph.js";
 import { compilePlan } from "../../tensor/plan.js";
 import { decodeProfile } from "../../profile.js";
+import type { DType } from "../../tensor/dtype.js";
 import type {
   Backend,
   PreparedPlan,
@@ -10,6 +11,7 @@ import type {
   SampleResult,
   Sampler,
   SamplerOptions,
+  WeightBytes,
 } from "../backend.js";
 import { PlanBuffers } from "../prepared.js";
 
@@ -41,6 +43,19 @@ export class CpuBackend implements Backend {
 
   allocate(bytes: number): ArrayBuffer {
     return native().alloc(bytes);
+  }
+
+  /** Q4_K and Q6_K weights interleaved for the decode dots (off with LMX_REPACK=0). */
+  adoptWeights(weights: readonly WeightBytes[]): (WeightBytes | undefined)[] {
+    if (process.env.LMX_REPACK === "0") return weights.map(() => undefined);
+    const r = native().interleaveWeights(
+      weights.map((w) => [w.buffer, w.byteOffset, w.dtype, w.rows, w.cols]),
+    );
+    return weights.map((w, i) =>
+      r && r.offsets[i]! >= 0
+        ? { ...w, dtype: r.dtypes[i] as DType, buffer: r.buffer, byteOffset: r.offsets[i]! }
+        : undefined,
+    );
   }
 
   threads(): number {

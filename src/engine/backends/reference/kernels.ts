@@ -2,7 +2,15 @@
  * The executable specification of every op: plain TypeScript over the same plan the
  * native executor runs. Slow and simple on purpose; tests compare the cpu backend to it.
  */
-import { DType, f16ToF32, f32ToF16, isQuantized, rowBytes, toF32 } from "../../tensor/dtype.js";
+import {
+  DType,
+  f16ToF32,
+  f32ToF16,
+  isQuantized,
+  rowBytes,
+  superBlockActivations,
+  toF32,
+} from "../../tensor/dtype.js";
 import { quantFormat } from "../../quant/index.js";
 import { MAX_SRC, OP_FLOATS, OP_INTS, OP_MASK, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
 
@@ -128,7 +136,7 @@ const kernels: Record<number, Kernel> = {
     // Quantized weights meet int8 activations in decode (fused integer dots,
     // native/kernels/qdot_x86.h) and prefill (int8 GEMM, gemm_q8.c) alike.
     const int8 = isQuantized(w!.dtype);
-    const superBlocks = w!.dtype === DType.Q4_K || w!.dtype === DType.Q5_K || w!.dtype === DType.Q6_K;
+    const superBlocks = superBlockActivations(w!.dtype);
     // A fused gated activation (plan.ts fuse): the rows are glu(x, up).
     const row = (t: number) => (up ? gluRow(ip[0]!, rowF32(x!, t), rowF32(up, t)) : rowF32(x!, t));
     const xs = Array.from({ length: x!.ne1 }, (_, t) =>

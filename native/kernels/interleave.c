@@ -1,0 +1,182 @@
+/* K-quant weights rearranged at load for the decode dots: the interleaved types Q4_K_I and
+ * Q6_K_I (same sizes, scales, mins and d in the same places, codes in another order).
+ *
+ * In a GGUF super-block, the codes one 32-byte register holds all belong to one sub-block
+ * (Q4_K) or two (Q6_K), so the AVX2 dot has to weight each register's int16 products by
+ * its own scales: a shuffle, a madd and an add per register, a third of the loop. In the
+ * interleaved order, register n (0..7, in the order the dot loads them) holds at bytes 2l
+ * and 2l + 1 the elements 16l + 2n and 16l + 2n + 1 (l = 0..15): every int16 lane of a
+ * product register is one sub-block of 16, the same in every register. The products of
+ * all eight registers then add up in int16 (Q4_K: 8 x 3810 fits; Q6_K: pairs, 2 x 16002)
+ * and meet the scales in one madd per super-block (Q6_K: per pair). Activations for these
+ * types are stored in the same order (lmx_x8_row), so the dot needs no shuffle at all.
+ *
+ * Q4_K_I: bytes 0-15 as Q4_K; byte 16 + 32m + b (m = 0..3) holds the code of register 2m,
+ * byte b in its low nibble and that of register 2m + 1 in its high nibble.
+ * Q6_K_I: byte 32m + b (m = 0..3) holds the low 4 bits of registers 2m (low nibble) and
+ * 2m + 1 (high nibble); byte 128 + 32h + b (h = 0, 1) the high 2 bits of registers 4h + j
+ * at bits 2j; bytes 192-209 as Q6_K (16 int8 scales, f16 d). */
+#include <string.h>
+
+#include "../simd.h"
+
+/* The element of a super-block at byte b of register n in the interleaved order. */
+static inline int slot_elem(int n, int b) {
+  return 16 * (b >> 1) + 2 * n + (b & 1);
+}
+
+int32_t lmx_interleaved_type(int32_t dtype) {
+  return dtype == LMX_Q4_K ? LMX_Q4_K_I : dtype == LMX_Q6_K ? LMX_Q6_K_I : 0;
+}
+
+int32_t lmx_interleaved_base(int32_t dtype) {
+  return dtype == LMX_Q4_K_I ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K : dtype;
+}
+
+/* The 256 codes of a GGUF Q4_K (0..15) or Q6_K (0..63) super-block in element order. */
+static void gguf_codes(const uint8_t *p, int q6, uint8_t *u) {
+  if (!q6) {
+    for (int c = 0; c < 4; c++)
+      for (int l = 0; l < 32; l++) {
+        u[64 * c + l] = p[16 + 32 * c + l] & 15;
+        u[64 * c + 32 + l] = p[16 + 32 * c + l] >> 4;
+      }
+    return;
+  }
+  for (int h = 0; h < 2; h++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t L = p[64 * h + l], L2 = p[64 * h + 32 + l], H = p[128 + 32 * h + l];
+      u[128 * h + l] = (uint8_t)((L & 15) | (H & 3) << 4);
+      u[128 * h + 32 + l] = (uint8_t)((L2 & 15) | ((H >> 2) & 3) << 4);
+      u[128 * h + 64 + l] = (uint8_t)((L >> 4) | ((H >> 4) & 3) << 4);
+      u[128 * h + 96 + l] = (uint8_t)((L2 >> 4) | ((H >> 6) & 3) << 4);
+    }
+}
+
+/* The inverse of gguf_codes: the code bytes of a GGUF block from element-order codes. */
+static void gguf_pack(const uint8_t *u, int q6, uint8_t *p) {
+  if (!q6) {
+    for (int c = 0; c < 4; c++)
+      for (int l = 0; l < 32; l++) p[16 + 32 * c + l] = (uint8_t)(u[64 * c + l] | u[64 * c + 32 + l] << 4);
+    return;
+  }
+  for (int h = 0; h < 2; h++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t a = u[128 * h + l], b = u[128 * h + 32 + l], c = u[128 * h + 64 + l], d = u[128 * h + 96 + l];
+      p[64 * h + l] = (uint8_t)((a & 15) | (c & 15) << 4);
+      p[64 * h + 32 + l] = (uint8_t)((b & 15) | (d & 15) << 4);
+      p[128 + 32 * h + l] = (uint8_t)((a >> 4) | (b >> 4) << 2 | (c >> 4) << 4 | (d >> 4) << 6);
+    }
+}
+
+/* Element-order codes of an interleaved block, scalar (the definition). */
+static void interleaved_codes_scalar(const uint8_t *p, int q6, uint8_t *u) {
+  for (int n = 0; n < 8; n++)
+    for (int b = 0; b < 32; b++) {
+      uint8_t c;
+      if (!q6) {
+        c = (uint8_t)(p[16 + 32 * (n >> 1) + b] >> (4 * (n & 1)) & 15);
+      } else {
+        c = (uint8_t)((p[32 * (n >> 1) + b] >> (4 * (n & 1)) & 15) | (p[128 + 32 * (n >> 2) + b] >> (2 * (n & 3)) & 3) << 4);
+      }
+      u[slot_elem(n, b)] = c;
+    }
+}
+
+#ifdef LMX_X86
+/* The same with AVX2: the eight code registers as the dot builds them, then an 8 x 16
+ * transpose of 16-bit words (element 16l + 2n is word l of register n). */
+static LMX_AVX2 void interleaved_codes_avx2(const uint8_t *p, int q6, uint8_t *u) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  __m256i r[8];
+  if (!q6) {
+    for (int m = 0; m < 4; m++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
+      r[2 * m] = _mm256_and_si256(q, m4);
+      r[2 * m + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    }
+  } else {
+    for (int h = 0; h < 2; h++) {
+      const __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+      const __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+      r[4 * h] = _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+      r[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+      r[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(H, m30));
+      r[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+    }
+  }
+  /* Per 128-bit lane, words l (low lane: l = 0..7, high: 8..15) of registers 0..7. */
+  __m256i a[8], c[8];
+  for (int i = 0; i < 4; i++) {
+    a[2 * i] = _mm256_unpacklo_epi16(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm256_unpackhi_epi16(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      c[4 * i + 2 * j] = _mm256_unpacklo_epi32(a[4 * i + j], a[4 * i + 2 + j]);
+      c[4 * i + 2 * j + 1] = _mm256_unpackhi_epi32(a[4 * i + j], a[4 * i + 2 + j]);
+    }
+  /* c[j] (c[4 + j]): registers 0-3 (4-7) at words 2j and 2j + 1 of each lane. */
+  for (int j = 0; j < 4; j++) {
+    const __m256i lo = _mm256_unpacklo_epi64(c[j], c[4 + j]), hi = _mm256_unpackhi_epi64(c[j], c[4 + j]);
+    const int w0 = 2 * j;
+    _mm_storeu_si128((__m128i *)(u + 16 * w0), _mm256_castsi256_si128(lo));
+    _mm_storeu_si128((__m128i *)(u + 16 * (w0 + 8)), _mm256_extracti128_si256(lo, 1));
+    _mm_storeu_si128((__m128i *)(u + 16 * (w0 + 1)), _mm256_castsi256_si128(hi));
+    _mm_storeu_si128((__m128i *)(u + 16 * (w0 + 9)), _mm256_extracti128_si256(hi, 1));
+  }
+}
+#endif
+
+void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u) {
+  const int q6 = dtype == LMX_Q6_K_I;
+#ifdef LMX_X86
+  if (lmx_use_avx2()) {
+    interleaved_codes_avx2(p, q6, u);
+    return;
+  }
+#endif
+  interleaved_codes_scalar(p, q6, u);
+}
+
+void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks) {
+  const int q6 = dtype == LMX_Q6_K, bytes = q6 ? 210 : 144;
+  uint8_t u[256];
+  for (int64_t i = 0; i < blocks; i++, src += bytes, dst += bytes) {
+    gguf_codes(src, q6, u);
+    if (!q6) {
+      memcpy(dst, src, 16);
+      for (int m = 0; m < 4; m++)
+        for (int b = 0; b < 32; b++) dst[16 + 32 * m + b] = (uint8_t)(u[slot_elem(2 * m, b)] | u[slot_elem(2 * m + 1, b)] << 4);
+      continue;
+    }
+    memcpy(dst + 192, src + 192, 18);
+    for (int m = 0; m < 4; m++)
+      for (int b = 0; b < 32; b++)
+        dst[32 * m + b] = (uint8_t)((u[slot_elem(2 * m, b)] & 15) | (u[slot_elem(2 * m + 1, b)] & 15) << 4);
+    for (int h = 0; h < 2; h++)
+      for (int b = 0; b < 32; b++) {
+        int v = 0;
+        for (int j = 0; j < 4; j++) v |= (u[slot_elem(4 * h + j, b)] >> 4) << (2 * j);
+        dst[128 + 32 * h + b] = (uint8_t)v;
+      }
+  }
+}
+
+void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst) {
+  const int q6 = dtype == LMX_Q6_K_I;
+  uint8_t u[256];
+  interleaved_codes_scalar(src, q6, u);
+  if (q6) memcpy(dst + 192, src + 192, 18);
+  else memcpy(dst, src, 16);
+  gguf_pack(u, q6, dst);
+}
+
+void lmx_x8_interleave(int8_t *q, int64_t K) {
+  int8_t t[256];
+  for (int64_t s = 0; s + 256 <= K; s += 256) {
+    for (int n = 0; n < 8; n++)
+      for (int b = 0; b < 32; b++) t[32 * n + b] = q[s + slot_elem(n, b)];
+    memcpy(q + s, t, 256);
+  }
+}
