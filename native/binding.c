@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lmx.h"
@@ -267,6 +268,31 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* Faults in fresh memory from mmap_huge_aligned on this thread, 2 MiB at a time, before
+ * the pool writes it: huge-page faults taken by two threads at once made copying a 400 MB
+ * model up to 4x slower (1350 ms against 50 + 300). A huge-page fault costs ~0.1 ms when
+ * the kernel has one free, but 1-9 ms on this VM after the first ~100 MiB or so (measured;
+ * whatever the cause, compaction or the host): past an average of 1 ms per 2 MiB the rest
+ * stays in 4 KiB pages, which the copy faults in as it goes. Huge pages make decode ~4%
+ * faster on one thread, not worth seconds of loading a large model. */
+static void prefault_huge(uint8_t *p, size_t len) {
+  const size_t huge = (size_t)2 << 20;
+  const double t0 = now_ms();
+  for (size_t o = 0, n = 1; o < len; o += huge, n++) {
+    p[o] = 0;
+    if (now_ms() - t0 > 10 + (double)n && o + huge < len) {
+      madvise(p + o + huge, len - o - huge, MADV_NOHUGEPAGE);
+      return;
+    }
+  }
+}
+
 typedef struct {
   int32_t dtype;
   const uint8_t *src;
@@ -331,6 +357,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
     free(jobs);
     THROW("interleaveWeights: out of memory");
   }
+  prefault_huge(dst, total);
   /* A few MiB at a time, each part's source given back once copied: the largest tensor
    * (a tied embedding) is not resident twice at the peak. */
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);

@@ -33,27 +33,8 @@ int32_t lmx_interleaved_base(int32_t dtype) {
   return dtype == LMX_Q4_K_I ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K : dtype;
 }
 
-/* The 256 codes of a GGUF Q4_K (0..15) or Q6_K (0..63) super-block in element order. */
-static void gguf_codes(const uint8_t *p, int q6, uint8_t *u) {
-  if (!q6) {
-    for (int c = 0; c < 4; c++)
-      for (int l = 0; l < 32; l++) {
-        u[64 * c + l] = p[16 + 32 * c + l] & 15;
-        u[64 * c + 32 + l] = p[16 + 32 * c + l] >> 4;
-      }
-    return;
-  }
-  for (int h = 0; h < 2; h++)
-    for (int l = 0; l < 32; l++) {
-      const uint8_t L = p[64 * h + l], L2 = p[64 * h + 32 + l], H = p[128 + 32 * h + l];
-      u[128 * h + l] = (uint8_t)((L & 15) | (H & 3) << 4);
-      u[128 * h + 32 + l] = (uint8_t)((L2 & 15) | ((H >> 2) & 3) << 4);
-      u[128 * h + 64 + l] = (uint8_t)((L >> 4) | ((H >> 4) & 3) << 4);
-      u[128 * h + 96 + l] = (uint8_t)((L2 >> 4) | ((H >> 6) & 3) << 4);
-    }
-}
-
-/* The inverse of gguf_codes: the code bytes of a GGUF block from element-order codes. */
+/* The code bytes of a GGUF Q4_K (codes 0..15) or Q6_K (0..63) block from its 256 codes in
+ * element order. */
 static void gguf_pack(const uint8_t *u, int q6, uint8_t *p) {
   if (!q6) {
     for (int c = 0; c < 4; c++)
@@ -139,27 +120,47 @@ void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u) {
   interleaved_codes_scalar(p, q6, u);
 }
 
+/* The codes of elements 2w and 2w + 1 of a GGUF Q4_K or Q6_K block as the two bytes of a
+ * 16-bit word: a pair never straddles a nibble half or a bit-pair group, so each is one
+ * 16-bit load, shift and mask. */
+static inline uint16_t gguf_code_pair(const uint8_t *p, int q6, int w) {
+  uint16_t a, h;
+  if (!q6) {
+    memcpy(&a, p + 16 + 32 * (w >> 5) + (2 * w & 31), 2);
+    return (uint16_t)(a >> (4 * (w >> 4 & 1)) & 0x0f0f);
+  }
+  const int half = w >> 6, k = w >> 4 & 3, l = 2 * w & 31;
+  memcpy(&a, p + 64 * half + 32 * (k & 1) + l, 2);
+  memcpy(&h, p + 128 + 32 * half + l, 2);
+  return (uint16_t)((a >> (4 * (k >> 1)) & 0x0f0f) | (h >> (2 * k) & 0x0303) << 4);
+}
+
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks) {
   const int q6 = dtype == LMX_Q6_K, bytes = q6 ? 210 : 144;
-  uint8_t u[256];
   for (int64_t i = 0; i < blocks; i++, src += bytes, dst += bytes) {
-    gguf_codes(src, q6, u);
+    /* Word l of code register n is the pair at element 16l + 2n: natural word 8l + n. */
+    uint16_t c[8][16];
+    for (int n = 0; n < 8; n++)
+      for (int l = 0; l < 16; l++) c[n][l] = gguf_code_pair(src, q6, 8 * l + n);
+    uint16_t out[64];
     if (!q6) {
       memcpy(dst, src, 16);
       for (int m = 0; m < 4; m++)
-        for (int b = 0; b < 32; b++) dst[16 + 32 * m + b] = (uint8_t)(u[slot_elem(2 * m, b)] | u[slot_elem(2 * m + 1, b)] << 4);
+        for (int l = 0; l < 16; l++) out[16 * m + l] = (uint16_t)(c[2 * m][l] | c[2 * m + 1][l] << 4);
+      memcpy(dst + 16, out, 128);
       continue;
     }
     memcpy(dst + 192, src + 192, 18);
     for (int m = 0; m < 4; m++)
-      for (int b = 0; b < 32; b++)
-        dst[32 * m + b] = (uint8_t)((u[slot_elem(2 * m, b)] & 15) | (u[slot_elem(2 * m + 1, b)] & 15) << 4);
+      for (int l = 0; l < 16; l++) out[16 * m + l] = (uint16_t)((c[2 * m][l] & 0x0f0f) | (c[2 * m + 1][l] & 0x0f0f) << 4);
+    memcpy(dst, out, 128);
     for (int h = 0; h < 2; h++)
-      for (int b = 0; b < 32; b++) {
-        int v = 0;
-        for (int j = 0; j < 4; j++) v |= (u[slot_elem(4 * h + j, b)] >> 4) << (2 * j);
-        dst[128 + 32 * h + b] = (uint8_t)v;
+      for (int l = 0; l < 16; l++) {
+        uint16_t v = 0;
+        for (int j = 0; j < 4; j++) v = (uint16_t)(v | (c[4 * h + j][l] >> 4 & 0x0303) << (2 * j));
+        out[16 * h + l] = v;
       }
+    memcpy(dst + 128, out, 64);
   }
 }
 
