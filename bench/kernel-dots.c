@@ -34,6 +34,7 @@ static const struct {
     {"q5_0", LMX_Q5_0, 32, 22, {0, -1}}, {"q5_1", LMX_Q5_1, 32, 24, {0, 2}},    {"q4_K", LMX_Q4_K, 256, 144, {0, 2}},
     {"q5_K", LMX_Q5_K, 256, 176, {0, 2}}, {"q6_K", LMX_Q6_K, 256, 210, {208, -1}}, {"mxfp4", LMX_MXFP4, 32, 17, {-1, -1}},
     {"nvfp4", LMX_NVFP4, 64, 36, {-1, -1}}, {"q4_K_I", LMX_Q4_K_I, 256, 144, {0, 2}}, {"q6_K_I", LMX_Q6_K_I, 256, 210, {208, -1}},
+    {"nvfp4_I", LMX_NVFP4_I, 128, 72, {-1, -1}},
 };
 
 static void ordinary_scales(uint8_t *w, int64_t bytes, int t) {
@@ -63,9 +64,11 @@ int main(int argc, char **argv) {
                   rowsHot = 64;
     uint8_t *w = aligned_alloc(64, (size_t)(rowsCold * rowBytes));
     for (int64_t i = 0; i < rowsCold * rowBytes; i++) w[i] = (uint8_t)rand();
-    ordinary_scales(w, rowsCold * rowBytes, (int)t);
     const int32_t base = lmx_interleaved_base(TYPES[t].dtype);
-    if (base != TYPES[t].dtype) { /* the GGUF type's random blocks, interleaved as at load */
+    int bt = (int)t;
+    while (TYPES[bt].dtype != base) bt--;
+    ordinary_scales(w, rowsCold * rowBytes, bt);
+    if (bt != (int)t) { /* the GGUF type's random blocks, interleaved as at load */
       uint8_t *g = malloc((size_t)(rowsCold * rowBytes));
       memcpy(g, w, (size_t)(rowsCold * rowBytes));
       lmx_interleave_blocks(base, g, w, rowsCold * rowBytes / TYPES[t].bytes);

@@ -297,14 +297,13 @@ typedef struct {
   int32_t dtype;
   const uint8_t *src;
   uint8_t *dst;
-  int64_t blocks;
+  int64_t blocks, bytes; /* of the interleaved type */
 } interleave_job;
 
 static void interleave_part(void *arg, int ith, int nth) {
   const interleave_job *j = (const interleave_job *)arg;
   const int64_t per = (j->blocks + nth - 1) / nth, lo = per * ith, hi = lo + per < j->blocks ? lo + per : j->blocks;
-  const int64_t bb = lmx_block_bytes(j->dtype);
-  if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * bb, j->dst + lo * bb, hi - lo);
+  if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * j->bytes, j->dst + lo * j->bytes, hi - lo);
 }
 
 /* interleaveWeights([[buffer, byteOffset, dtype, rows, cols], ...]) -> null, or
@@ -337,9 +336,9 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
       free(jobs);
       THROW("interleaveWeights: expected [ArrayBuffer, byteOffset, dtype, rows, cols] entries");
     }
-    const int32_t to = lmx_interleaved_type(dtype);
-    const int bs = lmx_block_size(dtype);
-    if (!to || cols <= 0 || rows <= 0 || (int64_t)cols % bs) continue;
+    const int32_t to = cols > 0 && rows > 0 && (int64_t)cols % lmx_block_size(dtype) == 0 ? lmx_interleaved_type(dtype, (int64_t)cols) : 0;
+    const int bs = lmx_block_size(to);
+    if (!to) continue;
     const size_t bytes = (size_t)((int64_t)rows * lmx_row_bytes(dtype, (int64_t)cols));
     if (off < 0 || (size_t)off + bytes > len) {
       free(jobs);
@@ -363,11 +362,11 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   for (uint32_t i = 0; i < n; i++) {
     if (!jobs[i].to) continue;
-    const int64_t bb = lmx_block_bytes(jobs[i].dtype), step = ((int64_t)8 << 20) / bb;
+    const int64_t bb = lmx_block_bytes(jobs[i].to), step = ((int64_t)8 << 20) / bb;
     const uint8_t *released = jobs[i].src;
     for (int64_t b = 0; b < jobs[i].blocks; b += step) {
       const int64_t nb = jobs[i].blocks - b < step ? jobs[i].blocks - b : step;
-      interleave_job part = {jobs[i].dtype, jobs[i].src + b * bb, dst + jobs[i].off + (size_t)(b * bb), nb};
+      interleave_job part = {jobs[i].dtype, jobs[i].src + b * bb, dst + jobs[i].off + (size_t)(b * bb), nb, bb};
       lmx_pool_run(interleave_part, &part);
       const uint8_t *end = jobs[i].src + (b + nb) * bb;
       release_file_bytes(released, (size_t)(end - released));

@@ -16,7 +16,7 @@ enum lmx_dtype {
   LMX_Q4_K = 15, LMX_Q5_K = 16, LMX_Q6_K = 17, LMX_MXFP4 = 18, LMX_NVFP4 = 19,
   /* K-quants with their codes interleaved for the decode dots (kernels/interleave.c):
    * made at load from Q4_K/Q6_K, never stored in files */
-  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21
+  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22
 };
 #define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
 
@@ -190,18 +190,31 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 }
 
 /* --- interleaved K-quants (kernels/interleave.c) --- */
-/* The interleaved type made from dtype (Q4_K -> Q4_K_I, Q6_K -> Q6_K_I), or 0. */
-int32_t lmx_interleaved_type(int32_t dtype);
+/* The interleaved type made from dtype for rows of cols (Q4_K -> Q4_K_I, Q6_K -> Q6_K_I,
+ * NVFP4 -> NVFP4_I for rows of whole pairs of blocks), or 0. */
+int32_t lmx_interleaved_type(int32_t dtype, int64_t cols);
 /* The GGUF type an interleaved type is made from (any other type: itself). */
 int32_t lmx_interleaved_base(int32_t dtype);
-/* blocks GGUF Q4_K or Q6_K super-blocks at src, interleaved into dst (same size). */
+/* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks) from the GGUF
+ * type dtype at src, interleaved into dst (same size). */
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks);
-/* One interleaved block back in its GGUF layout. */
+/* One interleaved block back in its GGUF layout (NVFP4_I: two blocks; zero and NaN scales
+ * come back as zero scales over zero codes, the same values). */
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst);
+/* The 128 codes of an NVFP4_I block in element order, each mapped through table[16]. */
+void lmx_nvfp4i_codes(const uint8_t *p, const uint8_t *table, uint8_t *u);
+/* An NVFP4_I scale byte at half its value (0 is a zero scale): see interleave.c. */
+static inline float lmx_nvfp4i_scale_half(uint8_t b) {
+  union { uint32_t u; float f; } v;
+  v.u = ((uint32_t)b << 20) + (116u << 23);
+  return b ? v.f : 0.0f;
+}
 /* The 256 codes of an interleaved block in element order (Q4_K_I 0..15, Q6_K_I 0..63). */
 void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u);
-/* int8 activation codes (K of them) put in the interleaved order, per 256. */
+/* int8 activation codes (K of them) put in the interleaved order, per 256 (K-quants) or
+ * per 128 (NVFP4_I). */
 void lmx_x8_interleave(int8_t *q, int64_t K);
+void lmx_x8_interleave_nvfp4(int8_t *q, int64_t K);
 
 /* --- int8 prefill for block-quantized weights (kernels/unpack.c, kernels/gemm_q8.c) --- */
 /* E2M1 (FP4) codes at twice their value plus 12, 0..24: unsigned, for maddubs. */

@@ -138,6 +138,7 @@ int lmx_block_size(int32_t dtype) {
   switch (dtype) {
     case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: case LMX_Q4_K_I: case LMX_Q6_K_I: return 256;
     case LMX_NVFP4: return 64;
+    case LMX_NVFP4_I: return 128;
     case LMX_Q4_0: case LMX_Q4_1: case LMX_Q5_0: case LMX_Q5_1: case LMX_Q8_0: case LMX_MXFP4: return 32;
     default: return 1;
   }
@@ -155,6 +156,7 @@ int lmx_block_bytes(int32_t dtype) {
     case LMX_Q6_K: case LMX_Q6_K_I: return 210;
     case LMX_MXFP4: return 17;
     case LMX_NVFP4: return 36;
+    case LMX_NVFP4_I: return 72;
     case LMX_F32: case LMX_I32: return 4;
     default: return 2;
   }
@@ -177,13 +179,18 @@ void lmx_dequant_row(const void *src, int32_t dtype, float *dst, int64_t n) {
     case LMX_Q6_K: f = q6_k; break;
     case LMX_MXFP4: f = mxfp4; break;
     case LMX_NVFP4: f = nvfp4; break;
-    case LMX_Q4_K_I: case LMX_Q6_K_I: {
+    case LMX_Q4_K_I: case LMX_Q6_K_I: case LMX_NVFP4_I: {
       /* Rarely on a hot path (rows of a tied embedding): each block back in GGUF order. */
-      const int bb = lmx_block_bytes(dtype);
+      const int bb = lmx_block_bytes(dtype), bs = lmx_block_size(dtype);
       uint8_t blk[210];
-      for (int64_t i = 0; i < n / 256; i++) {
+      for (int64_t i = 0; i < n / bs; i++) {
         lmx_deinterleave_block(dtype, (const uint8_t *)src + i * bb, blk);
-        (dtype == LMX_Q4_K_I ? q4_k : q6_k)(blk, dst + 256 * i);
+        if (dtype == LMX_NVFP4_I) {
+          nvfp4(blk, dst + 128 * i);
+          nvfp4(blk + 36, dst + 128 * i + 64);
+        } else {
+          (dtype == LMX_Q4_K_I ? q4_k : q6_k)(blk, dst + 256 * i);
+        }
       }
       return;
     }

@@ -354,7 +354,7 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
 /* Panel row r (an NVFP4 row whose two scales in a pair are too far apart for integer
  * multipliers; its codes are in the panel, its scale bytes in the file's row) against the
  * 4 tokens of a quad, with a float step per sub-block of 16. */
-static void nvfp4_row_dots(const uint8_t *panel, int pw, int r, const uint8_t *row, int64_t K, float scale,
+static void nvfp4_row_dots(const uint8_t *panel, int pw, int r, const uint8_t *row, int32_t dtype, int64_t K, float scale,
                            const uint8_t *quad, float *out, int64_t os) {
   const float *half = lmx_ue4m3_half(), *dxs = (const float *)(quad + 4 * K);
   for (int t = 0; t < 4; t++) {
@@ -363,7 +363,8 @@ static void nvfp4_row_dots(const uint8_t *panel, int pw, int r, const uint8_t *r
       int32_t isum = 0;
       for (int64_t k = 16 * sb; k < 16 * sb + 16; k++)
         isum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4] * (int8_t)(quad[16 * (k / 4) + 4 * t + k % 4] ^ 0x80);
-      acc += (float)isum * (half[row[36 * (sb / 4) + sb % 4]] * scale * dxs[4 * (sb / 2) + t]);
+      const float d = dtype == LMX_NVFP4_I ? lmx_nvfp4i_scale_half(row[72 * (sb / 8) + sb % 8]) : half[row[36 * (sb / 4) + sb % 4]];
+      acc += (float)isum * (d * scale * dxs[4 * (sb / 2) + t]);
     }
     out[t * os] = acc;
   }
@@ -701,7 +702,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, 
         else panel_dots_scalar(panel, K, SB, sgn, pw, quad, out, os);
         for (uint32_t m = wide[p]; m; m &= m - 1) {
           const int r = __builtin_ctz(m);
-          nvfp4_row_dots(panel, pw, r, (const uint8_t *)w->data + (r0 + r) * w->nb1, K, scale, quad, out + r, os);
+          nvfp4_row_dots(panel, pw, r, (const uint8_t *)w->data + (r0 + r) * w->nb1, w->dtype, K, scale, quad, out + r, os);
         }
         if (!direct)
           for (int t = 0; t < nt; t++)

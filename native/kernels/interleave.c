@@ -1,5 +1,6 @@
-/* K-quant weights rearranged at load for the decode dots: the interleaved types Q4_K_I and
- * Q6_K_I (same sizes, scales, mins and d in the same places, codes in another order).
+/* Weights rearranged at load for the decode dots: the interleaved types Q4_K_I and Q6_K_I
+ * (same sizes, scales, mins and d in the same places, codes in another order) and NVFP4_I
+ * (below).
  *
  * In a GGUF super-block, the codes one 32-byte register holds all belong to one sub-block
  * (Q4_K) or two (Q6_K), so the AVX2 dot has to weight each register's int16 products by
@@ -25,12 +26,105 @@ static inline int slot_elem(int n, int b) {
   return 16 * (b >> 1) + 2 * n + (b & 1);
 }
 
-int32_t lmx_interleaved_type(int32_t dtype) {
+int32_t lmx_interleaved_type(int32_t dtype, int64_t cols) {
+  if (dtype == LMX_NVFP4) return cols % 128 == 0 ? LMX_NVFP4_I : 0;
   return dtype == LMX_Q4_K ? LMX_Q4_K_I : dtype == LMX_Q6_K ? LMX_Q6_K_I : 0;
 }
 
 int32_t lmx_interleaved_base(int32_t dtype) {
-  return dtype == LMX_Q4_K_I ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K : dtype;
+  return dtype == LMX_Q4_K_I ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K : dtype == LMX_NVFP4_I ? LMX_NVFP4 : dtype;
+}
+
+/* ---- NVFP4_I ----
+ * One block is two NVFP4 blocks (128 elements, 72 bytes): bytes 0-7 the scales of its
+ * sub-blocks of 16, k = 0..7 (the first block's four, then the second's), re-encoded as
+ * below; bytes 8-71 the codes: byte 8 + 32(n >> 1) + 4k + i holds, in nibble n & 1, the
+ * code of element 16k + 4n + i. Code register n (0..3) of the decode dot thus has four
+ * elements of every sub-block k at bytes 4k..4k+3: its products add up in int16 across
+ * the four registers and one madd leaves the 8 sub-block sums in the 8 lanes, in the
+ * order of the scales. A scale byte is E << 3 | m for the half value (8 + m) 2^(E - 14):
+ * as an f32, (b << 20) + (116 << 23), so the dot decodes every scale with a shift and an
+ * add (UE4M3's subnormals are normal numbers here, E = 1..3). Byte 0 is a zero scale (UE4M3
+ * zero or NaN): that sub-block's codes are zeroed too, so the dot, which reads byte 0 as
+ * 2^-11, gets zero products. */
+static uint8_t nvfp4i_scale(uint8_t ue) {
+  const int z = ue & 0x7f;
+  if (z == 0 || z == 0x7f) return 0;
+  if (z >= 8) return (uint8_t)(z + 24);
+  const int p = z >= 4 ? 2 : z >= 2 ? 1 : 0;
+  return (uint8_t)((p + 1) << 3 | ((z << (3 - p)) - 8));
+}
+
+static uint8_t nvfp4i_scale_ue4m3(uint8_t b) {
+  if (b >= 32) return (uint8_t)(b - 24);
+  if (!b) return 0;
+  const int e = b >> 3, m = b & 7;
+  return (uint8_t)((8 + m) >> (4 - e));
+}
+
+static void interleave_nvfp4(const uint8_t *src, uint8_t *dst) {
+  memset(dst + 8, 0, 64);
+  for (int k = 0; k < 8; k++) {
+    const uint8_t *blk = src + 36 * (k >> 2);
+    const int s = k & 3;
+    dst[k] = nvfp4i_scale(blk[s]);
+    if (!dst[k]) continue;
+    for (int n = 0; n < 4; n++)
+      for (int i = 0; i < 4; i++) {
+        const int j = 4 * n + i; /* element j of sub-block s: byte 8s + j % 8, nibble j / 8 */
+        const int code = blk[4 + 8 * s + (j & 7)] >> (4 * (j >> 3)) & 15;
+        dst[8 + 32 * (n >> 1) + 4 * k + i] |= (uint8_t)(code << (4 * (n & 1)));
+      }
+  }
+}
+
+static void deinterleave_nvfp4(const uint8_t *src, uint8_t *dst) {
+  memset(dst, 0, 72);
+  for (int k = 0; k < 8; k++) {
+    uint8_t *blk = dst + 36 * (k >> 2);
+    const int s = k & 3;
+    blk[s] = nvfp4i_scale_ue4m3(src[k]);
+    for (int n = 0; n < 4; n++)
+      for (int i = 0; i < 4; i++) {
+        const int j = 4 * n + i;
+        const int code = src[8 + 32 * (n >> 1) + 4 * k + i] >> (4 * (n & 1)) & 15;
+        blk[4 + 8 * s + (j & 7)] |= (uint8_t)(code << (4 * (j >> 3)));
+      }
+  }
+}
+
+#ifdef LMX_X86
+/* The four code registers mapped through the table, then a 4 x 8 transpose of dwords
+ * (element 16k + 4n is dword k of register n). */
+static LMX_AVX2 void nvfp4i_codes_avx2(const uint8_t *p, const uint8_t *table, uint8_t *u) {
+  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table)), m4 = _mm256_set1_epi8(15);
+  const __m256i q0 = _mm256_loadu_si256((const __m256i *)(p + 8)), q1 = _mm256_loadu_si256((const __m256i *)(p + 40));
+  const __m256i r0 = _mm256_shuffle_epi8(t, _mm256_and_si256(q0, m4));
+  const __m256i r1 = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(q0, 4), m4));
+  const __m256i r2 = _mm256_shuffle_epi8(t, _mm256_and_si256(q1, m4));
+  const __m256i r3 = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(q1, 4), m4));
+  const __m256i a = _mm256_unpacklo_epi32(r0, r1), b = _mm256_unpackhi_epi32(r0, r1);
+  const __m256i c = _mm256_unpacklo_epi32(r2, r3), d = _mm256_unpackhi_epi32(r2, r3);
+  /* Sub-blocks k | k + 4 in the two lanes: 0|4, 1|5, 2|6, 3|7. */
+  const __m256i x0 = _mm256_unpacklo_epi64(a, c), x1 = _mm256_unpackhi_epi64(a, c);
+  const __m256i x2 = _mm256_unpacklo_epi64(b, d), x3 = _mm256_unpackhi_epi64(b, d);
+  _mm256_storeu_si256((__m256i *)u, _mm256_permute2x128_si256(x0, x1, 0x20));
+  _mm256_storeu_si256((__m256i *)(u + 32), _mm256_permute2x128_si256(x2, x3, 0x20));
+  _mm256_storeu_si256((__m256i *)(u + 64), _mm256_permute2x128_si256(x0, x1, 0x31));
+  _mm256_storeu_si256((__m256i *)(u + 96), _mm256_permute2x128_si256(x2, x3, 0x31));
+}
+#endif
+
+void lmx_nvfp4i_codes(const uint8_t *p, const uint8_t *table, uint8_t *u) {
+#ifdef LMX_X86
+  if (lmx_use_avx2()) {
+    nvfp4i_codes_avx2(p, table, u);
+    return;
+  }
+#endif
+  for (int n = 0; n < 4; n++)
+    for (int k = 0; k < 8; k++)
+      for (int i = 0; i < 4; i++) u[16 * k + 4 * n + i] = table[p[8 + 32 * (n >> 1) + 4 * k + i] >> (4 * (n & 1)) & 15];
 }
 
 /* The code bytes of a GGUF Q4_K (codes 0..15) or Q6_K (0..63) block from its 256 codes in
@@ -136,6 +230,10 @@ static inline uint16_t gguf_code_pair(const uint8_t *p, int q6, int w) {
 }
 
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks) {
+  if (dtype == LMX_NVFP4) {
+    for (int64_t i = 0; i < blocks; i++) interleave_nvfp4(src + 72 * i, dst + 72 * i);
+    return;
+  }
   const int q6 = dtype == LMX_Q6_K, bytes = q6 ? 210 : 144;
   for (int64_t i = 0; i < blocks; i++, src += bytes, dst += bytes) {
     /* Word l of code register n is the pair at element 16l + 2n: natural word 8l + n. */
@@ -165,12 +263,25 @@ void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int6
 }
 
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst) {
+  if (dtype == LMX_NVFP4_I) {
+    deinterleave_nvfp4(src, dst);
+    return;
+  }
   const int q6 = dtype == LMX_Q6_K_I;
   uint8_t u[256];
   interleaved_codes_scalar(src, q6, u);
   if (q6) memcpy(dst + 192, src + 192, 18);
   else memcpy(dst, src, 16);
   gguf_pack(u, q6, dst);
+}
+
+void lmx_x8_interleave_nvfp4(int8_t *q, int64_t K) {
+  int8_t t[128];
+  for (int64_t s = 0; s + 128 <= K; s += 128) {
+    for (int n = 0; n < 4; n++)
+      for (int k = 0; k < 8; k++) memcpy(t + 32 * n + 4 * k, q + s + 16 * k + 4 * n, 4);
+    memcpy(q + s, t, 128);
+  }
 }
 
 void lmx_x8_interleave(int8_t *q, int64_t K) {

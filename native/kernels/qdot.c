@@ -114,6 +114,17 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
   /* Interleaved K-quants read the codes in their weights' order; the sums per 16 and 32
    * are the same sets of codes. */
   if (wtype == LMX_Q4_K_I || wtype == LMX_Q6_K_I) lmx_x8_interleave(rec, K);
+  if (wtype == LMX_NVFP4_I) {
+    /* Codes in the weights' order; per block of 128 the per-16 factors of its sub-blocks
+     * in order (lmx_x8_nvfp4_lanes has 8 lanes per 128). */
+    lmx_x8_interleave_nvfp4(rec, K);
+    float *k16 = (float *)(h32 + K / 32);
+    int32_t *o16 = (int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
+    for (int64_t l = 0; l < K / 16; l++) {
+      k16[l] = dx[l / 2];
+      o16[l] = 12 * s16[l];
+    }
+  }
   if (wtype == LMX_NVFP4) {
     /* Per 64-block, the activations of the low nibbles (elements 16s..16s+7 of sub-blocks
      * s = 0..3), then those of the high ones (16s+8..16s+15): the NVFP4 kernel's order. */

@@ -415,6 +415,44 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4)(const 
   return lmx_hsum8(acc);
 }
 
+/* NVFP4_I (kernels/interleave.c): per block of 128, four code registers whose bytes 4k..
+ * 4k+3 all belong to sub-block k; their products (codes as doubled E2M1 values plus 12)
+ * add up per lane and leave the 8 sub-block sums in order, and the 8 scales decode with a
+ * shift and an add (no subnormal or NaN case is left: interleave.c re-encodes them). */
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4_i)(const int8_t *qx, const float *dx,
+                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)dx;
+  const float *k16 = lmx_x8_nvfp4_k16(s16, K);
+  const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
+  const __m256i e2m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12)), m4 = _mm256_set1_epi8(15);
+  const __m256i bias = _mm256_set1_epi32(116 << 23);
+  const int pf = LMX_PREFETCH_BYTES;
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 128; b++, w += 72, qx += 128, k16 += 8, o16 += 8) {
+    lmx_prefetch_at(w + pf, 72);
+    const __m256i q0 = _mm256_loadu_si256((const __m256i *)(w + 8)), q1 = _mm256_loadu_si256((const __m256i *)(w + 40));
+    const __m256i c0 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q0, m4));
+    const __m256i c1 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q0, 4), m4));
+    const __m256i c2 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q1, m4));
+    const __m256i c3 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q1, 4), m4));
+    const __m256i x0 = _mm256_loadu_si256((const __m256i *)qx), x1 = _mm256_loadu_si256((const __m256i *)(qx + 32));
+    const __m256i x2 = _mm256_loadu_si256((const __m256i *)(qx + 64)), x3 = _mm256_loadu_si256((const __m256i *)(qx + 96));
+#ifdef QD_PAIRS16
+    /* <= 4 x 2 x 24 x 127 = 24384 per int16 lane. */
+    const __m256i p16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, x0), _mm256_maddubs_epi16(c1, x1)),
+                                         _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3)));
+    const __m256i sums = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+#else
+    const __m256i sums = QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), c0, x0), c1, x1), c2, x2), c3, x3);
+#endif
+    const __m256i i = _mm256_sub_epi32(sums, _mm256_loadu_si256((const __m256i *)o16));
+    const __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w));
+    const __m256 k = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(sc, 20), bias)), _mm256_loadu_ps(k16));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
+  }
+  return lmx_hsum8(acc);
+}
+
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
  * and j+16 (high). */
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const int8_t *qx, const float *dx,
@@ -465,6 +503,7 @@ QD_KERNELS(q5_k)
 QD_KERNELS(q6_k)
 QD_KERNELS(q4_k_i)
 QD_KERNELS(q6_k_i)
+QD_KERNELS(nvfp4_i)
 QD_KERNELS(nvfp4)
 QD_KERNELS(mxfp4)
 #undef QD_KERNELS
@@ -482,6 +521,7 @@ static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
     case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
     case LMX_Q4_K_I: return QD(lmx_qdotn_q4_k_i);
     case LMX_Q6_K_I: return QD(lmx_qdotn_q6_k_i);
+    case LMX_NVFP4_I: return QD(lmx_qdotn_nvfp4_i);
     case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);
     case LMX_MXFP4: return QD(lmx_qdotn_mxfp4);
     default: return NULL;

@@ -8,7 +8,7 @@
  *   and a float offset o (minus dmin times the 6-bit min) per sub-block of 32 and a
  *   float base d per 256: every weight is exactly d * m * u + o, so the GEMM sums a
  *   super-block's products in integers and needs one float step per 256 plus the offsets.
- * - Multiplier form (NVFP4, Q6_K, Q6_K_I): signed codes c with an integer multiplier m per
+ * - Multiplier form (NVFP4, NVFP4_I, Q6_K, Q6_K_I): signed codes c with an integer multiplier m per
  *   sub-block of 16 and one float base per block of lmx_mult_ab(dtype) values that share
  *   one activation scale (NVFP4: the two sub-blocks of 32; Q6_K: its 256), so that every
  *   weight is exactly base * m * c: the GEMM sums such a block in integers and needs one
@@ -140,7 +140,14 @@ static void ue4m3_half_parts(uint8_t b, int *n, int *k) {
   *k = (e ? e - 11 : -10) + tz;
 }
 
-/* 2^k as a float, for the k of ue4m3_half_parts (-10..7): built from its bits. */
+/* The same for an NVFP4_I scale byte (interleave.c): (8 + m) 2^(E - 14), 0 for byte 0. */
+static void nvfp4i_half_parts(uint8_t b, int *n, int *k) {
+  const int nn = b ? 8 + (b & 7) : 0, tz = nn ? __builtin_ctz((unsigned)nn) : 0;
+  *n = nn >> tz;
+  *k = (b >> 3) - 14 + tz;
+}
+
+/* 2^k as a float, for the k of ue4m3_half_parts and nvfp4i_half_parts (-10..7). */
 static float pow2f(int k) {
   const uint32_t bits = (uint32_t)(k + 127) << 23;
   float f;
@@ -149,7 +156,7 @@ static float pow2f(int k) {
 }
 
 int lmx_mult_ab(int32_t dtype) {
-  return dtype == LMX_NVFP4 ? 32 : dtype == LMX_Q6_K || dtype == LMX_Q6_K_I ? 256 : 0;
+  return dtype == LMX_NVFP4 || dtype == LMX_NVFP4_I ? 32 : dtype == LMX_Q6_K || dtype == LMX_Q6_K_I ? 256 : 0;
 }
 
 int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride) {
@@ -175,12 +182,16 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
   const int simd = 0;
 #endif
   int wide = 0;
-  for (int64_t i = 0; i < K / 64; i++, p += 36) {
-    nvfp4_codes(p + 4, (const uint8_t *)e2m1x2, (uint8_t *)c + 64 * i, simd);
+  const int il = dtype == LMX_NVFP4_I;
+  for (int64_t i = 0; i < K / 64; i++) {
+    /* NVFP4_I: block i is half of a block of 128 whose scales lead it. */
+    const uint8_t *sc = il ? p + 72 * (i >> 1) + 4 * (i & 1) : p + 36 * i;
+    if (!il) nvfp4_codes(sc + 4, (const uint8_t *)e2m1x2, (uint8_t *)c + 64 * i, simd);
+    else if (!(i & 1)) lmx_nvfp4i_codes(sc, (const uint8_t *)e2m1x2, (uint8_t *)c + 64 * i);
     for (int h = 0; h < 2; h++) {
       int n0, k0, n1, k1;
-      ue4m3_half_parts(p[2 * h], &n0, &k0);
-      ue4m3_half_parts(p[2 * h + 1], &n1, &k1);
+      (il ? nvfp4i_half_parts : ue4m3_half_parts)(sc[2 * h], &n0, &k0);
+      (il ? nvfp4i_half_parts : ue4m3_half_parts)(sc[2 * h + 1], &n1, &k1);
       /* A zero scale takes no part in the choice of the common exponent. */
       const int kmin = !n0 ? k1 : !n1 ? k0 : k0 < k1 ? k0 : k1;
       const int32_t m0 = n0 << (n0 ? k0 - kmin : 0), m1 = n1 << (n1 ? k1 - kmin : 0);

@@ -1,5 +1,5 @@
 /** Deterministic random data for tests and benchmarks (no Math.random: runs must repeat). */
-import { interleave } from "../engine/quant/interleaved.js";
+import { interleave, interleaveNvfp4 } from "../engine/quant/interleaved.js";
 import { BLOCKS, DType, f32ToF16 } from "../engine/tensor/dtype.js";
 
 /** mulberry32: a small, fast, seeded generator of floats in [0, 1). */
@@ -29,6 +29,7 @@ export function uniform(n: number, scale: number, seed: number): Float32Array {
 export function randomBlocks(dtype: DType, nBlocks: number, seed: number): Uint8Array {
   if (dtype === DType.Q4_K_I) return interleave(DType.Q4_K, randomBlocks(DType.Q4_K, nBlocks, seed));
   if (dtype === DType.Q6_K_I) return interleave(DType.Q6_K, randomBlocks(DType.Q6_K, nBlocks, seed));
+  if (dtype === DType.NVFP4_I) return interleaveNvfp4(randomBlocks(DType.NVFP4, 2 * nBlocks, seed));
   const spec = BLOCKS[dtype];
   if (!spec) throw new Error(`${DType[dtype]} is not block-quantized`);
   const r = rng(seed);

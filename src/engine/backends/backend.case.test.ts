@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { native } from "../../native.js";
+import { interleaveNvfp4 } from "../quant/interleaved.js";
 import { randomBlocks, uniform } from "../../testing/random.js";
 import { BLOCKS, DType, fromF32 } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
@@ -92,6 +93,7 @@ describe("cpu backend matches the reference backend", () => {
     DType.NVFP4,
     DType.Q4_K_I,
     DType.Q6_K_I,
+    DType.NVFP4_I,
   ]) {
     it(`${DType[qt]} weights: getRows exactly, matmul (GEMV and GEMM, with a per-tensor scale)`, async () => {
       const K = 512,
@@ -109,7 +111,7 @@ describe("cpu backend matches the reference backend", () => {
       for (const T of [1, 5, 20, 70]) {
         const [ref, cpu] = await runBoth((g) => {
           const w = g.bind("w", qt, N, K, wbuf);
-          w.outScale = qt === DType.NVFP4 ? 0.37 : 1;
+          w.outScale = qt === DType.NVFP4 || qt === DType.NVFP4_I ? 0.37 : 1;
           return { out: g.matmul(rand(g, "x", T, K, 70 + T), w) };
         });
         assertClose(cpu!, ref!, 1e-5, `matmul T=${T}`);
@@ -138,6 +140,7 @@ describe("cpu backend matches the reference backend", () => {
       [DType.Q4_K_I, 16, 144, 0xff],
       [DType.Q6_K_I, 0, 192, 0xff],
       [DType.Q6_K_I, 0, 192, 0x00],
+      [DType.NVFP4_I, 8, 72, 0x77],
       [DType.MXFP4, 1, 17, 0x77],
       [DType.NVFP4, 4, 36, 0x77],
     ];
@@ -175,7 +178,7 @@ describe("cpu backend matches the reference backend", () => {
     }
   });
 
-  it("NVFP4 matmul with every scale byte (subnormal, NaN, sign bit), scales far apart and odd block counts", async () => {
+  it("NVFP4 and NVFP4_I matmul with every scale byte (subnormal, NaN, sign bit), scales far apart and odd block counts", async () => {
     // The decode kernel takes 64-blocks in pairs and decodes scales in registers, with a
     // table path for pairs holding a subnormal or NaN scale: cover both, and a lone block.
     // The GEMM turns the two scales of a pair of sub-blocks into integer multipliers of at
@@ -183,7 +186,14 @@ describe("cpu backend matches the reference backend", () => {
     // a pair 15 * 2^12 apart (does not fit), rows 2, 5, 8 pairs 15 * 2^11 apart (the
     // largest that fits) and a zero scale beside the largest; rows 0, 3, 6, 9 a NaN scale
     // among normal ones (read as zero).
-    for (const K of [64, 192, 576]) {
+    // NVFP4_I (pairs of blocks: even counts only) re-encodes the same bytes.
+    for (const [qt, K] of [
+      [DType.NVFP4, 64],
+      [DType.NVFP4, 192],
+      [DType.NVFP4, 576],
+      [DType.NVFP4_I, 128],
+      [DType.NVFP4_I, 384],
+    ] as const) {
       const N = 11;
       const nb = (N * K) / 64;
       const wbytes = randomBlocks(DType.NVFP4, nb, 90 + K);
@@ -205,12 +215,12 @@ describe("cpu backend matches the reference backend", () => {
               ? unusual[(b * 4 + s) % unusual.length]!
               : 0x08 + ((b + s) % 16);
         }
-      const wbuf = wbytes.buffer as ArrayBuffer;
+      const wbuf = (qt === DType.NVFP4 ? wbytes : interleaveNvfp4(wbytes)).buffer as ArrayBuffer;
       for (const T of [1, 3, 20]) {
         const [ref, cpu] = await runBoth((g) => ({
-          out: g.matmul(rand(g, "x", T, K, 7 + T), g.bind("w", DType.NVFP4, N, K, wbuf)),
+          out: g.matmul(rand(g, "x", T, K, 7 + T), g.bind("w", qt, N, K, wbuf)),
         }));
-        assertClose(cpu!, ref!, 1e-5, `NVFP4 matmul K=${K} T=${T}`);
+        assertClose(cpu!, ref!, 1e-5, `${DType[qt]} matmul K=${K} T=${T}`);
       }
     }
   });
@@ -578,6 +588,7 @@ describe("decode batches", () => {
       DType.NVFP4,
       DType.Q4_K_I,
       DType.Q6_K_I,
+      DType.NVFP4_I,
     ]) {
       const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 80 + qt).buffer as ArrayBuffer;
       const run = async (rows: Float32Array, n: number) => {

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { native } from "../../native.js";
 import { randomBlocks } from "../../testing/random.js";
-import { DType } from "../tensor/dtype.js";
-import { deinterleave, interleave, slotElement } from "./interleaved.js";
+import { BLOCKS, DType } from "../tensor/dtype.js";
+import { deinterleave, deinterleaveNvfp4, interleave, interleaveNvfp4, slotElement } from "./interleaved.js";
 import { quantFormat } from "./index.js";
 
 const pairs = [
@@ -47,14 +47,47 @@ describe("interleaved K-quants", () => {
     });
   }
 
+  it("NVFP4_I: pairs of NVFP4 blocks that decode to the same values, with every scale byte", () => {
+    const src = randomBlocks(DType.NVFP4, 128, 3);
+    for (let b = 0; b < 128; b++) for (let s = 0; s < 4; s++) src[36 * b + s] = (4 * b + s) & 0xff;
+    const packed = interleaveNvfp4(src);
+    const a = new Float32Array(128 * 64),
+      b = new Float32Array(128 * 64),
+      c = new Float32Array(128 * 64);
+    quantFormat(DType.NVFP4)!.dequantize(src, a);
+    quantFormat(DType.NVFP4_I)!.dequantize(packed, b);
+    quantFormat(DType.NVFP4)!.dequantize(deinterleaveNvfp4(packed), c);
+    // The same numbers (a zero scale over negative codes decoded to -0 before, +0 now).
+    const plus = (x: Float32Array) => x.map((v) => v + 0);
+    assert.deepEqual(plus(b), plus(a));
+    assert.deepEqual(plus(c), plus(a));
+    // Every scale byte as the decode dot reads it, (b << 20) + (116 << 23) as an f32, is
+    // half the UE4M3 value (zero and NaN: byte 0, over zeroed codes).
+    const f = new Float32Array(1),
+      u = new Uint32Array(f.buffer),
+      v = new Float32Array(64);
+    for (let p = 0; p < 64; p++)
+      for (let k = 0; k < 8; k++) {
+        const byte = packed[72 * p + k]!,
+          ue = src[36 * (2 * p + (k >> 2)) + (k & 3)]!;
+        const one = new Uint8Array(36).fill(0x22, 4); // every code 1.0 (E2M1 code 2)
+        one[0] = ue;
+        quantFormat(DType.NVFP4)!.dequantize(one, v);
+        u[0] = ((byte << 20) + (116 << 23)) >>> 0;
+        assert.equal(byte ? 2 * f[0]! : 0, v[0], `scale byte ${ue}`);
+      }
+  });
+
   it("the native interleaver writes the TypeScript one's bytes, for the types it takes", () => {
     const tensors = [
       { dt: DType.Q4_K, rows: 3, cols: 512 },
       { dt: DType.Q8_0, rows: 2, cols: 64 },
       { dt: DType.Q6_K, rows: 5, cols: 768 },
+      { dt: DType.NVFP4, rows: 3, cols: 384 },
+      { dt: DType.NVFP4, rows: 3, cols: 192 },
     ].map((t, i) => ({
       ...t,
-      bytes: randomBlocks(t.dt, (t.rows * t.cols) / (t.dt === DType.Q8_0 ? 32 : 256), 20 + i),
+      bytes: randomBlocks(t.dt, (t.rows * t.cols) / BLOCKS[t.dt]!.size, 20 + i),
     }));
     // Each tensor at an odd offset of a larger buffer, as in a file.
     const bufs = tensors.map((t) => {
@@ -68,14 +101,19 @@ describe("interleaved K-quants", () => {
       return;
     }
     assert.ok(r);
-    assert.equal(r.offsets[1], -1);
-    assert.equal(r.dtypes[1], 0);
-    for (const i of [0, 2]) {
+    // Q8_0 has no interleaved form; NVFP4 rows of an odd number of blocks stay NVFP4.
+    for (const i of [1, 4]) {
+      assert.equal(r.offsets[i], -1);
+      assert.equal(r.dtypes[i], 0);
+    }
+    const want = [DType.Q4_K_I, 0, DType.Q6_K_I, DType.NVFP4_I];
+    for (const i of [0, 2, 3]) {
       const t = tensors[i]!;
-      assert.equal(r.dtypes[i], t.dt === DType.Q4_K ? DType.Q4_K_I : DType.Q6_K_I);
+      assert.equal(r.dtypes[i], want[i]);
       assert.equal(r.offsets[i]! % 64, 0);
       const got: Uint8Array = new Uint8Array(r.buffer, r.offsets[i]!, t.bytes.length);
-      assert.deepEqual(got, interleave(t.dt as DType.Q4_K | DType.Q6_K, t.bytes));
+      const ts = t.dt === DType.NVFP4 ? interleaveNvfp4(t.bytes) : interleave(t.dt as DType.Q4_K, t.bytes);
+      assert.deepEqual(got, ts);
     }
     // The sources were plain memory, not a model file's: left as they were.
     assert.deepEqual(new Uint8Array(bufs[0]!, 37, tensors[0]!.bytes.length), tensors[0]!.bytes);

@@ -1,10 +1,12 @@
 /**
- * Interleaved K-quants: Q4_K and Q6_K super-blocks with the same scales, mins and d, and
- * their 256 codes in the order the cpu backend's decode dots load them (the layout and
+ * Interleaved weights: Q4_K and Q6_K super-blocks with the same scales, mins and d, and
+ * their 256 codes in the order the cpu backend's decode dots load them; NVFP4 blocks in
+ * pairs with their codes reordered likewise and their scales re-encoded (the layouts and
  * the reason: native/kernels/interleave.c). The cpu backend makes them at load; this is
  * their TypeScript reference (the native interleaver and kernels are tested against it).
  */
 import { DType } from "../tensor/dtype.js";
+import { nvfp4 } from "./fp4.js";
 import type { QuantFormat } from "./format.js";
 import { q4_K, q6_K } from "./k-quants.js";
 
@@ -119,4 +121,63 @@ export const q6_K_I: QuantFormat = {
   blockBytes: 210,
   f16Scales: q6_K.f16Scales,
   dequantize: (src, dst) => q6_K.dequantize(deinterleave(DType.Q6_K_I, src), dst),
+};
+
+/** A UE4M3 scale byte as NVFP4_I stores it: E << 3 | m for half the value, (8 + m) 2^(E - 14); 0 for zero or NaN. */
+export function nvfp4iScale(ue: number): number {
+  const z = ue & 0x7f;
+  if (z === 0 || z === 0x7f) return 0;
+  if (z >= 8) return z + 24;
+  const p = z >= 4 ? 2 : z >= 2 ? 1 : 0;
+  return ((p + 1) << 3) | ((z << (3 - p)) - 8);
+}
+
+function nvfp4iScaleToUe4m3(b: number): number {
+  if (b >= 32) return b - 24;
+  return b ? (8 + (b & 7)) >> (4 - (b >> 3)) : 0;
+}
+
+/** Pairs of NVFP4 blocks as NVFP4_I blocks (a zero or NaN scale zeroes its sub-block's codes). */
+export function interleaveNvfp4(src: Uint8Array): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let o = 0; o < src.length; o += 72)
+    for (let k = 0; k < 8; k++) {
+      const blk = o + 36 * (k >> 2),
+        s = k & 3;
+      out[o + k] = nvfp4iScale(src[blk + s]!);
+      if (!out[o + k]) continue;
+      for (let n = 0; n < 4; n++)
+        for (let i = 0; i < 4; i++) {
+          const j = 4 * n + i;
+          const code = (src[blk + 4 + 8 * s + (j & 7)]! >> (4 * (j >> 3))) & 15;
+          out[o + 8 + 32 * (n >> 1) + 4 * k + i]! |= code << (4 * (n & 1));
+        }
+    }
+  return out;
+}
+
+/** NVFP4_I blocks as pairs of NVFP4 blocks of the same values. */
+export function deinterleaveNvfp4(src: Uint8Array): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let o = 0; o < src.length; o += 72)
+    for (let k = 0; k < 8; k++) {
+      const blk = o + 36 * (k >> 2),
+        s = k & 3;
+      out[blk + s] = nvfp4iScaleToUe4m3(src[o + k]!);
+      for (let n = 0; n < 4; n++)
+        for (let i = 0; i < 4; i++) {
+          const j = 4 * n + i;
+          const code = (src[o + 8 + 32 * (n >> 1) + 4 * k + i]! >> (4 * (n & 1))) & 15;
+          out[blk + 4 + 8 * s + (j & 7)]! |= code << (4 * (j >> 3));
+        }
+    }
+  return out;
+}
+
+export const nvfp4_I: QuantFormat = {
+  dtype: DType.NVFP4_I,
+  blockSize: 128,
+  blockBytes: 72,
+  f16Scales: [],
+  dequantize: (src, dst) => nvfp4.dequantize(deinterleaveNvfp4(src), dst),
 };

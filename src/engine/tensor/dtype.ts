@@ -19,6 +19,8 @@ export enum DType {
   Q4_K_I = 20,
   /** Q6_K likewise (engine/quant/interleaved.ts). */
   Q6_K_I = 21,
+  /** Two NVFP4 blocks with interleaved codes and re-encoded scales, likewise. */
+  NVFP4_I = 22,
 }
 
 /** Elements and bytes per block of the block-quantized types. */
@@ -35,6 +37,7 @@ export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
   [DType.NVFP4]: { size: 64, bytes: 36 },
   [DType.Q4_K_I]: { size: 256, bytes: 144 },
   [DType.Q6_K_I]: { size: 256, bytes: 210 },
+  [DType.NVFP4_I]: { size: 128, bytes: 72 },
 };
 
 export function isQuantized(dt: DType): boolean {
