@@ -94,7 +94,10 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
         t.file,
         `tensor ${spec.name} has type ${t.typeName}, which lmx cannot run yet`,
       );
-    if (spec.f32 && t.dtype !== DType.F32) {
+    // Small f32 tensors are copied even when the file has them as f32: read in place, each
+    // one would keep its whole 2 MiB page-cache folio of the file resident (the folio is
+    // mapped at once), ~160 MiB for a 28-layer model whose big weights were interleaved.
+    if (spec.f32) {
       const f = smallToF32(t, rows * cols);
       out.set(spec.name, { spec, dtype: DType.F32, buffer: f.buffer as ArrayBuffer, byteOffset: 0 });
     } else {
