@@ -274,20 +274,33 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* Faults in fresh memory from mmap_huge_aligned on this thread, 2 MiB at a time, before
- * the pool writes it: huge-page faults taken by two threads at once made copying a 400 MB
- * model up to 4x slower (1350 ms against 50 + 300). A huge-page fault costs ~0.1 ms when
- * the kernel has one free, but 1-9 ms on this VM after the first ~100 MiB or so (measured;
- * whatever the cause, compaction or the host): past an average of 1 ms per 2 MiB the rest
- * stays in 4 KiB pages, which the copy faults in as it goes. Huge pages make decode ~4%
- * faster on one thread, not worth seconds of loading a large model. */
-static void prefault_huge(uint8_t *p, size_t len) {
-  const size_t huge = (size_t)2 << 20;
-  const double t0 = now_ms();
-  for (size_t o = 0, n = 1; o < len; o += huge, n++) {
-    p[o] = 0;
-    if (now_ms() - t0 > 10 + (double)n && o + huge < len) {
-      madvise(p + o + huge, len - o - huge, MADV_NOHUGEPAGE);
+/* Faults in fresh memory from mmap_huge_aligned on this thread, one part at a time just
+ * before the pool writes it: huge-page faults taken by two threads at once made copying a
+ * 400 MB model up to 4x slower (1350 ms against 50 + 300), and faulting all of it first
+ * made the load's peak weights x 2 (the file's pages are given back part by part). A
+ * huge-page fault costs ~0.1 ms when the kernel has one free, but 1-9 ms on this VM after
+ * the first ~100 MiB or so (measured; whatever the cause, compaction or the host): past an
+ * average of 1 ms per 2 MiB the rest stays in 4 KiB pages, which the copy faults in as it
+ * goes. Huge pages make decode ~4% faster on one thread, not worth seconds of loading a
+ * large model. */
+typedef struct {
+  uint8_t *end;
+  double t0;
+  int64_t pages;
+  int small;
+} prefault_state;
+
+static void prefault_part(prefault_state *s, uint8_t *p, size_t len) {
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  if (s->small) return;
+  if (!s->pages) s->t0 = now_ms();
+  /* The first byte of every 2 MiB page that starts in [p, p + len) (base is aligned). */
+  uint8_t *q = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(huge - 1));
+  for (; q < p + len; q += huge) {
+    *q = 0;
+    if (now_ms() - s->t0 > 10 + (double)++s->pages && q + huge < s->end) {
+      madvise(q + huge, (size_t)(s->end - q - huge), MADV_NOHUGEPAGE);
+      s->small = 1;
       return;
     }
   }
@@ -356,7 +369,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
     free(jobs);
     THROW("interleaveWeights: out of memory");
   }
-  prefault_huge(dst, total);
+  prefault_state pf = {dst + total, 0, 0, 0};
   /* A few MiB at a time, each part's source given back once copied: the largest tensor
    * (a tied embedding) is not resident twice at the peak. */
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -367,6 +380,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
     for (int64_t b = 0; b < jobs[i].blocks; b += step) {
       const int64_t nb = jobs[i].blocks - b < step ? jobs[i].blocks - b : step;
       interleave_job part = {jobs[i].dtype, jobs[i].src + b * bb, dst + jobs[i].off + (size_t)(b * bb), nb, bb};
+      prefault_part(&pf, part.dst, (size_t)(nb * bb));
       lmx_pool_run(interleave_part, &part);
       const uint8_t *end = jobs[i].src + (b + nb) * bb;
       release_file_bytes(released, (size_t)(end - released));
