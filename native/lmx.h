@@ -130,9 +130,10 @@ void lmx_plan_execute(const lmx_plan *plan);
 /* --- profile: time per key, where a key is an op id (< 16), a matmul weight type and shape
  * (LMX_PROFILE_MATMUL + 2 * dtype + is_gemv), barrier waits or sampling --- */
 #define LMX_PROFILE_MATMUL 16
-#define LMX_PROFILE_SYNC 60
-#define LMX_PROFILE_SAMPLE 61
-#define LMX_PROFILE_KEYS 64
+#define LMX_PROFILE_SYNC 80 /* room for dtypes below 32 */
+#define LMX_PROFILE_SAMPLE 81
+#define LMX_PROFILE_KEYS 82
+_Static_assert(LMX_PROFILE_MATMUL + 2 * LMX_NVFP4_I + 1 < LMX_PROFILE_SYNC, "profile keys of matmul types overlap");
 int64_t lmx_now_ns(void);
 void lmx_profile_enable(int on);
 int lmx_profile_on(void);

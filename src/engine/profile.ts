@@ -1,15 +1,15 @@
 /**
  * Names for the native executor's profile keys (native/lmx.h, LMX_PROFILE_*): op ids below
- * 16, matmuls by weight type and kernel shape from 16, barrier waits and sampling at 60/61.
+ * 16, matmuls by weight type and kernel shape from 16, barrier waits and sampling at 80/81.
  */
 import type { ProfileEntry } from "./backends/backend.js";
 import { DType, dtypeName } from "./tensor/dtype.js";
 import { Op } from "./tensor/ops.js";
 
 const MATMUL = 16,
-  SYNC = 60,
-  SAMPLE = 61,
-  KEYS = 64;
+  SYNC = 80,
+  SAMPLE = 81,
+  KEYS = 82;
 
 const OP_NAMES: Record<number, string> = {
   [Op.GetRows]: "get_rows",
