@@ -45,7 +45,7 @@ export class CpuBackend implements Backend {
     return native().alloc(bytes);
   }
 
-  /** Q4_K and Q6_K weights interleaved for the decode dots (off with LMX_REPACK=0). */
+  /** Q4_K, Q6_K and NVFP4 weights interleaved for the decode dots (off with LMX_REPACK=0). */
   adoptWeights(weights: readonly WeightBytes[]): (WeightBytes | undefined)[] {
     if (process.env.LMX_REPACK === "0") return weights.map(() => undefined);
     const r = native().interleaveWeights(
