@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lmx.h"
+#include "simd.h"
 
 #define CHECK(call)                                                   \
   do {                                                                \
@@ -57,7 +58,6 @@ typedef struct mapping {
   void *addr;
   size_t len;
   char *path;
-  int file;
   struct mapping *next;
 } mapping;
 
@@ -88,7 +88,6 @@ static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t by
   }
   m->addr = addr;
   m->len = len;
-  m->file = file;
   napi_value ab;
   if (napi_create_external_arraybuffer(env, addr, bytes, unmap_cb, m, &ab) != napi_ok) {
     munmap(addr, len);
@@ -315,7 +314,8 @@ typedef struct {
 
 static void interleave_part(void *arg, int ith, int nth) {
   const interleave_job *j = (const interleave_job *)arg;
-  const int64_t per = (j->blocks + nth - 1) / nth, lo = per * ith, hi = lo + per < j->blocks ? lo + per : j->blocks;
+  int64_t lo, hi;
+  lmx_split(j->blocks, 1, ith, nth, &lo, &hi);
   if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * j->bytes, j->dst + lo * j->bytes, hi - lo);
 }
 
@@ -350,8 +350,8 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
       THROW("interleaveWeights: expected [ArrayBuffer, byteOffset, dtype, rows, cols] entries");
     }
     const int32_t to = cols > 0 && rows > 0 && (int64_t)cols % lmx_block_size(dtype) == 0 ? lmx_interleaved_type(dtype, (int64_t)cols) : 0;
-    const int bs = lmx_block_size(to);
     if (!to) continue;
+    const int bs = lmx_block_size(to);
     const size_t bytes = (size_t)((int64_t)rows * lmx_row_bytes(dtype, (int64_t)cols));
     if (off < 0 || (size_t)off + bytes > len) {
       free(jobs);

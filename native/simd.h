@@ -89,6 +89,20 @@ static inline __attribute__((always_inline)) LMX_AVX2 int32_t lmx_hsum8_i32(__m2
   return _mm_cvtsi128_si32(h);
 }
 
+/* The 128 codes (0..63) of half h of a Q6_K super-block at p (or Q6_K_I: the same layout)
+ * in four registers, elements 128h + 32k.. in register k: the low 4 bits from ql, bit
+ * pairs 0-1, 2-3, 4-5 and 6-7 of qh moved to bits 4-5 (16-bit shifts: what crosses into a
+ * neighbouring byte is masked off). */
+static inline __attribute__((always_inline)) LMX_AVX2 void lmx_q6k_codes_avx2(const uint8_t *p, int h, __m256i g[4]) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  const __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+  const __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+  g[0] = _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+  g[1] = _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+  g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(H, m30));
+  g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+}
+
 static inline __attribute__((always_inline)) LMX_AVX2 float lmx_hsum4(__m128 v) {
   v = _mm_add_ps(v, _mm_movehl_ps(v, v));
   v = _mm_add_ss(v, _mm_movehdup_ps(v));
@@ -185,7 +199,8 @@ lmx_qdotn_fn lmx_qdotn_for(int32_t dtype);
 void lmx_quantize_x8(const float *x, int64_t K, int super, int8_t *q, float *dx, int32_t *s16);
 /* Whether activations for this weight type are quantized as for K-quants (super = 1). */
 static inline int lmx_x8_super(int32_t wtype) {
-  return wtype == LMX_Q4_K || wtype == LMX_Q5_K || wtype == LMX_Q6_K || wtype == LMX_Q4_K_I || wtype == LMX_Q6_K_I;
+  const int32_t t = lmx_interleaved_base(wtype);
+  return t == LMX_Q4_K || t == LMX_Q5_K || t == LMX_Q6_K;
 }
 
 static inline float lmx_elem(const void *p, int32_t dtype, int64_t i) {

@@ -31,7 +31,8 @@ static int64_t lmx_gemm_q8_act_bytes(int64_t K) {
 enum { FORM_PLAIN, FORM_K4, FORM_MULT };
 
 static int panel_form(int32_t dtype) {
-  return lmx_mult_ab(dtype) ? FORM_MULT : dtype == LMX_Q4_K || dtype == LMX_Q5_K || dtype == LMX_Q4_K_I ? FORM_K4 : FORM_PLAIN;
+  const int32_t t = lmx_interleaved_base(dtype);
+  return lmx_mult_ab(dtype) ? FORM_MULT : t == LMX_Q4_K || t == LMX_Q5_K ? FORM_K4 : FORM_PLAIN;
 }
 
 /* A multiplier as the int16 pair (m, m) in one 32-bit lane, for madd. */

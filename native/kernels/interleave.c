@@ -1,30 +1,21 @@
 /* Weights rearranged at load for the decode dots: the interleaved types Q4_K_I and Q6_K_I
- * (same sizes, scales, mins and d in the same places, codes in another order) and NVFP4_I
- * (below).
+ * and NVFP4_I (below).
  *
  * In a GGUF super-block, the codes one 32-byte register holds all belong to one sub-block
  * (Q4_K) or two (Q6_K), so the AVX2 dot has to weight each register's int16 products by
- * its own scales: a shuffle, a madd and an add per register, a third of the loop. In the
- * interleaved order, register n (0..7, in the order the dot loads them) holds at bytes 2l
- * and 2l + 1 the elements 16l + 2n and 16l + 2n + 1 (l = 0..15): every int16 lane of a
- * product register is one sub-block of 16, the same in every register. The products of
- * all eight registers then add up in int16 (Q4_K: 8 x 3810 fits; Q6_K: pairs, 2 x 16002)
- * and meet the scales in one madd per super-block (Q6_K: per pair). Activations for these
- * types are stored in the same order (lmx_x8_row), so the dot needs no shuffle at all.
- *
- * Q4_K_I: bytes 0-15 as Q4_K; byte 16 + 32m + b (m = 0..3) holds the code of register 2m,
- * byte b in its low nibble and that of register 2m + 1 in its high nibble.
- * Q6_K_I: byte 32m + b (m = 0..3) holds the low 4 bits of registers 2m (low nibble) and
- * 2m + 1 (high nibble); byte 128 + 32h + b (h = 0, 1) the high 2 bits of registers 4h + j
- * at bits 2j; bytes 192-209 as Q6_K (16 int8 scales, f16 d). */
+ * its own scales: a shuffle, a madd and an add per register, a third of the loop. Q4_K_I
+ * and Q6_K_I are the GGUF block of the same scales, mins and d with its 256 codes in
+ * another order: element 32n + b holds the original element 16(b >> 1) + 2n + (b & 1), so
+ * the register n the GGUF dot loads (its codes 32n..32n+31) has at bytes 2l and 2l + 1 the
+ * elements 16l + 2n, 16l + 2n + 1: every int16 lane of a product register is one sub-block
+ * of 16, the same in every register. The products of all eight registers then add up in
+ * int16 (Q4_K: 8 x 3810 fits; Q6_K: pairs, 2 x 16002) and meet the scales in one madd per
+ * super-block (Q6_K: per pair). The codes move as 16-bit pairs (interleaved pair 16n + l
+ * holds pair 8l + n), and decode activations move the same way (lmx_x8_row), so the dot
+ * needs no shuffle at all and builds its registers as the GGUF dot does. */
 #include <string.h>
 
 #include "../simd.h"
-
-/* The element of a super-block at byte b of register n in the interleaved order. */
-static inline int slot_elem(int n, int b) {
-  return 16 * (b >> 1) + 2 * n + (b & 1);
-}
 
 int32_t lmx_interleaved_type(int32_t dtype, int64_t cols) {
   if (dtype == LMX_NVFP4) return cols % 128 == 0 ? LMX_NVFP4_I : 0;
@@ -127,42 +118,68 @@ void lmx_nvfp4i_codes(const uint8_t *p, const uint8_t *table, uint8_t *u) {
       for (int i = 0; i < 4; i++) u[16 * k + 4 * n + i] = table[p[8 + 32 * (n >> 1) + 4 * k + i] >> (4 * (n & 1)) & 15];
 }
 
-/* The code bytes of a GGUF Q4_K (codes 0..15) or Q6_K (0..63) block from its 256 codes in
- * element order. */
-static void gguf_pack(const uint8_t *u, int q6, uint8_t *p) {
+/* The codes of elements 2w and 2w + 1 of a GGUF Q4_K or Q6_K block as the two bytes of a
+ * 16-bit word: a pair never straddles a nibble half or a bit-pair group, so each is one
+ * 16-bit load, shift and mask. */
+static inline uint16_t gguf_code_pair(const uint8_t *p, int q6, int w) {
+  uint16_t a, h;
+  if (!q6) {
+    memcpy(&a, p + 16 + 32 * (w >> 5) + (2 * w & 31), 2);
+    return (uint16_t)(a >> (4 * (w >> 4 & 1)) & 0x0f0f);
+  }
+  const int half = w >> 6, k = w >> 4 & 3, l = 2 * w & 31;
+  memcpy(&a, p + 64 * half + 32 * (k & 1) + l, 2);
+  memcpy(&h, p + 128 + 32 * half + l, 2);
+  return (uint16_t)((a >> (4 * (k >> 1)) & 0x0f0f) | (h >> (2 * k) & 0x0303) << 4);
+}
+
+/* The inverse: a block's code bytes from its 128 code pairs. */
+static void gguf_pack_pairs(const uint16_t *w, int q6, uint8_t *p) {
+  uint16_t lo[64], hi[32];
   if (!q6) {
     for (int c = 0; c < 4; c++)
-      for (int l = 0; l < 32; l++) p[16 + 32 * c + l] = (uint8_t)(u[64 * c + l] | u[64 * c + 32 + l] << 4);
+      for (int l = 0; l < 16; l++) lo[16 * c + l] = (uint16_t)(w[32 * c + l] | w[32 * c + 16 + l] << 4);
+    memcpy(p + 16, lo, 128);
     return;
   }
   for (int h = 0; h < 2; h++)
-    for (int l = 0; l < 32; l++) {
-      const uint8_t a = u[128 * h + l], b = u[128 * h + 32 + l], c = u[128 * h + 64 + l], d = u[128 * h + 96 + l];
-      p[64 * h + l] = (uint8_t)((a & 15) | (c & 15) << 4);
-      p[64 * h + 32 + l] = (uint8_t)((b & 15) | (d & 15) << 4);
-      p[128 + 32 * h + l] = (uint8_t)((a >> 4) | (b >> 4) << 2 | (c >> 4) << 4 | (d >> 4) << 6);
+    for (int l = 0; l < 16; l++) {
+      const uint16_t a = w[64 * h + l], b = w[64 * h + 16 + l], c = w[64 * h + 32 + l], d = w[64 * h + 48 + l];
+      lo[32 * h + l] = (uint16_t)((a & 0x0f0f) | (c & 0x0f0f) << 4);
+      lo[32 * h + 16 + l] = (uint16_t)((b & 0x0f0f) | (d & 0x0f0f) << 4);
+      hi[16 * h + l] = (uint16_t)((a >> 4 & 0x0303) | (b >> 4 & 0x0303) << 2 | (c >> 4 & 0x0303) << 4 | (d >> 4 & 0x0303) << 6);
+    }
+  memcpy(p, lo, 128);
+  memcpy(p + 128, hi, 64);
+}
+
+/* The 128 pairs of a super-block into (back = 0) or out of the interleaved order. */
+static void move_pairs(const uint16_t *in, uint16_t *out, int back) {
+  for (int n = 0; n < 8; n++)
+    for (int l = 0; l < 16; l++) {
+      if (back) out[8 * l + n] = in[16 * n + l];
+      else out[16 * n + l] = in[8 * l + n];
     }
 }
 
-/* Element-order codes of an interleaved block, scalar (the definition). */
-static void interleaved_codes_scalar(const uint8_t *p, int q6, uint8_t *u) {
+/* A Q4_K or Q6_K block with its codes moved into or out of the interleaved order. */
+static void move_block(const uint8_t *src, uint8_t *dst, int q6, int back) {
+  uint16_t moved[128];
   for (int n = 0; n < 8; n++)
-    for (int b = 0; b < 32; b++) {
-      uint8_t c;
-      if (!q6) {
-        c = (uint8_t)(p[16 + 32 * (n >> 1) + b] >> (4 * (n & 1)) & 15);
-      } else {
-        c = (uint8_t)((p[32 * (n >> 1) + b] >> (4 * (n & 1)) & 15) | (p[128 + 32 * (n >> 2) + b] >> (2 * (n & 3)) & 3) << 4);
-      }
-      u[slot_elem(n, b)] = c;
+    for (int l = 0; l < 16; l++) {
+      if (back) moved[8 * l + n] = gguf_code_pair(src, q6, 16 * n + l);
+      else moved[16 * n + l] = gguf_code_pair(src, q6, 8 * l + n);
     }
+  if (q6) memcpy(dst + 192, src + 192, 18);
+  else memcpy(dst, src, 16);
+  gguf_pack_pairs(moved, q6, dst);
 }
 
 #ifdef LMX_X86
-/* The same with AVX2: the eight code registers as the dot builds them, then an 8 x 16
- * transpose of 16-bit words (element 16l + 2n is word l of register n). */
+/* Element-order codes with AVX2: the eight code registers as the dot builds them, then an
+ * 8 x 16 transpose of 16-bit words (element 16l + 2n is word l of register n). */
 static LMX_AVX2 void interleaved_codes_avx2(const uint8_t *p, int q6, uint8_t *u) {
-  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  const __m256i m4 = _mm256_set1_epi8(15);
   __m256i r[8];
   if (!q6) {
     for (int m = 0; m < 4; m++) {
@@ -171,14 +188,8 @@ static LMX_AVX2 void interleaved_codes_avx2(const uint8_t *p, int q6, uint8_t *u
       r[2 * m + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
     }
   } else {
-    for (int h = 0; h < 2; h++) {
-      const __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-      const __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-      r[4 * h] = _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
-      r[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
-      r[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(H, m30));
-      r[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
-    }
+    lmx_q6k_codes_avx2(p, 0, r);
+    lmx_q6k_codes_avx2(p, 1, r + 4);
   }
   /* Per 128-bit lane, words l (low lane: l = 0..7, high: 8..15) of registers 0..7. */
   __m256i a[8], c[8];
@@ -211,22 +222,10 @@ void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u) {
     return;
   }
 #endif
-  interleaved_codes_scalar(p, q6, u);
-}
-
-/* The codes of elements 2w and 2w + 1 of a GGUF Q4_K or Q6_K block as the two bytes of a
- * 16-bit word: a pair never straddles a nibble half or a bit-pair group, so each is one
- * 16-bit load, shift and mask. */
-static inline uint16_t gguf_code_pair(const uint8_t *p, int q6, int w) {
-  uint16_t a, h;
-  if (!q6) {
-    memcpy(&a, p + 16 + 32 * (w >> 5) + (2 * w & 31), 2);
-    return (uint16_t)(a >> (4 * (w >> 4 & 1)) & 0x0f0f);
-  }
-  const int half = w >> 6, k = w >> 4 & 3, l = 2 * w & 31;
-  memcpy(&a, p + 64 * half + 32 * (k & 1) + l, 2);
-  memcpy(&h, p + 128 + 32 * half + l, 2);
-  return (uint16_t)((a >> (4 * (k >> 1)) & 0x0f0f) | (h >> (2 * k) & 0x0303) << 4);
+  uint16_t pairs[128], moved[128];
+  for (int w = 0; w < 128; w++) pairs[w] = gguf_code_pair(p, q6, w);
+  move_pairs(pairs, moved, 1);
+  memcpy(u, moved, 256);
 }
 
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks) {
@@ -235,44 +234,12 @@ void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int6
     return;
   }
   const int q6 = dtype == LMX_Q6_K, bytes = q6 ? 210 : 144;
-  for (int64_t i = 0; i < blocks; i++, src += bytes, dst += bytes) {
-    /* Word l of code register n is the pair at element 16l + 2n: natural word 8l + n. */
-    uint16_t c[8][16];
-    for (int n = 0; n < 8; n++)
-      for (int l = 0; l < 16; l++) c[n][l] = gguf_code_pair(src, q6, 8 * l + n);
-    uint16_t out[64];
-    if (!q6) {
-      memcpy(dst, src, 16);
-      for (int m = 0; m < 4; m++)
-        for (int l = 0; l < 16; l++) out[16 * m + l] = (uint16_t)(c[2 * m][l] | c[2 * m + 1][l] << 4);
-      memcpy(dst + 16, out, 128);
-      continue;
-    }
-    memcpy(dst + 192, src + 192, 18);
-    for (int m = 0; m < 4; m++)
-      for (int l = 0; l < 16; l++) out[16 * m + l] = (uint16_t)((c[2 * m][l] & 0x0f0f) | (c[2 * m + 1][l] & 0x0f0f) << 4);
-    memcpy(dst, out, 128);
-    for (int h = 0; h < 2; h++)
-      for (int l = 0; l < 16; l++) {
-        uint16_t v = 0;
-        for (int j = 0; j < 4; j++) v = (uint16_t)(v | (c[4 * h + j][l] >> 4 & 0x0303) << (2 * j));
-        out[16 * h + l] = v;
-      }
-    memcpy(dst + 128, out, 64);
-  }
+  for (int64_t i = 0; i < blocks; i++) move_block(src + i * bytes, dst + i * bytes, q6, 0);
 }
 
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst) {
-  if (dtype == LMX_NVFP4_I) {
-    deinterleave_nvfp4(src, dst);
-    return;
-  }
-  const int q6 = dtype == LMX_Q6_K_I;
-  uint8_t u[256];
-  interleaved_codes_scalar(src, q6, u);
-  if (q6) memcpy(dst + 192, src + 192, 18);
-  else memcpy(dst, src, 16);
-  gguf_pack(u, q6, dst);
+  if (dtype == LMX_NVFP4_I) deinterleave_nvfp4(src, dst);
+  else move_block(src, dst, dtype == LMX_Q6_K_I, 1);
 }
 
 void lmx_x8_interleave_nvfp4(int8_t *q, int64_t K) {
@@ -285,10 +252,10 @@ void lmx_x8_interleave_nvfp4(int8_t *q, int64_t K) {
 }
 
 void lmx_x8_interleave(int8_t *q, int64_t K) {
-  int8_t t[256];
+  uint16_t in[128], out[128];
   for (int64_t s = 0; s + 256 <= K; s += 256) {
-    for (int n = 0; n < 8; n++)
-      for (int b = 0; b < 32; b++) t[32 * n + b] = q[s + slot_elem(n, b)];
-    memcpy(q + s, t, 256);
+    memcpy(in, q + s, 256);
+    move_pairs(in, out, 0);
+    memcpy(q + s, out, 256);
   }
 }

@@ -191,7 +191,6 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_k)(const i
 
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const int8_t *qx, const float *dx,
                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
-  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
   const int16_t *h16 = lmx_x8_sums16(s16, K);
   const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
@@ -205,16 +204,8 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const i
     for (int h = 0; h < 2; h++) {
       /* This half's 8 scales as int16 in both 128-bit halves, for byte shuffles below. */
       const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-      __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-      __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-      /* Bit pairs 0-1, 2-3, 4-5 and 6-7 of H moved to bits 4-5 (16-bit shifts: what crosses
-       * into a neighbouring byte is masked off). */
-      __m256i g[4] = {
-          _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30)),
-          _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(H, m30)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30)),
-      };
+      __m256i g[4];
+      lmx_q6k_codes_avx2(p, h, g);
       for (int k = 0; k < 4; k++) {
         const int e = 128 * h + 32 * k;
         __m256i prod = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(x + e)));
@@ -233,9 +224,10 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const i
   return lmx_hsum8(acc);
 }
 
-/* Interleaved K-quants (kernels/interleave.c): every int16 lane of a product register is
- * one sub-block of 16 in every register, so the products of a super-block add up in int16
- * and are weighted by the sub-block scales in one madd (Q6_K_I: one per pair of
+/* Interleaved K-quants (kernels/interleave.c): the GGUF layouts with the codes in another
+ * order, so the registers are built as for Q4_K/Q6_K, but every int16 lane of a product
+ * register is one sub-block of 16 in every register: the products of a super-block add up
+ * in int16 and are weighted by the sub-block scales in one madd (Q6_K_I: one per pair of
  * registers), with no shuffles. The activations come in the same order (lmx_x8_row). */
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const int8_t *qx, const float *dx,
                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
@@ -274,7 +266,6 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const
 
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const int8_t *qx, const float *dx,
                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
-  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
   const int16_t *h16 = lmx_x8_sums16(s16, K);
   const int pf = LMX_PREFETCH_BYTES;
   __m256 acc = _mm256_setzero_ps();
@@ -286,18 +277,14 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const
     const int8_t *x = qx + 256 * b;
     __m256i sumi = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
-      const __m256i L = _mm256_loadu_si256((const __m256i *)(p + 64 * h)), L2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-      const __m256i H = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-      const __m256i g0 = _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
-      const __m256i g1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L, 4), m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
-      const __m256i g2 = _mm256_or_si256(_mm256_and_si256(L2, m4), _mm256_and_si256(H, m30));
-      const __m256i g3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L2, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+      __m256i g[4];
+      lmx_q6k_codes_avx2(p, h, g);
       const int8_t *xh = x + 128 * h;
       /* <= 2 x 2 x 63 x 127 = 32004 per int16 lane. */
-      const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g0, _mm256_loadu_si256((const __m256i *)xh)),
-                                         _mm256_maddubs_epi16(g1, _mm256_loadu_si256((const __m256i *)(xh + 32))));
-      const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g2, _mm256_loadu_si256((const __m256i *)(xh + 64))),
-                                         _mm256_maddubs_epi16(g3, _mm256_loadu_si256((const __m256i *)(xh + 96))));
+      const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g[0], _mm256_loadu_si256((const __m256i *)xh)),
+                                         _mm256_maddubs_epi16(g[1], _mm256_loadu_si256((const __m256i *)(xh + 32))));
+      const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g[2], _mm256_loadu_si256((const __m256i *)(xh + 64))),
+                                         _mm256_maddubs_epi16(g[3], _mm256_loadu_si256((const __m256i *)(xh + 96))));
       sumi = QD_DPWSSD(sumi, a, sc16);
       sumi = QD_DPWSSD(sumi, c, sc16);
     }

@@ -156,7 +156,8 @@ static float pow2f(int k) {
 }
 
 int lmx_mult_ab(int32_t dtype) {
-  return dtype == LMX_NVFP4 || dtype == LMX_NVFP4_I ? 32 : dtype == LMX_Q6_K || dtype == LMX_Q6_K_I ? 256 : 0;
+  const int32_t t = lmx_interleaved_base(dtype);
+  return t == LMX_NVFP4 ? 32 : t == LMX_Q6_K ? 256 : 0;
 }
 
 int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride) {

@@ -1,21 +1,22 @@
 /**
- * Interleaved weights: Q4_K and Q6_K super-blocks with the same scales, mins and d, and
- * their 256 codes in the order the cpu backend's decode dots load them; NVFP4 blocks in
- * pairs with their codes reordered likewise and their scales re-encoded (the layouts and
- * the reason: native/kernels/interleave.c). The cpu backend makes them at load; this is
- * their TypeScript reference (the native interleaver and kernels are tested against it).
+ * Interleaved weights: Q4_K and Q6_K blocks with the same scales, mins and d whose 256
+ * codes are in the order the cpu backend's decode dots want them (element 32n + b holds
+ * the original element slotElement(n, b)), packed as GGUF packs them; NVFP4 blocks in
+ * pairs with their codes reordered and their scales re-encoded (the layouts and the
+ * reason: native/kernels/interleave.c). The cpu backend makes them at load; this is their
+ * TypeScript reference (the native interleaver and kernels are tested against it).
  */
 import { DType } from "../tensor/dtype.js";
 import { nvfp4 } from "./fp4.js";
 import type { QuantFormat } from "./format.js";
 import { q4_K, q6_K } from "./k-quants.js";
 
-/** The element at byte b of code register n (0..7) of an interleaved super-block. */
+/** The original element at interleaved element 32n + b (n = 0..7) of a super-block. */
 export function slotElement(n: number, b: number): number {
   return 16 * (b >> 1) + 2 * n + (b & 1);
 }
 
-/** The 256 codes of a GGUF Q4_K (0..15) or Q6_K (0..63) block at `o`, in element order. */
+/** The 256 codes of a Q4_K (0..15) or Q6_K (0..63) block at `o`, in element order. */
 function ggufCodes(src: Uint8Array, o: number, q6: boolean): Uint8Array {
   const u = new Uint8Array(256);
   for (let h = 0; h < (q6 ? 2 : 4); h++)
@@ -37,74 +38,51 @@ function ggufCodes(src: Uint8Array, o: number, q6: boolean): Uint8Array {
   return u;
 }
 
-/** The codes of an interleaved block at `o`, in element order. */
-function interleavedCodes(src: Uint8Array, o: number, q6: boolean): Uint8Array {
-  const u = new Uint8Array(256);
-  for (let n = 0; n < 8; n++)
-    for (let b = 0; b < 32; b++) {
-      const lo = (src[o + (q6 ? 0 : 16) + 32 * (n >> 1) + b]! >> (4 * (n & 1))) & 15;
-      const hi = q6 ? (src[o + 128 + 32 * (n >> 2) + b]! >> (2 * (n & 3))) & 3 : 0;
-      u[slotElement(n, b)] = lo | (hi << 4);
+/** The inverse of ggufCodes: the block's code bytes at `o` from its codes. */
+function ggufPack(u: Uint8Array, q6: boolean, out: Uint8Array, o: number): void {
+  for (let h = 0; h < (q6 ? 2 : 4); h++)
+    for (let l = 0; l < 32; l++) {
+      if (!q6) {
+        out[o + 16 + 32 * h + l] = u[64 * h + l]! | (u[64 * h + 32 + l]! << 4);
+        continue;
+      }
+      const [a, b, c, d] = [0, 32, 64, 96].map((k) => u[128 * h + k + l]!) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      out[o + 64 * h + l] = (a & 15) | ((c & 15) << 4);
+      out[o + 64 * h + 32 + l] = (b & 15) | ((d & 15) << 4);
+      out[o + 128 + 32 * h + l] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((d >> 4) << 6);
     }
-  return u;
+}
+
+/** Whole Q4_K/Q6_K blocks with their codes moved into (back = false) or out of the interleaved order. */
+function moveCodes(src: Uint8Array, q6: boolean, back: boolean): Uint8Array {
+  const bytes = q6 ? 210 : 144;
+  const out = src.slice(); // scales, mins and d stay
+  const moved = new Uint8Array(256);
+  for (let o = 0; o < src.length; o += bytes) {
+    const u = ggufCodes(src, o, q6);
+    for (let n = 0; n < 8; n++)
+      for (let b = 0; b < 32; b++) {
+        if (back) moved[slotElement(n, b)] = u[32 * n + b]!;
+        else moved[32 * n + b] = u[slotElement(n, b)]!;
+      }
+    ggufPack(moved, q6, out, o);
+  }
+  return out;
 }
 
 /** Interleaves whole GGUF Q4_K or Q6_K blocks (the native interleaver's definition). */
 export function interleave(dtype: DType.Q4_K | DType.Q6_K, src: Uint8Array): Uint8Array {
-  const q6 = dtype === DType.Q6_K,
-    bytes = q6 ? 210 : 144;
-  const out = new Uint8Array(src.length);
-  for (let o = 0; o < src.length; o += bytes) {
-    const u = ggufCodes(src, o, q6);
-    const code = (n: number, b: number) => u[slotElement(n, b)]!;
-    if (!q6) {
-      out.set(src.subarray(o, o + 16), o);
-      for (let m = 0; m < 4; m++)
-        for (let b = 0; b < 32; b++) out[o + 16 + 32 * m + b] = code(2 * m, b) | (code(2 * m + 1, b) << 4);
-      continue;
-    }
-    out.set(src.subarray(o + 192, o + 210), o + 192);
-    for (let m = 0; m < 4; m++)
-      for (let b = 0; b < 32; b++)
-        out[o + 32 * m + b] = (code(2 * m, b) & 15) | ((code(2 * m + 1, b) & 15) << 4);
-    for (let h = 0; h < 2; h++)
-      for (let b = 0; b < 32; b++) {
-        let v = 0;
-        for (let j = 0; j < 4; j++) v |= (code(4 * h + j, b) >> 4) << (2 * j);
-        out[o + 128 + 32 * h + b] = v;
-      }
-  }
-  return out;
+  return moveCodes(src, dtype === DType.Q6_K, false);
 }
 
 /** Interleaved blocks back in their GGUF layout. */
 export function deinterleave(dtype: DType.Q4_K_I | DType.Q6_K_I, src: Uint8Array): Uint8Array {
-  const q6 = dtype === DType.Q6_K_I,
-    bytes = q6 ? 210 : 144;
-  const out = new Uint8Array(src.length);
-  for (let o = 0; o < src.length; o += bytes) {
-    const u = interleavedCodes(src, o, q6);
-    if (!q6) {
-      out.set(src.subarray(o, o + 16), o);
-      for (let c = 0; c < 4; c++)
-        for (let l = 0; l < 32; l++) out[o + 16 + 32 * c + l] = u[64 * c + l]! | (u[64 * c + 32 + l]! << 4);
-      continue;
-    }
-    out.set(src.subarray(o + 192, o + 210), o + 192);
-    for (let h = 0; h < 2; h++)
-      for (let l = 0; l < 32; l++) {
-        const [a, b, c, d] = [0, 32, 64, 96].map((k) => u[128 * h + k + l]!) as [
-          number,
-          number,
-          number,
-          number,
-        ];
-        out[o + 64 * h + l] = (a & 15) | ((c & 15) << 4);
-        out[o + 64 * h + 32 + l] = (b & 15) | ((d & 15) << 4);
-        out[o + 128 + 32 * h + l] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((d >> 4) << 6);
-      }
-  }
-  return out;
+  return moveCodes(src, dtype === DType.Q6_K_I, true);
 }
 
 export const q4_K_I: QuantFormat = {

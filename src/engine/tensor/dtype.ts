@@ -49,9 +49,19 @@ export function isQuantized(dt: DType): boolean {
  * does for K-quants), not per 32.
  */
 export function superBlockActivations(dt: DType): boolean {
-  return (
-    dt === DType.Q4_K || dt === DType.Q5_K || dt === DType.Q6_K || dt === DType.Q4_K_I || dt === DType.Q6_K_I
-  );
+  const t = interleavedBase(dt);
+  return t === DType.Q4_K || t === DType.Q5_K || t === DType.Q6_K;
+}
+
+/** The GGUF type an interleaved type is made from; any other type: itself (native/lmx.h). */
+function interleavedBase(dt: DType): DType {
+  return dt === DType.Q4_K_I
+    ? DType.Q4_K
+    : dt === DType.Q6_K_I
+      ? DType.Q6_K
+      : dt === DType.NVFP4_I
+        ? DType.NVFP4
+        : dt;
 }
 
 /** Bytes per element of a non-quantized type. */
