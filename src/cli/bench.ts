@@ -10,6 +10,8 @@ const HELP = `Usage: lmx bench [MODEL] [flags]
 Measures prompt processing (a prompt of N random tokens from an empty cache, as
 llama-bench's pp test) and generation (M tokens one at a time from an empty cache,
 as llama-bench's tg test). Reports medians over runs, after one warm-up run.
+With --depth D both tests start after a context of D random tokens (prefilled
+once, not timed), as llama-bench's -d: the speed deep into a long conversation.
 
 Flags:
   --prompt-tokens N   prompt length (default 512)
@@ -17,6 +19,7 @@ Flags:
   --runs R            measured runs (default 5)
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
   --batch B           prompt tokens per forward pass (default 512)
+  --depth D           tokens already in the cache when each test starts (default 0)
   --no-mmap           read the weights into memory instead of mapping them
   --profile           time per op kind (matmul by weight type, attention, norms,
                       sampling, synchronization), per run, for each phase
@@ -29,6 +32,7 @@ const FLAGS = {
   runs: "number",
   threads: "number",
   batch: "number",
+  depth: "number",
   "no-mmap": "boolean",
   json: "boolean",
   profile: "boolean",
@@ -81,10 +85,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const nGen = (flags["gen-tokens"] as number) ?? 128;
   const runs = (flags.runs as number) ?? 5;
   const batch = (flags.batch as number) ?? 512;
+  const depth = (flags.depth as number) ?? 0;
   const path = resolveModel(positionals[0]);
   const model = await loadModel(path, {
     threads: flags.threads as number | undefined,
-    numCtx: Math.max(nPrompt, nGen) + 1,
+    numCtx: depth + Math.max(nPrompt, nGen) + 1,
     useMmap: !flags["no-mmap"],
   });
   const engine = model.engine;
@@ -92,31 +97,40 @@ export async function benchCommand(argv: string[]): Promise<number> {
   let rng = 12345;
   const randomToken = () => ((rng = (rng * 1103515245 + 12345) >>> 0) >>> 8) % engine.vocabSize;
 
-  const pp = async () => {
-    engine.cache.truncate(0, 0);
-    const tokens = Array.from({ length: nPrompt }, randomToken);
-    const t0 = performance.now();
-    for (let pos = 0; pos < nPrompt; pos += batch) {
-      const n = Math.min(batch, nPrompt - pos);
+  /** Prompt tokens from position `from` on, in forward passes of `batch`. */
+  const prefill = async (from: number, count: number) => {
+    const tokens = Array.from({ length: count }, randomToken);
+    for (let i = 0; i < count; i += batch) {
+      const n = Math.min(batch, count - i);
+      const pos = from + i;
       engine.cache.reserve(0, pos + n);
-      const last = pos + n === nPrompt;
+      const last = i + n === count;
       await engine.forward(
         {
-          tokens: tokens.slice(pos, pos + n),
-          positions: Array.from({ length: n }, (_, i) => pos + i),
+          tokens: tokens.slice(i, i + n),
+          positions: Array.from({ length: n }, (_, k) => pos + k),
           seqs: new Array(n).fill(0),
           outRows: last ? [n - 1] : [],
         },
         last ? [sampler] : undefined,
       );
     }
+  };
+  // The depth context is written once; each test truncates back to it (full attention
+  // rewinds exactly, so every run sees the same D tokens).
+  engine.cache.truncate(0, 0);
+  if (depth > 0) await prefill(0, depth);
+  const pp = async () => {
+    engine.cache.truncate(0, depth);
+    const t0 = performance.now();
+    await prefill(depth, nPrompt);
     return (nPrompt * 1000) / (performance.now() - t0);
   };
   const tg = async () => {
-    engine.cache.truncate(0, 0);
+    engine.cache.truncate(0, depth);
     let tok = randomToken();
     const t0 = performance.now();
-    for (let pos = 0; pos < nGen; pos++) {
+    for (let pos = depth; pos < depth + nGen; pos++) {
       engine.cache.reserve(0, pos + 1);
       tok = (await engine.forward({ tokens: [tok], positions: [pos], seqs: [0], outRows: [0] }, [
         sampler,
@@ -154,6 +168,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     use_mmap: !flags["no-mmap"],
     prompt_tokens: nPrompt,
     gen_tokens: nGen,
+    depth,
     runs,
     pp_tok_s: nPrompt > 0 ? median(ppRuns) : null,
     tg_tok_s: nGen > 0 ? median(tgRuns) : null,
@@ -169,10 +184,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(
       `model ${path} (${engine.backend.name} ${result.kernels}, ${result.threads} threads${result.use_mmap ? "" : ", weights read into memory"})\n`,
     );
+    const at = depth > 0 ? ` @ d${depth}` : "";
     if (result.pp_tok_s !== null)
-      process.stdout.write(`pp${nPrompt}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+      process.stdout.write(`pp${nPrompt}${at}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
     if (result.tg_tok_s !== null)
-      process.stdout.write(`tg${nGen}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+      process.stdout.write(`tg${nGen}${at}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
     const mib = (n: number) => (n / 1048576).toFixed(0);
     process.stdout.write(
       `memory: peak RSS ${mib(result.peak_rss_bytes)} MiB; weights ${mib(result.weight_bytes)} MiB + KV cache ${mib(result.kv_bytes)} MiB\n`,

@@ -50,6 +50,30 @@ describe("lmx CLI", () => {
     assert.match(j.kernels, /^(scalar|avx2|avxvnni|avx512)$/);
   });
 
+  it("bench --depth runs both tests after a context of that many tokens", () => {
+    const run = (depth: number) => {
+      const r = lmx([
+        "bench",
+        "--prompt-tokens",
+        "8",
+        "--gen-tokens",
+        "4",
+        "--runs",
+        "1",
+        "--json",
+        "--depth",
+        String(depth),
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const [shallow, deep] = [run(0), run(200)];
+    assert.equal(deep.depth, 200);
+    assert.ok(deep.pp_tok_s > 0 && deep.tg_tok_s > 0);
+    // The cache holds the depth plus the longer test.
+    assert.ok(deep.kv_bytes > shallow.kv_bytes * 2, `${deep.kv_bytes} vs ${shallow.kv_bytes}`);
+  });
+
   it("ends quietly when its reader goes away (lmx … | head)", async () => {
     const child = spawn(process.execPath, [
       bin,
