@@ -19,6 +19,7 @@
         "native/kernels/norm.c",
         "native/kernels/rope.c",
         "native/kernels/attention.c",
+        "native/kernels/attention_split.c",
         "native/kernels/elementwise.c",
         "native/kernels/sample.c",
         "native/kernels/quantize_fp4.c",

@@ -427,6 +427,7 @@ static void plan_finalize(napi_env env, void *data, void *hint) {
     munmap(b->plan.share->slot[0], b->plan.share->bytes);
     free(b->plan.share);
   }
+  if (b->plan.partials) munmap(b->plan.partials, b->plan.partials_bytes);
   for (uint32_t i = 0; i < b->n_refs; i++) napi_delete_reference(env, b->refs[i]);
   free(b->refs);
   free(b->plan.nodes);
@@ -473,6 +474,27 @@ static const char *share_gemm_activations(lmx_plan *plan) {
   sh->slot[1] = (uint8_t *)p + slot;
   plan->share = sh;
   for (int i = 0; i < plan->n_nodes; i++) plan->nodes[i].share = sh;
+  return NULL;
+}
+
+/* One lazily backed buffer for the partial results of split decode attention, sized for
+ * the plan's largest attention node (they run one after another). Unlike the GEMM slots it
+ * stays resident between runs: a decode plan uses it every step. */
+static const char *map_attention_partials(lmx_plan *plan) {
+  size_t need = 0;
+  for (int i = 0; i < plan->n_nodes; i++) {
+    const lmx_node *n = &plan->nodes[i];
+    if (n->op != OP_ATTENTION || !n->src[0] || !n->src[5]) continue;
+    const size_t b = lmx_attention_partials_bytes(n);
+    if (b > need) need = b;
+  }
+  if (!need) return NULL;
+  void *p = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return "createPlan: out of memory";
+  plan->partials = (float *)p;
+  plan->partials_bytes = need;
+  for (int i = 0; i < plan->n_nodes; i++)
+    if (plan->nodes[i].op == OP_ATTENTION) plan->nodes[i].partials = (float *)p;
   return NULL;
 }
 
@@ -529,7 +551,7 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
   }
   b->plan.n_nodes = n_nodes;
   b->plan.nodes = (lmx_node *)calloc(n_nodes ? n_nodes : 1, sizeof(lmx_node));
-  b->plan.counters = (_Atomic int64_t *)calloc(n_nodes ? n_nodes : 1, sizeof(_Atomic int64_t));
+  b->plan.counters = (_Atomic int64_t *)calloc(n_nodes ? 2 * (size_t)n_nodes : 1, sizeof(_Atomic int64_t));
   b->plan.ints = (int32_t *)malloc(sizeof(int32_t) * (n_ints ? n_ints : 1));
   b->plan.floats = (float *)malloc(sizeof(float) * (n_floats ? n_floats : 1));
   memcpy(b->plan.ints, ints, sizeof(int32_t) * n_ints);
@@ -549,9 +571,11 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
     nd->ip = o + 2 + LMX_MAX_SRC;
     nd->fp = b->plan.floats + (size_t)i * LMX_OP_FLOATS;
     nd->work = &b->plan.counters[i];
+    nd->done = &b->plan.counters[n_nodes + i];
     nd->group = i == 0 ? 0 : b->plan.nodes[i - 1].group + nd->wait;
   }
   if (!err) err = share_gemm_activations(&b->plan);
+  if (!err) err = map_attention_partials(&b->plan);
   free(bases);
   free(lens);
   if (err) {

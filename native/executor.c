@@ -53,7 +53,7 @@ static void run(void *arg, int ith, int nth) {
 
 void lmx_plan_execute(const lmx_plan *plan) {
   /* Workers are idle until lmx_pool_run publishes the job, so plain stores suffice. */
-  for (int i = 0; i < plan->n_nodes; i++) atomic_store_explicit(&plan->counters[i], 0, memory_order_relaxed);
+  for (int i = 0; i < 2 * plan->n_nodes; i++) atomic_store_explicit(&plan->counters[i], 0, memory_order_relaxed);
   /* Each execution (of any plan: a freed plan's share can be reallocated at the same
    * address) gets a new id, so the shared activation slots start empty. */
   static _Atomic int64_t runs;

@@ -69,9 +69,11 @@ typedef struct {
   const int32_t *ip; /* LMX_OP_INTS - 8 ints, after op, dst and src[] */
   const float *fp;   /* LMX_OP_FLOATS floats */
   _Atomic int64_t *work; /* work counter for kernels that hand out chunks dynamically */
+  _Atomic int64_t *done; /* items finished, for kernels whose last item ends the node */
   int wait;              /* all threads must finish the previous node first */
   int group;             /* index of the node's barrier group in the plan */
   lmx_act_share *share;  /* the plan's shared GEMM activations, or NULL */
+  float *partials;       /* the plan's split-attention partials (lmx_attention_partials_bytes), or NULL */
 } lmx_node;
 
 /* Claims the next `chunk` units of a node's work; returns the first (>= total when done).
@@ -83,12 +85,14 @@ static inline int64_t lmx_claim(const lmx_node *n, int64_t chunk) {
 typedef struct {
   int n_nodes;
   lmx_node *nodes;
-  _Atomic int64_t *counters; /* one per node */
+  _Atomic int64_t *counters; /* two per node: work handed out, then items done */
   int n_tensors;
   lmx_tensor *tensors;
   int32_t *ints;
   float *floats;
   lmx_act_share *share;
+  float *partials; /* mapping of partials_bytes shared by the attention nodes, or NULL */
+  size_t partials_bytes;
 } lmx_plan;
 
 /* Kernels run on every thread: thread ith of nth does its share, no thread allocates. */
@@ -272,6 +276,12 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth);
 void lmx_k_rope(const lmx_node *n, int ith, int nth);
 void lmx_k_kv_store(const lmx_node *n, int ith, int nth);
 void lmx_k_attention(const lmx_node *n, int ith, int nth);
+/* Bytes of partial results the split decode attention may need for node n (0: it never
+ * splits); createPlan maps the largest for the plan. */
+size_t lmx_attention_partials_bytes(const lmx_node *n);
+/* Runs attention node n split over the keys and returns 1, or returns 0 without doing
+ * anything when the batch is not a decode step (kernels/attention_split.c). */
+int lmx_attention_split(const lmx_node *n, int ith, int nth);
 void lmx_k_swiglu(const lmx_node *n, int ith, int nth);
 void lmx_k_geglu(const lmx_node *n, int ith, int nth);
 /* One row of the gated activation op (OP_SWIGLU or OP_GEGLU), the same bits as its kernel. */

@@ -264,6 +264,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
 #define PV(P, V, O, r, h, k) pv_scalar(P, V, O, r, h, k)
 #define EXPSUM(s, k, m) exp_sum(s, k, m)
 #endif
+  if (lmx_attention_split(n, ith, nth)) return;
   const int32_t *rpos = (const int32_t *)pos->data, *rseq = (const int32_t *)rowSeq->data;
   const int QB = QROWS / G < 16 ? 16 : QROWS / G > QB_MAX ? QB_MAX : QROWS / G;
   const int64_t T = q->ne1, nBlocks = (T + QB - 1) / QB, items = nBlocks * nKv;

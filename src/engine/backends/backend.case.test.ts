@@ -489,6 +489,113 @@ describe("decode attention", () => {
   });
 });
 
+/**
+ * A decode step of several sequences over a cache written by a chunked prefill: rows of
+ * different sequences split the keys into chunks of 256 positions (attention_split.c);
+ * lengths straddle chunk edges, and the head shapes reach the paired, odd-group, padded and
+ * scalar (head size not a multiple of 8) paths. Returns one backend's decode outputs.
+ */
+async function decodeSteps(
+  b: Backend,
+  nHead: number,
+  nKv: number,
+  hd: number,
+  window: number,
+  lengths: readonly number[],
+): Promise<Float32Array> {
+  const bs = 32,
+    perSeq = 40,
+    nSeq = lengths.length,
+    slots = (nSeq * perSeq + 1) * bs;
+  const kpool = b.allocate(slots * nKv * hd * 2),
+    vpool = b.allocate(slots * nKv * hd * 2);
+  // Sequence s owns blocks s + 1 + nSeq * i (interleaved, so no sequence is contiguous).
+  const tables = Array.from({ length: nSeq * perSeq }, (_, i) => {
+    const s = Math.floor(i / perSeq);
+    return s + 1 + nSeq * (i % perSeq);
+  });
+  // The prefill only stores K/V (the reference's attention over long prompts is slow, and
+  // prompt attention has its own tests); the decode steps store and attend.
+  const step = async (pos: number[], seq: number[], seed: number, attend: boolean) => {
+    const T = pos.length;
+    const g = new Graph();
+    const kv = {
+      k: g.bind("k", DType.F16, slots, nKv * hd, kpool),
+      v: g.bind("v", DType.F16, slots, nKv * hd, vpool),
+    };
+    const batch = g.batchInputs(T, 0, nSeq, perSeq);
+    g.kvStore(
+      kv,
+      rand(g, "kx", T, nKv * hd, seed, DType.F32, 3),
+      rand(g, "vx", T, nKv * hd, seed + 1),
+      batch,
+      bs,
+    );
+    const opts = { nHead, nKvHead: nKv, headDim: hd, scale: 0.3, blockSize: bs, slidingWindow: window };
+    const out = attend
+      ? g.output(g.attention(rand(g, "q", T, nHead * hd, seed + 2, DType.F32, 3), kv, batch, opts))
+      : null;
+    const p = b.prepare(g);
+    p.setInput("positions", pos);
+    p.setInput("rowSeq", seq);
+    p.setInput("blockTables", tables);
+    await p.execute();
+    return out ? p.read(out).slice() : new Float32Array(0);
+  };
+  for (let s = 0; s < nSeq; s++)
+    for (let at = 0; at < lengths[s]!; at += 256) {
+      const n = Math.min(256, lengths[s]! - at);
+      await step(
+        Array.from({ length: n }, (_, i) => at + i),
+        new Array(n).fill(s),
+        100 + s * 10 + at,
+        false,
+      );
+    }
+  const one = await step(
+    [...lengths],
+    lengths.map((_, s) => s),
+    7,
+    true,
+  );
+  const two = await step(
+    lengths.map((l) => l + 1),
+    lengths.map((_, s) => s),
+    8,
+    true,
+  );
+  return new Float32Array([...one, ...two]);
+}
+
+describe("split decode attention", () => {
+  const shapes = [
+    [16, 8, 128], // Qwen3: query heads in pairs per KV head, 8 at a time
+    [12, 4, 24], // groups of 3: a pair and a single, padded to 16 heads, 8-wide slabs only
+    [6, 2, 40], // head size not a multiple of 8: the scalar path
+  ] as const;
+  for (const [nHead, nKv, hd] of shapes)
+    it(`one row per sequence over chunks of the cache matches the reference (${nHead}/${nKv} heads of ${hd})`, async () => {
+      for (const window of [0, 300]) {
+        const results: Float32Array[] = [];
+        for (const b of backends) results.push(await decodeSteps(b, nHead, nKv, hd, window, [700, 255, 1]));
+        assertClose(results[1]!, results[0]!, 1e-3, `split decode ${nHead}/${nKv}x${hd} window ${window}`);
+      }
+    });
+
+  it("gives the same bits on 1, 2 and 3 threads", async () => {
+    const cpu = new CpuBackend();
+    const before = native().threads();
+    const got: Float32Array[] = [];
+    for (const threads of [1, 2, 3]) {
+      native().setThreads(threads);
+      got.push(await decodeSteps(cpu, 16, 8, 128, 0, [1100, 300]));
+    }
+    native().setThreads(before);
+    assert.deepEqual(got[1], got[0]);
+    assert.deepEqual(got[2], got[0]);
+  });
+});
+
 describe("cpu results do not depend on the thread count", () => {
   it("matmul (GEMV and GEMM, float and quantized weights) gives identical bits on 1, 2 and 3 threads", async () => {
     const cpu = new CpuBackend();
