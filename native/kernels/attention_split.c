@@ -12,9 +12,10 @@
 
 #include "../simd.h"
 
-/* Positions per work item: 2 x 256 pool rows of 2 KiB for an 8 x 128 cache, enough to
- * stream, and enough items (16 at 4096 positions) to balance threads. */
-#define KC 256
+/* Positions per work item: 2 x 128 pool rows of 2 KiB for an 8 x 128 cache, enough to
+ * stream, and enough items (4 at 512 positions, 32 at 4096) to balance threads (256 was
+ * no faster at 4096 positions and left 2 threads at 2:1 over 600). */
+#define KC 128
 /* Keys per tile: scores of a tile are computed before its values are read, so the tile's
  * value rows (prefetched while scoring) are still in L2 when they are. */
 #define KT 64

@@ -491,7 +491,7 @@ describe("decode attention", () => {
 
 /**
  * A decode step of several sequences over a cache written by a chunked prefill: rows of
- * different sequences split the keys into chunks of 256 positions (attention_split.c);
+ * different sequences split the keys into chunks of 128 positions (attention_split.c);
  * lengths straddle chunk edges, and the head shapes reach the paired, odd-group, padded and
  * scalar (head size not a multiple of 8) paths. Returns one backend's decode outputs.
  */
