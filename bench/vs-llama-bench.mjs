@@ -8,8 +8,10 @@
 //
 //   node bench/vs-llama-bench.mjs [--types f16,q8_0,q4_K_M,nvfp4] [--threads 1,2]
 //        [--prompts 512,8192] [--gen 64] [--runs 3] [--long-runs 1] [--no-node-llama-cpp]
-//        [--profile] [--json FILE]
+//        [--profile] [--depth D] [--json FILE]
 //
+// --depth D adds decode after a D-token context (lmx bench --depth, llama-bench -d), whose
+// bound counts the K/V rows read per token beside the weights.
 // Prompts longer than 2048 tokens are measured --long-runs times (default 1) in each engine.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -32,6 +34,7 @@ const nGen = Number(opt("gen", 64)),
 const withNode = !args.includes("--no-node-llama-cpp");
 const profile = args.includes("--profile");
 const jsonOut = opt("json", undefined);
+const depth = Number(opt("depth", 0));
 const runsFor = (n) => (n > 2048 ? longRuns : runs);
 
 const llamaBench = join(root, "bench/llama.cpp/src/build/bin/llama-bench");
@@ -52,13 +55,15 @@ function file(type) {
   return path;
 }
 
-function lmx(path, threads, nPrompt, gen) {
+function lmx(path, threads, nPrompt, gen, d = 0) {
   const r = spawnSync(
     process.execPath,
     [
       join(root, "bin/lmx.js"),
       "bench",
       path,
+      "--depth",
+      String(d),
       "--prompt-tokens",
       String(nPrompt),
       "--gen-tokens",
@@ -76,12 +81,14 @@ function lmx(path, threads, nPrompt, gen) {
   return JSON.parse(r.stdout);
 }
 
-function llama(path, threads, nPrompt, gen) {
+function llama(path, threads, nPrompt, gen, d = 0) {
   const r = spawnSync(
     llamaBench,
     [
       "-m",
       path,
+      "-d",
+      String(d),
       "-p",
       String(nPrompt),
       "-n",
@@ -126,7 +133,8 @@ function nodeLlama(path, threads, nPrompt, gen) {
   return JSON.parse(r.stdout);
 }
 
-const rows = [];
+const rows = [],
+  deep = [];
 for (const type of types) {
   const path = file(type);
   for (const threads of threadsList) {
@@ -157,6 +165,20 @@ for (const type of types) {
         ...(a.profile ? { profile: a.profile } : {}),
       });
     });
+    if (depth > 0) {
+      process.stderr.write(`${type}, ${threads} threads, tg${nGen} at depth ${depth} ...\n`);
+      const a = lmx(path, threads, 0, nGen, depth);
+      const b = llama(path, threads, 0, nGen, depth);
+      deep.push({
+        type,
+        threads,
+        lmx_tg: a.tg_tok_s,
+        llama_tg: b.tg,
+        bandwidth_gbs: bw,
+        tg_bound: (bw * 1e9) / (a.weight_bytes + depth * a.kv_bytes_per_token),
+        ...(a.profile ? { profile: a.profile } : {}),
+      });
+    }
   }
 }
 
@@ -180,6 +202,17 @@ for (const r of rows.filter((r) => r.gen > 0))
   console.log(
     `| ${r.type} | ${r.threads} | ${f(r.lmx_tg)} | ${f(r.llama_tg)} | ${f(r.node_llama_tg)} | ${ratio(r.lmx_tg, r.llama_tg)} | ${ratio(r.lmx_tg, r.node_llama_tg)} | ${f(r.bandwidth_gbs)} | ${f(r.tg_bound)} | ${f((100 * r.lmx_tg) / r.tg_bound, 0)}% |`,
   );
+if (deep.length) {
+  console.log(
+    `\ndecode after ${depth} tokens (tg${nGen}; bound = bandwidth / (weights + K/V of ${depth} positions))\n`,
+  );
+  console.log("| type | threads | lmx | llama-bench | lmx/llama-bench | bound | lmx share of bound |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of deep)
+    console.log(
+      `| ${r.type} | ${r.threads} | ${f(r.lmx_tg)} | ${f(r.llama_tg)} | ${ratio(r.lmx_tg, r.llama_tg)} | ${f(r.tg_bound)} | ${f((100 * r.lmx_tg) / r.tg_bound, 0)}% |`,
+    );
+}
 const scaling = [];
 for (const type of types)
   for (const prompt of prompts) {
@@ -199,5 +232,6 @@ if (scaling.length) {
   console.log("|---|---|---|---|");
   for (const s of scaling) console.log(`| ${s.type} | ${s.prompt} | ${f(s.pp, 2)} | ${f(s.tg, 2)} |`);
 }
-if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows, null, 1));
+if (jsonOut)
+  writeFileSync(jsonOut, JSON.stringify([...rows, ...deep.map((r) => ({ ...r, depth }))], null, 1));
 else console.log(JSON.stringify(rows));

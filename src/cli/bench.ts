@@ -24,7 +24,7 @@ Flags:
   --profile           time per op kind (matmul by weight type, attention, norms,
                       sampling, synchronization), per run, for each phase
   --json              print one JSON object (with peak resident memory, weight and
-                      KV-cache bytes, and the profile when asked)`;
+                      KV-cache bytes, KV bytes per position, and the profile when asked)`;
 
 const FLAGS = {
   "prompt-tokens": "number",
@@ -176,6 +176,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     tg_runs: tgRuns,
     weight_bytes: engine.weightBytes(),
     kv_bytes: engine.cache.bytes(),
+    kv_bytes_per_token: engine.cache.bytesPerToken(),
     peak_rss_bytes: peakRss(),
     ...(profile ? { profile } : {}),
   };

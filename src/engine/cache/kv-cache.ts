@@ -38,6 +38,11 @@ export class KvCache {
     return n;
   }
 
+  /** Bytes of K and V one position takes in every layer: what decode reads per position. */
+  bytesPerToken(): number {
+    return this.widths.reduce((a, w) => a + w * 2 * 2, 0);
+  }
+
   constructor(
     backend: Backend,
     readonly layers: readonly CacheLayerSpec[],
