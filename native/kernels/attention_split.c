@@ -92,8 +92,9 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 hsum8x8(const __m25
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-/* Each key row is converted once (all heads, into Kf in L1) and met by every query head,
- * 8 heads at a time: with an even group size, heads 2i and 2i + 1 share a key vector. The
+/* Every query head meets each key row, 8 heads at a time: with an even group size, heads
+ * 2i and 2i + 1 share a key vector converted in registers; otherwise the row is converted
+ * once into Kf (L1) and read from there. The
  * rows ahead are prefetched, and the tile's value rows, which pv_avx2 reads once the
  * tile's softmax is known. */
 static LMX_AVX2 void scores_avx2(const float *Q, const uint16_t *const *K, const uint16_t *const *Knext,
@@ -106,24 +107,26 @@ static LMX_AVX2 void scores_avx2(const float *Q, const uint16_t *const *K, const
       _mm_prefetch(ahead + o, _MM_HINT_T0);
       _mm_prefetch((const char *)V[j] + o, _MM_HINT_T1);
     }
-    for (int i = 0; i < w; i += 8) _mm256_store_ps(Kf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(K[j] + i))));
     float *s = S + (int64_t)j * NHP;
     int h0 = 0;
     if (G % 2 == 0)
       for (; h0 + 8 <= nHead; h0 += 8) {
         __m256 acc[8];
-        const float *kp[4];
+        const uint16_t *kp[4];
         for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) kp[i] = Kf + ((h0 + 2 * i) / G) * hd;
+        for (int i = 0; i < 4; i++) kp[i] = K[j] + ((h0 + 2 * i) / G) * hd;
         const float *q0 = Q + h0 * hd;
         for (int d = 0; d < hd; d += 8)
           for (int i = 0; i < 4; i++) {
-            const __m256 k = _mm256_load_ps(kp[i] + d);
+            const __m256 k = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp[i] + d)));
             acc[2 * i] = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + 2 * i * hd + d), k, acc[2 * i]);
             acc[2 * i + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + (2 * i + 1) * hd + d), k, acc[2 * i + 1]);
           }
         _mm256_storeu_ps(s + h0, hsum8x8(acc));
       }
+    /* Other group sizes, and the heads past the last 8: from the row converted once. */
+    if (h0 < NHP)
+      for (int i = 0; i < w; i += 8) _mm256_store_ps(Kf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(K[j] + i))));
     for (; h0 + 8 <= nHead; h0 += 8) {
       __m256 acc[8];
       const float *kp[8];
