@@ -478,23 +478,37 @@ static const char *share_gemm_activations(lmx_plan *plan) {
 }
 
 /* One lazily backed buffer for the partial results of split decode attention, sized for
- * the plan's largest attention node (they run one after another). Unlike the GEMM slots it
- * stays resident between runs: a decode plan uses it every step. */
+ * the plan's largest attention node: nodes in different barrier groups run one after
+ * another and share it; nodes of one group (independent attentions) get disjoint parts.
+ * Unlike the GEMM slots it stays resident between runs: a decode plan uses it every step. */
 static const char *map_attention_partials(lmx_plan *plan) {
-  size_t need = 0;
+  size_t need = 0, off = 0, prev = 0;
+  int prev_group = -1;
+  size_t *at = (size_t *)calloc(plan->n_nodes ? plan->n_nodes : 1, sizeof(size_t));
+  if (!at) return "createPlan: out of memory";
   for (int i = 0; i < plan->n_nodes; i++) {
     const lmx_node *n = &plan->nodes[i];
     if (n->op != OP_ATTENTION || !n->src[0] || !n->src[5]) continue;
-    const size_t b = lmx_attention_partials_bytes(n);
-    if (b > need) need = b;
+    const size_t b = (lmx_attention_partials_bytes(n) + 63) / 64 * 64;
+    off = n->group == prev_group ? off + prev : 0;
+    at[i] = off;
+    prev = b;
+    prev_group = n->group;
+    if (off + b > need) need = off + b;
   }
-  if (!need) return NULL;
-  void *p = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return "createPlan: out of memory";
-  plan->partials = (float *)p;
-  plan->partials_bytes = need;
-  for (int i = 0; i < plan->n_nodes; i++)
-    if (plan->nodes[i].op == OP_ATTENTION) plan->nodes[i].partials = (float *)p;
+  if (need) {
+    void *p = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      free(at);
+      return "createPlan: out of memory";
+    }
+    plan->partials = (float *)p;
+    plan->partials_bytes = need;
+    for (int i = 0; i < plan->n_nodes; i++)
+      if (plan->nodes[i].op == OP_ATTENTION && lmx_attention_partials_bytes(&plan->nodes[i]))
+        plan->nodes[i].partials = (float *)((char *)p + at[i]);
+  }
+  free(at);
   return NULL;
 }
 

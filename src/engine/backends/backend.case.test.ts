@@ -11,7 +11,7 @@ import { interleaveNvfp4 } from "../quant/interleaved.js";
 import { randomBlocks, uniform } from "../../testing/random.js";
 import { BLOCKS, DType, fromF32 } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
-import { Op, RopePairing } from "../tensor/ops.js";
+import { NO_BARRIER, OP_INTS, Op, RopePairing } from "../tensor/ops.js";
 import { compilePlan } from "../tensor/plan.js";
 import type { Backend } from "./backend.js";
 import { CpuBackend } from "./cpu/index.js";
@@ -581,6 +581,68 @@ describe("split decode attention", () => {
         assertClose(results[1]!, results[0]!, 1e-3, `split decode ${nHead}/${nKv}x${hd} window ${window}`);
       }
     });
+
+  it("keeps the partials of two attentions in one barrier group apart", async () => {
+    // Two layers' decode attention with nothing between them: the planner puts them in one
+    // group, so threads run both at once and each needs its own part of the plan's buffer.
+    const bs = 32,
+      slots = 48 * bs,
+      nHead = 8,
+      nKv = 4,
+      hd = 64,
+      filled = 1200;
+    const results: Float32Array[] = [];
+    for (const b of backends) {
+      const pools = [0, 1].map(() => [b.allocate(slots * nKv * hd * 2), b.allocate(slots * nKv * hd * 2)]);
+      const tables = Array.from({ length: 48 }, (_, i) => (i * 5) % 48);
+      const run = async (T: number, first: number, seed: number, attend: boolean) => {
+        const g = new Graph();
+        const batch = g.batchInputs(T, 0, 1, 48);
+        const outs = pools.map(([kp, vp], l) => {
+          const kv = {
+            k: g.bind(`k${l}`, DType.F16, slots, nKv * hd, kp!),
+            v: g.bind(`v${l}`, DType.F16, slots, nKv * hd, vp!),
+          };
+          g.kvStore(
+            kv,
+            rand(g, `kx${l}`, T, nKv * hd, seed + l, DType.F32, 3),
+            rand(g, `vx${l}`, T, nKv * hd, seed + 5 + l),
+            batch,
+            bs,
+          );
+          if (!attend) return null;
+          const opts = { nHead, nKvHead: nKv, headDim: hd, scale: 0.3, blockSize: bs };
+          return g.output(
+            g.attention(rand(g, `q${l}`, T, nHead * hd, seed + 9 + l, DType.F32, 3), kv, batch, opts),
+          );
+        });
+        if (attend) {
+          const plan = compilePlan(g);
+          const at = plan.nodes.flatMap((n, i) => (n.op === Op.Attention ? [i] : []));
+          assert.equal(at.length, 2);
+          assert.ok(
+            plan.nodes
+              .slice(at[0]! + 1, at[1]! + 1)
+              .every((_, k) => plan.ints[(at[0]! + 1 + k) * OP_INTS]! & NO_BARRIER),
+            "the two attentions share a barrier group",
+          );
+        }
+        const p = b.prepare(g);
+        p.setInput(
+          "positions",
+          Array.from({ length: T }, (_, i) => first + i),
+        );
+        p.setInput("rowSeq", new Array(T).fill(0));
+        p.setInput("blockTables", tables);
+        await p.execute();
+        return outs.map((o) => (o ? p.read(o).slice() : new Float32Array(0)));
+      };
+      await run(filled, 0, 1, false);
+      const [a, c] = await run(1, filled, 20, true);
+      results.push(new Float32Array([...a!, ...c!]));
+    }
+    assertClose(results[1]!, results[0]!, 1e-3, "two attentions in one group");
+  });
 
   it("gives the same bits on 1, 2 and 3 threads", async () => {
     const cpu = new CpuBackend();
