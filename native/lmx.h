@@ -276,6 +276,10 @@ void lmx_k_matmul(const lmx_node *n, int ith, int nth);
 void lmx_k_rope(const lmx_node *n, int ith, int nth);
 void lmx_k_kv_store(const lmx_node *n, int ith, int nth);
 void lmx_k_attention(const lmx_node *n, int ith, int nth);
+/* The KV pool slot of position pos in a sequence with this block table (bs slots per block). */
+static inline int64_t lmx_kv_slot(const int32_t *table, int64_t pos, int bs) {
+  return (int64_t)table[pos / bs] * bs + pos % bs;
+}
 /* Bytes of partial results the split decode attention may need for node n (0: it never
  * splits); createPlan maps the largest for the plan. */
 size_t lmx_attention_partials_bytes(const lmx_node *n);

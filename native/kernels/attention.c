@@ -18,10 +18,6 @@
  * conversion: scores and outputs are computed from the f16 rows directly. */
 #define DIRECT_ROWS 8
 
-static inline int64_t slot_of(const int32_t *table, int64_t pos, int bs) {
-  return (int64_t)table[pos / bs] * bs + pos % bs;
-}
-
 void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *k = n->src[0], *v = n->src[1], *vpool = n->src[2], *pos = n->src[3], *rowSeq = n->src[4],
                    *tables = n->src[5], *kpool = n->dst;
@@ -31,7 +27,7 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
   for (int64_t t = lo; t < hi; t++) {
     int32_t seq = ((const int32_t *)rowSeq->data)[t];
     const int32_t *table = (const int32_t *)(tables->data + seq * tables->nb1);
-    int64_t s = slot_of(table, ((const int32_t *)pos->data)[t], bs);
+    int64_t s = lmx_kv_slot(table, ((const int32_t *)pos->data)[t], bs);
     const float *pk = (const float *)(k->data + t * k->nb1), *pv = (const float *)(v->data + t * v->nb1);
     uint16_t *dk = (uint16_t *)(kpool->data + s * kpool->nb1), *dv = (uint16_t *)(vpool->data + s * vpool->nb1);
     lmx_row_to_f16(pk, dk, k->ne0);
@@ -313,7 +309,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         const int nk = (int)(hi - j0 + 1 < KT ? hi - j0 + 1 : KT), nk16 = (nk + 15) & ~15;
         const uint16_t *krow[KT], *vrow[KT];
         for (int j = 0; j < nk; j++) {
-          const int64_t slot = slot_of(table, j0 + j, bs);
+          const int64_t slot = lmx_kv_slot(table, j0 + j, bs);
           krow[j] = (const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd;
           vrow[j] = (const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd;
         }

@@ -14,17 +14,13 @@
 
 /* Positions per work item: 2 x 128 pool rows of 2 KiB for an 8 x 128 cache, enough to
  * stream, and enough items (4 at 512 positions, 32 at 4096) to balance threads (256 was
- * no faster at 4096 positions and left 2 threads at 2:1 over 600). */
+ * no faster at 4096 positions, and at ~600 made 3 items for 2 threads). */
 #define KC 128
 /* Keys per tile: scores of a tile are computed before its values are read, so the tile's
  * value rows (prefetched while scoring) are still in L2 when they are. */
 #define KT 64
 /* Larger batches carry prompt chunks: the blocked kernel shares each tile among rows. */
 #define SPLIT_MAX_ROWS 16
-
-static inline int64_t slot_of(const int32_t *table, int64_t pos, int bs) {
-  return (int64_t)table[pos / bs] * bs + pos % bs;
-}
 
 static int64_t max_chunks(const lmx_node *n) {
   return (n->src[5]->ne0 * n->ip[3] + KC - 1) / KC;
@@ -216,7 +212,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 void pv_slab(const float *
 
 /* Value rows are taken 8 at a time (16 KiB: a few pages, all of them in L1) through every
  * head and slab before the next 8: walking all of a tile's rows per slab touched 32 pages
- * per pass and cost several times the arithmetic. */
+ * per pass and took twice as long. */
 #define PV_ROWS 8
 static LMX_AVX2 void pv_avx2(const float *P, const uint16_t *const *V, const uint16_t *const *Knext, int nkNext,
                              float *O, int nHead, int G, int hd, int nk) {
@@ -328,15 +324,15 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
     const uint16_t *krow[2][KT], *vrow[KT];
     int cur = 0;
     const int nk0 = (int)(k1 - k0 < KT ? k1 - k0 : KT);
-    for (int j = 0; j < nk0; j++) krow[0][j] = (const uint16_t *)(kpool->data + slot_of(table, k0 + j, bs) * kpool->nb1);
+    for (int j = 0; j < nk0; j++) krow[0][j] = (const uint16_t *)(kpool->data + lmx_kv_slot(table, k0 + j, bs) * kpool->nb1);
     for (int64_t j0 = k0; j0 < k1; j0 += KT) {
       const int nk = (int)(k1 - j0 < KT ? k1 - j0 : KT);
       const int64_t jn = j0 + KT;
       const int nkNext = (int)(k1 - jn < KT ? (k1 - jn > 0 ? k1 - jn : 0) : KT);
       /* The next tile's key rows, for the prefetch that runs ahead of the scores. */
       for (int j = 0; j < nkNext; j++)
-        krow[cur ^ 1][j] = (const uint16_t *)(kpool->data + slot_of(table, jn + j, bs) * kpool->nb1);
-      for (int j = 0; j < nk; j++) vrow[j] = (const uint16_t *)(vpool->data + slot_of(table, j0 + j, bs) * vpool->nb1);
+        krow[cur ^ 1][j] = (const uint16_t *)(kpool->data + lmx_kv_slot(table, jn + j, bs) * kpool->nb1);
+      for (int j = 0; j < nk; j++) vrow[j] = (const uint16_t *)(vpool->data + lmx_kv_slot(table, j0 + j, bs) * vpool->nb1);
       if (simd) {
 #ifdef LMX_X86
         scores_avx2(Q, krow[cur], nkNext >= 4 ? krow[cur ^ 1] : NULL, vrow, Kf, S, nHead, G, hd, nKv, nk);

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { ProfileEntry } from "../engine/backends/backend.js";
 import { loadModel } from "../model.js";
-import { parseArgs } from "./args.js";
+import { parseArgs, UsageError } from "./args.js";
 import { resolveModel } from "./resolve-model.js";
 
 const HELP = `Usage: lmx bench [MODEL] [flags]
@@ -86,6 +86,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const runs = (flags.runs as number) ?? 5;
   const batch = (flags.batch as number) ?? 512;
   const depth = (flags.depth as number) ?? 0;
+  if (!Number.isInteger(depth) || depth < 0)
+    throw new UsageError(`--depth needs a whole number of tokens, got ${depth}`);
   const path = resolveModel(positionals[0]);
   const model = await loadModel(path, {
     threads: flags.threads as number | undefined,

@@ -72,6 +72,9 @@ describe("lmx CLI", () => {
     assert.ok(deep.pp_tok_s > 0 && deep.tg_tok_s > 0);
     // The cache holds the depth plus the longer test.
     assert.ok(deep.kv_bytes > shallow.kv_bytes * 2, `${deep.kv_bytes} vs ${shallow.kv_bytes}`);
+    const bad = lmx(["bench", "--depth", "-3", "--runs", "1"]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--depth needs a whole number/);
   });
 
   it("ends quietly when its reader goes away (lmx … | head)", async () => {
