@@ -484,30 +484,28 @@ static const char *share_gemm_activations(lmx_plan *plan) {
 static const char *map_attention_partials(lmx_plan *plan) {
   size_t need = 0, off = 0, prev = 0;
   int prev_group = -1;
-  size_t *at = (size_t *)calloc(plan->n_nodes ? plan->n_nodes : 1, sizeof(size_t));
+  size_t *at = (size_t *)malloc(sizeof(size_t) * (plan->n_nodes ? plan->n_nodes : 1));
   if (!at) return "createPlan: out of memory";
   for (int i = 0; i < plan->n_nodes; i++) {
     const lmx_node *n = &plan->nodes[i];
-    if (n->op != OP_ATTENTION || !n->src[0] || !n->src[5]) continue;
-    const size_t b = (lmx_attention_partials_bytes(n) + 63) / 64 * 64;
+    const size_t b = n->op == OP_ATTENTION && n->src[0] && n->src[5] ? (lmx_attention_partials_bytes(n) + 63) / 64 * 64 : 0;
+    at[i] = SIZE_MAX;
+    if (!b) continue;
     off = n->group == prev_group ? off + prev : 0;
     at[i] = off;
     prev = b;
     prev_group = n->group;
     if (off + b > need) need = off + b;
   }
-  if (need) {
-    void *p = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      free(at);
-      return "createPlan: out of memory";
-    }
-    plan->partials = (float *)p;
-    plan->partials_bytes = need;
-    for (int i = 0; i < plan->n_nodes; i++)
-      if (plan->nodes[i].op == OP_ATTENTION && lmx_attention_partials_bytes(&plan->nodes[i]))
-        plan->nodes[i].partials = (float *)((char *)p + at[i]);
+  void *p = need ? mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : NULL;
+  if (p == MAP_FAILED) {
+    free(at);
+    return "createPlan: out of memory";
   }
+  plan->partials = (float *)p;
+  plan->partials_bytes = need;
+  for (int i = 0; i < plan->n_nodes; i++)
+    if (at[i] != SIZE_MAX) plan->nodes[i].partials = (float *)((char *)p + at[i]);
   free(at);
   return NULL;
 }

@@ -1,6 +1,7 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in f16 pools of token
- * slots; a sequence's block table maps position p to slot table[p / bs] * bs + p % bs.
- * A work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
+ * slots; a sequence's block table maps position p to slot lmx_kv_slot(table, p, bs).
+ * Decode steps (one row per sequence) are split over the keys instead (attention_split.c);
+ * here a work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
  * converted to f32 once (K transposed) and shared by every query head of the group in
  * every row of the block; scores and outputs are small GEMMs on register tiles, with an
  * online softmax between them, so memory stays bounded for any length. Threads claim items
@@ -14,8 +15,9 @@
 
 /* Keys per tile of the online softmax. */
 #define KT 64
-/* Up to this many query rows (a decode step's heads of one KV head) skip the tile
- * conversion: scores and outputs are computed from the f16 rows directly. */
+/* Up to this many query rows (the heads of one KV head in a short prompt chunk, or in a
+ * decode batch the split kernel does not take) skip the tile conversion: scores and
+ * outputs are computed from the f16 rows directly. */
 #define DIRECT_ROWS 8
 
 void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {

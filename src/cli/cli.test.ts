@@ -72,6 +72,9 @@ describe("lmx CLI", () => {
     assert.ok(deep.pp_tok_s > 0 && deep.tg_tok_s > 0);
     // The cache holds the depth plus the longer test.
     assert.ok(deep.kv_bytes > shallow.kv_bytes * 2, `${deep.kv_bytes} vs ${shallow.kv_bytes}`);
+    // kv_bytes_per_token is one slot of every layer's K and V: the cache is whole slots.
+    assert.ok(deep.kv_bytes_per_token > 0 && deep.kv_bytes % deep.kv_bytes_per_token === 0);
+    assert.ok(deep.kv_bytes >= (200 + 8) * deep.kv_bytes_per_token, `${deep.kv_bytes} bytes`);
     const bad = lmx(["bench", "--depth", "-3", "--runs", "1"]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--depth needs a whole number/);

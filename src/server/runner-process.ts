@@ -125,7 +125,7 @@ process.on("message", async (m: ToRunner) => {
             backend: `${model.engine.backend.name} (${model.engine.backend.kernels()})`,
             threads: model.engine.backend.threads(),
             weightBytes: model.engine.weightBytes(),
-            kvBytes: model.engine.cache.sizeBytes(),
+            kvBytes: model.engine.cache.bytes(),
             loadMs: model.loadMs,
             mmap: model.source.mmap,
           },

@@ -582,9 +582,12 @@ describe("split decode attention", () => {
       }
     });
 
-  it("keeps the partials of two attentions in one barrier group apart", async () => {
+  it("two decode attentions in one barrier group both match the reference", async () => {
     // Two layers' decode attention with nothing between them: the planner puts them in one
-    // group, so threads run both at once and each needs its own part of the plan's buffer.
+    // group (asserted), so threads run both at once and each has its own part of the plan's
+    // partials buffer. A shared part would be a race this test's timing seldom hits (the
+    // first node's merge usually ends before the second writes); it checks the results and
+    // that the case arises.
     const bs = 32,
       slots = 48 * bs,
       nHead = 8,

@@ -60,11 +60,6 @@ export class KvCache {
     this.lengths = new Array(o.nSeq).fill(0);
   }
 
-  /** Bytes of K/V memory. */
-  sizeBytes(): number {
-    return this.k.reduce((a, b) => a + b.byteLength, 0) * 2;
-  }
-
   /** The layer's pools as graph tensors [slots, nKvHead * headDim] f16. */
   bind(g: Graph): KvLayer[] {
     return this.widths.map((w, l) => ({
