@@ -166,6 +166,9 @@ const float *lmx_ue4m3_half(void);
 void lmx_row_to_f16(const float *src, uint16_t *dst, int64_t n);
 /* Converts n elements of a row of any float or quantized dtype to f32. */
 void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n);
+/* f32 -> Q8_0 blocks (n a multiple of 32), as ggml quantizes them: what a q8_0 KV cache
+ * stores (kernels/quantize_k.c). */
+void lmx_row_to_q8_0(const float *src, uint8_t *dst, int64_t n);
 /* Block layout of a dtype (1 and the element size for plain types). */
 int lmx_block_size(int32_t dtype);
 int lmx_block_bytes(int32_t dtype);
@@ -279,6 +282,12 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth);
 /* The KV pool slot of position pos in a sequence with this block table (bs slots per block). */
 static inline int64_t lmx_kv_slot(const int32_t *table, int64_t pos, int bs) {
   return (int64_t)table[pos / bs] * bs + pos % bs;
+}
+/* Head kvh of a pool's slot: f16, or Q8_0 whose heads are whole blocks (hd % 32 == 0,
+ * checked where the graph is built). */
+static inline const char *lmx_kv_head(const lmx_tensor *pool, int64_t slot, int kvh, int hd) {
+  const int64_t off = pool->dtype == LMX_Q8_0 ? (int64_t)kvh * hd / 32 * 34 : (int64_t)kvh * hd * 2;
+  return pool->data + slot * pool->nb1 + off;
 }
 /* Bytes of partial results the split decode attention may need for node n (0: it never
  * splits); createPlan maps the largest for the plan. */

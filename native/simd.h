@@ -149,6 +149,11 @@ static inline __attribute__((always_inline)) LMX_AVX2 void lmx_transpose8x8(cons
   _mm256_storeu_ps(t + 7 * ldt, _mm256_permute2f128_ps(s3, s7, 0x31));
 }
 
+/* 8 int8 codes at p as f32. */
+static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_i8x8_ps(const int8_t *p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
 /* The little-endian f16 at p, as f32, with the F16C instruction. */
 static inline __attribute__((always_inline)) LMX_AVX2 float lmx_f16_avx2(const uint8_t *p) {
   return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8)));

@@ -11,6 +11,7 @@ export {
   type Generation,
   type ChatOptions,
 } from "./model.js";
+export type { KvCacheType } from "./engine/cache/kv-cache.js";
 export type { GenerateOptions } from "./runner/options.js";
 export type { TokenEvent, GenerationStats, DoneReason } from "./runner/runner.js";
 export type { ChatMessage } from "./tokenizer/chat-template.js";

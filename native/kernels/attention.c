@@ -1,5 +1,5 @@
-/* Causal grouped-query attention over the paged KV cache. K/V live in f16 pools of token
- * slots; a sequence's block table maps position p to slot lmx_kv_slot(table, p, bs).
+/* Causal grouped-query attention over the paged KV cache. K/V live in pools of token
+ * slots, f16 or Q8_0 (lmx_kv_head: a q8_0 cache needs heads of whole blocks); a sequence's block table maps position p to slot lmx_kv_slot(table, p, bs).
  * Decode steps (one row per sequence) are split over the keys instead (attention_split.c);
  * here a work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
  * converted to f32 once (K transposed) and shared by every query head of the group in
@@ -31,9 +31,11 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
     const int32_t *table = (const int32_t *)(tables->data + seq * tables->nb1);
     int64_t s = lmx_kv_slot(table, ((const int32_t *)pos->data)[t], bs);
     const float *pk = (const float *)(k->data + t * k->nb1), *pv = (const float *)(v->data + t * v->nb1);
-    uint16_t *dk = (uint16_t *)(kpool->data + s * kpool->nb1), *dv = (uint16_t *)(vpool->data + s * vpool->nb1);
-    lmx_row_to_f16(pk, dk, k->ne0);
-    lmx_row_to_f16(pv, dv, k->ne0);
+    char *dk = kpool->data + s * kpool->nb1, *dv = vpool->data + s * vpool->nb1;
+    if (kpool->dtype == LMX_Q8_0) lmx_row_to_q8_0(pk, (uint8_t *)dk, k->ne0);
+    else lmx_row_to_f16(pk, (uint16_t *)dk, k->ne0);
+    if (vpool->dtype == LMX_Q8_0) lmx_row_to_q8_0(pv, (uint8_t *)dv, v->ne0);
+    else lmx_row_to_f16(pv, (uint16_t *)dv, v->ne0);
   }
 }
 
@@ -292,7 +294,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
       }
       const int rows = nq * G;
 #ifdef LMX_X86
-      const int direct = simd && rows <= DIRECT_ROWS;
+      const int direct = simd && rows <= DIRECT_ROWS && kpool->dtype == LMX_F16 && vpool->dtype == LMX_F16;
 #else
       const int direct = 0;
 #endif
@@ -312,8 +314,8 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         const uint16_t *krow[KT], *vrow[KT];
         for (int j = 0; j < nk; j++) {
           const int64_t slot = lmx_kv_slot(table, j0 + j, bs);
-          krow[j] = (const uint16_t *)(kpool->data + slot * kpool->nb1) + kvh * hd;
-          vrow[j] = (const uint16_t *)(vpool->data + slot * vpool->nb1) + kvh * hd;
+          krow[j] = (const uint16_t *)lmx_kv_head(kpool, slot, kvh, hd);
+          vrow[j] = (const uint16_t *)lmx_kv_head(vpool, slot, kvh, hd);
         }
         if (direct) {
 #ifdef LMX_X86
@@ -323,8 +325,8 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
           /* K rows go to O's spare twin (Kr) first, then are transposed into Kt. */
           for (int j = 0; j < nk16; j++) {
             if (j < nk) {
-              lmx_row_to_f32(krow[j], LMX_F16, Kr + (int64_t)j * hd, hd);
-              lmx_row_to_f32(vrow[j], LMX_F16, V + (int64_t)j * hd, hd);
+              lmx_row_to_f32(krow[j], kpool->dtype, Kr + (int64_t)j * hd, hd);
+              lmx_row_to_f32(vrow[j], vpool->dtype, V + (int64_t)j * hd, hd);
             } else {
               for (int i = 0; i < hd; i++) Kr[(int64_t)j * hd + i] = 0;
             }

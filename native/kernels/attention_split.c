@@ -40,11 +40,11 @@ static inline int padded_heads(int nHead) {
 
 /* ---- one tile: scores S[j][h] (key-major), softmax update, O[h] += P V ---- */
 
-static void scores_scalar(const float *Q, const uint16_t *const *K, float *Kf, float *S, int nHead, int G, int hd,
-                          int nKv, int nk) {
+static void scores_scalar(const float *Q, const uint8_t *const *K, int32_t kt, float *Kf, float *S, int nHead, int G,
+                          int hd, int nKv, int nk) {
   const int NHP = padded_heads(nHead);
   for (int j = 0; j < nk; j++) {
-    lmx_row_to_f32(K[j], LMX_F16, Kf, (int64_t)nKv * hd);
+    lmx_row_to_f32(K[j], kt, Kf, (int64_t)nKv * hd);
     for (int h = 0; h < NHP; h++) {
       float v = 0;
       if (h < nHead)
@@ -67,11 +67,11 @@ static void softmax_scalar(float *S, float *m, float *l, float *sc, int NHP, int
   }
 }
 
-static void pv_scalar(const float *P, const uint16_t *const *V, float *Vf, float *O, int nHead, int G, int hd, int nKv,
-                      int nk) {
+static void pv_scalar(const float *P, const uint8_t *const *V, int32_t vt, float *Vf, float *O, int nHead, int G, int hd,
+                      int nKv, int nk) {
   const int NHP = padded_heads(nHead);
   for (int j = 0; j < nk; j++) {
-    lmx_row_to_f32(V[j], LMX_F16, Vf, (int64_t)nKv * hd);
+    lmx_row_to_f32(V[j], vt, Vf, (int64_t)nKv * hd);
     for (int h = 0; h < nHead; h++) {
       const float p = P[j * NHP + h];
       for (int d = 0; d < hd; d++) O[h * hd + d] += p * Vf[(h / G) * hd + d];
@@ -89,28 +89,45 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 hsum8x8(const __m25
 }
 
 /* Every query head meets each key row, 8 heads at a time: with an even group size, heads
- * 2i and 2i + 1 share a key vector converted in registers; otherwise the row is converted
- * once into Kf (L1) and read from there. The
- * rows ahead are prefetched, and the tile's value rows, which pv_avx2 reads once the
- * tile's softmax is known. */
-static LMX_AVX2 void scores_avx2(const float *Q, const uint16_t *const *K, const uint16_t *const *Knext,
-                                 const uint16_t *const *V, float *Kf, float *S, int nHead, int G, int hd, int nKv,
-                                 int nk) {
+ * 2i and 2i + 1 share a key vector converted in registers (a q8_0 cache's codes scaled by
+ * their block's scale); otherwise the row is converted once into Kf (L1) and read from
+ * there. The rows ahead are prefetched, and the tile's value rows, which pv_avx2 reads
+ * once the tile's softmax is known. kq8: the pool is Q8_0 (heads of whole blocks). */
+static LMX_AVX2 void scores_avx2(const float *Q, const uint8_t *const *K, const uint8_t *const *Knext,
+                                 const uint8_t *const *V, int kq8, int kBytes, int vBytes, float *Kf, float *S,
+                                 int nHead, int G, int hd, int nKv, int nk) {
   const int NHP = padded_heads(nHead), w = nKv * hd;
   for (int j = 0; j < nk; j++) {
     const char *ahead = (const char *)(j + 4 < nk ? K[j + 4] : Knext ? Knext[j + 4 - nk] : K[j]);
-    for (int o = 0; o < w * 2; o += 64) {
-      _mm_prefetch(ahead + o, _MM_HINT_T0);
-      _mm_prefetch((const char *)V[j] + o, _MM_HINT_T1);
-    }
+    for (int o = 0; o < kBytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+    for (int o = 0; o < vBytes; o += 64) _mm_prefetch((const char *)V[j] + o, _MM_HINT_T1);
     float *s = S + (int64_t)j * NHP;
     int h0 = 0;
-    if (G % 2 == 0)
+    if (G % 2 == 0 && kq8)
+      for (; h0 + 8 <= nHead; h0 += 8) {
+        __m256 acc[8];
+        const uint8_t *kp[4];
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) kp[i] = K[j] + ((h0 + 2 * i) / G) * hd / 32 * 34;
+        const float *q0 = Q + h0 * hd;
+        for (int d = 0; d < hd; d += 32)
+          for (int i = 0; i < 4; i++) {
+            const uint8_t *blk = kp[i] + d / 32 * 34;
+            const __m256 sc = _mm256_set1_ps(lmx_f16_avx2(blk));
+            for (int e = 0; e < 32; e += 8) {
+              const __m256 k = _mm256_mul_ps(sc, lmx_i8x8_ps((const int8_t *)blk + 2 + e));
+              acc[2 * i] = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + 2 * i * hd + d + e), k, acc[2 * i]);
+              acc[2 * i + 1] = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + (2 * i + 1) * hd + d + e), k, acc[2 * i + 1]);
+            }
+          }
+        _mm256_storeu_ps(s + h0, hsum8x8(acc));
+      }
+    else if (G % 2 == 0)
       for (; h0 + 8 <= nHead; h0 += 8) {
         __m256 acc[8];
         const uint16_t *kp[4];
         for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) kp[i] = K[j] + ((h0 + 2 * i) / G) * hd;
+        for (int i = 0; i < 4; i++) kp[i] = (const uint16_t *)K[j] + ((h0 + 2 * i) / G) * hd;
         const float *q0 = Q + h0 * hd;
         for (int d = 0; d < hd; d += 8)
           for (int i = 0; i < 4; i++) {
@@ -121,8 +138,12 @@ static LMX_AVX2 void scores_avx2(const float *Q, const uint16_t *const *K, const
         _mm256_storeu_ps(s + h0, hsum8x8(acc));
       }
     /* Other group sizes, and the heads past the last 8: from the row converted once. */
-    if (h0 < NHP)
-      for (int i = 0; i < w; i += 8) _mm256_store_ps(Kf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(K[j] + i))));
+    if (h0 < NHP) {
+      if (kq8) lmx_row_to_f32(K[j], LMX_Q8_0, Kf, w);
+      else
+        for (int i = 0; i < w; i += 8)
+          _mm256_store_ps(Kf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)K[j] + i))));
+    }
     for (; h0 + 8 <= nHead; h0 += 8) {
       __m256 acc[8];
       const float *kp[8];
@@ -171,7 +192,7 @@ static LMX_AVX2 void softmax_avx2(float *S, float *m, float *l, float *sc, int N
 /* The next tile's key rows, fetched one line per value row while pv_avx2 computes, so
  * memory keeps streaming through the tile's arithmetic. */
 typedef struct {
-  const uint16_t *const *rows;
+  const uint8_t *const *rows;
   int n, lines, r, l;
 } ahead_t;
 
@@ -185,10 +206,11 @@ static inline __attribute__((always_inline)) void fetch_ahead(ahead_t *a) {
 }
 
 /* O[h][d .. d + 8W) += Σj P[j][h] V[j][kv][d ..] for the query heads h0, h0 + 1 (two when
- * pair) of KV head kv: the value slice is converted once for both. */
-static inline __attribute__((always_inline)) LMX_AVX2 void pv_slab(const float *P, const uint16_t *const *V, float *O,
+ * pair) of KV head kv: the value slice is converted once for both. q8: V is Q8_0 and the
+ * slab is one whole block (W == 4), whose scale goes into the two weights P. */
+static inline __attribute__((always_inline)) LMX_AVX2 void pv_slab(const float *P, const uint8_t *const *V, float *O,
                                                                     int NHP, int hd, int kv, int h0, int pair, int d,
-                                                                    int nk, int W, ahead_t *ahead) {
+                                                                    int nk, int W, int q8, ahead_t *ahead) {
   __m256 a[4], b[4];
   for (int w = 0; w < W; w++) {
     a[w] = _mm256_loadu_ps(O + h0 * hd + d + 8 * w);
@@ -196,7 +218,18 @@ static inline __attribute__((always_inline)) LMX_AVX2 void pv_slab(const float *
   }
   for (int j = 0; j < nk; j++) {
     fetch_ahead(ahead);
-    const uint16_t *v = V[j] + kv * hd + d;
+    if (q8) {
+      const uint8_t *blk = V[j] + (kv * hd + d) / 32 * 34;
+      const float sc = lmx_f16_avx2(blk);
+      const __m256 pa = _mm256_set1_ps(P[j * NHP + h0] * sc), pb = _mm256_set1_ps(P[j * NHP + h0 + pair] * sc);
+      for (int w = 0; w < 4; w++) {
+        const __m256 x = lmx_i8x8_ps((const int8_t *)blk + 2 + 8 * w);
+        a[w] = _mm256_fmadd_ps(pa, x, a[w]);
+        if (pair) b[w] = _mm256_fmadd_ps(pb, x, b[w]);
+      }
+      continue;
+    }
+    const uint16_t *v = (const uint16_t *)V[j] + kv * hd + d;
     const __m256 pa = _mm256_broadcast_ss(P + j * NHP + h0), pb = _mm256_broadcast_ss(P + j * NHP + h0 + pair);
     for (int w = 0; w < W; w++) {
       const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 8 * w)));
@@ -214,24 +247,30 @@ static inline __attribute__((always_inline)) LMX_AVX2 void pv_slab(const float *
  * head and slab before the next 8: walking all of a tile's rows per slab touched 32 pages
  * per pass and took twice as long. */
 #define PV_ROWS 8
-static LMX_AVX2 void pv_avx2(const float *P, const uint16_t *const *V, const uint16_t *const *Knext, int nkNext,
-                             float *O, int nHead, int G, int hd, int nk) {
+static LMX_AVX2 void pv_avx2(const float *P, const uint8_t *const *V, int vq8, const uint8_t *const *Knext, int nkNext,
+                             int kBytes, float *O, int nHead, int G, int hd, int nk) {
   const int NHP = padded_heads(nHead);
-  ahead_t ahead = {Knext, Knext ? nkNext : 0, (nHead / G) * hd * 2 / 64, 0, 0};
+  ahead_t ahead = {Knext, Knext ? nkNext : 0, kBytes / 64, 0, 0};
   for (int j0 = 0; j0 < nk; j0 += PV_ROWS) {
     const int nj = nk - j0 < PV_ROWS ? nk - j0 : PV_ROWS;
     const float *Pj = P + j0 * NHP;
-    const uint16_t *const *Vj = V + j0;
+    const uint8_t *const *Vj = V + j0;
     for (int kv = 0; kv < nHead / G; kv++)
       for (int g = 0; g < G; g += 2) {
         const int h0 = kv * G + g;
         int d = 0;
-        if (g + 1 < G) {
-          for (; d + 32 <= hd; d += 32) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 1, d, nj, 4, &ahead);
-          for (; d < hd; d += 8) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 1, d, nj, 1, &ahead);
+        if (vq8) {
+          /* hd % 32 == 0: whole blocks. */
+          if (g + 1 < G)
+            for (; d < hd; d += 32) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 1, d, nj, 4, 1, &ahead);
+          else
+            for (; d < hd; d += 32) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 0, d, nj, 4, 1, &ahead);
+        } else if (g + 1 < G) {
+          for (; d + 32 <= hd; d += 32) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 1, d, nj, 4, 0, &ahead);
+          for (; d < hd; d += 8) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 1, d, nj, 1, 0, &ahead);
         } else {
-          for (; d + 32 <= hd; d += 32) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 0, d, nj, 4, &ahead);
-          for (; d < hd; d += 8) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 0, d, nj, 1, &ahead);
+          for (; d + 32 <= hd; d += 32) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 0, d, nj, 4, 0, &ahead);
+          for (; d < hd; d += 8) pv_slab(Pj, Vj, O, NHP, hd, kv, h0, 0, d, nj, 1, 0, &ahead);
         }
       }
   }
@@ -285,6 +324,10 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
   const int64_t chunks = max_chunks(n), item = (int64_t)nHead * (hd + 2);
 #ifdef LMX_X86
   const int simd = lmx_use_avx2() && hd % 8 == 0;
+  const int kq8 = kpool->dtype == LMX_Q8_0, vq8 = vpool->dtype == LMX_Q8_0;
+  /* Bytes of one pool row (every KV head), in whole cache lines for the prefetches. */
+  const int kBytes = (int)((kq8 ? nKv * hd / 32 * 34 : nKv * hd * 2) + 63) / 64 * 64,
+            vBytes = (int)((vq8 ? nKv * hd / 32 * 34 : nKv * hd * 2) + 63) / 64 * 64;
 #else
   const int simd = 0;
 #endif
@@ -321,25 +364,26 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
       m[h] = -INFINITY;
       l[h] = 0;
     }
-    const uint16_t *krow[2][KT], *vrow[KT];
+    const uint8_t *krow[2][KT], *vrow[KT];
     int cur = 0;
     const int nk0 = (int)(k1 - k0 < KT ? k1 - k0 : KT);
-    for (int j = 0; j < nk0; j++) krow[0][j] = (const uint16_t *)(kpool->data + lmx_kv_slot(table, k0 + j, bs) * kpool->nb1);
+    for (int j = 0; j < nk0; j++) krow[0][j] = (const uint8_t *)(kpool->data + lmx_kv_slot(table, k0 + j, bs) * kpool->nb1);
     for (int64_t j0 = k0; j0 < k1; j0 += KT) {
       const int nk = (int)(k1 - j0 < KT ? k1 - j0 : KT);
       const int64_t jn = j0 + KT;
       const int nkNext = (int)(k1 - jn < KT ? (k1 - jn > 0 ? k1 - jn : 0) : KT);
       /* The next tile's key rows, for the prefetch that runs ahead of the scores. */
       for (int j = 0; j < nkNext; j++)
-        krow[cur ^ 1][j] = (const uint16_t *)(kpool->data + lmx_kv_slot(table, jn + j, bs) * kpool->nb1);
-      for (int j = 0; j < nk; j++) vrow[j] = (const uint16_t *)(vpool->data + lmx_kv_slot(table, j0 + j, bs) * vpool->nb1);
+        krow[cur ^ 1][j] = (const uint8_t *)(kpool->data + lmx_kv_slot(table, jn + j, bs) * kpool->nb1);
+      for (int j = 0; j < nk; j++) vrow[j] = (const uint8_t *)(vpool->data + lmx_kv_slot(table, j0 + j, bs) * vpool->nb1);
       if (simd) {
 #ifdef LMX_X86
-        scores_avx2(Q, krow[cur], nkNext >= 4 ? krow[cur ^ 1] : NULL, vrow, Kf, S, nHead, G, hd, nKv, nk);
+        scores_avx2(Q, krow[cur], nkNext >= 4 ? krow[cur ^ 1] : NULL, vrow, kq8, kBytes, vBytes, Kf, S, nHead, G, hd, nKv,
+                    nk);
         softmax_avx2(S, m, l, sc, NHP, nk);
 #endif
       } else {
-        scores_scalar(Q, krow[cur], Kf, S, nHead, G, hd, nKv, nk);
+        scores_scalar(Q, krow[cur], kpool->dtype, Kf, S, nHead, G, hd, nKv, nk);
         softmax_scalar(S, m, l, sc, NHP, nk);
       }
       for (int h = 0; h < nHead; h++)
@@ -347,10 +391,10 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
           for (int i = 0; i < hd; i++) O[(int64_t)h * hd + i] *= sc[h];
       if (simd) {
 #ifdef LMX_X86
-        pv_avx2(S, vrow, nkNext ? krow[cur ^ 1] : NULL, nkNext, O, nHead, G, hd, nk);
+        pv_avx2(S, vrow, vq8, nkNext ? krow[cur ^ 1] : NULL, nkNext, kBytes, O, nHead, G, hd, nk);
 #endif
       } else {
-        pv_scalar(S, vrow, Kf, O, nHead, G, hd, nKv, nk);
+        pv_scalar(S, vrow, vpool->dtype, Kf, O, nHead, G, hd, nKv, nk);
       }
       cur ^= 1;
     }

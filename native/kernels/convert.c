@@ -62,7 +62,21 @@ static LMX_AVX2 void row_to_f32_avx2(const void *src, int32_t dtype, float *dst,
 }
 #endif
 
+#ifdef LMX_X86
+/* Q8_0 rows are what a q8_0 KV cache holds: attention converts every key and value row it
+ * reads, so this path stays out of the generic block decoder. */
+static LMX_AVX2 void q8_0_to_f32_avx2(const uint8_t *src, float *dst, int64_t n) {
+  for (int64_t b = 0; b < n / 32; b++, src += 34, dst += 32) {
+    const __m256 d = _mm256_set1_ps(lmx_f16_avx2(src));
+    for (int i = 0; i < 32; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(d, lmx_i8x8_ps((const int8_t *)src + 2 + i)));
+  }
+}
+#endif
+
 void lmx_row_to_f32(const void *src, int32_t dtype, float *dst, int64_t n) {
+#ifdef LMX_X86
+  if (dtype == LMX_Q8_0 && n % 32 == 0 && lmx_use_avx2()) { q8_0_to_f32_avx2(src, dst, n); return; }
+#endif
   if (LMX_IS_QUANT(dtype)) { lmx_dequant_row(src, dtype, dst, n); return; }
 #ifdef LMX_X86
   if (lmx_use_avx2()) { row_to_f32_avx2(src, dtype, dst, n); return; }

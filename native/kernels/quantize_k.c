@@ -328,6 +328,10 @@ static void q8_0_block(const float *xb, uint8_t *out) {
   for (int j = 0; j < 32; j++) out[2 + j] = (uint8_t)(int)roundf(xb[j] * id);
 }
 
+void lmx_row_to_q8_0(const float *src, uint8_t *dst, int64_t n) {
+  for (int64_t b = 0; b < n / 32; b++) q8_0_block(src + 32 * b, dst + 34 * b);
+}
+
 static void q4_0_block(const float *xb, uint8_t *out) {
   float amax = 0, max = 0;
   for (int j = 0; j < 32; j++)

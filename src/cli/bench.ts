@@ -1,6 +1,7 @@
 /** `lmx bench [MODEL]`: prompt-processing and generation speed, medians over runs. */
 import { readFileSync } from "node:fs";
 import type { ProfileEntry } from "../engine/backends/backend.js";
+import { parseKvCacheType } from "../engine/cache/kv-cache.js";
 import { loadModel } from "../model.js";
 import { parseArgs, UsageError } from "./args.js";
 import { resolveModel } from "./resolve-model.js";
@@ -20,6 +21,7 @@ Flags:
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
   --batch B           prompt tokens per forward pass (default 512)
   --depth D           tokens already in the cache when each test starts (default 0)
+  --kv-cache-type T   element type of the KV cache: f16 (default) or q8_0
   --no-mmap           read the weights into memory instead of mapping them
   --profile           time per op kind (matmul by weight type, attention, norms,
                       sampling, synchronization), per run, for each phase
@@ -33,6 +35,7 @@ const FLAGS = {
   threads: "number",
   batch: "number",
   depth: "number",
+  "kv-cache-type": "string",
   "no-mmap": "boolean",
   json: "boolean",
   profile: "boolean",
@@ -88,8 +91,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const depth = (flags.depth as number) ?? 0;
   if (!Number.isInteger(depth) || depth < 0)
     throw new UsageError(`--depth needs a whole number of tokens, got ${depth}`);
+  const kvCacheType = parseKvCacheType((flags["kv-cache-type"] as string | undefined) ?? "f16", UsageError);
   const path = resolveModel(positionals[0]);
   const model = await loadModel(path, {
+    kvCacheType,
     threads: flags.threads as number | undefined,
     numCtx: depth + Math.max(nPrompt, nGen) + 1,
     useMmap: !flags["no-mmap"],
@@ -171,6 +176,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     prompt_tokens: nPrompt,
     gen_tokens: nGen,
     depth,
+    kv_cache_type: engine.cache.type,
     runs,
     pp_tok_s: nPrompt > 0 ? median(ppRuns) : null,
     tg_tok_s: nGen > 0 ? median(tgRuns) : null,
@@ -194,7 +200,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       process.stdout.write(`tg${nGen}${at}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
     const mib = (n: number) => (n / 1048576).toFixed(0);
     process.stdout.write(
-      `memory: peak RSS ${mib(result.peak_rss_bytes)} MiB; weights ${mib(result.weight_bytes)} MiB + KV cache ${mib(result.kv_bytes)} MiB\n`,
+      `memory: peak RSS ${mib(result.peak_rss_bytes)} MiB; weights ${mib(result.weight_bytes)} MiB + KV cache ${mib(result.kv_bytes)} MiB (${result.kv_cache_type})\n`,
     );
     if (profile) {
       for (const phase of ["pp", "tg"] as const) {

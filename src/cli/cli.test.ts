@@ -80,6 +80,33 @@ describe("lmx CLI", () => {
     assert.match(bad.stderr, /--depth needs a whole number/);
   });
 
+  it("bench --kv-cache-type q8_0 runs with a q8_0 cache of 34 bytes per 32 values", () => {
+    const run = (type: string) =>
+      lmx([
+        "bench",
+        "--prompt-tokens",
+        "8",
+        "--gen-tokens",
+        "4",
+        "--runs",
+        "1",
+        "--json",
+        "--kv-cache-type",
+        type,
+      ]);
+    const [f16, q8] = [run("f16"), run("q8_0")].map((r) => {
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    });
+    assert.equal(f16.kv_cache_type, "f16");
+    assert.equal(q8.kv_cache_type, "q8_0");
+    assert.ok(q8.pp_tok_s > 0 && q8.tg_tok_s > 0);
+    assert.equal(q8.kv_bytes_per_token * 64, f16.kv_bytes_per_token * 34);
+    const bad = run("q4");
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /unknown KV cache type "q4" \(supported: f16, q8_0\)/);
+  });
+
   it("ends quietly when its reader goes away (lmx … | head)", async () => {
     const child = spawn(process.execPath, [
       bin,

@@ -1,11 +1,12 @@
 /** `lmx perplexity MODEL --file TEXT`: perplexity, and KL divergence from a base model. */
 import { readFileSync } from "node:fs";
+import { parseKvCacheType } from "../engine/cache/kv-cache.js";
 import { loadModel } from "../model.js";
 import { perplexity } from "../runner/perplexity.js";
 import { parseArgs, UsageError } from "./args.js";
 import { resolveModel } from "./resolve-model.js";
 
-const HELP = `Usage: lmx perplexity MODEL --file TEXT [--ctx 512] [--base BASE_MODEL] [--json]
+const HELP = `Usage: lmx perplexity MODEL --file TEXT [--ctx 512] [--base BASE_MODEL] [--kv-cache-type T] [--json]
 
 Perplexity by llama.cpp's method: the text is tokenized once (BOS added if the model
 adds one) and cut into non-overlapping windows of --ctx tokens; each window is evaluated
@@ -17,13 +18,16 @@ standard error.
 With --base, the base model runs on the same windows and lmx reports the KL divergence
 of MODEL's next-token distributions from BASE's (mean, with base probabilities below
 e^-16 skipped as llama.cpp does), how often both pick the same top token, and
-percentiles of the change in probability of the actual next token.
+percentiles of the change in probability of the actual next token. --kv-cache-type
+applies to MODEL only, so \`lmx perplexity M --base M --kv-cache-type q8_0\` measures what
+a q8_0 KV cache costs against f16.
 
 Flags:
   --file TEXT       the text to score (required)
   --ctx N           window length (default 512)
   --chunks N        score at most N windows
   --base MODEL      a reference model with the same tokenizer
+  --kv-cache-type T MODEL's KV cache element type: f16 (default) or q8_0
   --json            print one JSON object`;
 
 const FLAGS = {
@@ -31,6 +35,7 @@ const FLAGS = {
   ctx: "number",
   chunks: "number",
   base: "string",
+  "kv-cache-type": "string",
   json: "boolean",
   help: "boolean",
 } as const;
@@ -44,7 +49,8 @@ export async function perplexityCommand(argv: string[]): Promise<number> {
   if (!flags.file) throw new UsageError("--file is required");
   const ctx = (flags.ctx as number | undefined) ?? 512;
   const text = readFileSync(flags.file as string, "utf8");
-  const model = await loadModel(resolveModel(positionals[0]), { numCtx: ctx });
+  const kvCacheType = parseKvCacheType((flags["kv-cache-type"] as string | undefined) ?? "f16", UsageError);
+  const model = await loadModel(resolveModel(positionals[0]), { numCtx: ctx, kvCacheType });
   const base = flags.base ? await loadModel(resolveModel(flags.base as string), { numCtx: ctx }) : undefined;
   const r = await perplexity(model.engine, model.tokenizer, text, {
     ctx,

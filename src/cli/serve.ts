@@ -1,5 +1,6 @@
 /** `lmx serve`: the Ollama/OpenAI/Anthropic-compatible server over the model store. */
 import { availableParallelism } from "node:os";
+import { parseKvCacheType, type KvCacheType } from "../engine/cache/kv-cache.js";
 import { parseKeepAlive } from "../server/duration.js";
 import { createLogger } from "../server/log.js";
 import { startServer } from "../server/server.js";
@@ -18,6 +19,7 @@ Starts the server. Settings come from the environment:
   LMX_CONTEXT_LENGTH     default context length per sequence (default: the model's, at most 4096)
   LMX_ORIGINS            extra browser origins allowed (comma-separated; * for any)
   LMX_NUM_THREADS        worker threads per model (default: the number of cores)
+  LMX_KV_CACHE_TYPE      KV cache element type: f16 (default) or q8_0 (half the memory)
   LMX_DEBUG              log every request
 
 Each model runs in its own process; logs go to stderr and ~/.lmx/logs/server.log.`;
@@ -47,6 +49,14 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
   }
   const ctx = process.env.LMX_CONTEXT_LENGTH ? intEnv("LMX_CONTEXT_LENGTH", 4096) : undefined;
+  let kvCacheType: KvCacheType = "f16";
+  if (process.env.LMX_KV_CACHE_TYPE) {
+    try {
+      kvCacheType = parseKvCacheType(process.env.LMX_KV_CACHE_TYPE);
+    } catch (e) {
+      throw new UsageError(`LMX_KV_CACHE_TYPE: ${(e as Error).message}`);
+    }
+  }
   const server = await startServer({
     host: addr.host,
     port: addr.port,
@@ -55,6 +65,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxLoaded: intEnv("LMX_MAX_LOADED_MODELS", 3),
     keepAliveMs,
     contextLength: ctx,
+    kvCacheType,
     threads: intEnv("LMX_NUM_THREADS", availableParallelism()),
     origins: (process.env.LMX_ORIGINS ?? "")
       .split(",")

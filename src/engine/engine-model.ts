@@ -5,7 +5,7 @@
 import type { ModelSource, SourceTensor } from "../formats/model-source.js";
 import { ModelFileError } from "../formats/tensor-source.js";
 import type { Backend, PreparedPlan, Sampler } from "./backends/backend.js";
-import { KvCache } from "./cache/kv-cache.js";
+import { KvCache, kvCacheDType, type KvCacheType } from "./cache/kv-cache.js";
 import {
   Metadata,
   modelFor,
@@ -35,6 +35,9 @@ export interface EngineOptions {
   numSeq?: number;
   /** Tokens per KV block (default 32). */
   blockSize?: number;
+  /** Element type of the KV cache (default f16; q8_0 falls back to f16 for heads that are
+   * not whole 32-blocks: `cache.type` tells which one was used). */
+  kvCacheType?: KvCacheType;
 }
 
 interface BoundWeight {
@@ -188,7 +191,9 @@ export class EngineModel {
     this.numSeq = options.numSeq ?? 1;
     const blockSize = options.blockSize ?? 32;
     // One more slot than the caller's: padding rows write their K/V there, at position 0.
-    this.cache = new KvCache(backend, def.cacheLayers(this.config), {
+    const layers = def.cacheLayers(this.config);
+    this.cache = new KvCache(backend, layers, {
+      dtype: kvCacheDType(options.kvCacheType ?? "f16", layers),
       blockSize,
       nSeq: this.numSeq + 1,
       nCtx: this.numCtx,

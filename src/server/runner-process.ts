@@ -115,6 +115,7 @@ process.on("message", async (m: ToRunner) => {
           threads: m.threads,
           template: m.template,
           useMmap: m.useMmap,
+          kvCacheType: m.kvCacheType,
         });
         send({
           t: "ready",
@@ -126,6 +127,7 @@ process.on("message", async (m: ToRunner) => {
             threads: model.engine.backend.threads(),
             weightBytes: model.engine.weightBytes(),
             kvBytes: model.engine.cache.bytes(),
+            kvCacheType: model.engine.cache.type,
             loadMs: model.loadMs,
             mmap: model.source.mmap,
           },

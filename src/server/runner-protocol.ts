@@ -1,4 +1,5 @@
 /** Messages between the server and a model's runner process (Node IPC, structured clone). */
+import type { KvCacheType } from "../engine/cache/kv-cache.js";
 import type { GenerateOptions } from "../runner/options.js";
 import type { GenerationStats } from "../runner/runner.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
@@ -13,6 +14,7 @@ export interface LoadRequest {
   template?: string;
   /** false reads the weights into memory (LoadOptions.useMmap). */
   useMmap?: boolean;
+  kvCacheType?: KvCacheType;
 }
 
 export type RunInput = { raw: string } | { messages: ChatMessage[]; tools?: unknown[]; think?: boolean };
@@ -46,6 +48,8 @@ export interface ModelInfo {
   threads: number;
   weightBytes: number;
   kvBytes: number;
+  /** The KV cache's element type as loaded (q8_0 falls back to f16 for some heads). */
+  kvCacheType: KvCacheType;
   loadMs: number;
   /** Whether the runner's weights are memory-mapped (use_mmap). */
   mmap: boolean;

@@ -6,6 +6,7 @@
  */
 import { statSync } from "node:fs";
 import { totalmem } from "node:os";
+import type { KvCacheType } from "../engine/cache/kv-cache.js";
 import { readGguf } from "../formats/gguf/read.js";
 import type { Logger } from "./log.js";
 import { RunnerClient, RunnerError } from "./runner-client.js";
@@ -16,6 +17,8 @@ export interface SchedulerOptions {
   keepAliveMs: number;
   /** Default context length per sequence (LMX_CONTEXT_LENGTH). */
   contextLength?: number;
+  /** KV cache element type (LMX_KV_CACHE_TYPE; default f16). */
+  kvCacheType?: KvCacheType;
   threads?: number;
   /** Bytes models may take together (default: 90% of physical memory). */
   memoryBudget?: number;
@@ -50,8 +53,13 @@ export interface LoadedModel {
   estimate: number;
 }
 
-/** Weights (file size) plus the f16 KV cache for every sequence slot. */
-export function estimateMemory(path: string, numCtx: number, numParallel: number): number {
+/** Weights (file size) plus the KV cache for every sequence slot. */
+export function estimateMemory(
+  path: string,
+  numCtx: number,
+  numParallel: number,
+  kvCacheType: KvCacheType = "f16",
+): number {
   const size = statSync(path).size;
   try {
     const g = readGguf(path);
@@ -61,7 +69,8 @@ export function estimateMemory(path: string, numCtx: number, numParallel: number
     const heads = num("attention.head_count") || 1;
     const kvHeads = num("attention.head_count_kv") || heads;
     const headDim = num("attention.key_length") || num("embedding_length") / heads;
-    return size + layers * kvHeads * headDim * 2 * 2 * numCtx * numParallel;
+    const bytesPerValue = kvCacheType === "q8_0" && headDim % 32 === 0 ? 34 / 32 : 2;
+    return size + layers * kvHeads * headDim * 2 * bytesPerValue * numCtx * numParallel;
   } catch {
     return size;
   }
@@ -161,7 +170,7 @@ export class Scheduler {
   }
 
   private async load(ref: ModelRef, numCtx: number | undefined, useMmap: boolean): Promise<LoadedModel> {
-    const estimate = estimateMemory(ref.path, numCtx ?? 4096, this.o.numParallel);
+    const estimate = estimateMemory(ref.path, numCtx ?? 4096, this.o.numParallel, this.o.kvCacheType);
     // Make room: least recently used idle models go first.
     for (;;) {
       const used = [...this.loaded.values()].reduce((a, m) => a + m.estimate, 0);
@@ -182,11 +191,12 @@ export class Scheduler {
       threads: this.o.threads,
       template: ref.template,
       useMmap,
+      kvCacheType: this.o.kvCacheType,
     });
     const i = client.info;
     this.o.log.info(
       `loaded ${ref.name} in ${((performance.now() - t0) / 1000).toFixed(2)} s (pid ${client.pid}): ${i.architecture} on the ${i.backend} backend, ${i.threads} threads, ` +
-        `weights ${(i.weightBytes / 2 ** 20).toFixed(1)} MiB, KV cache ${(i.kvBytes / 2 ** 20).toFixed(1)} MiB, context ${i.numCtx} x ${i.numParallel} sequences`,
+        `weights ${(i.weightBytes / 2 ** 20).toFixed(1)} MiB, KV cache ${(i.kvBytes / 2 ** 20).toFixed(1)} MiB (${i.kvCacheType}), context ${i.numCtx} x ${i.numParallel} sequences`,
     );
     const m: LoadedModel = {
       ref,

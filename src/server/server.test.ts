@@ -461,6 +461,27 @@ describe("lmx serve with official clients", () => {
     assert.equal(srv.service.scheduler.loaded.get("tiny:latest")!.client.pid, loaded.client.pid);
   });
 
+  it("LMX_KV_CACHE_TYPE=q8_0: the runner loads a q8_0 KV cache at about half the bytes, and answers", async () => {
+    const s = srv.service.scheduler;
+    const ask = () =>
+      ollama.generate({ model: "tiny", prompt: "Once upon a time", raw: true, options: GREEDY });
+    const f16 = await ask();
+    const before = s.loaded.get("tiny:latest")!.client.info;
+    assert.equal(before.kvCacheType, "f16");
+    await s.unload("tiny:latest", "test");
+    (s.o as { kvCacheType?: string }).kvCacheType = "q8_0";
+    try {
+      const q8 = await ask();
+      const info = s.loaded.get("tiny:latest")!.client.info;
+      assert.equal(info.kvCacheType, "q8_0");
+      assert.equal(info.kvBytes * 32, before.kvBytes * 17);
+      assert.ok(q8.response && f16.response, "both answer");
+    } finally {
+      (s.o as { kvCacheType?: string }).kvCacheType = undefined;
+      await s.unload("tiny:latest", "test");
+    }
+  });
+
   it("bad input gets a 4xx with a clear message in each API's shape", async () => {
     const cases: [string, unknown, number, RegExp][] = [
       ["/api/chat", "{not json", 400, /invalid JSON/],

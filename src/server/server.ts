@@ -3,6 +3,7 @@
  * one service (store + scheduler); every error becomes the JSON shape its API expects,
  * and an unexpected one is logged and answered without taking the server down.
  */
+import type { KvCacheType } from "../engine/cache/kv-cache.js";
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { availableParallelism } from "node:os";
@@ -24,6 +25,8 @@ export interface ServeOptions {
   maxLoaded?: number;
   keepAliveMs?: number;
   contextLength?: number;
+  /** KV cache element type of every model loaded (LMX_KV_CACHE_TYPE; default f16). */
+  kvCacheType?: KvCacheType;
   threads?: number;
   origins?: string[];
   log?: Logger;
@@ -45,6 +48,7 @@ export async function startServer(o: ServeOptions = {}): Promise<RunningServer> 
     maxLoaded: o.maxLoaded ?? 3,
     keepAliveMs: o.keepAliveMs ?? 5 * 60_000,
     contextLength: o.contextLength,
+    kvCacheType: o.kvCacheType,
     threads: o.threads ?? (Number(process.env.LMX_NUM_THREADS || 0) || availableParallelism()),
     log,
   });

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { native } from "../../native.js";
 import { interleaveNvfp4 } from "../quant/interleaved.js";
 import { randomBlocks, uniform } from "../../testing/random.js";
-import { BLOCKS, DType, fromF32 } from "../tensor/dtype.js";
+import { BLOCKS, DType, fromF32, rowBytes } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
 import { NO_BARRIER, OP_INTS, Op, RopePairing } from "../tensor/ops.js";
 import { compilePlan } from "../tensor/plan.js";
@@ -502,13 +502,14 @@ async function decodeSteps(
   hd: number,
   window: number,
   lengths: readonly number[],
+  dt: DType.F16 | DType.Q8_0 = DType.F16,
 ): Promise<Float32Array> {
   const bs = 32,
     perSeq = 40,
     nSeq = lengths.length,
     slots = (nSeq * perSeq + 1) * bs;
-  const kpool = b.allocate(slots * nKv * hd * 2),
-    vpool = b.allocate(slots * nKv * hd * 2);
+  const kpool = b.allocate(slots * rowBytes(dt, nKv * hd)),
+    vpool = b.allocate(slots * rowBytes(dt, nKv * hd));
   // Sequence s owns blocks s + 1 + nSeq * i (interleaved, so no sequence is contiguous).
   const tables = Array.from({ length: nSeq * perSeq }, (_, i) => {
     const s = Math.floor(i / perSeq);
@@ -520,8 +521,8 @@ async function decodeSteps(
     const T = pos.length;
     const g = new Graph();
     const kv = {
-      k: g.bind("k", DType.F16, slots, nKv * hd, kpool),
-      v: g.bind("v", DType.F16, slots, nKv * hd, vpool),
+      k: g.bind("k", dt, slots, nKv * hd, kpool),
+      v: g.bind("v", dt, slots, nKv * hd, vpool),
     };
     const batch = g.batchInputs(T, 0, nSeq, perSeq);
     g.kvStore(
@@ -658,6 +659,118 @@ describe("split decode attention", () => {
     native().setThreads(before);
     assert.deepEqual(got[1], got[0]);
     assert.deepEqual(got[2], got[0]);
+  });
+});
+
+describe("q8_0 KV cache", () => {
+  // The pools hold Q8_0 blocks: kv_store quantizes as ggml does, attention reads the codes
+  // (the split decode kernel scales them in registers, the blocked prompt kernel converts
+  // tiles). Heads must be whole blocks of 32.
+  const shapes = [
+    [16, 8, 128], // pairs of query heads per KV head: codes scaled in registers
+    [12, 4, 32], // groups of 3: the key row converted once, a pair and a single per group
+    [8, 8, 64], // one query head per KV head
+  ] as const;
+  for (const [nHead, nKv, hd] of shapes)
+    it(`split decode attention matches the reference (${nHead}/${nKv} heads of ${hd})`, async () => {
+      for (const window of [0, 300]) {
+        const results: Float32Array[] = [];
+        for (const b of backends)
+          results.push(await decodeSteps(b, nHead, nKv, hd, window, [700, 255, 1], DType.Q8_0));
+        assertClose(
+          results[1]!,
+          results[0]!,
+          1e-3,
+          `q8_0 split decode ${nHead}/${nKv}x${hd} window ${window}`,
+        );
+      }
+    });
+
+  it("kv_store writes the reference quantizer's bytes, and prompt attention over them matches", async () => {
+    const bs = 16,
+      slots = 20 * bs,
+      nHead = 8,
+      nKv = 2,
+      hd = 64;
+    for (const window of [0, 70]) {
+      const outs: Float32Array[] = [],
+        pools: Uint8Array[] = [];
+      for (const b of backends) {
+        const kpool = b.allocate(slots * rowBytes(DType.Q8_0, nKv * hd)),
+          vpool = b.allocate(slots * rowBytes(DType.Q8_0, nKv * hd));
+        // A 150-token prompt in tiles of the blocked kernel, then chunks of 2 rows of one
+        // sequence (8 query heads: few enough for its direct f16 path, which q8_0 skips).
+        const step = async (T: number, first: number, seed: number) => {
+          const g = new Graph();
+          const kv = {
+            k: g.bind("k", DType.Q8_0, slots, nKv * hd, kpool),
+            v: g.bind("v", DType.Q8_0, slots, nKv * hd, vpool),
+          };
+          const batch = g.batchInputs(T, 0, 1, 20);
+          g.kvStore(
+            kv,
+            rand(g, "kx", T, nKv * hd, seed, DType.F32, 3),
+            rand(g, "vx", T, nKv * hd, seed + 1),
+            batch,
+            bs,
+          );
+          const opts = { nHead, nKvHead: nKv, headDim: hd, scale: 0.2, blockSize: bs, slidingWindow: window };
+          const out = g.output(
+            g.attention(rand(g, "q", T, nHead * hd, seed + 2, DType.F32, 3), kv, batch, opts),
+          );
+          const p = b.prepare(g);
+          p.setInput(
+            "positions",
+            Array.from({ length: T }, (_, i) => first + i),
+          );
+          p.setInput("rowSeq", new Array(T).fill(0));
+          p.setInput(
+            "blockTables",
+            Array.from({ length: 20 }, (_, i) => ((i * 7) % 19) + 1),
+          );
+          await p.execute();
+          return p.read(out).slice();
+        };
+        const a = await step(150, 0, 80);
+        const c = await step(2, 150, 90);
+        const d = await step(2, 152, 100);
+        outs.push(new Float32Array([...a, ...c, ...d]));
+        pools.push(new Uint8Array([...new Uint8Array(kpool), ...new Uint8Array(vpool)]));
+      }
+      assert.deepEqual(pools[1], pools[0], "the pools' bytes");
+      assertClose(outs[1]!, outs[0]!, 1e-3, `q8_0 prompt attention, window ${window}`);
+    }
+  });
+
+  it("gives the same bits on 1, 2 and 3 threads", async () => {
+    const cpu = new CpuBackend();
+    const before = native().threads();
+    const got: Float32Array[] = [];
+    for (const threads of [1, 2, 3]) {
+      native().setThreads(threads);
+      got.push(await decodeSteps(cpu, 16, 8, 128, 0, [1100, 300], DType.Q8_0));
+    }
+    native().setThreads(before);
+    assert.deepEqual(got[1], got[0]);
+    assert.deepEqual(got[2], got[0]);
+  });
+
+  it("is refused for heads that are not whole blocks", () => {
+    const g = new Graph();
+    const pool = new ArrayBuffer(64 * rowBytes(DType.Q8_0, 96));
+    const kv = { k: g.bind("k", DType.Q8_0, 64, 96, pool), v: g.bind("v", DType.Q8_0, 64, 96, pool) };
+    const batch = g.batchInputs(1, 0, 1, 2);
+    assert.throws(
+      () =>
+        g.attention(rand(g, "q", 1, 4 * 48, 1), kv, batch, {
+          nHead: 4,
+          nKvHead: 2,
+          headDim: 48,
+          scale: 1,
+          blockSize: 32,
+        }),
+      /whole 32-blocks \(head dim 48\)/,
+    );
   });
 });
 

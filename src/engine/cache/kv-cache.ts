@@ -1,13 +1,33 @@
 /**
- * Paged KV cache for attention layers: per layer one f16 pool of token slots for K and
- * one for V, shared by all sequences through per-sequence block tables. A sequence grows
- * block by block and can be truncated back (full attention can always rewind).
+ * Paged KV cache for attention layers: per layer one pool of token slots for K and one
+ * for V (f16, or q8_0 at about half the bytes), shared by all sequences through
+ * per-sequence block tables. A sequence grows block by block and can be truncated back
+ * (full attention can always rewind).
  */
 import type { Backend } from "../backends/backend.js";
-import { DType } from "../tensor/dtype.js";
+import { DType, rowBytes } from "../tensor/dtype.js";
 import type { Graph, KvLayer } from "../tensor/graph.js";
 import type { CacheLayerSpec } from "../models/model.js";
 import { BlockPool } from "./block-pool.js";
+
+/** What users name a KV cache's element type (Ollama's OLLAMA_KV_CACHE_TYPE values). */
+export type KvCacheType = "f16" | "q8_0";
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ["f16", "q8_0"];
+
+/** A KV cache type by name, or an error (of class `E`) naming the ones there are. */
+export function parseKvCacheType(name: string, E: new (message: string) => Error = Error): KvCacheType {
+  const t = name.trim().toLowerCase();
+  if ((KV_CACHE_TYPES as readonly string[]).includes(t)) return t as KvCacheType;
+  throw new E(`unknown KV cache type "${name}" (supported: ${KV_CACHE_TYPES.join(", ")})`);
+}
+
+/**
+ * The pool dtype for a requested type: q8_0 needs every layer's heads to be whole blocks
+ * of 32 (every supported architecture has them); other layers keep f16.
+ */
+export function kvCacheDType(type: KvCacheType, layers: readonly CacheLayerSpec[]): DType.F16 | DType.Q8_0 {
+  return type === "q8_0" && layers.every((l) => l.headDim % 32 === 0) ? DType.Q8_0 : DType.F16;
+}
 
 export interface KvCacheOptions {
   /** Tokens per block. */
@@ -18,6 +38,8 @@ export interface KvCacheOptions {
   nCtx: number;
   /** Total tokens the pool holds across sequences (defaults to nSeq * nCtx). */
   nTokens?: number;
+  /** Element type of the pools: F16 (default) or Q8_0 (heads of whole 32-blocks). */
+  dtype?: DType.F16 | DType.Q8_0;
 }
 
 export class KvCache {
@@ -25,6 +47,12 @@ export class KvCache {
   readonly nSeq: number;
   readonly maxBlocksPerSeq: number;
   readonly pool: BlockPool;
+  readonly dtype: DType.F16 | DType.Q8_0;
+
+  /** The element type by its user-facing name. */
+  get type(): KvCacheType {
+    return this.dtype === DType.Q8_0 ? "q8_0" : "f16";
+  }
   private readonly k: ArrayBuffer[];
   private readonly v: ArrayBuffer[];
   private readonly widths: number[];
@@ -40,7 +68,7 @@ export class KvCache {
 
   /** Bytes of K and V one position takes in every layer: what decode reads per position. */
   bytesPerToken(): number {
-    return this.widths.reduce((a, w) => a + w * 2 * 2, 0);
+    return this.widths.reduce((a, w) => a + 2 * rowBytes(this.dtype, w), 0);
   }
 
   constructor(
@@ -53,19 +81,23 @@ export class KvCache {
     this.maxBlocksPerSeq = Math.ceil(o.nCtx / o.blockSize);
     const nBlocks = Math.ceil((o.nTokens ?? o.nSeq * o.nCtx) / o.blockSize) + 1;
     this.pool = new BlockPool(nBlocks);
+    this.dtype = o.dtype ?? DType.F16;
     this.widths = layers.map((l) => l.nKvHead * l.headDim);
-    this.k = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * w * 2));
-    this.v = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * w * 2));
+    this.k = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * rowBytes(this.dtype, w)));
+    this.v = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * rowBytes(this.dtype, w)));
     this.blocks = Array.from({ length: o.nSeq }, () => []);
     this.lengths = new Array(o.nSeq).fill(0);
   }
 
-  /** The layer's pools as graph tensors [slots, nKvHead * headDim] f16. */
+  /** The layer's pools as graph tensors [slots, nKvHead * headDim] of the cache's dtype. */
   bind(g: Graph): KvLayer[] {
-    return this.widths.map((w, l) => ({
-      k: g.bind(`cache_k_l${l}`, DType.F16, this.k[l]!.byteLength / (2 * w), w, this.k[l]!),
-      v: g.bind(`cache_v_l${l}`, DType.F16, this.v[l]!.byteLength / (2 * w), w, this.v[l]!),
-    }));
+    return this.widths.map((w, l) => {
+      const slots = this.k[l]!.byteLength / rowBytes(this.dtype, w);
+      return {
+        k: g.bind(`cache_k_l${l}`, this.dtype, slots, w, this.k[l]!),
+        v: g.bind(`cache_v_l${l}`, this.dtype, slots, w, this.v[l]!),
+      };
+    });
   }
 
   /** Tokens whose K/V sequence `seq` holds (positions 0 .. length-1). */

@@ -216,6 +216,9 @@ export class Graph {
   kvStore(kv: KvLayer, k: Tensor, v: Tensor, b: BatchTensors, blockSize: number): void {
     if (k.cols !== kv.k.cols || v.cols !== kv.v.cols)
       throw new Error("graph: K/V width does not match the cache");
+    for (const pool of [kv.k, kv.v])
+      if (pool.dtype !== DType.F16 && pool.dtype !== DType.Q8_0)
+        throw new Error(`graph: a KV cache of ${DType[pool.dtype]} is not supported (f16 or q8_0)`);
     this.node(Op.KvStore, kv.k, [k, v, kv.v, b.positions, b.rowSeq, b.blockTables], [blockSize]);
     this.nodes[this.nodes.length - 1]!.sideEffect = true;
   }
@@ -224,6 +227,8 @@ export class Graph {
     if (o.nHead % o.nKvHead !== 0) throw new Error("graph: heads must be a multiple of KV heads");
     if (o.nHead / o.nKvHead > 256)
       throw new Error("graph: more than 256 query heads per KV head is not supported");
+    if ((kv.k.dtype === DType.Q8_0 || kv.v.dtype === DType.Q8_0) && o.headDim % 32 !== 0)
+      throw new Error(`graph: a q8_0 KV cache needs heads of whole 32-blocks (head dim ${o.headDim})`);
     return this.node(
       Op.Attention,
       this.act(q.rows, o.nHead * o.headDim, "attn"),

@@ -12,6 +12,7 @@ import {
   toF32,
 } from "../../tensor/dtype.js";
 import { quantFormat } from "../../quant/index.js";
+import { q8_0 } from "../../quant/q8-0.js";
 import { MAX_SRC, OP_FLOATS, OP_INTS, OP_MASK, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
 
 /** A tensor resolved against the plan's buffers. */
@@ -42,6 +43,34 @@ function rowF32(t: TensorView, r: number): Float32Array {
     m.set(key, v);
   }
   return v;
+}
+
+/**
+ * Head `kvh` of a KV pool's slot as f32, read fresh every time (the pool is written
+ * between runs, so rowF32's cache must not see it): f16, or Q8_0 whose heads are whole
+ * blocks.
+ */
+function kvHead(pool: TensorView, slot: number, kvh: number, hd: number): Float32Array {
+  const base = pool.offset + slot * pool.nb1;
+  const out = new Float32Array(hd);
+  if (pool.dtype === DType.Q8_0) {
+    const bytes = rowBytes(DType.Q8_0, hd);
+    q8_0.dequantize(new Uint8Array(pool.buffer, base + kvh * bytes, bytes), out);
+  } else {
+    const h = new Uint16Array(pool.buffer, base + kvh * hd * 2, hd);
+    for (let i = 0; i < hd; i++) out[i] = f16ToF32(h[i]!);
+  }
+  return out;
+}
+
+/** Writes an f32 row into a KV pool's slot as the pool stores it (f16 or Q8_0). */
+function kvWrite(pool: TensorView, slot: number, x: Float32Array): void {
+  if (pool.dtype === DType.Q8_0) {
+    new Uint8Array(pool.buffer, pool.offset + slot * pool.nb1).set(q8_0.quantize!(x));
+    return;
+  }
+  const d = new Uint16Array(pool.buffer, pool.offset + slot * pool.nb1, pool.ne0);
+  for (let i = 0; i < x.length; i++) d[i] = f32ToF16(x[i]!);
 }
 
 function i32(t: TensorView): Int32Array {
@@ -193,14 +222,8 @@ const kernels: Record<number, Kernel> = {
     for (let t = 0; t < k!.ne1; t++) {
       const table = seq[t]! * tables!.ne0;
       const slot = tab[table + Math.floor(p[t]! / bs)]! * bs + (p[t]! % bs);
-      const dk = new Uint16Array(kpool.buffer, kpool.offset + slot * kpool.nb1, kpool.ne0);
-      const dv = new Uint16Array(vpool!.buffer, vpool!.offset + slot * vpool!.nb1, vpool!.ne0);
-      const kr = rowF32(k!, t),
-        vr = rowF32(v!, t);
-      for (let i = 0; i < k!.ne0; i++) {
-        dk[i] = f32ToF16(kr[i]!);
-        dv[i] = f32ToF16(vr[i]!);
-      }
+      kvWrite(kpool, slot, rowF32(k!, t));
+      kvWrite(vpool!, slot, rowF32(v!, t));
     }
   },
   [Op.Attention](d, [q, kpool, vpool, pos, rowSeq, tables], ip, fp) {
@@ -219,9 +242,9 @@ const kernels: Record<number, Kernel> = {
         const slots: number[] = [];
         for (let j = first; j <= p[t]!; j++) {
           const slot = tab[seq[t]! * tables!.ne0 + Math.floor(j / bs)]! * bs + (j % bs);
-          const kr = new Uint16Array(kpool!.buffer, kpool!.offset + slot * kpool!.nb1 + kvh * hd * 2, hd);
+          const kr = kvHead(kpool!, slot, kvh, hd);
           let s = 0;
-          for (let i = 0; i < hd; i++) s += qr[h * hd + i]! * f16ToF32(kr[i]!);
+          for (let i = 0; i < hd; i++) s += qr[h * hd + i]! * kr[i]!;
           scores.push(s * scale);
           slots.push(slot);
         }
@@ -231,12 +254,8 @@ const kernels: Record<number, Kernel> = {
         scores.forEach((s, j) => {
           const e = Math.exp(s - m);
           l += e;
-          const vr = new Uint16Array(
-            vpool!.buffer,
-            vpool!.offset + slots[j]! * vpool!.nb1 + kvh * hd * 2,
-            hd,
-          );
-          for (let i = 0; i < hd; i++) acc[i]! += e * f16ToF32(vr[i]!);
+          const vr = kvHead(vpool!, slots[j]!, kvh, hd);
+          for (let i = 0; i < hd; i++) acc[i]! += e * vr[i]!;
         });
         for (let i = 0; i < hd; i++) dr[h * hd + i] = acc[i]! / l;
       }
