@@ -8,10 +8,11 @@
 //
 //   node bench/vs-llama-bench.mjs [--types f16,q8_0,q4_K_M,nvfp4] [--threads 1,2]
 //        [--prompts 512,8192] [--gen 64] [--runs 3] [--long-runs 1] [--no-node-llama-cpp]
-//        [--profile] [--depth D] [--json FILE]
+//        [--profile] [--depth D] [--kv-cache-type f16|q8_0] [--json FILE]
 //
 // --depth D adds decode after a D-token context (lmx bench --depth, llama-bench -d), whose
-// bound counts the K/V rows read per token beside the weights.
+// bound counts the K/V rows read per token beside the weights. --kv-cache-type q8_0 runs
+// both engines with a q8_0 KV cache (llama-bench -ctk/-ctv; node-llama-cpp is skipped).
 // Prompts longer than 2048 tokens are measured --long-runs times (default 1) in each engine.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -35,6 +36,7 @@ const withNode = !args.includes("--no-node-llama-cpp");
 const profile = args.includes("--profile");
 const jsonOut = opt("json", undefined);
 const depth = Number(opt("depth", 0));
+const kvType = opt("kv-cache-type", "f16");
 const runsFor = (n) => (n > 2048 ? longRuns : runs);
 
 const llamaBench = join(root, "bench/llama.cpp/src/build/bin/llama-bench");
@@ -73,6 +75,8 @@ function lmx(path, threads, nPrompt, gen, d = 0) {
       "--threads",
       String(threads),
       "--json",
+      "--kv-cache-type",
+      kvType,
       ...(profile ? ["--profile"] : []),
     ],
     { encoding: "utf8", maxBuffer: 1 << 26 },
@@ -97,6 +101,10 @@ function llama(path, threads, nPrompt, gen, d = 0) {
       String(threads),
       "-r",
       String(runsFor(nPrompt)),
+      "-ctk",
+      kvType,
+      "-ctv",
+      kvType,
       "-o",
       "json",
     ],
@@ -113,7 +121,7 @@ function llama(path, threads, nPrompt, gen, d = 0) {
 
 // node-llama-cpp in a child process, so its threads and memory do not stay in this one.
 function nodeLlama(path, threads, nPrompt, gen) {
-  if (!withNode) return { pp: NaN, tg: NaN };
+  if (!withNode || kvType !== "f16") return { pp: NaN, tg: NaN };
   const r = spawnSync(
     process.execPath,
     [
@@ -184,7 +192,7 @@ for (const type of types) {
 
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "-");
 const ratio = (x, y) => f(x / y, 2);
-console.log("prompt processing (tok/s; ratios are lmx / other)\n");
+console.log(`prompt processing (tok/s; ratios are lmx / other; ${kvType} KV cache)\n`);
 console.log(
   "| type | threads | prompt | lmx | llama-bench | node-llama-cpp | lmx/llama-bench | lmx/node-llama-cpp | peak RSS / (weights + KV) |",
 );

@@ -89,87 +89,69 @@ static LMX_AVX2 void transpose_avx2(const float *a, float *t, int r, int c) {
     for (int i = 0; i < c; i += 8) lmx_transpose8x8(a + j * c + i, c, t + i * KT + j, KT);
 }
 
-/* 4 query rows x 16 keys per register tile; leftover rows one at a time. */
-static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16) {
-  int x = 0;
-  for (; x + 4 <= rows; x += 4)
-    for (int j = 0; j < nk16; j += 16) {
-      __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-      __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-      const float *q0 = Q + x * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
-      for (int d = 0; d < hd; d++) {
-        const __m256 k0 = _mm256_loadu_ps(Kt + d * KT + j), k1 = _mm256_loadu_ps(Kt + d * KT + j + 8);
-        __m256 a = _mm256_broadcast_ss(q0 + d);
-        c00 = _mm256_fmadd_ps(a, k0, c00); c01 = _mm256_fmadd_ps(a, k1, c01);
-        a = _mm256_broadcast_ss(q1 + d);
-        c10 = _mm256_fmadd_ps(a, k0, c10); c11 = _mm256_fmadd_ps(a, k1, c11);
-        a = _mm256_broadcast_ss(q2 + d);
-        c20 = _mm256_fmadd_ps(a, k0, c20); c21 = _mm256_fmadd_ps(a, k1, c21);
-        a = _mm256_broadcast_ss(q3 + d);
-        c30 = _mm256_fmadd_ps(a, k0, c30); c31 = _mm256_fmadd_ps(a, k1, c31);
-      }
-      float *s0 = S + x * KT + j;
-      _mm256_storeu_ps(s0, c00); _mm256_storeu_ps(s0 + 8, c01);
-      _mm256_storeu_ps(s0 + KT, c10); _mm256_storeu_ps(s0 + KT + 8, c11);
-      _mm256_storeu_ps(s0 + 2 * KT, c20); _mm256_storeu_ps(s0 + 2 * KT + 8, c21);
-      _mm256_storeu_ps(s0 + 3 * KT, c30); _mm256_storeu_ps(s0 + 3 * KT + 8, c31);
+/* R query rows x 16 keys: 2R accumulators. R = 6 keeps 12 FMA chains in flight (two
+ * pipes of latency 4-5 need 8-10); 4 and 1 take the leftover rows. */
+static inline __attribute__((always_inline)) LMX_AVX2 void scores_tile(const float *Q, const float *Kt, float *S, int hd,
+                                                                        int R, int j) {
+  __m256 c0[6], c1[6];
+  for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int d = 0; d < hd; d++) {
+    const __m256 k0 = _mm256_loadu_ps(Kt + d * KT + j), k1 = _mm256_loadu_ps(Kt + d * KT + j + 8);
+    for (int r = 0; r < R; r++) {
+      const __m256 a = _mm256_broadcast_ss(Q + r * hd + d);
+      c0[r] = _mm256_fmadd_ps(a, k0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, k1, c1[r]);
     }
-  for (; x < rows; x++)
-    for (int j = 0; j < nk16; j += 16) {
-      __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
-      for (int d = 0; d < hd; d++) {
-        const __m256 a = _mm256_broadcast_ss(Q + x * hd + d);
-        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(Kt + d * KT + j), c0);
-        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(Kt + d * KT + j + 8), c1);
-      }
-      _mm256_storeu_ps(S + x * KT + j, c0);
-      _mm256_storeu_ps(S + x * KT + j + 8, c1);
-    }
+  }
+  for (int r = 0; r < R; r++) {
+    _mm256_storeu_ps(S + r * KT + j, c0[r]);
+    _mm256_storeu_ps(S + r * KT + j + 8, c1[r]);
+  }
 }
 
-/* 4 query rows x 16 output dims per register tile (hd % 8 == 0, see the caller). */
+static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16) {
+  int x = 0;
+  for (; x + 6 <= rows; x += 6)
+    for (int j = 0; j < nk16; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 6, j);
+  for (; x + 4 <= rows; x += 4)
+    for (int j = 0; j < nk16; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 4, j);
+  for (; x < rows; x++)
+    for (int j = 0; j < nk16; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 1, j);
+}
+
+/* O[R rows][d .. d + 8W) += P V over nk keys: R x W accumulators (6 x 2 as above). */
+static inline __attribute__((always_inline)) LMX_AVX2 void pv_tile(const float *P, const float *V, float *O, int hd,
+                                                                    int R, int W, int d, int nk) {
+  __m256 c[6][2];
+  for (int r = 0; r < R; r++)
+    for (int w = 0; w < W; w++) c[r][w] = _mm256_loadu_ps(O + r * hd + d + 8 * w);
+  for (int j = 0; j < nk; j++) {
+    __m256 v[2];
+    for (int w = 0; w < W; w++) v[w] = _mm256_loadu_ps(V + j * hd + d + 8 * w);
+    for (int r = 0; r < R; r++) {
+      const __m256 a = _mm256_broadcast_ss(P + r * KT + j);
+      for (int w = 0; w < W; w++) c[r][w] = _mm256_fmadd_ps(a, v[w], c[r][w]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int w = 0; w < W; w++) _mm256_storeu_ps(O + r * hd + d + 8 * w, c[r][w]);
+}
+
+/* hd % 8 == 0 (see the caller). */
 static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, int nk) {
   int x = 0;
+  for (; x + 6 <= rows; x += 6) {
+    int d = 0;
+    for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 2, d, nk);
+    for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 1, d, nk);
+  }
   for (; x + 4 <= rows; x += 4) {
     int d = 0;
-    for (; d + 16 <= hd; d += 16) {
-      float *o = O + x * hd + d;
-      __m256 c00 = _mm256_loadu_ps(o), c01 = _mm256_loadu_ps(o + 8);
-      __m256 c10 = _mm256_loadu_ps(o + hd), c11 = _mm256_loadu_ps(o + hd + 8);
-      __m256 c20 = _mm256_loadu_ps(o + 2 * hd), c21 = _mm256_loadu_ps(o + 2 * hd + 8);
-      __m256 c30 = _mm256_loadu_ps(o + 3 * hd), c31 = _mm256_loadu_ps(o + 3 * hd + 8);
-      const float *p = P + x * KT;
-      for (int j = 0; j < nk; j++) {
-        const __m256 v0 = _mm256_loadu_ps(V + j * hd + d), v1 = _mm256_loadu_ps(V + j * hd + d + 8);
-        __m256 a = _mm256_broadcast_ss(p + j);
-        c00 = _mm256_fmadd_ps(a, v0, c00); c01 = _mm256_fmadd_ps(a, v1, c01);
-        a = _mm256_broadcast_ss(p + KT + j);
-        c10 = _mm256_fmadd_ps(a, v0, c10); c11 = _mm256_fmadd_ps(a, v1, c11);
-        a = _mm256_broadcast_ss(p + 2 * KT + j);
-        c20 = _mm256_fmadd_ps(a, v0, c20); c21 = _mm256_fmadd_ps(a, v1, c21);
-        a = _mm256_broadcast_ss(p + 3 * KT + j);
-        c30 = _mm256_fmadd_ps(a, v0, c30); c31 = _mm256_fmadd_ps(a, v1, c31);
-      }
-      _mm256_storeu_ps(o, c00); _mm256_storeu_ps(o + 8, c01);
-      _mm256_storeu_ps(o + hd, c10); _mm256_storeu_ps(o + hd + 8, c11);
-      _mm256_storeu_ps(o + 2 * hd, c20); _mm256_storeu_ps(o + 2 * hd + 8, c21);
-      _mm256_storeu_ps(o + 3 * hd, c30); _mm256_storeu_ps(o + 3 * hd + 8, c31);
-    }
-    for (; d < hd; d += 8)
-      for (int r = 0; r < 4; r++) {
-        float *o = O + (x + r) * hd + d;
-        __m256 c = _mm256_loadu_ps(o);
-        for (int j = 0; j < nk; j++) c = _mm256_fmadd_ps(_mm256_broadcast_ss(P + (x + r) * KT + j), _mm256_loadu_ps(V + j * hd + d), c);
-        _mm256_storeu_ps(o, c);
-      }
+    for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 2, d, nk);
+    for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 1, d, nk);
   }
   for (; x < rows; x++)
-    for (int d = 0; d < hd; d += 8) {
-      float *o = O + x * hd + d;
-      __m256 c = _mm256_loadu_ps(o);
-      for (int j = 0; j < nk; j++) c = _mm256_fmadd_ps(_mm256_broadcast_ss(P + x * KT + j), _mm256_loadu_ps(V + j * hd + d), c);
-      _mm256_storeu_ps(o, c);
-    }
+    for (int d = 0; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 1, 1, d, nk);
 }
 
 /* exp(x) for x <= 0 (scores minus their max); exactly 0 below -87 (masked keys are -inf
