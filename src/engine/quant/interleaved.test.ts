@@ -89,6 +89,14 @@ describe("interleaved K-quants", () => {
       ...t,
       bytes: randomBlocks(t.dt, (t.rows * t.cols) / BLOCKS[t.dt]!.size, 20 + i),
     }));
+    // Zero and NaN scales of NVFP4 sub-blocks (their codes must come out zeroed).
+    for (const [block, sub, byte] of [
+      [1, 0, 0x00],
+      [2, 2, 0x7f],
+      [5, 1, 0xff],
+      [6, 3, 0x80],
+    ] as const)
+      tensors[3]!.bytes[36 * block + sub] = byte;
     // Each tensor at an odd offset of a larger buffer, as in a file.
     const bufs = tensors.map((t) => {
       const b = new Uint8Array(t.bytes.length + 37);
