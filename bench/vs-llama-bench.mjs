@@ -10,7 +10,8 @@
 //        [--prompts 512,8192] [--gen 64] [--runs 3] [--long-runs 1] [--no-node-llama-cpp]
 //        [--profile] [--depth D] [--kv-cache-type f16|q8_0] [--json FILE]
 //
-// --depth D adds decode after a D-token context (lmx bench --depth, llama-bench -d), whose
+// --depth D adds prompt processing (the first --prompts length) and decode after a D-token
+// context (lmx bench --depth, llama-bench -d): a long conversation's next turn. The decode
 // bound counts the K/V rows read per token beside the weights. --kv-cache-type q8_0 runs
 // both engines with a q8_0 KV cache (llama-bench -ctk/-ctv; node-llama-cpp is skipped).
 // Prompts longer than 2048 tokens are measured --long-runs times (default 1) in each engine.
@@ -174,12 +175,17 @@ for (const type of types) {
       });
     });
     if (depth > 0) {
-      process.stderr.write(`${type}, ${threads} threads, tg${nGen} at depth ${depth} ...\n`);
-      const a = lmx(path, threads, 0, nGen, depth);
-      const b = llama(path, threads, 0, nGen, depth);
+      process.stderr.write(
+        `${type}, ${threads} threads, pp${prompts[0]} + tg${nGen} at depth ${depth} ...\n`,
+      );
+      const a = lmx(path, threads, prompts[0], nGen, depth);
+      const b = llama(path, threads, prompts[0], nGen, depth);
       deep.push({
         type,
         threads,
+        prompt: prompts[0],
+        lmx_pp: a.pp_tok_s,
+        llama_pp: b.pp,
         lmx_tg: a.tg_tok_s,
         llama_tg: b.tg,
         bandwidth_gbs: bw,
@@ -212,13 +218,15 @@ for (const r of rows.filter((r) => r.gen > 0))
   );
 if (deep.length) {
   console.log(
-    `\ndecode after ${depth} tokens (tg${nGen}; bound = bandwidth / (weights + K/V of ${depth} positions))\n`,
+    `\nafter ${depth} tokens (pp${prompts[0]} and tg${nGen}; decode bound = bandwidth / (weights + K/V of ${depth} positions))\n`,
   );
-  console.log("| type | threads | lmx | llama-bench | lmx/llama-bench | bound | lmx share of bound |");
-  console.log("|---|---|---|---|---|---|---|");
+  console.log(
+    "| type | threads | pp lmx | pp llama-bench | pp lmx/llama-bench | tg lmx | tg llama-bench | tg lmx/llama-bench | tg bound | lmx share of bound |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of deep)
     console.log(
-      `| ${r.type} | ${r.threads} | ${f(r.lmx_tg)} | ${f(r.llama_tg)} | ${ratio(r.lmx_tg, r.llama_tg)} | ${f(r.tg_bound)} | ${f((100 * r.lmx_tg) / r.tg_bound, 0)}% |`,
+      `| ${r.type} | ${r.threads} | ${f(r.lmx_pp)} | ${f(r.llama_pp)} | ${ratio(r.lmx_pp, r.llama_pp)} | ${f(r.lmx_tg)} | ${f(r.llama_tg)} | ${ratio(r.lmx_tg, r.llama_tg)} | ${f(r.tg_bound)} | ${f((100 * r.lmx_tg) / r.tg_bound, 0)}% |`,
     );
 }
 const scaling = [];
