@@ -1,9 +1,9 @@
 /** `lmx bench [MODEL]`: prompt-processing and generation speed, medians over runs. */
 import { readFileSync } from "node:fs";
 import type { ProfileEntry } from "../engine/backends/backend.js";
-import { parseKvCacheType } from "../engine/cache/kv-cache.js";
 import { loadModel } from "../model.js";
 import { parseArgs, UsageError } from "./args.js";
+import { kvCacheTypeFlag } from "./kv-cache-type.js";
 import { resolveModel } from "./resolve-model.js";
 
 const HELP = `Usage: lmx bench [MODEL] [flags]
@@ -91,7 +91,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const depth = (flags.depth as number) ?? 0;
   if (!Number.isInteger(depth) || depth < 0)
     throw new UsageError(`--depth needs a whole number of tokens, got ${depth}`);
-  const kvCacheType = parseKvCacheType((flags["kv-cache-type"] as string | undefined) ?? "f16", UsageError);
+  const kvCacheType = kvCacheTypeFlag(flags["kv-cache-type"]);
   const path = resolveModel(positionals[0]);
   const model = await loadModel(path, {
     kvCacheType,

@@ -138,4 +138,19 @@ describe("lmx CLI", () => {
     assert.match(bad.stderr, /option topP must be between 0 and 1/);
     assert.equal(lmx(["frobnicate"]).status, 2);
   });
+
+  it("run reads LMX_KV_CACHE_TYPE (an unknown type is a usage error)", () => {
+    const run = (type: string) =>
+      spawnSync(process.execPath, [bin, "run", "tiny-qwen3", "--raw", "--num-predict", "4", "Once"], {
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, LMX_KV_CACHE_TYPE: type },
+      });
+    const ok = run("q8_0");
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.ok(ok.stdout.length > 0);
+    const bad = run("q4");
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /LMX_KV_CACHE_TYPE: unknown KV cache type "q4"/);
+  });
 });

@@ -1,9 +1,9 @@
 /** `lmx perplexity MODEL --file TEXT`: perplexity, and KL divergence from a base model. */
 import { readFileSync } from "node:fs";
-import { parseKvCacheType } from "../engine/cache/kv-cache.js";
 import { loadModel } from "../model.js";
 import { perplexity } from "../runner/perplexity.js";
 import { parseArgs, UsageError } from "./args.js";
+import { kvCacheTypeFlag } from "./kv-cache-type.js";
 import { resolveModel } from "./resolve-model.js";
 
 const HELP = `Usage: lmx perplexity MODEL --file TEXT [--ctx 512] [--base BASE_MODEL] [--kv-cache-type T] [--json]
@@ -49,7 +49,7 @@ export async function perplexityCommand(argv: string[]): Promise<number> {
   if (!flags.file) throw new UsageError("--file is required");
   const ctx = (flags.ctx as number | undefined) ?? 512;
   const text = readFileSync(flags.file as string, "utf8");
-  const kvCacheType = parseKvCacheType((flags["kv-cache-type"] as string | undefined) ?? "f16", UsageError);
+  const kvCacheType = kvCacheTypeFlag(flags["kv-cache-type"]);
   const model = await loadModel(resolveModel(positionals[0]), { numCtx: ctx, kvCacheType });
   const base = flags.base ? await loadModel(resolveModel(flags.base as string), { numCtx: ctx }) : undefined;
   const r = await perplexity(model.engine, model.tokenizer, text, {

@@ -1,12 +1,12 @@
 /** `lmx serve`: the Ollama/OpenAI/Anthropic-compatible server over the model store. */
 import { availableParallelism } from "node:os";
-import { parseKvCacheType, type KvCacheType } from "../engine/cache/kv-cache.js";
 import { parseKeepAlive } from "../server/duration.js";
 import { createLogger } from "../server/log.js";
 import { startServer } from "../server/server.js";
 import { ModelStore } from "../store/store.js";
 import { parseArgs, UsageError } from "./args.js";
 import { hostAddress } from "./host.js";
+import { kvCacheTypeFromEnv } from "./kv-cache-type.js";
 
 const HELP = `Usage: lmx serve
 
@@ -49,14 +49,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
   }
   const ctx = process.env.LMX_CONTEXT_LENGTH ? intEnv("LMX_CONTEXT_LENGTH", 4096) : undefined;
-  let kvCacheType: KvCacheType = "f16";
-  if (process.env.LMX_KV_CACHE_TYPE) {
-    try {
-      kvCacheType = parseKvCacheType(process.env.LMX_KV_CACHE_TYPE);
-    } catch (e) {
-      throw new UsageError(`LMX_KV_CACHE_TYPE: ${(e as Error).message}`);
-    }
-  }
+  const kvCacheType = kvCacheTypeFromEnv();
   const server = await startServer({
     host: addr.host,
     port: addr.port,

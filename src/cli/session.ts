@@ -8,6 +8,7 @@ import type { GenerateOptions } from "../runner/options.js";
 import type { GenerationStats } from "../runner/runner.js";
 import type { ResolvedModel } from "../store/resolve.js";
 import type { ChatMessage } from "../tokenizer/chat-template.js";
+import { kvCacheTypeFromEnv } from "./kv-cache-type.js";
 
 export interface Turn extends AsyncIterable<string> {
   readonly stats: Promise<GenerationStats>;
@@ -41,6 +42,7 @@ export async function localSession(
     numCtx: o.numCtx ?? defaults.numCtx,
     template: stored?.template,
     useMmap: defaults.useMmap,
+    kvCacheType: kvCacheTypeFromEnv(),
   });
   const turn = (g: ReturnType<Model["generate"]>): Turn => ({
     stats: g.stats,
