@@ -1,5 +1,6 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in pools of token
- * slots, f16 or Q8_0 (lmx_kv_head: a q8_0 cache needs heads of whole blocks); a sequence's block table maps position p to slot lmx_kv_slot(table, p, bs).
+ * slots, f16 or Q8_0 (lmx_kv_head: a q8_0 cache needs heads of whole blocks); a sequence's
+ * block table maps position p to slot lmx_kv_slot(table, p, bs).
  * Decode steps (one row per sequence) are split over the keys instead (attention_split.c);
  * here a work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
  * converted to f32 once (K transposed) and shared by every query head of the group in

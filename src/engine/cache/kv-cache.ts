@@ -22,8 +22,8 @@ export function parseKvCacheType(name: string, E: new (message: string) => Error
 }
 
 /**
- * The pool dtype for a requested type: q8_0 needs every layer's heads to be whole blocks
- * of 32 (every supported architecture has them); other layers keep f16.
+ * The pools' dtype for a requested type: q8_0 needs every layer's heads to be whole blocks
+ * of 32 (every supported architecture has them); otherwise the whole cache stays f16.
  */
 export function kvCacheDType(type: KvCacheType, layers: readonly CacheLayerSpec[]): DType.F16 | DType.Q8_0 {
   return type === "q8_0" && layers.every((l) => l.headDim % 32 === 0) ? DType.Q8_0 : DType.F16;
