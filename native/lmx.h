@@ -283,12 +283,6 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth);
 static inline int64_t lmx_kv_slot(const int32_t *table, int64_t pos, int bs) {
   return (int64_t)table[pos / bs] * bs + pos % bs;
 }
-/* Head kvh of a pool's slot: f16, or Q8_0 whose heads are whole blocks (hd % 32 == 0,
- * checked where the graph is built). */
-static inline const char *lmx_kv_head(const lmx_tensor *pool, int64_t slot, int kvh, int hd) {
-  const int64_t off = pool->dtype == LMX_Q8_0 ? (int64_t)kvh * hd / 32 * 34 : (int64_t)kvh * hd * 2;
-  return pool->data + slot * pool->nb1 + off;
-}
 /* Bytes of partial results the split decode attention may need for node n (0: it never
  * splits); createPlan maps the largest for the plan. */
 size_t lmx_attention_partials_bytes(const lmx_node *n);

@@ -1,5 +1,5 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in pools of token
- * slots, f16 or Q8_0 (lmx_kv_head: a q8_0 cache needs heads of whole blocks); a sequence's
+ * slots, f16 or Q8_0 (a q8_0 cache needs heads of whole blocks: the graph checks); a sequence's
  * block table maps position p to slot lmx_kv_slot(table, p, bs).
  * Decode steps (one row per sequence) are split over the keys instead (attention_split.c);
  * here a work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
@@ -266,6 +266,8 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
      * finish together. */
     const int64_t t0 = (nBlocks - 1 - it / nKv) * QB, tEnd = t0 + QB < T ? t0 + QB : T;
     const int kvh = (int)(it % nKv);
+    /* Bytes before head kvh in a pool slot (whole Q8_0 blocks: hd % 32 == 0). */
+    const int64_t koff = lmx_row_bytes(kpool->dtype, (int64_t)kvh * hd), voff = lmx_row_bytes(vpool->dtype, (int64_t)kvh * hd);
     /* Rows of one block that share a sequence are served together; a block mixing
      * sequences is split at each change of sequence. */
     for (int64_t a = t0; a < tEnd;) {
@@ -302,8 +304,8 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         const uint16_t *krow[KT], *vrow[KT];
         for (int j = 0; j < nk; j++) {
           const int64_t slot = lmx_kv_slot(table, j0 + j, bs);
-          krow[j] = (const uint16_t *)lmx_kv_head(kpool, slot, kvh, hd);
-          vrow[j] = (const uint16_t *)lmx_kv_head(vpool, slot, kvh, hd);
+          krow[j] = (const uint16_t *)(kpool->data + slot * kpool->nb1 + koff);
+          vrow[j] = (const uint16_t *)(vpool->data + slot * vpool->nb1 + voff);
         }
         if (direct) {
 #ifdef LMX_X86

@@ -108,7 +108,8 @@ static LMX_AVX2 void scores_avx2(const float *Q, const uint8_t *const *K, const 
         __m256 acc[8];
         const uint8_t *kp[4];
         for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
-        for (int i = 0; i < 4; i++) kp[i] = K[j] + ((h0 + 2 * i) / G) * hd / 32 * 34;
+        /* A head is hd / 32 Q8_0 blocks of 34 bytes. */
+        for (int i = 0; i < 4; i++) kp[i] = K[j] + ((h0 + 2 * i) / G) * (hd / 32 * 34);
         const float *q0 = Q + h0 * hd;
         for (int d = 0; d < hd; d += 32)
           for (int i = 0; i < 4; i++) {
@@ -326,8 +327,7 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
   const int simd = lmx_use_avx2() && hd % 8 == 0;
   const int kq8 = kpool->dtype == LMX_Q8_0, vq8 = vpool->dtype == LMX_Q8_0;
   /* Bytes of one pool row (every KV head), in whole cache lines for the prefetches. */
-  const int kBytes = (int)((kq8 ? nKv * hd / 32 * 34 : nKv * hd * 2) + 63) / 64 * 64,
-            vBytes = (int)((vq8 ? nKv * hd / 32 * 34 : nKv * hd * 2) + 63) / 64 * 64;
+  const int kBytes = (int)((kpool->nb1 + 63) / 64 * 64), vBytes = (int)((vpool->nb1 + 63) / 64 * 64);
 #else
   const int simd = 0;
 #endif

@@ -6,7 +6,8 @@
  */
 import { statSync } from "node:fs";
 import { totalmem } from "node:os";
-import type { KvCacheType } from "../engine/cache/kv-cache.js";
+import { kvCacheDType, type KvCacheType } from "../engine/cache/kv-cache.js";
+import { rowBytes } from "../engine/tensor/dtype.js";
 import { readGguf } from "../formats/gguf/read.js";
 import type { Logger } from "./log.js";
 import { RunnerClient, RunnerError } from "./runner-client.js";
@@ -69,8 +70,9 @@ export function estimateMemory(
     const heads = num("attention.head_count") || 1;
     const kvHeads = num("attention.head_count_kv") || heads;
     const headDim = num("attention.key_length") || num("embedding_length") / heads;
-    const bytesPerValue = kvCacheType === "q8_0" && headDim % 32 === 0 ? 34 / 32 : 2;
-    return size + layers * kvHeads * headDim * 2 * bytesPerValue * numCtx * numParallel;
+    // The cache's own rule for its element type (q8_0 only for heads of whole blocks).
+    const dtype = kvCacheDType(kvCacheType, [{ kind: "full", nKvHead: kvHeads, headDim }]);
+    return size + layers * 2 * rowBytes(dtype, kvHeads * headDim) * numCtx * numParallel;
   } catch {
     return size;
   }

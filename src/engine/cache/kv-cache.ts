@@ -14,11 +14,11 @@ import { BlockPool } from "./block-pool.js";
 export type KvCacheType = "f16" | "q8_0";
 export const KV_CACHE_TYPES: readonly KvCacheType[] = ["f16", "q8_0"];
 
-/** A KV cache type by name, or an error (of class `E`) naming the ones there are. */
-export function parseKvCacheType(name: string, E: new (message: string) => Error = Error): KvCacheType {
+/** A KV cache type by name, or an error naming the ones there are. */
+export function parseKvCacheType(name: string): KvCacheType {
   const t = name.trim().toLowerCase();
   if ((KV_CACHE_TYPES as readonly string[]).includes(t)) return t as KvCacheType;
-  throw new E(`unknown KV cache type "${name}" (supported: ${KV_CACHE_TYPES.join(", ")})`);
+  throw new Error(`unknown KV cache type "${name}" (supported: ${KV_CACHE_TYPES.join(", ")})`);
 }
 
 /**
@@ -48,16 +48,16 @@ export class KvCache {
   readonly maxBlocksPerSeq: number;
   readonly pool: BlockPool;
   readonly dtype: DType.F16 | DType.Q8_0;
-
-  /** The element type by its user-facing name. */
-  get type(): KvCacheType {
-    return this.dtype === DType.Q8_0 ? "q8_0" : "f16";
-  }
   private readonly k: ArrayBuffer[];
   private readonly v: ArrayBuffer[];
   private readonly widths: number[];
   private readonly blocks: number[][];
   private readonly lengths: number[];
+
+  /** The element type by its user-facing name. */
+  get type(): KvCacheType {
+    return this.dtype === DType.Q8_0 ? "q8_0" : "f16";
+  }
 
   /** Bytes of K and V storage allocated for every layer. */
   bytes(): number {
