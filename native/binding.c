@@ -319,6 +319,24 @@ static void interleave_part(void *arg, int ith, int nth) {
   if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * j->bytes, j->dst + lo * j->bytes, hi - lo);
 }
 
+/* releaseFileBytes(buffer, byteOffset, length): gives back the whole pages of that range
+ * of a model file's buffer (release_file_bytes), once the engine keeps its own copy of
+ * what it needs there (the GGUF header's vocabulary, for instance). A later read still
+ * sees the file's bytes. */
+static napi_value release_file_bytes_js(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  args_of(env, info, 3, argv);
+  void *data = NULL;
+  size_t len = 0;
+  double off = 0, n = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok || napi_get_value_double(env, argv[1], &off) != napi_ok ||
+      napi_get_value_double(env, argv[2], &n) != napi_ok)
+    THROW("releaseFileBytes: expected (ArrayBuffer, byteOffset, length)");
+  if (!(off >= 0 && n >= 0 && off + n <= (double)len)) THROW("releaseFileBytes: range outside the buffer");
+  release_file_bytes((const uint8_t *)data + (size_t)off, (size_t)n);
+  return NULL;
+}
+
 /* interleaveWeights([[buffer, byteOffset, dtype, rows, cols], ...]) -> null, or
  * {buffer, offsets, dtypes}: the tensors whose type has an interleaved form the decode dots
  * read faster (lmx_interleaved_type), copied into one buffer of private memory in 2 MiB
@@ -456,7 +474,7 @@ static const char *share_gemm_activations(lmx_plan *plan) {
   size_t need = 0;
   for (int i = 0; i < plan->n_nodes; i++) {
     const lmx_node *n = &plan->nodes[i];
-    if (n->op != OP_MATMUL || !n->src[0] || !n->src[1] || !lmx_matmul_is_q8gemm(n)) continue;
+    if ((n->op != OP_MATMUL && n->op != OP_MATMUL_GLU) || !n->src[0] || !n->src[1] || !lmx_matmul_is_q8gemm(n)) continue;
     const size_t b = lmx_gemm_q8_act_bytes_total(n->src[0]->ne0, n->src[0]->ne1);
     if (b > need) need = b;
   }
@@ -582,6 +600,12 @@ static napi_value create_plan(napi_env env, napi_callback_info info) {
     }
     nd->ip = o + 2 + LMX_MAX_SRC;
     nd->fp = b->plan.floats + (size_t)i * LMX_OP_FLOATS;
+    if (nd->op == OP_MATMUL_GLU &&
+        (!nd->src[0] || !nd->src[1] || !nd->src[4] || nd->src[1]->dtype != nd->src[4]->dtype ||
+         nd->src[1]->ne0 != nd->src[4]->ne0 || nd->src[1]->ne1 != nd->src[4]->ne1)) {
+      err = "createPlan: a gate + up matmul needs two weights of one type and shape";
+      break;
+    }
     nd->work = &b->plan.counters[i];
     nd->done = &b->plan.counters[n_nodes + i];
     nd->group = i == 0 ? 0 : b->plan.nodes[i - 1].group + nd->wait;
@@ -983,6 +1007,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readFile", 0, read_file, 0, 0, 0, napi_default, 0},
       {"alloc", 0, alloc_buffer, 0, 0, 0, napi_default, 0},
       {"interleaveWeights", 0, interleave_weights, 0, 0, 0, napi_default, 0},
+      {"releaseFileBytes", 0, release_file_bytes_js, 0, 0, 0, napi_default, 0},
       {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
       {"execute", 0, execute, 0, 0, 0, napi_default, 0},
       {"executeSync", 0, execute_sync, 0, 0, 0, napi_default, 0},

@@ -12,6 +12,7 @@ static lmx_kernel kernel_for(int32_t op) {
     case OP_RMS_NORM: return lmx_k_rms_norm;
     case OP_ADD_RMS_NORM: return lmx_k_add_rms_norm;
     case OP_MATMUL: return lmx_k_matmul;
+    case OP_MATMUL_GLU: return lmx_k_matmul_glu;
     case OP_ROPE: return lmx_k_rope;
     case OP_KV_STORE: return lmx_k_kv_store;
     case OP_ATTENTION: return lmx_k_attention;

@@ -33,6 +33,8 @@ enum lmx_op {
   OP_GEGLU = 8,     /* dst = gelu_tanh(src0) * src1 */
   OP_ADD = 9,       /* dst = src0 + src1 */
   OP_ADD_RMS_NORM = 10, /* dst2 = src0 + src1 (written to src3); dst = rmsnorm(dst2) * w */
+  OP_MATMUL_GLU = 11,   /* dst = glu(src0 . src1^T * fp[0], src0 . src4^T * fp[1]), glu = ip[0]:
+                           an FFN's gate and up projections, one claim of rows computing both */
 };
 
 /* Set in a node's op word when it may start before every thread has finished the node
@@ -124,6 +126,9 @@ void lmx_pool_barrier(int nth);
 float *lmx_scratch(size_t n);
 /* A second per-thread buffer, for one activation row computed while lmx_scratch is in use. */
 float *lmx_scratch_row(size_t n);
+/* A third, for outputs a kernel holds while the other two are in use (a fused gate + up
+ * matmul's up rows). */
+float *lmx_scratch_out(size_t n);
 
 /* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
 double lmx_bandwidth_probe(size_t bytes, int repeats);
@@ -276,6 +281,7 @@ void lmx_k_get_rows(const lmx_node *n, int ith, int nth);
 void lmx_k_rms_norm(const lmx_node *n, int ith, int nth);
 void lmx_k_add_rms_norm(const lmx_node *n, int ith, int nth);
 void lmx_k_matmul(const lmx_node *n, int ith, int nth);
+void lmx_k_matmul_glu(const lmx_node *n, int ith, int nth);
 void lmx_k_rope(const lmx_node *n, int ith, int nth);
 void lmx_k_kv_store(const lmx_node *n, int ith, int nth);
 void lmx_k_attention(const lmx_node *n, int ith, int nth);

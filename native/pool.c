@@ -175,3 +175,10 @@ static __thread size_t row_cap;
 float *lmx_scratch_row(size_t n) {
   return grow(&row_buf, &row_cap, n);
 }
+
+static __thread float *out_buf;
+static __thread size_t out_cap;
+
+float *lmx_scratch_out(size_t n) {
+  return grow(&out_buf, &out_cap, n);
+}

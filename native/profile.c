@@ -41,8 +41,9 @@ void lmx_profile_take(double *out) {
   memset(calls, 0, sizeof calls);
 }
 
-/* The profile key of a node: its op, or for matmuls the weight type and kernel shape. */
+/* The profile key of a node: its op, or for matmuls (a fused gate + up too) the weight type
+ * and kernel shape. */
 int lmx_profile_key(const lmx_node *n) {
-  if (n->op == OP_MATMUL) return LMX_PROFILE_MATMUL + 2 * n->src[1]->dtype + lmx_matmul_is_gemv(n);
+  if (n->op == OP_MATMUL || n->op == OP_MATMUL_GLU) return LMX_PROFILE_MATMUL + 2 * n->src[1]->dtype + lmx_matmul_is_gemv(n);
   return n->op;
 }

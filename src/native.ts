@@ -25,6 +25,12 @@ export interface NativeAddon {
   interleaveWeights(
     tensors: [buffer: ArrayBuffer, byteOffset: number, dtype: number, rows: number, cols: number][],
   ): { buffer: ArrayBuffer; offsets: number[]; dtypes: number[] } | undefined;
+  /**
+   * Gives back the whole pages of [byteOffset, byteOffset + length) of a model file's buffer
+   * (mapFile or readFile); reading them later still gives the file's bytes. Other buffers
+   * are left alone.
+   */
+  releaseFileBytes(buffer: ArrayBuffer, byteOffset: number, length: number): void;
   createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): object;
   execute(plan: object, samplers: (object | null)[] | null, logitsTensor: number): Promise<Int32Array | null>;
   executeSync(plan: object): void;

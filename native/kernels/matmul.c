@@ -293,71 +293,123 @@ static int64_t claim_rows(int gemv, int quant, int64_t N, int64_t T, int nth) {
   return c < 16 ? 16 : c;
 }
 
+/* What every claim of a matmul node on this thread shares: the kernel shape and the
+ * scratch its claims use (see matmul_setup). */
+typedef struct {
+  int gemv, int8, q8gemm, simd;
+  float *buf;
+  const uint8_t *act;
+} mm_run;
+
+/* Per-thread scratch: for the int8 GEMM, the work area for the claims' panels, taken
+ * before any claim because every thread takes part in preparing the shared activations
+ * (gemm_q8.c); otherwise prepared on the first claim: int8 activations (SIMD decode), a
+ * weight row block (float GEMM), or for the scalar decode a decoded row plus x as the
+ * SIMD path sees it. */
+static mm_run matmul_setup(const lmx_node *n, int ith, int nth) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1];
+  mm_run m = {0};
+  m.gemv = use_gemv(w, x->ne1);
+  m.int8 = m.gemv && LMX_IS_QUANT(w->dtype);
+  m.q8gemm = lmx_matmul_is_q8gemm(n);
+#ifdef LMX_X86
+  m.simd = lmx_use_avx2();
+#endif
+  if (m.q8gemm) {
+    m.buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(n));
+    m.act = lmx_gemm_q8_activations(n, ith, nth, m.buf);
+  }
+  return m;
+}
+
+/* dst rows [lo, hi) of node n for every token, with its scale and bias. */
+static void matmul_rows(const lmx_node *n, int64_t lo, int64_t hi, mm_run *m) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
+  const int64_t K = x->ne0, T = x->ne1;
+  if (!m->buf) m->buf = prepare(n, m->gemv, m->int8, m->simd);
+  float *buf = m->buf;
+  if (m->q8gemm) {
+    lmx_gemm_q8(n, lo, hi, m->act, buf, lmx_isa());
+  }
+#ifdef LMX_X86
+  else if (m->simd) {
+    if (m->gemv) gemv_avx2(n, lo, hi, buf);
+    else if (T >= PACK_MIN_T) gemm_packed_avx2(n, lo, hi, buf);
+    else gemm_avx2(n, lo, hi, buf);
+  }
+#endif
+  else {
+    float *row = buf, *xq = buf + K;
+    for (int64_t r = lo; r < hi; r++) {
+      const void *wr = w->data + r * w->nb1;
+      const int q = LMX_IS_QUANT(w->dtype);
+      if (q) lmx_row_to_f32(wr, w->dtype, row, K);
+      for (int64_t t = 0; t < T; t++) {
+        const float *xt = m->int8 ? xq + t * K : (const float *)(x->data + t * x->nb1);
+        ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar(xt, q ? row : wr, q ? LMX_F32 : w->dtype, K);
+      }
+    }
+  }
+  const float scale = n->fp[0];
+  if (scale != 0 && scale != 1 && !m->q8gemm) { /* the int8 GEMM applies it in its panels */
+    for (int64_t t = 0; t < T; t++) {
+      float *d = (float *)(dst->data + t * dst->nb1);
+      for (int64_t r = lo; r < hi; r++) d[r] *= scale;
+    }
+  }
+  if (bias) {
+    const float *b = (const float *)bias->data;
+    for (int64_t t = 0; t < T; t++) {
+      float *d = (float *)(dst->data + t * dst->nb1);
+      for (int64_t r = lo; r < hi; r++) d[r] += b[r];
+    }
+  }
+}
+
 /* Row ranges are claimed from the node's counter, so work follows whichever thread is
  * free; every output row is still computed by one thread, in a fixed order, so results
  * do not depend on the thread count or on who claimed what. */
 void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
-  const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
-  const int64_t N = w->ne1, K = x->ne0, T = x->ne1;
-  const int gemv = use_gemv(w, T), int8 = gemv && LMX_IS_QUANT(w->dtype);
-  const int64_t chunk = claim_rows(gemv, LMX_IS_QUANT(w->dtype), N, T, nth);
-  const int q8gemm = lmx_matmul_is_q8gemm(n);
-#ifdef LMX_X86
-  const int simd = lmx_use_avx2();
-#else
-  const int simd = 0;
-#endif
-  /* Per-thread scratch: for the int8 GEMM, the work area for the claims' panels, taken
-   * before any claim because every thread takes part in preparing the shared activations
-   * (gemm_q8.c); otherwise prepared on the first claim: int8 activations (SIMD decode), a
-   * weight row block (float GEMM), or for the scalar decode a decoded row plus x as the
-   * SIMD path sees it. */
-  float *buf = NULL;
-  const uint8_t *act = NULL;
-  if (q8gemm) {
-    buf = lmx_scratch((size_t)lmx_gemm_q8_scratch(n));
-    act = lmx_gemm_q8_activations(n, ith, nth, buf);
-  }
+  const int64_t N = n->src[1]->ne1;
+  mm_run m = matmul_setup(n, ith, nth);
+  const int64_t chunk = claim_rows(m.gemv, LMX_IS_QUANT(n->src[1]->dtype), N, n->src[0]->ne1, nth);
   for (;;) {
     const int64_t lo = lmx_claim(n, chunk);
     if (lo >= N) break;
-    const int64_t hi = lo + chunk < N ? lo + chunk : N;
-    if (!buf) buf = prepare(n, gemv, int8, simd);
-    if (q8gemm) {
-      lmx_gemm_q8(n, lo, hi, act, buf, lmx_isa());
-    }
-#ifdef LMX_X86
-    else if (simd) {
-      if (gemv) gemv_avx2(n, lo, hi, buf);
-      else if (T >= PACK_MIN_T) gemm_packed_avx2(n, lo, hi, buf);
-      else gemm_avx2(n, lo, hi, buf);
-    }
-#endif
-    else {
-      float *row = buf, *xq = buf + K;
-      for (int64_t r = lo; r < hi; r++) {
-        const void *wr = w->data + r * w->nb1;
-        const int q = LMX_IS_QUANT(w->dtype);
-        if (q) lmx_row_to_f32(wr, w->dtype, row, K);
-        for (int64_t t = 0; t < T; t++) {
-          const float *xt = int8 ? xq + t * K : (const float *)(x->data + t * x->nb1);
-          ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar(xt, q ? row : wr, q ? LMX_F32 : w->dtype, K);
-        }
-      }
-    }
-    const float scale = n->fp[0];
-    if (scale != 0 && scale != 1 && !q8gemm) { /* the int8 GEMM applies it in its panels */
-      for (int64_t t = 0; t < T; t++) {
-        float *d = (float *)(dst->data + t * dst->nb1);
-        for (int64_t r = lo; r < hi; r++) d[r] *= scale;
-      }
-    }
-    if (bias) {
-      const float *b = (const float *)bias->data;
-      for (int64_t t = 0; t < T; t++) {
-        float *d = (float *)(dst->data + t * dst->nb1);
-        for (int64_t r = lo; r < hi; r++) d[r] += b[r];
-      }
+    matmul_rows(n, lo, lo + chunk < N ? lo + chunk : N, &m);
+  }
+}
+
+/* The gate and up projections of an FFN and their gated activation: each claim computes
+ * its gate rows into dst, the same rows of up (src4, scale fp[1]) into this thread's
+ * scratch as a matmul of those rows alone, then the GLU in place. Claims start at
+ * multiples of 8, so every value takes the same SIMD or scalar path as in the GLU op of
+ * the unfused pair, and both projections read the same prepared activations. */
+void lmx_k_matmul_glu(const lmx_node *n, int ith, int nth) {
+  const lmx_tensor *x = n->src[0], *wu = n->src[4], *dst = n->dst;
+  const int64_t N = n->src[1]->ne1, T = x->ne1;
+  mm_run m = matmul_setup(n, ith, nth);
+  const int64_t chunk = (claim_rows(m.gemv, LMX_IS_QUANT(wu->dtype), N, T, nth) + 7) / 8 * 8;
+  lmx_tensor w = *wu, d = *dst;
+  lmx_node up = *n;
+  up.src[1] = &w;
+  up.dst = &d;
+  up.fp = n->fp + 1;
+  for (;;) {
+    const int64_t lo = lmx_claim(n, chunk);
+    if (lo >= N) break;
+    const int64_t nr = lo + chunk < N ? chunk : N - lo;
+    matmul_rows(n, lo, lo + nr, &m);
+    float *tile = lmx_scratch_out((size_t)(T * chunk));
+    w.data = wu->data + lo * wu->nb1;
+    w.ne1 = nr;
+    d.data = (char *)tile;
+    d.ne0 = nr;
+    d.nb1 = (size_t)nr * sizeof(float);
+    matmul_rows(&up, 0, nr, &m);
+    for (int64_t t = 0; t < T; t++) {
+      float *g = (float *)(dst->data + t * dst->nb1) + lo;
+      lmx_glu_row(n->ip[0], g, tile + t * nr, g, nr);
     }
   }
 }

@@ -22,6 +22,7 @@ import { StringTable } from "./string-table.js";
 import { openModelSource } from "./model-source.js";
 import { readSafetensors } from "./safetensors.js";
 import { ModelFileError } from "./tensor-source.js";
+import { tokenizerFromGguf } from "../tokenizer/load.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lmx-formats-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,6 +58,47 @@ async function load(path: string): Promise<void> {
 }
 
 describe("GGUF", () => {
+  it("gives the header's pages back once the tokenizer has its own copy; the metadata still reads the file", () => {
+    const path = join(dir, "wide-vocab.gguf");
+    writeRandomModel(path, {
+      arch: "qwen3",
+      vocab: 40000,
+      hidden: 32,
+      layers: 1,
+      heads: 2,
+      kvHeads: 1,
+      headDim: 16,
+      ffn: 48,
+      tied: true,
+    });
+    const plain = readFileSync(path);
+    const ref = readGguf(path, plain.buffer.slice(plain.byteOffset, plain.byteOffset + plain.byteLength));
+    const tokens = [...(ref.metadata.get("tokenizer.ggml.tokens") as StringTable)];
+    const expected = tokenizerFromGguf(ref.metadata, path).tokenizer.decode([5, 17, 300, 39999]);
+    assert.ok(ref.dataStart > 512 * 1024, `header of ${ref.dataStart} bytes`);
+    const rssOf = (file: string) => {
+      let kb = 0;
+      for (const block of readFileSync("/proc/self/smaps", "utf8").split(/\n(?=[0-9a-f]+-)/))
+        if (block.split("\n")[0]!.endsWith(` ${file}`)) kb += Number(/\nRss:\s+(\d+)/.exec(block)![1]);
+      return kb * 1024;
+    };
+    for (const mmap of [true, false]) {
+      const src = openModelSource(path, { mmap });
+      const { tokenizer } = src.tokenizer;
+      const ids = [5, 17, 300, 39999];
+      assert.equal(tokenizer.decode(ids), expected);
+      // Mapped, after decoding: of the file only the page where the header ends stays
+      // resident, with the pages after it the kernel mapped around that read (<= 64 KiB).
+      if (mmap && process.platform === "linux")
+        assert.ok(rssOf(path) <= 65536, `${rssOf(path)} bytes resident`);
+      assert.deepEqual(
+        [...(src.metadata.get("tokenizer.ggml.tokens") as StringTable)],
+        tokens,
+        `mmap ${mmap}`,
+      );
+    }
+  });
+
   it("round-trips every metadata type and tensor bytes", () => {
     const kvs = [
       kv.str("general.architecture", "test"),

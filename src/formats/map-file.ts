@@ -34,3 +34,16 @@ export function mapFile(path: string): ArrayBuffer {
 export function readFileInMemory(path: string): ArrayBuffer {
   return withFallback(path, () => native().readFile(path));
 }
+
+/**
+ * Gives back the pages of a range of a model file's buffer once nothing reads it any more
+ * (the GGUF header after loading); a stray read still sees the file's bytes. A buffer
+ * read without the addon is left as it is.
+ */
+export function releaseFileBytes(buffer: ArrayBuffer, byteOffset: number, length: number): void {
+  try {
+    native().releaseFileBytes(buffer, byteOffset, length);
+  } catch (e) {
+    if (!(e as Error).message.startsWith("lmx: the native addon")) throw e;
+  }
+}

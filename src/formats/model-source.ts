@@ -10,7 +10,7 @@ import { readGguf } from "./gguf/read.js";
 import { ggmlType, type GgufValue } from "./gguf/types.js";
 import { readHfFolder } from "./hf.js";
 import { readJsonFileIf } from "./json-file.js";
-import { mapFile, readFileInMemory } from "./map-file.js";
+import { mapFile, readFileInMemory, releaseFileBytes } from "./map-file.js";
 import { ModelFileError, type TensorData } from "./tensor-source.js";
 
 /** A tensor as stored; `dtype` is undefined for types the engine cannot compute with yet. */
@@ -74,13 +74,18 @@ export function openModelSource(path: string, options: OpenOptions = {}): ModelS
   }
   if (typeof g.metadata.get("general.architecture") !== "string")
     throw new ModelFileError(path, "metadata general.architecture is missing");
+  const tokenizer = tokenizerFromGguf(g.metadata, path);
+  // The tokenizer copied what it reads later, so the header's pages (several MiB with a
+  // 150k-token vocabulary) can go: the metadata's string tables and arrays still view
+  // them, and whatever reads those later faults them in again from the file.
+  releaseFileBytes(g.buffer, 0, g.dataStart);
   return {
     path,
     format: "gguf",
     mmap: load === mapFile,
     metadata: g.metadata,
     tensors,
-    tokenizer: tokenizerFromGguf(g.metadata, path),
+    tokenizer,
     defaults: {},
   };
 }

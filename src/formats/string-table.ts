@@ -2,7 +2,7 @@
  * A read-only list of UTF-8 strings kept as bytes. A 150k-token vocabulary costs its bytes
  * plus two offsets per string, instead of 150k heap strings (and the young-generation
  * churn of creating them at load); read from a GGUF file it views the mapped header
- * without copying.
+ * without copying (`compact` makes a copy of its own, without the file's length prefixes).
  */
 export class StringTable implements Iterable<string> {
   private static readonly decoder = new TextDecoder("utf-8", { fatal: false });
@@ -30,6 +30,24 @@ export class StringTable implements Iterable<string> {
       o += p.length;
       ends[i] = o;
     });
+    return new StringTable(bytes, starts, ends);
+  }
+
+  /** The same strings in bytes of their own, back to back. */
+  compact(): StringTable {
+    const n = this.starts.length;
+    let total = 0;
+    for (let i = 0; i < n; i++) total += this.ends[i]! - this.starts[i]!;
+    const bytes = new Uint8Array(total);
+    const starts = new Uint32Array(n),
+      ends = new Uint32Array(n);
+    const src = this.bytes;
+    let o = 0;
+    for (let i = 0; i < n; i++) {
+      starts[i] = o;
+      for (let k = this.starts[i]!, e = this.ends[i]!; k < e; k++) bytes[o++] = src[k]!;
+      ends[i] = o;
+    }
     return new StringTable(bytes, starts, ends);
   }
 

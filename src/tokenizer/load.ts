@@ -138,12 +138,15 @@ export function tokenizerFromGguf(meta: ReadonlyMap<string, GgufValue>, file: st
   ].filter((x): x is number => x !== undefined);
   const addBos = meta.get("tokenizer.ggml.add_bos_token");
   const addSpace = meta.get("tokenizer.ggml.add_space_prefix");
+  // The tokenizer keeps copies of what it reads at run time (the vocabulary when decoding,
+  // the scores when encoding), so the file's header pages can be given back after loading;
+  // the merges are only read here.
   const spec: TokenizerSpec = {
     kind: model === "gpt2" ? "byte-level" : "sentencepiece",
-    vocab,
+    vocab: vocab.compact(),
     merges:
       model === "gpt2" ? (strings(meta.get("tokenizer.ggml.merges")) ?? StringTable.from([])) : undefined,
-    scores: scoresV instanceof Float32Array ? scoresV : undefined,
+    scores: scoresV instanceof Float32Array ? scoresV.slice() : undefined,
     pattern: pretokenizerPattern(pre),
     specials,
     controlIds,

@@ -327,6 +327,54 @@ describe("cpu backend matches the reference backend", () => {
     }
   });
 
+  it("gate and up projections fused with their gated activation: the unfused nodes' bits, on both backends", async () => {
+    const K = 256;
+    // 136 rows: claims of 16 (decode) or 32 (int8 GEMM) leave a short last claim; 100 rows
+    // also end on a scalar tail (the unfused GLU splits elements between threads anywhere
+    // on a multiple of 8, so there the two agree within the exp's 2 ulp, not in bits).
+    for (const N of [136, 100]) {
+      for (const dt of [DType.F32, DType.F16, DType.Q8_0, DType.Q4_K_I, DType.NVFP4]) {
+        const elems = N * K;
+        const wbufs = [0, 1].map((j) =>
+          dt === DType.F32 || dt === DType.F16
+            ? (fromF32(uniform(elems, 0.1, 200 + j), dt).buffer as ArrayBuffer)
+            : (randomBlocks(dt, elems / BLOCKS[dt]!.size, 210 + j + dt).buffer as ArrayBuffer),
+        );
+        for (const op of ["swiglu", "geglu"] as const) {
+          // 1 and 5: decode; 20: int8 GEMM or the float row-block path; 70: the GEMM tiles.
+          for (const T of [1, 5, 20, 70]) {
+            const what = `${DType[dt]} N=${N} ${op} T=${T}`;
+            const results: Float32Array[][] = [];
+            for (const b of backends) {
+              const both: Float32Array[] = [];
+              for (const keepGate of [false, true]) {
+                const g = new Graph();
+                const x = rand(g, "x", T, K, 220 + T);
+                const [wg, wu] = [0, 1].map((j) => g.bind(`w${j}`, dt, N, K, wbufs[j]!));
+                wg!.outScale = dt === DType.NVFP4 ? 0.37 : 1;
+                wu!.outScale = dt === DType.NVFP4 ? 1.9 : 1;
+                const gate = g.matmul(x, wg!);
+                const out = g[op](gate, g.matmul(x, wu!));
+                g.output(out);
+                if (keepGate) g.output(gate); // a projection read elsewhere stays its own node
+                const ops = compilePlan(g).nodes.map((n) => n.op);
+                assert.equal(ops.includes(Op.MatmulGlu), !keepGate, `${what}: fused node present`);
+                const p = b.prepare(g);
+                await p.execute();
+                both.push(p.read(out).slice());
+              }
+              if (N % 8 === 0 || b.name === "reference")
+                assert.deepEqual(both[0], both[1], `${b.name} ${what}: fused and unfused differ`);
+              else assertClose(both[0]!, both[1]!, 1e-6, `${b.name} ${what}: fused vs unfused`);
+              results.push(both);
+            }
+            assertClose(results[1]![0]!, results[0]![0]!, 1e-3, `${what}: cpu vs reference`);
+          }
+        }
+      }
+    }
+  });
+
   it("attention over the paged cache: GQA, two sequences, sliding window, chunked prefill", async () => {
     const nHead = 4,
       nKv = 2,

@@ -11,6 +11,8 @@ export enum Op {
   GeGlu = 8,
   Add = 9,
   AddRmsNorm = 10,
+  /** dst = glu(x . Wg^T * floats[0], x . Wu^T * floats[1]): src [x, Wg, -, -, Wu], glu op in ints[0]. */
+  MatmulGlu = 11,
 }
 
 /** Set in a node's op word when it may start before every thread has finished the node before it. */

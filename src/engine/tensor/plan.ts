@@ -29,26 +29,55 @@ export interface EncodedPlan {
 }
 
 /**
- * Fuses hot patterns into one node each: `add` followed by an RMSNorm of its result; a
- * gated activation (SwiGLU, GeGLU) whose only reader is the next matmul, when that matmul
- * has quantized weights (it quantizes its activations row by row anyway, so it computes
- * the GLU of each row there: no [T, ffn] tensor in the arena, no barrier between them).
+ * Fuses hot patterns into one node each: `add` followed by an RMSNorm of its result; the
+ * gate and up projections of an FFN with the gated activation of their results (each claim
+ * of rows computes both and writes only the GLU: the arena holds one [T, ffn] tensor
+ * instead of two); else a gated activation (SwiGLU, GeGLU) whose only reader is the next
+ * matmul, when that matmul has quantized weights (it quantizes its activations row by row
+ * anyway, so it computes the GLU of each row there).
  */
 export function fuse(nodes: readonly Node[], outputs: ReadonlySet<Tensor> = new Set()): Node[] {
   const readers = new Map<Tensor, number>();
   for (const n of nodes)
     for (const t of n.src) if (t) readers.set(baseOf(t), (readers.get(baseOf(t)) ?? 0) + 1);
+  const onlyFeeds = (t: Tensor) => readers.get(t) === 1 && !outputs.has(t);
   const out: Node[] = [];
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i]!;
     const next = nodes[i + 1];
+    const glu = nodes[i + 2];
+    if (
+      n.op === Op.Matmul &&
+      next?.op === Op.Matmul &&
+      (glu?.op === Op.SwiGlu || glu?.op === Op.GeGlu) &&
+      glu.src[0] === n.dst &&
+      glu.src[1] === next.dst &&
+      next.src[0] === n.src[0] &&
+      next.src[1]!.dtype === n.src[1]!.dtype &&
+      next.src[1]!.rows === n.src[1]!.rows &&
+      !n.src[2] &&
+      !next.src[2] &&
+      !n.src[3] &&
+      !next.src[3] &&
+      onlyFeeds(n.dst) &&
+      onlyFeeds(next.dst)
+    ) {
+      out.push({
+        op: Op.MatmulGlu,
+        dst: glu.dst,
+        src: [n.src[0]!, n.src[1]!, null, null, next.src[1]!, null],
+        ints: [glu.op],
+        floats: [n.floats[0] ?? 1, next.floats[0] ?? 1],
+      });
+      i += 2;
+      continue;
+    }
     if (
       (n.op === Op.SwiGlu || n.op === Op.GeGlu) &&
       next?.op === Op.Matmul &&
       next.src[0] === n.dst &&
       isQuantized(next.src[1]!.dtype) &&
-      readers.get(n.dst) === 1 &&
-      !outputs.has(n.dst)
+      onlyFeeds(n.dst)
     ) {
       out.push({
         op: Op.Matmul,
@@ -117,49 +146,77 @@ export function groupNodes(nodes: readonly Node[]): { nodes: Node[]; group: numb
 }
 
 /**
+ * Ops whose kernels may write their result over src0 (same shape): each thread reads a
+ * whole unit of src0 (RoPE: a head) before writing that unit, and no other unit reads it.
+ */
+const IN_PLACE = new Set<Op>([Op.Rope]);
+
+/**
  * Arena offsets by liveness. A tensor's memory is reused only once the group of its last
- * use has ended: nodes of one group run at the same time.
+ * use has ended (nodes of one group run at the same time), and an in-place op's result
+ * takes over its source's memory when nothing else reads the source, in its group or
+ * later. Tensors are placed largest first, each at the lowest offset free for its whole
+ * lifetime: placing them in execution order leaves gaps the big FFN tensors do not fit.
  */
 function placeActivations(
   nodes: readonly Node[],
   group: readonly number[],
   outputs: ReadonlySet<Tensor>,
 ): { offsets: Map<Tensor, number>; size: number } {
+  const isAct = (t: Tensor | null): t is Tensor => !!t && baseOf(t).binding.kind === "act";
   const lastUse = new Map<Tensor, number>();
+  const readers = new Map<Tensor, number[]>();
+  const writtenActs = new Set<Tensor>();
   nodes.forEach((n, i) => {
+    for (const t of n.src) if (t) readers.set(baseOf(t), [...(readers.get(baseOf(t)) ?? []), i]);
+    for (const t of written(n)) if (isAct(t)) writtenActs.add(baseOf(t));
+    for (const t of [...n.src, ...written(n)]) if (isAct(t)) lastUse.set(baseOf(t), i);
+  });
+  const overwritable = (n: Node, i: number): Tensor | null => {
+    const s = n.src[0];
+    if (!IN_PLACE.has(n.op) || !isAct(s) || baseOf(s) !== s || baseOf(n.dst) !== n.dst) return null;
+    if (!writtenActs.has(s) || outputs.has(s) || lastUse.get(s) !== i) return null;
+    if (s.dtype !== n.dst.dtype || s.rows !== n.dst.rows || s.cols !== n.dst.cols) return null;
+    if (s.rowStride !== n.dst.rowStride) return null;
+    // Nodes of one group run at once: an earlier one in the group may still be reading.
+    return readers.get(s)!.every((j) => j === i || group[j] !== group[i]) ? s : null;
+  };
+  // Each tensor's owner of memory (itself, or the source it overwrites) and every owner's
+  // lifetime in groups.
+  const owner = new Map<Tensor, Tensor>();
+  const span = new Map<Tensor, { from: number; to: number }>();
+  nodes.forEach((n, i) => {
+    const over = overwritable(n, i);
+    if (over && !owner.has(n.dst)) owner.set(n.dst, owner.get(over) ?? over);
     for (const t of [...n.src, ...written(n)]) {
-      if (t && baseOf(t).binding.kind === "act") lastUse.set(baseOf(t), i);
+      if (!isAct(t)) continue;
+      const b = baseOf(t);
+      const o = owner.get(b) ?? b;
+      const sp = span.get(o);
+      const to = outputs.has(b) ? Infinity : group[i]!;
+      if (!sp) span.set(o, { from: group[i]!, to });
+      else sp.to = Math.max(sp.to, to);
     }
   });
-  const live: { off: number; end: number; t: Tensor }[] = [];
+  const placed: { off: number; end: number; from: number; to: number }[] = [];
   const offsets = new Map<Tensor, number>();
   let size = 0;
-  const place = (t: Tensor) => {
+  const owners = [...writtenActs].filter((t) => !owner.has(t));
+  owners.sort((a, b) => bytesOf(b) - bytesOf(a) || span.get(a)!.from - span.get(b)!.from);
+  for (const t of owners) {
     const need = bytesOf(t);
+    const { from, to } = span.get(t)!;
+    const busy = placed.filter((p) => p.from <= to && from <= p.to).sort((a, b) => a.off - b.off);
     let off = 0;
-    for (const a of live) {
-      if (a.off - off >= need) break;
-      off = Math.max(off, a.end);
+    for (const p of busy) {
+      if (p.off - off >= need) break;
+      off = Math.max(off, p.end);
     }
-    live.push({ off, end: off + need, t });
-    live.sort((a, b) => a.off - b.off);
+    placed.push({ off, end: off + need, from, to });
     offsets.set(t, off);
     size = Math.max(size, off + need);
-  };
-  const lastGroup = new Map<Tensor, number>();
-  for (const [t, i] of lastUse) lastGroup.set(t, group[i]!);
-  nodes.forEach((n, i) => {
-    if (i > 0 && group[i] !== group[i - 1]) {
-      for (let j = live.length - 1; j >= 0; j--) {
-        const t = live[j]!.t;
-        if (lastGroup.get(t)! < group[i]! && !outputs.has(t)) live.splice(j, 1);
-      }
-    }
-    for (const t of written(n)) {
-      const b = baseOf(t);
-      if (b.binding.kind === "act" && !offsets.has(b)) place(b);
-    }
-  });
+  }
+  for (const [t, o] of owner) offsets.set(t, offsets.get(o)!);
   return { offsets, size };
 }
 

@@ -20,6 +20,8 @@ export interface GgufFile {
   readonly tensors: GgufTensorInfo[];
   readonly alignment: number;
   readonly buffer: ArrayBuffer;
+  /** Where tensor data begins: the header (metadata, tensor infos) is the bytes before it. */
+  readonly dataStart: number;
 }
 
 const MAX_ARRAY = 1 << 28;
@@ -279,5 +281,5 @@ export function readGguf(file: string, buffer: ArrayBuffer = mapFile(file)): Ggu
       file,
     };
   });
-  return { file, version, metadata, kvTypes, tensors, alignment, buffer };
+  return { file, version, metadata, kvTypes, tensors, alignment, buffer, dataStart };
 }

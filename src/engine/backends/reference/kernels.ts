@@ -137,6 +137,38 @@ function gluRow(op: number, x: Float32Array, y: Float32Array): Float32Array {
   return o;
 }
 
+/** rows(t) . w^T * scale (+ bias) for T activation rows, each output rounded to f32. */
+function matmulRows(
+  rows: (t: number) => Float32Array,
+  T: number,
+  w: TensorView,
+  fpScale: number,
+  bias: TensorView | null,
+): Float32Array[] {
+  const K = w.ne0;
+  const scale = fpScale !== 0 && fpScale !== 1 ? fpScale : 1;
+  // Quantized weights meet int8 activations in decode (fused integer dots,
+  // native/kernels/qdot_x86.h) and prefill (int8 GEMM, gemm_q8.c) alike.
+  const int8 = isQuantized(w.dtype);
+  const superBlocks = superBlockActivations(w.dtype);
+  const xs = Array.from({ length: T }, (_, t) =>
+    int8 ? quantizeActivations(rows(t), superBlocks) : rows(t),
+  );
+  const b = bias ? rowF32(bias, 0) : null;
+  const y = Array.from({ length: T }, () => new Float32Array(w.ne1));
+  for (let n = 0; n < w.ne1; n++) {
+    const wr = rowF32(w, n);
+    for (let t = 0; t < T; t++) {
+      const xr = xs[t]!;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += xr[k]! * wr[k]!;
+      const v = Math.fround(s) * scale;
+      y[t]![n] = b ? Math.fround(v) + b[n]! : v;
+    }
+  }
+  return y;
+}
+
 const kernels: Record<number, Kernel> = {
   [Op.GetRows](d, [table, ids]) {
     const id = i32(ids!);
@@ -160,28 +192,16 @@ const kernels: Record<number, Kernel> = {
     }
   },
   [Op.Matmul](d, [x, w, bias, up], ip, fp) {
-    const K = x!.ne0;
-    const scale = fp[0] !== 0 && fp[0] !== 1 ? fp[0]! : 1;
-    // Quantized weights meet int8 activations in decode (fused integer dots,
-    // native/kernels/qdot_x86.h) and prefill (int8 GEMM, gemm_q8.c) alike.
-    const int8 = isQuantized(w!.dtype);
-    const superBlocks = superBlockActivations(w!.dtype);
     // A fused gated activation (plan.ts fuse): the rows are glu(x, up).
     const row = (t: number) => (up ? gluRow(ip[0]!, rowF32(x!, t), rowF32(up, t)) : rowF32(x!, t));
-    const xs = Array.from({ length: x!.ne1 }, (_, t) =>
-      int8 ? quantizeActivations(row(t), superBlocks) : row(t),
-    );
-    const b = bias ? rowF32(bias, 0) : null;
-    for (let n = 0; n < w!.ne1; n++) {
-      const wr = rowF32(w!, n);
-      for (let t = 0; t < x!.ne1; t++) {
-        const xr = xs[t]!;
-        let s = 0;
-        for (let k = 0; k < K; k++) s += xr[k]! * wr[k]!;
-        const y = Math.fround(s) * scale;
-        out(d, t)[n] = b ? Math.fround(y) + b[n]! : y;
-      }
-    }
+    const y = matmulRows(row, x!.ne1, w!, fp[0]!, bias);
+    for (let t = 0; t < x!.ne1; t++) out(d, t).set(y[t]!);
+  },
+  [Op.MatmulGlu](d, [x, wg, , , wu], ip, fp) {
+    const row = (t: number) => rowF32(x!, t);
+    const gate = matmulRows(row, x!.ne1, wg!, fp[0]!, null);
+    const up = matmulRows(row, x!.ne1, wu!, fp[1]!, null);
+    for (let t = 0; t < x!.ne1; t++) out(d, t).set(gluRow(ip[0]!, gate[t]!, up[t]!));
   },
   [Op.Rope](d, [x, pos, ff, nw], ip, fp) {
     const [nHead, hd, nRot, pairing] = [ip[0]!, ip[1]!, ip[2]!, ip[3]!];
