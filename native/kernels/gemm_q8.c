@@ -147,8 +147,11 @@ const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, floa
     S.group = -1;
   }
   if (S.group != n->group) {
+    /* A group's first fill takes slot 0: the other slot's pages are touched only by a
+     * group with two inputs, so a run keeps one slot resident, not both. */
     S.group = n->group;
     S.fills = 0;
+    S.cur = 1;
   }
   const act_key k = {x->data, n->src[3] ? n->src[3]->data : NULL, K, T, act_format(wtype), n->group};
   for (int s = 0; s < 2; s++)
