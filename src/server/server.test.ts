@@ -6,7 +6,7 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -18,6 +18,7 @@ import { createModel } from "../store/create-model.js";
 import { ModelStore } from "../store/store.js";
 import { TestRegistry } from "../testing/registry-server.js";
 import { createLogger } from "./log.js";
+import { RUNNER_V8_FLAGS } from "./runner-client.js";
 import { startServer, type RunningServer } from "./server.js";
 
 const GREEDY = { temperature: 0, num_predict: 12 };
@@ -411,6 +412,15 @@ describe("lmx serve with official clients", () => {
       options: GREEDY,
     });
     assert.equal(r.eval_count, 12);
+  });
+
+  it("runners run with V8's young generation capped (RUNNER_V8_FLAGS)", async (t) => {
+    if (process.platform !== "linux") return t.skip("reads /proc");
+    await ollama.generate({ model: "tiny", prompt: "Once", raw: true, options: GREEDY });
+    const pid = srv.service.scheduler.loaded.get("tiny:latest")!.client.pid!;
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    for (const flag of RUNNER_V8_FLAGS) assert.ok(args.includes(flag), `${flag} in ${args.join(" ")}`);
+    assert.ok(RUNNER_V8_FLAGS.length > 0);
   });
 
   it("a runner killed mid-stream fails that stream; the next request gets a fresh runner", async () => {
