@@ -48,6 +48,29 @@ describe("sampler", () => {
     }
   });
 
+  it("without top-k, a whole vocabulary's choices are the reference's (the native sampler sorts only the reachable prefix)", () => {
+    const V = 151936;
+    const configs: SamplerOptions[] = [
+      { temperature: 0.8, topK: 0, topP: 0.9, seed: 7 },
+      { temperature: 1.1, topK: 0, topP: 1, minP: 0.05, seed: 8 },
+      { temperature: 0.7, topK: 0, topP: 0.95, minP: 0.02, seed: 9 },
+      { temperature: 1, topK: 0, topP: 1, seed: 10 },
+    ];
+    for (const c of configs) {
+      const a = cpu.createSampler(c),
+        b = ref.createSampler(c);
+      for (let step = 0; step < 8; step++) {
+        // Peaked like a model's logits (most of the mass on a few hundred tokens), or flat
+        // (the prefix spans much of the vocabulary), with a masked token.
+        const logits = uniform(V, step % 2 ? 3 : 12, 500 + step);
+        logits[(step * 7919) % V] = -Infinity;
+        const x = a.sample(logits),
+          y = b.sample(logits);
+        assert.equal(x.token, y.token, `config ${JSON.stringify(c)} step ${step}`);
+      }
+    }
+  });
+
   it("greedy picks the first maximum; top-k 1 is greedy at any temperature", () => {
     const logits = new Float32Array([1, 5, 3, 5, 2]);
     assert.equal(cpu.createSampler({ temperature: 0 }).sample(logits).token, 1);
