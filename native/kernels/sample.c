@@ -125,15 +125,27 @@ static int32_t top_k(const float *vals, int32_t n, int32_t k, float *hv, int32_t
 #define NUCLEUS_MIN 4096
 #define BUCKETS 1024
 #define BUCKET_STEP 16.0
-static int32_t nucleus(const float *v, int32_t n, const lmx_sampler_config *c, double r, float vmax, float *hv,
-                       int32_t *hi, double *z) {
+
+static int cuts_top_p(const lmx_sampler_config *c) {
+  return c->top_p > 0 && c->top_p < 1;
+}
+
+/* A candidate's distance below the best in weight, (max - v) / T, in bucket steps: one
+ * expression for both of nucleus's passes, so they agree on every candidate's bucket. */
+static inline double bucket_of(float v, float vmax, double t) {
+  return ((double)vmax - v) / t * BUCKET_STEP;
+}
+
+static int32_t nucleus(const float *v, int32_t n, const lmx_sampler_config *c, double r, float *hv, int32_t *hi,
+                       double *z) {
   static __thread double mass[BUCKETS];
   memset(mass, 0, sizeof mass);
+  float vmax = v[0];
+  for (int32_t i = 1; i < n; i++) if (v[i] > vmax) vmax = v[i];
   double sum = 0;
   const double t = c->temperature;
   for (int32_t i = 0; i < n; i++) {
-    const double d = ((double)vmax - v[i]) / t, p = exp(-d);
-    const double b = d * BUCKET_STEP;
+    const double b = bucket_of(v[i], vmax, t), p = exp(-b / BUCKET_STEP);
     mass[b < BUCKETS - 1 ? (int)b : BUCKETS - 1] += p;
     sum += p;
   }
@@ -141,7 +153,7 @@ static int32_t nucleus(const float *v, int32_t n, const lmx_sampler_config *c, d
   /* The mass the prefix needs: top-p's; with min-p alone, all it keeps (its total weights the
    * draw); with neither, the draw's point. */
   double need = 2;
-  if (c->top_p > 0 && c->top_p < 1) need = c->top_p;
+  if (cuts_top_p(c)) need = c->top_p;
   else if (!(c->min_p > 0)) need = r;
   int32_t last = BUCKETS - 1;
   if (c->min_p > 0) {
@@ -156,10 +168,8 @@ static int32_t nucleus(const float *v, int32_t n, const lmx_sampler_config *c, d
     if (acc >= need * sum) { last = b; break; }
   }
   int32_t m = 0;
-  for (int32_t i = 0; i < n; i++) {
-    const double b = ((double)vmax - v[i]) / t * BUCKET_STEP;
-    if (b < last + 1) { hv[m] = v[i]; hi[m] = i; m++; }
-  }
+  for (int32_t i = 0; i < n; i++)
+    if (bucket_of(v[i], vmax, t) < last + 1) { hv[m] = v[i]; hi[m] = i; m++; }
   /* Nothing finite to rank (every logit -inf or NaN): rank them all, as without buckets. */
   if (m == 0) return top_k(v, n, n, hv, hi);
   for (int32_t j = m / 2 - 1; j >= 0; j--) sift_down(hv, hi, m, j);
@@ -227,13 +237,8 @@ void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n, lmx_samp
     const int whole = k == n && n > NUCLEUS_MIN;
     double sum = 0;
     int32_t m;
-    if (whole) {
-      float vmax = v[0];
-      for (int32_t i = 1; i < n; i++) if (v[i] > vmax) vmax = v[i];
-      m = nucleus(v, n, c, r, vmax, s->vals, s->ids, &sum);
-    } else {
-      m = top_k(v, n, k, s->vals, s->ids);
-    }
+    if (whole) m = nucleus(v, n, c, r, s->vals, s->ids, &sum);
+    else m = top_k(v, n, k, s->vals, s->ids);
     /* softmax over the candidates at temperature T (best first, so vals[0] is the max) */
     const double vmax = s->vals[0];
     for (int32_t i = 0; i < m; i++) {
@@ -243,7 +248,7 @@ void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n, lmx_samp
     }
     for (int32_t i = 0; i < m; i++) s->vals[i] = (float)(s->vals[i] / sum);
     int32_t keep = m;
-    if (c->top_p > 0 && c->top_p < 1) {
+    if (cuts_top_p(c)) {
       double cum = 0;
       for (int32_t i = 0; i < m; i++) {
         if (cum >= c->top_p) { keep = i; break; }
@@ -257,8 +262,9 @@ void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n, lmx_samp
     }
     double total = 0;
     for (int32_t i = 0; i < keep; i++) total += s->vals[i];
-    /* Without a cut the draw spans every candidate's weight, normalized: 1 but for rounding. */
-    if (whole && keep == m && !(c->top_p > 0 && c->top_p < 1) && !(c->min_p > 0)) total = 1;
+    /* Without a cut the draw spans every candidate's weight, normalized: 1 but for rounding
+     * (nucleus ranked only the prefix the draw reaches). */
+    if (whole && !cuts_top_p(c) && !(c->min_p > 0)) total = 1;
     double u = r * total;
     token = s->ids[keep - 1];
     double cum = 0;

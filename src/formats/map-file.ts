@@ -9,11 +9,16 @@ import { native } from "../native.js";
 /** How a model file becomes bytes the engine reads. */
 export type FileLoader = (path: string) => ArrayBuffer;
 
+/** Whether an error is native()'s for an addon that is not built. */
+function addonMissing(e: unknown): boolean {
+  return (e as Error).message.startsWith("lmx: the native addon");
+}
+
 function withFallback(path: string, f: () => ArrayBuffer): ArrayBuffer {
   try {
     return f();
   } catch (e) {
-    if ((e as Error).message.startsWith("lmx: the native addon")) {
+    if (addonMissing(e)) {
       const b = readFileSync(path);
       return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
     }
@@ -44,6 +49,6 @@ export function releaseFileBytes(buffer: ArrayBuffer, byteOffset: number, length
   try {
     native().releaseFileBytes(buffer, byteOffset, length);
   } catch (e) {
-    if (!(e as Error).message.startsWith("lmx: the native addon")) throw e;
+    if (!addonMissing(e)) throw e;
   }
 }

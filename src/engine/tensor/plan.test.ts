@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { uniform } from "../../testing/random.js";
 import { DType, dtypeBytes, fromF32 } from "./dtype.js";
 import { Graph, type Tensor } from "./graph.js";
-import { NO_BARRIER, OP_INTS, Op, RopePairing } from "./ops.js";
+import { NO_BARRIER, OP_INTS, Op, RopePairing, TENSOR_FIELDS } from "./ops.js";
 import { ARENA_BUFFER, compilePlan, type EncodedPlan } from "./plan.js";
 
 const T = 24,
@@ -72,7 +72,7 @@ function arenaTensors(plan: EncodedPlan): Map<number, Placed> {
     if (i > 0 && !(plan.ints[i * OP_INTS]! & NO_BARRIER)) group++;
     const touched = [n.dst, ...n.src, ...(n.op === Op.AddRmsNorm ? [n.src[3]] : [])];
     for (const t of touched) {
-      if (!t || plan.tensors[t.id * 6] !== ARENA_BUFFER) continue;
+      if (!t || plan.tensors[t.id * TENSOR_FIELDS] !== ARENA_BUFFER) continue;
       const p = out.get(t.id);
       const to = plan.outputs.has(t) ? Infinity : group;
       if (p) p.to = Math.max(p.to, to);

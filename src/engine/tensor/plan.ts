@@ -168,7 +168,12 @@ function placeActivations(
   const readers = new Map<Tensor, number[]>();
   const writtenActs = new Set<Tensor>();
   nodes.forEach((n, i) => {
-    for (const t of n.src) if (t) readers.set(baseOf(t), [...(readers.get(baseOf(t)) ?? []), i]);
+    for (const t of n.src) {
+      if (!t) continue;
+      const list = readers.get(baseOf(t));
+      if (list) list.push(i);
+      else readers.set(baseOf(t), [i]);
+    }
     for (const t of written(n)) if (isAct(t)) writtenActs.add(baseOf(t));
     for (const t of [...n.src, ...written(n)]) if (isAct(t)) lastUse.set(baseOf(t), i);
   });
