@@ -6,7 +6,12 @@
  * head: it reads the chunk's pool rows whole and in order, and leaves its partial softmax
  * (per query head: the max, the sum and the unnormalized output) in the plan's partials
  * buffer. The thread that finishes the node's last item merges each row's chunks in chunk
- * order. Chunks are fixed by position, so results do not depend on the thread count. */
+ * order. Chunks are fixed by position, so results do not depend on the thread count.
+ * A row with fewer than MIN_CHUNKS x KC positions takes shorter chunks, so that a decode
+ * step early in a conversation still gives every thread work: with one chunk below KC
+ * positions, one thread had run the whole attention while the others waited. (Splitting
+ * the heads of a chunk between items instead was slower past one chunk: two threads
+ * reading halves of the same pool rows pulled each other's lines in with their streams.) */
 #include <math.h>
 #include <stdint.h>
 
@@ -16,14 +21,21 @@
  * stream, and enough items (4 at 512 positions, 32 at 4096) to balance threads (256 was
  * no faster at 4096 positions, and at ~600 made 3 items for 2 threads). */
 #define KC 128
+/* Chunks a row below MIN_CHUNKS x KC positions is cut into (shorter ones, of at least
+ * MIN_KC positions and whole multiples of 16). */
+#define MIN_CHUNKS 4
+#define MIN_KC 32
 /* Keys per tile: scores of a tile are computed before its values are read, so the tile's
  * value rows (prefetched while scoring) are still in L2 when they are. */
 #define KT 64
 /* Larger batches carry prompt chunks: the blocked kernel shares each tile among rows. */
 #define SPLIT_MAX_ROWS 16
 
+/* Chunks a row can have: one per KC positions of the cache, or MIN_CHUNKS + 1 short ones
+ * (a sliding window's first position is not aligned to them). */
 static int64_t max_chunks(const lmx_node *n) {
-  return (n->src[5]->ne0 * n->ip[3] + KC - 1) / KC;
+  const int64_t full = (n->src[5]->ne0 * n->ip[3] + KC - 1) / KC;
+  return full > MIN_CHUNKS + 1 ? full : MIN_CHUNKS + 1;
 }
 
 size_t lmx_attention_partials_bytes(const lmx_node *n) {
@@ -278,13 +290,26 @@ static LMX_AVX2 void pv_avx2(const float *P, const uint8_t *const *V, int vq8, c
 }
 #endif
 
-/* Row t's chunk range: positions [first, last] in chunks c0 .. c1 - 1. */
-static void row_chunks(const lmx_node *n, int64_t t, int64_t *first, int64_t *last, int64_t *c0, int64_t *c1) {
+/* Row t's keys: positions [first, last], in chunks c0 .. c1 - 1 of kc positions (chunk c
+ * holds positions [c kc, (c + 1) kc)); its partials sit at chunk c - c0. */
+typedef struct {
+  int64_t first, last, kc, c0, c1;
+} row_span;
+
+static row_span row_chunks(const lmx_node *n, int64_t t) {
   const int window = n->ip[4];
-  *last = ((const int32_t *)n->src[3]->data)[t];
-  *first = window > 0 && *last - window + 1 > 0 ? *last - window + 1 : 0;
-  *c0 = *first / KC;
-  *c1 = *last / KC + 1;
+  row_span r;
+  r.last = ((const int32_t *)n->src[3]->data)[t];
+  r.first = window > 0 && r.last - window + 1 > 0 ? r.last - window + 1 : 0;
+  const int64_t len = r.last - r.first + 1;
+  r.kc = KC;
+  if (len < MIN_CHUNKS * KC) {
+    r.kc = ((len + MIN_CHUNKS - 1) / MIN_CHUNKS + 15) / 16 * 16;
+    if (r.kc < MIN_KC) r.kc = MIN_KC;
+  }
+  r.c0 = r.first / r.kc;
+  r.c1 = r.last / r.kc + 1;
+  return r;
 }
 
 /* Merges each row's chunks, in chunk order: out = Σc e^(m_c - M) O_c / Σc e^(m_c - M) l_c. */
@@ -292,15 +317,15 @@ static void merge(const lmx_node *n, const float *partials, int64_t chunks) {
   const int nHead = n->ip[0], hd = n->ip[2];
   const int64_t T = n->src[0]->ne1, item = (int64_t)nHead * (hd + 2);
   for (int64_t t = 0; t < T; t++) {
-    int64_t first, last, c0, c1;
-    row_chunks(n, t, &first, &last, &c0, &c1);
+    const row_span r = row_chunks(n, t);
+    const int64_t nc = r.c1 - r.c0;
     const float *row = partials + t * chunks * item;
     for (int h = 0; h < nHead; h++) {
       float M = -INFINITY, L = 0;
-      for (int64_t c = c0; c < c1; c++) M = fmaxf(M, row[c * item + (int64_t)nHead * hd + h]);
+      for (int64_t c = 0; c < nc; c++) M = fmaxf(M, row[c * item + (int64_t)nHead * hd + h]);
       float *out = (float *)(n->dst->data + t * n->dst->nb1) + (int64_t)h * hd;
       for (int i = 0; i < hd; i++) out[i] = 0;
-      for (int64_t c = c0; c < c1; c++) {
+      for (int64_t c = 0; c < nc; c++) {
         const float *p = row + c * item;
         const float w = expf(p[(int64_t)nHead * hd + h] - M);
         L += w * p[(int64_t)nHead * hd + nHead + h];
@@ -334,9 +359,8 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
   int64_t base[SPLIT_MAX_ROWS + 1];
   base[0] = 0;
   for (int64_t t = 0; t < T; t++) {
-    int64_t first, last, c0, c1;
-    row_chunks(n, t, &first, &last, &c0, &c1);
-    base[t + 1] = base[t] + (c1 - c0);
+    const row_span r = row_chunks(n, t);
+    base[t + 1] = base[t] + (r.c1 - r.c0);
   }
   const int64_t items = base[T];
   /* Per thread: Q and O [nHead x hd], S [KT x NHP], one key or value row in f32, m, l, sc. */
@@ -350,10 +374,10 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
   for (int64_t it; (it = lmx_claim(n, 1)) < items;) {
     int64_t t = 0;
     while (base[t + 1] <= it) t++;
-    int64_t first, last, c0, c1;
-    row_chunks(n, t, &first, &last, &c0, &c1);
-    const int64_t c = c0 + (it - base[t]);
-    const int64_t k0 = c * KC > first ? c * KC : first, k1 = (c + 1) * KC < last + 1 ? (c + 1) * KC : last + 1;
+    const row_span r = row_chunks(n, t);
+    const int64_t c = r.c0 + (it - base[t]);
+    const int64_t k0 = c * r.kc > r.first ? c * r.kc : r.first,
+                  k1 = (c + 1) * r.kc < r.last + 1 ? (c + 1) * r.kc : r.last + 1;
     const int32_t *table = (const int32_t *)(tables->data + rseq[t] * tables->nb1);
     const float *qr = (const float *)(q->data + t * q->nb1);
     for (int64_t i = 0; i < (int64_t)nHead * hd; i++) {
@@ -398,7 +422,7 @@ int lmx_attention_split(const lmx_node *n, int ith, int nth) {
       }
       cur ^= 1;
     }
-    float *p = n->partials + (t * chunks + c) * item;
+    float *p = n->partials + (t * chunks + (it - base[t])) * item;
     for (int64_t i = 0; i < (int64_t)nHead * hd; i++) p[i] = O[i];
     for (int h = 0; h < nHead; h++) {
       p[(int64_t)nHead * hd + h] = m[h];

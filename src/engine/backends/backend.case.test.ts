@@ -629,6 +629,12 @@ describe("split decode attention", () => {
         for (const b of backends) results.push(await decodeSteps(b, nHead, nKv, hd, window, [700, 255, 1]));
         assertClose(results[1]!, results[0]!, 1e-3, `split decode ${nHead}/${nKv}x${hd} window ${window}`);
       }
+      // Short rows take shorter chunks (at least 32 positions, four or five per row).
+      for (const lengths of [[1], [100, 5]]) {
+        const results: Float32Array[] = [];
+        for (const b of backends) results.push(await decodeSteps(b, nHead, nKv, hd, 0, lengths));
+        assertClose(results[1]!, results[0]!, 1e-3, `short split decode ${nHead}/${nKv}x${hd} ${lengths}`);
+      }
     });
 
   it("two decode attentions in one barrier group both match the reference", async () => {
@@ -730,6 +736,16 @@ describe("q8_0 KV cache", () => {
           results[0]!,
           1e-3,
           `q8_0 split decode ${nHead}/${nKv}x${hd} window ${window}`,
+        );
+      }
+      for (const lengths of [[1], [100, 5]]) {
+        const results: Float32Array[] = [];
+        for (const b of backends) results.push(await decodeSteps(b, nHead, nKv, hd, 0, lengths, DType.Q8_0));
+        assertClose(
+          results[1]!,
+          results[0]!,
+          1e-3,
+          `q8_0 short split decode ${nHead}/${nKv}x${hd} ${lengths}`,
         );
       }
     });
