@@ -2,7 +2,8 @@
  * A read-only list of UTF-8 strings kept as bytes. A 150k-token vocabulary costs its bytes
  * plus two offsets per string, instead of 150k heap strings (and the young-generation
  * churn of creating them at load); read from a GGUF file it views the mapped header
- * without copying (`compact` makes a copy of its own, without the file's length prefixes).
+ * without copying (`compact` makes a copy of its own, without the file's length prefixes,
+ * whose strings share one array of offsets).
  */
 export class StringTable implements Iterable<string> {
   private static readonly decoder = new TextDecoder("utf-8", { fatal: false });
@@ -19,36 +20,45 @@ export class StringTable implements Iterable<string> {
   static from(strings: Iterable<string>): StringTable {
     const enc = new TextEncoder();
     const parts = Array.from(strings, (s) => enc.encode(s));
-    const total = parts.reduce((a, p) => a + p.length, 0);
-    const bytes = new Uint8Array(total);
-    const starts = new Uint32Array(parts.length),
-      ends = new Uint32Array(parts.length);
-    let o = 0;
-    parts.forEach((p, i) => {
-      bytes.set(p, o);
-      starts[i] = o;
-      o += p.length;
-      ends[i] = o;
-    });
-    return new StringTable(bytes, starts, ends);
+    const bytes = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+    return StringTable.backToBack(
+      bytes,
+      parts.length,
+      (i) => parts[i]!.length,
+      (i, at) => bytes.set(parts[i]!, at),
+    );
   }
 
   /** The same strings in bytes of their own, back to back. */
   compact(): StringTable {
-    const n = this.starts.length;
     let total = 0;
-    for (let i = 0; i < n; i++) total += this.ends[i]! - this.starts[i]!;
-    const bytes = new Uint8Array(total);
-    const starts = new Uint32Array(n),
-      ends = new Uint32Array(n);
-    const src = this.bytes;
-    let o = 0;
+    for (let i = 0; i < this.length; i++) total += this.ends[i]! - this.starts[i]!;
+    const bytes = new Uint8Array(total),
+      src = this.bytes;
+    return StringTable.backToBack(
+      bytes,
+      this.length,
+      (i) => this.ends[i]! - this.starts[i]!,
+      (i, at) => bytes.set(src.subarray(this.starts[i], this.ends[i]), at),
+    );
+  }
+
+  /**
+   * n strings written back to back into bytes: string i ends where string i + 1 starts, so
+   * starts and ends are two views of one array of n + 1 offsets.
+   */
+  private static backToBack(
+    bytes: Uint8Array,
+    n: number,
+    length: (i: number) => number,
+    write: (i: number, at: number) => void,
+  ): StringTable {
+    const offsets = new Uint32Array(n + 1);
     for (let i = 0; i < n; i++) {
-      starts[i] = o;
-      for (let k = this.starts[i]!, e = this.ends[i]!; k < e; k++) bytes[o++] = src[k]!;
-      ends[i] = o;
+      write(i, offsets[i]!);
+      offsets[i + 1] = offsets[i]! + length(i);
     }
-    return new StringTable(bytes, starts, ends);
+    return new StringTable(bytes, offsets.subarray(0, n), offsets.subarray(1));
   }
 
   get length(): number {

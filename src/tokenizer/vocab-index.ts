@@ -20,7 +20,7 @@ export class VocabIndex {
 
   constructor(readonly table: StringTable) {
     let size = 16;
-    while (size < table.length * 2) size *= 2;
+    while (size < table.length * 1.6) size *= 2;
     this.slots = new Int32Array(size);
     this.mask = size - 1;
     const { bytes, starts, ends } = table;
