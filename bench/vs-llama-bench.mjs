@@ -58,11 +58,11 @@ function file(type) {
   return path;
 }
 
+// lmx as a user starts it: bin/lmx.js itself, with the V8 flags of its #! line.
 function lmx(path, threads, nPrompt, gen, d = 0) {
   const r = spawnSync(
-    process.execPath,
+    join(root, "bin/lmx.js"),
     [
-      join(root, "bin/lmx.js"),
       "bench",
       path,
       "--depth",

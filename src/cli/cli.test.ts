@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { DEFAULT_MODEL_PATH } from "../model.js";
+import { RUNNER_V8_FLAGS } from "../server/runner-client.js";
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
 const lmx = (args: string[], input?: string) =>
@@ -124,6 +125,25 @@ describe("lmx CLI", () => {
     const code = await new Promise((resolve) => child.on("close", resolve));
     assert.equal(code, 0, stderr);
     assert.equal(stderr, "");
+  });
+
+  it("started as a user starts it (bin/lmx.js), runs with V8's young generation capped", async (t) => {
+    if (process.platform !== "linux") return t.skip("reads /proc");
+    const child = spawn(bin, ["bench", "--prompt-tokens", "8", "--gen-tokens", "4", "--runs", "1"]);
+    child.stdout.resume();
+    const closed = new Promise((resolve) => child.on("close", resolve));
+    // #!/usr/bin/env -S: the pid runs env first, then node with the flags as arguments of their own.
+    let args: string[] = [];
+    for (let i = 0; i < 200 && !args.some((a) => a.endsWith("lmx.js") && args[0] !== "/usr/bin/env"); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      try {
+        args = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0");
+      } catch {
+        break; // already gone
+      }
+    }
+    for (const flag of RUNNER_V8_FLAGS) assert.ok(args.includes(flag), `${flag} in ${args.join(" ")}`);
+    assert.equal(await closed, 0);
   });
 
   it("usage errors exit with 2 and a clear message", () => {

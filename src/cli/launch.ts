@@ -63,7 +63,11 @@ async function startServer(url: string): Promise<void> {
   mkdirSync(join(lmxHome(), "logs"), { recursive: true });
   const out = openSync(join(lmxHome(), "logs", "serve.out"), "a");
   const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
-  spawn(process.execPath, [bin, "serve"], { detached: true, stdio: ["ignore", out, out] }).unref();
+  // With this process's V8 flags (bin/lmx.js's #! line), as if started from the shell.
+  spawn(process.execPath, [...process.execArgv, bin, "serve"], {
+    detached: true,
+    stdio: ["ignore", out, out],
+  }).unref();
   for (let i = 0; i < 100; i++) {
     if (await serverRunning(url)) return;
     await new Promise((r) => setTimeout(r, 200));
