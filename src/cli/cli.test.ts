@@ -157,6 +157,7 @@ describe("lmx CLI", () => {
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /option topP must be between 0 and 1/);
     assert.equal(lmx(["frobnicate"]).status, 2);
+    assert.match(lmx(["toString"]).stderr, /unknown command "toString"/); // not Object.prototype's
   });
 
   it("run reads LMX_KV_CACHE_TYPE (an unknown type is a usage error)", () => {
