@@ -52,8 +52,9 @@ static int lmx_huge_pages_wanted(void) {
 
 /* A mapping behind an ArrayBuffer. Those of model files (mapFile, readFile) are also kept
  * in a list, so that bytes the engine has copied into another layout can be given back
- * (release_file_bytes); path is set for a file read into memory. Only the JavaScript
- * thread touches the list (finalizers run on it too). */
+ * (release_file_bytes); path is set for a file read into memory. alloc's anonymous
+ * mappings are in another (release_scratch). Only the JavaScript thread touches the
+ * lists (finalizers run on it too). */
 typedef struct mapping {
   void *addr;
   size_t len;
@@ -61,16 +62,22 @@ typedef struct mapping {
   struct mapping *next;
 } mapping;
 
-static mapping *file_mappings;
+/* The interleaved weights' mapping is in neither list. */
+static mapping *file_mappings, *scratch_mappings;
+
+static int unlink_mapping(mapping **list, const mapping *m) {
+  for (mapping **p = list; *p; p = &(*p)->next)
+    if (*p == m) {
+      *p = m->next;
+      return 1;
+    }
+  return 0;
+}
 
 static void unmap_cb(napi_env env, void *data, void *hint) {
   (void)env; (void)data;
   mapping *m = (mapping *)hint;
-  for (mapping **p = &file_mappings; *p; p = &(*p)->next)
-    if (*p == m) {
-      *p = m->next;
-      break;
-    }
+  if (!unlink_mapping(&file_mappings, m)) unlink_mapping(&scratch_mappings, m);
   if (m->len) munmap(m->addr, m->len);
   free(m->path);
   free(m);
@@ -78,8 +85,11 @@ static void unmap_cb(napi_env env, void *data, void *hint) {
 
 /* An ArrayBuffer of `bytes` over the mapping [addr, addr + len), unmapped when collected;
  * on failure the mapping is unmapped and a JavaScript error is pending (NULL returned).
- * file: the bytes are a model file's (read into memory from path, or mapped if NULL). */
-static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t bytes, int file, const char *path) {
+ * kind: BUF_FILE for a model file's bytes (read into memory from path, or mapped if NULL),
+ * BUF_SCRATCH for alloc's buffers, BUF_OTHER for anything else. */
+enum { BUF_OTHER, BUF_FILE, BUF_SCRATCH };
+
+static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t bytes, int kind, const char *path) {
   mapping *m = (mapping *)calloc(1, sizeof *m);
   if (!m || (path && !(m->path = strdup(path)))) {
     free(m);
@@ -95,9 +105,10 @@ static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t by
     free(m);
     THROW("lmx native: this Node.js does not allow external array buffers");
   }
-  if (file) {
-    m->next = file_mappings;
-    file_mappings = m;
+  mapping **list = kind == BUF_FILE ? &file_mappings : kind == BUF_SCRATCH ? &scratch_mappings : NULL;
+  if (list) {
+    m->next = *list;
+    *list = m;
   }
   return ab;
 }
@@ -222,7 +233,7 @@ static napi_value file_buffer(napi_env env, napi_callback_info info, int read_it
   }
   close(fd);
   if (addr == MAP_FAILED) THROW(msg);
-  return mapping_buffer(env, addr, len, len, 1, read_it ? path : NULL);
+  return mapping_buffer(env, addr, len, len, BUF_FILE, read_it ? path : NULL);
 }
 
 static napi_value map_file(napi_env env, napi_callback_info info) {
@@ -255,7 +266,7 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
   if (len >= LAZY_BYTES) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) THROW("lmx native: out of memory");
-    return mapping_buffer(env, p, len, (size_t)bytes, 0, NULL);
+    return mapping_buffer(env, p, len, (size_t)bytes, BUF_SCRATCH, NULL);
   }
   void *p = aligned_alloc(64, len);
   if (!p) THROW("lmx native: out of memory");
@@ -317,6 +328,26 @@ static void interleave_part(void *arg, int ith, int nth) {
   int64_t lo, hi;
   lmx_split(j->blocks, 1, ith, nth, &lo, &hi);
   if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * j->bytes, j->dst + lo * j->bytes, hi - lo);
+}
+
+/* releaseScratch(buffer): empties a buffer from alloc that is an anonymous mapping (1 MiB
+ * and up): its pages go back to the system and read as zeros when next touched. Returns
+ * whether it was one (other buffers are left alone). A plan's arena holds nothing between
+ * runs, so a runner keeps only the last-run large one resident (cpu backend). */
+static napi_value release_scratch(napi_env env, napi_callback_info info) {
+  napi_value argv[1], r;
+  args_of(env, info, 1, argv);
+  void *data = NULL;
+  size_t len = 0;
+  int found = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) == napi_ok)
+    for (mapping *m = scratch_mappings; m && !found; m = m->next)
+      if (m->addr == data) {
+        madvise(m->addr, m->len, MADV_DONTNEED);
+        found = 1;
+      }
+  napi_get_boolean(env, found, &r);
+  return r;
 }
 
 /* releaseFileBytes(buffer, byteOffset, length): gives back the whole pages of that range
@@ -408,7 +439,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
   }
   mprotect(dst, total, PROT_READ);
   napi_value out, buf, offsets, dtypes;
-  buf = mapping_buffer(env, dst, total, total, 0, NULL);
+  buf = mapping_buffer(env, dst, total, total, BUF_OTHER, NULL);
   if (!buf) {
     free(jobs);
     return NULL;
@@ -1008,6 +1039,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"alloc", 0, alloc_buffer, 0, 0, 0, napi_default, 0},
       {"interleaveWeights", 0, interleave_weights, 0, 0, 0, napi_default, 0},
       {"releaseFileBytes", 0, release_file_bytes_js, 0, 0, 0, napi_default, 0},
+      {"releaseScratch", 0, release_scratch, 0, 0, 0, napi_default, 0},
       {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
       {"execute", 0, execute, 0, 0, 0, napi_default, 0},
       {"executeSync", 0, execute_sync, 0, 0, 0, napi_default, 0},

@@ -31,6 +31,12 @@ export interface NativeAddon {
    * are left alone.
    */
   releaseFileBytes(buffer: ArrayBuffer, byteOffset: number, length: number): void;
+  /**
+   * Empties a buffer from `alloc` of 1 MiB or more (an anonymous mapping): its pages go back
+   * to the system and read as zeros when next touched. Returns false, doing nothing, for
+   * any other buffer.
+   */
+  releaseScratch(buffer: ArrayBuffer): boolean;
   createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): object;
   execute(plan: object, samplers: (object | null)[] | null, logitsTensor: number): Promise<Int32Array | null>;
   executeSync(plan: object): void;

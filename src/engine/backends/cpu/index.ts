@@ -34,8 +34,12 @@ class NativeSampler implements Sampler {
   }
 }
 
+/** Arenas from this size up are anonymous mappings (native alloc) that can be emptied. */
+const LARGE_ARENA_BYTES = 1 << 20;
+
 export class CpuBackend implements Backend {
   readonly name = "cpu" as const;
+  private lastArena: { buffer: ArrayBuffer; running: number } | null = null;
 
   constructor(threads?: number) {
     if (threads && threads > 0) native().setThreads(threads);
@@ -83,16 +87,35 @@ export class CpuBackend implements Backend {
     const bufs = new PlanBuffers(plan, (n) => this.allocate(n));
     const buffers = plan.buffers.map((b, i) => (i === 0 ? bufs.arena : i === 1 ? bufs.input : b!));
     const handle = native().createPlan(plan.ints, plan.floats, plan.tensors, buffers);
+    const arena = { buffer: bufs.arena, running: 0 };
     return {
       plan,
       setInput: (name, values) => bufs.setInput(name, values),
       read: (t) => bufs.read(t),
-      execute: (samplers?: readonly (Sampler | null)[], logits?: Tensor) =>
-        native().execute(
-          handle,
-          samplers ? samplers.map((s) => (s ? (s as NativeSampler).handle : null)) : null,
-          logits ? logits.id : -1,
-        ),
+      execute: (samplers?: readonly (Sampler | null)[], logits?: Tensor) => {
+        this.useArena(arena);
+        arena.running++;
+        return native()
+          .execute(
+            handle,
+            samplers ? samplers.map((s) => (s ? (s as NativeSampler).handle : null)) : null,
+            logits ? logits.id : -1,
+          )
+          .finally(() => arena.running--);
+      },
     };
+  }
+
+  /**
+   * A plan's arena holds nothing from one run to the next, and an engine caches a plan per
+   * batch shape: the last-run large arena stays resident, the one before it is emptied
+   * (releaseScratch) when another large one runs. Without this, every prompt-chunk size a
+   * server had seen kept its arena's pages (12 MiB at 512 tokens for Qwen3-0.6B).
+   */
+  private useArena(a: { buffer: ArrayBuffer; running: number }): void {
+    if (this.lastArena === a || a.buffer.byteLength < LARGE_ARENA_BYTES) return;
+    const prev = this.lastArena;
+    this.lastArena = a;
+    if (prev && prev.running === 0) native().releaseScratch(prev.buffer);
   }
 }
