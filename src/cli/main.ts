@@ -25,7 +25,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 /**
  * Each command's module is loaded when it runs: a command compiles only its own code (the
- * server's, say, stays out of \`lmx bench\`: ~2 MiB less resident beside the model).
+ * server's, say, stays out of `lmx bench`: ~2 MiB less resident beside the model).
  */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import("./run.js")).runCommand,

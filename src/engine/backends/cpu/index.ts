@@ -94,14 +94,13 @@ export class CpuBackend implements Backend {
       read: (t) => bufs.read(t),
       execute: (samplers?: readonly (Sampler | null)[], logits?: Tensor) => {
         this.useArena(arena);
+        const run = native().execute(
+          handle,
+          samplers ? samplers.map((s) => (s ? (s as NativeSampler).handle : null)) : null,
+          logits ? logits.id : -1,
+        );
         arena.running++;
-        return native()
-          .execute(
-            handle,
-            samplers ? samplers.map((s) => (s ? (s as NativeSampler).handle : null)) : null,
-            logits ? logits.id : -1,
-          )
-          .finally(() => arena.running--);
+        return run.finally(() => arena.running--);
       },
     };
   }
