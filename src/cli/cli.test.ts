@@ -132,9 +132,10 @@ describe("lmx CLI", () => {
     const child = spawn(bin, ["bench", "--prompt-tokens", "8", "--gen-tokens", "4", "--runs", "1"]);
     child.stdout.resume();
     const closed = new Promise((resolve) => child.on("close", resolve));
-    // #!/usr/bin/env -S: the pid runs env first, then node with the flags as arguments of their own.
+    // The pid runs sh first (bin/lmx.js's first two lines), which execs node with the flags.
+    const isNode = (a: string[]) => a.some((x) => x.endsWith("lmx.js")) && !/(^|\/)sh$/.test(a[0] ?? "");
     let args: string[] = [];
-    for (let i = 0; i < 200 && !args.some((a) => a.endsWith("lmx.js") && args[0] !== "/usr/bin/env"); i++) {
+    for (let i = 0; i < 200 && !isNode(args); i++) {
       await new Promise((r) => setTimeout(r, 10));
       try {
         args = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0");
