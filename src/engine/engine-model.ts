@@ -366,7 +366,10 @@ export class EngineModel {
     return new Map([...taps].map(([name, t]) => [name, p.read(t).slice()]));
   }
 
-  /** Logits of the last forward pass with `nTokens` rows and `nOut` output rows: [nOut, vocab]. */
+  /**
+   * Logits of the last forward pass, which had `nTokens` rows and `nOut` output rows:
+   * [nOut, vocab]. Read them before the next forward pass.
+   */
   logits(nTokens: number, nOut: number): Float32Array {
     const p = this.plan(paddedRows(nTokens), paddedRows(nOut));
     if (!p.logits) throw new Error("this plan has no logits");

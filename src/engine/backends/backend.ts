@@ -56,7 +56,10 @@ export interface PreparedPlan {
    * resolves to the chosen tokens; otherwise resolves to null.
    */
   execute(samplers?: readonly (Sampler | null)[], logits?: Tensor): Promise<Int32Array | null>;
-  /** A view of an output tensor's values after execution (valid until the next run). */
+  /**
+   * A view of an output tensor's values after execution, valid until the backend runs a
+   * plan again (this one or another: the cpu backend empties an idle large arena).
+   */
   read(t: Tensor): Float32Array;
 }
 
