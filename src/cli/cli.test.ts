@@ -1,16 +1,15 @@
 /** The lmx command as a user runs it: exact raw output, bench JSON, usage errors. */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DEFAULT_MODEL_PATH } from "../model.js";
 import { RUNNER_V8_FLAGS } from "../server/runner-client.js";
+import { LMX_BIN, runLmx } from "../testing/lmx-cli.js";
 
-const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
-const lmx = (args: string[], input?: string) =>
-  spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", input, timeout: 120_000 });
+const bin = LMX_BIN;
+const lmx = (args: string[], input?: string) => runLmx(args, { input });
 
 describe("lmx CLI", () => {
   it("run --raw --temperature 0 prints exactly the greedy continuation", () => {
@@ -163,9 +162,7 @@ describe("lmx CLI", () => {
 
   it("run reads LMX_KV_CACHE_TYPE (an unknown type is a usage error)", () => {
     const run = (type: string) =>
-      spawnSync(process.execPath, [bin, "run", "tiny-qwen3", "--raw", "--num-predict", "4", "Once"], {
-        encoding: "utf8",
-        timeout: 120_000,
+      runLmx(["run", "tiny-qwen3", "--raw", "--num-predict", "4", "Once"], {
         env: { ...process.env, LMX_KV_CACHE_TYPE: type },
       });
     const ok = run("q8_0");

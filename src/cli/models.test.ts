@@ -1,39 +1,17 @@
 /** The store commands as a user types them: create, list, show, cp, rm (no server needed). */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { DEFAULT_MODEL_PATH } from "../model.js";
-
-const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
+import { runLmx } from "../testing/lmx-cli.js";
 
 describe("lmx create / list / show / cp / rm", () => {
   let dir: string, env: NodeJS.ProcessEnv;
-  type Result = { code: number; out: string; err: string; hung?: boolean };
-  const once = (args: string[]) =>
-    new Promise<Result>((resolve) =>
-      execFile(process.execPath, [BIN, ...args], { env, cwd: dir, timeout: 60_000 }, (e, out, err) =>
-        resolve({
-          code: e ? ((e as { code?: number }).code ?? 1) : 0,
-          out,
-          err,
-          hung: !!e && (e as { killed?: boolean }).killed === true,
-        }),
-      ),
-    );
-  // Node 20 can deadlock at exit, rarely: a CI run hung in `lmx show` with the main thread
-  // in NodePlatform::DrainTasks waiting for a concurrent TurboFan job, itself waiting in
-  // V8's CollectionBarrier for a GC only the main thread can run (gdb, session 13). A
-  // command killed after a minute is run once more, so that hang fails no test; a second
-  // hang does.
   const lmx = async (...args: string[]) => {
-    const r = await once(args);
-    if (!r.hung) return r;
-    process.stderr.write(`lmx ${args.join(" ")} hung; running it again\n`);
-    return once(args);
+    const r = runLmx(args, { env, cwd: dir, timeoutMs: 60_000 });
+    return { code: r.status ?? 1, out: r.stdout, err: r.stderr };
   };
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "lmx-cli-store-"));

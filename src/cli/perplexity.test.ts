@@ -1,14 +1,11 @@
 /** `lmx perplexity` as a user runs it: llama.cpp's method, JSON fields, KL divergence against a base. */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DEFAULT_MODEL_PATH } from "../model.js";
+import { runLmx } from "../testing/lmx-cli.js";
 
-const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "lmx.js");
-const lmx = (args: string[]) =>
-  spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 300_000 });
+const lmx = (args: string[]) => runLmx(args, { timeoutMs: 300_000 });
 const evalTxt = join(DEFAULT_MODEL_PATH, "eval.txt");
 
 describe("lmx perplexity", () => {
