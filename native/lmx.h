@@ -24,8 +24,9 @@ enum lmx_dtype {
 enum lmx_op {
   OP_GET_ROWS = 1,  /* dst[r] = src0[ids[r]] (any float dtype -> f32) */
   OP_RMS_NORM = 2,  /* dst = src0 / rms(src0) * w, per row of ne0 */
-  OP_MATMUL = 3,    /* dst[T,N] = src0[T,K] . src1[N,K]^T (+ src2 bias[N]); with src3 set,
-                       the rows are glu(src0, src3), glu = ip[0] (OP_SWIGLU or OP_GEGLU) */
+  OP_MATMUL = 3,    /* dst[T,N] = src0[T,K] . src1[N,K]^T (+ src2 bias[N]) (+ src4 residual[T,N]);
+                       with src3 set, the rows are glu(src0, src3), glu = ip[0] (OP_SWIGLU or
+                       OP_GEGLU); with ip[1] = LMX_MM_NORM, rmsnorm(src0) * src5, eps fp[2] */
   OP_ROPE = 4,      /* rotary embedding per head, optional per-head RMSNorm first */
   OP_KV_STORE = 5,  /* write K/V rows into the paged cache */
   OP_ATTENTION = 6, /* causal GQA attention over the paged cache, online softmax */
@@ -34,13 +35,19 @@ enum lmx_op {
   OP_ADD = 9,       /* dst = src0 + src1 */
   OP_ADD_RMS_NORM = 10, /* dst2 = src0 + src1 (written to src3); dst = rmsnorm(dst2) * w */
   OP_MATMUL_GLU = 11,   /* dst = glu(src0 . src1^T * fp[0], src0 . src4^T * fp[1]), glu = ip[0]:
-                           an FFN's gate and up projections, one claim of rows computing both */
+                           an FFN's gate and up projections, one claim of rows computing both;
+                           ip[1] = LMX_MM_NORM as for OP_MATMUL */
 };
 
 /* Set in a node's op word when it may start before every thread has finished the node
  * before it (the planner groups independent nodes: src/engine/tensor/plan.ts). */
 #define LMX_OP_NO_BARRIER 0x100
 #define LMX_OP_MASK 0xff
+
+/* ip[1] of a matmul whose weights are quantized: its activation rows are the RMSNorm of
+ * src0's rows (weight src5 or none, eps fp[2]), computed where they are quantized, so the
+ * normalized rows never exist as a tensor (plan.ts foldNorms). */
+#define LMX_MM_NORM 1
 
 #define LMX_MAX_SRC 6
 #define LMX_OP_INTS 20
@@ -261,6 +268,10 @@ const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, floa
 /* Token t's activation row of a matmul node: src0's row, or the GLU of src0 and src3 in
  * tmp (ne0 floats) when the planner fused the gated activation into the matmul. */
 const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp);
+/* Whether lmx_matmul_x_row needs a row of scratch (a fused GLU or RMSNorm). */
+int lmx_matmul_x_computed(const lmx_node *n);
+/* One RMSNorm row: d = x / rms(x) * w (w may be NULL); the bits of the RmsNorm ops. */
+void lmx_rms_norm_row(const float *x, const float *w, float eps, float *d, int64_t D);
 /* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from the prepared
  * activations act, with the kernels of tier isa (enum lmx_isa); work as for
  * lmx_gemm_q8_activations. */

@@ -81,7 +81,7 @@ int64_t lmx_gemm_q8_scratch(const lmx_node *n) {
  * tokens of the last quad are zeros. tmp: K + K / 32 * 4 + K / 16 * 4 bytes. */
 static void prepare_quads(const lmx_node *n, int32_t wtype, uint8_t *act, int64_t q0, int64_t q1, uint8_t *tmp) {
   const lmx_tensor *x = n->src[0];
-  float *glu = n->src[3] ? lmx_scratch_row((size_t)x->ne0) : NULL;
+  float *glu = lmx_matmul_x_computed(n) ? lmx_scratch_row((size_t)x->ne0) : NULL;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K);
   /* The multiplier form has one factor per AB activations and takes them as x + 128. */
   const int AB = lmx_mult_ab(wtype), SB = AB ? AB : LMX_UNPACK_SB;
@@ -115,10 +115,12 @@ static void prepare_quads(const lmx_node *n, int32_t wtype, uint8_t *act, int64_
  * all reach the same barriers. A slot is reused only within the barrier group it was
  * filled in: later groups may have overwritten the arena tensor it was made from. */
 typedef struct {
-  const void *x, *up;
+  const void *x, *up, *norm; /* no padding: compared with memcmp */
   int64_t K, T;
-  int32_t format, group;
+  int32_t format, group, normed;
+  float eps;
 } act_key;
+_Static_assert(sizeof(act_key) == 3 * sizeof(void *) + 32, "act_key must have no padding");
 
 static __thread struct {
   const lmx_act_share *share;
@@ -153,7 +155,10 @@ const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, floa
     S.fills = 0;
     S.cur = 1;
   }
-  const act_key k = {x->data, n->src[3] ? n->src[3]->data : NULL, K, T, act_format(wtype), n->group};
+  const int normed = n->ip[1] == LMX_MM_NORM;
+  const act_key k = {x->data,     n->src[3] ? n->src[3]->data : NULL, normed && n->src[5] ? n->src[5]->data : NULL,
+                     K,           T,
+                     act_format(wtype), n->group, normed, normed ? n->fp[2] : 0};
   for (int s = 0; s < 2; s++)
     if (S.valid[s] && !memcmp(&S.key[s], &k, sizeof k)) return share->slot[s];
   /* The first two fills of a group go to slots last filled in earlier groups, whose

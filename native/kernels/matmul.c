@@ -249,18 +249,26 @@ int lmx_matmul_is_q8gemm(const lmx_node *n) {
 const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp) {
   const lmx_tensor *x = n->src[0], *up = n->src[3];
   const float *a = (const float *)(x->data + t * x->nb1);
+  if (n->ip[1] == LMX_MM_NORM) {
+    lmx_rms_norm_row(a, n->src[5] ? (const float *)n->src[5]->data : NULL, n->fp[2], tmp, x->ne0);
+    return tmp;
+  }
   if (!up) return a;
   lmx_glu_row(n->ip[0], a, (const float *)(up->data + t * up->nb1), tmp, x->ne0);
   return tmp;
 }
 
+int lmx_matmul_x_computed(const lmx_node *n) {
+  return n->src[3] || n->ip[1] == LMX_MM_NORM;
+}
+
 /* This thread's scratch for a matmul node (see lmx_k_matmul). A fused gated activation
- * (src3) exists only with quantized weights, whose activations are always prepared here
- * row by row; the float paths read src0 directly. */
+ * (src3) or RMSNorm exists only with quantized weights, whose activations are always
+ * prepared here row by row; the float paths read src0 directly. */
 static float *prepare(const lmx_node *n, int gemv, int int8, int simd) {
   const lmx_tensor *x = n->src[0], *w = n->src[1];
   const int64_t K = x->ne0, T = x->ne1;
-  float *tmp = n->src[3] ? lmx_scratch_row((size_t)K) : NULL;
+  float *tmp = lmx_matmul_x_computed(n) ? lmx_scratch_row((size_t)K) : NULL;
   if (simd && int8) {
     const int64_t stride = x8_stride(K);
     float *buf = lmx_scratch((size_t)(T * stride));
@@ -322,7 +330,7 @@ static mm_run matmul_setup(const lmx_node *n, int ith, int nth) {
   return m;
 }
 
-/* dst rows [lo, hi) of node n for every token, with its scale and bias. */
+/* dst rows [lo, hi) of node n for every token, with its scale, bias and residual. */
 static void matmul_rows(const lmx_node *n, int64_t lo, int64_t hi, mm_run *m) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *bias = n->src[2], *dst = n->dst;
   const int64_t K = x->ne0, T = x->ne1;
@@ -362,6 +370,15 @@ static void matmul_rows(const lmx_node *n, int64_t lo, int64_t hi, mm_run *m) {
     for (int64_t t = 0; t < T; t++) {
       float *d = (float *)(dst->data + t * dst->nb1);
       for (int64_t r = lo; r < hi; r++) d[r] += b[r];
+    }
+  }
+  /* The residual stream (plan.ts fuseResidual): rows just written, still in cache. */
+  const lmx_tensor *res = n->op == OP_MATMUL ? n->src[4] : NULL;
+  if (res) {
+    for (int64_t t = 0; t < T; t++) {
+      float *d = (float *)(dst->data + t * dst->nb1);
+      const float *a = (const float *)(res->data + t * res->nb1);
+      for (int64_t r = lo; r < hi; r++) d[r] += a[r];
     }
   }
 }

@@ -3,7 +3,7 @@
 
 #include "../simd.h"
 
-static void norm_row(const float *x, const float *w, float eps, float *d, int64_t D) {
+void lmx_rms_norm_row(const float *x, const float *w, float eps, float *d, int64_t D) {
   double ss = 0;
   for (int64_t i = 0; i < D; i++) ss += (double)x[i] * x[i];
   float r = (float)(1.0 / sqrt(ss / (double)D + eps));
@@ -18,7 +18,7 @@ void lmx_k_rms_norm(const lmx_node *n, int ith, int nth) {
   int64_t lo, hi;
   lmx_split(x->ne1, 1, ith, nth, &lo, &hi);
   for (int64_t r = lo; r < hi; r++)
-    norm_row((const float *)(x->data + r * x->nb1), w ? (const float *)w->data : 0, n->fp[0],
+    lmx_rms_norm_row((const float *)(x->data + r * x->nb1), w ? (const float *)w->data : 0, n->fp[0],
              (float *)(d->data + r * d->nb1), x->ne0);
 }
 
@@ -31,7 +31,7 @@ void lmx_k_add_rms_norm(const lmx_node *n, int ith, int nth) {
     const float *pa = (const float *)(a->data + r * a->nb1), *pb = (const float *)(b->data + r * b->nb1);
     float *ps = (float *)(s->data + r * s->nb1);
     for (int64_t i = 0; i < a->ne0; i++) ps[i] = pa[i] + pb[i];
-    norm_row(ps, w ? (const float *)w->data : 0, n->fp[0], (float *)(d->data + r * d->nb1), a->ne0);
+    lmx_rms_norm_row(ps, w ? (const float *)w->data : 0, n->fp[0], (float *)(d->data + r * d->nb1), a->ne0);
   }
 }
 

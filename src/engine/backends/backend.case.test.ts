@@ -375,6 +375,74 @@ describe("cpu backend matches the reference backend", () => {
     }
   });
 
+  it("RMSNorms folded into the quantized matmuls reading them, residual adds into the matmuls before them: the unfused nodes' bits", async () => {
+    const K = 256,
+      F = 256;
+    const wq = (qt: DType, rows: number, seed: number) =>
+      randomBlocks(qt, (rows * K) / BLOCKS[qt]!.size, seed).buffer as ArrayBuffer;
+    // Two projections of different types reading one norm, each adding into the residual
+    // stream (from either side of the add), an FFN with fused gate and up reading a norm
+    // without weight, and a down projection whose K is the FFN's.
+    for (const [qa, qb] of [
+      [DType.Q4_K, DType.Q6_K],
+      [DType.Q8_0, DType.Q4_K_I],
+      [DType.NVFP4, DType.Q8_0],
+    ] as const) {
+      const bufs = {
+        a: wq(qa, K, 400 + qa),
+        b: wq(qb, K, 410 + qb),
+        g: wq(qa, F, 420 + qa),
+        u: wq(qa, F, 430 + qa),
+        d: wq(qb === DType.Q4_K_I ? DType.Q4_K : qb, K, 440 + qb),
+      };
+      const dDown = qb === DType.Q4_K_I ? DType.Q4_K : qb;
+      const build = (g: Graph, keep: boolean, T: number) => {
+        const x = rand(g, "x", T, K, 450 + T, DType.F32, 3);
+        const wn = rand(g, "wn", 1, K, 451);
+        const h = g.rmsNorm(x, wn, 1e-6);
+        const pa = g.matmul(h, g.bind("wa", qa, K, K, bufs.a));
+        const x1 = g.add(x, pa);
+        const pb = g.matmul(h, g.bind("wb", qb, K, K, bufs.b));
+        const x2 = g.add(pb, x1);
+        const f = g.rmsNorm(x2, null, 1e-5);
+        const glu = g.swiglu(
+          g.matmul(f, g.bind("wg", qa, F, K, bufs.g)),
+          g.matmul(f, g.bind("wu", qa, F, K, bufs.u)),
+        );
+        const down = g.matmul(glu, g.bind("wd", dDown, K, F, bufs.d));
+        const y = g.add(x2, down);
+        // Read elsewhere (an output), a norm or projection result stays its own node.
+        if (keep) for (const t of [h, pa, pb, f, down]) g.output(t);
+        return g.output(y);
+      };
+      for (const T of [1, 5, 20, 70]) {
+        const what = `${DType[qa]}/${DType[qb]} T=${T}`;
+        const results: Float32Array[][] = [];
+        for (const b of backends) {
+          const both: Float32Array[] = [];
+          for (const keep of [false, true]) {
+            const g = new Graph();
+            const out = build(g, keep, T);
+            const plan = compilePlan(g);
+            const ops = plan.nodes.map((n) => n.op);
+            assert.equal(
+              ops.includes(Op.RmsNorm) || ops.includes(Op.AddRmsNorm),
+              keep,
+              `${what}: norm nodes`,
+            );
+            assert.equal(ops.includes(Op.Add) || ops.includes(Op.AddRmsNorm), keep, `${what}: add nodes`);
+            const p = b.prepare(g);
+            await p.execute();
+            both.push(p.read(out).slice());
+          }
+          assert.deepEqual(both[0], both[1], `${b.name} ${what}: fused and unfused differ`);
+          results.push(both);
+        }
+        assertClose(results[1]![0]!, results[0]![0]!, 1e-3, `${what}: cpu vs reference`);
+      }
+    }
+  });
+
   it("attention over the paged cache: GQA, two sequences, sliding window, chunked prefill", async () => {
     const nHead = 4,
       nKv = 2,

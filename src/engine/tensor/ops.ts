@@ -3,6 +3,11 @@
 export enum Op {
   GetRows = 1,
   RmsNorm = 2,
+  /**
+   * dst = x . W^T * floats[0] (+ bias) (+ residual): src [x, W, bias, up, residual, norm].
+   * With up, the rows are glu(x, up) (ints[0] the glu op); with ints[1] = MM_NORM they are
+   * rmsnorm(x) * norm (eps floats[2]); both only for quantized W (plan.ts fuse).
+   */
   Matmul = 3,
   Rope = 4,
   KvStore = 5,
@@ -11,9 +16,15 @@ export enum Op {
   GeGlu = 8,
   Add = 9,
   AddRmsNorm = 10,
-  /** dst = glu(x . Wg^T * floats[0], x . Wu^T * floats[1]): src [x, Wg, -, -, Wu], glu op in ints[0]. */
+  /**
+   * dst = glu(x . Wg^T * floats[0], x . Wu^T * floats[1]): src [x, Wg, -, -, Wu, norm], glu
+   * op in ints[0], ints[1] and floats[2] as for Matmul.
+   */
   MatmulGlu = 11,
 }
+
+/** ints[1] of a matmul whose activation rows are the RMSNorm of its input (native LMX_MM_NORM). */
+export const MM_NORM = 1;
 
 /** Set in a node's op word when it may start before every thread has finished the node before it. */
 export const NO_BARRIER = 0x100;

@@ -13,7 +13,16 @@ import {
 } from "../../tensor/dtype.js";
 import { quantFormat } from "../../quant/index.js";
 import { q8_0 } from "../../quant/q8-0.js";
-import { MAX_SRC, OP_FLOATS, OP_INTS, OP_MASK, Op, RopePairing, TENSOR_FIELDS } from "../../tensor/ops.js";
+import {
+  MAX_SRC,
+  MM_NORM,
+  OP_FLOATS,
+  OP_INTS,
+  OP_MASK,
+  Op,
+  RopePairing,
+  TENSOR_FIELDS,
+} from "../../tensor/ops.js";
 
 /** A tensor resolved against the plan's buffers. */
 export interface TensorView {
@@ -169,6 +178,26 @@ function matmulRows(
   return y;
 }
 
+/** A matmul's activation rows: x's, or fused into it (plan.ts fuse) glu(x, up) or rmsnorm(x). */
+function matmulInput(
+  x: TensorView,
+  up: TensorView | null,
+  norm: TensorView | null,
+  ip: Int32Array,
+  fp: Float32Array,
+): (t: number) => Float32Array {
+  if (ip[1] === MM_NORM) {
+    const w = norm ? rowF32(norm, 0) : null;
+    return (t) => {
+      const r = new Float32Array(x.ne0);
+      rmsRow(rowF32(x, t), w, fp[2]!, r);
+      return r;
+    };
+  }
+  if (up) return (t) => gluRow(ip[0]!, rowF32(x, t), rowF32(up, t));
+  return (t) => rowF32(x, t);
+}
+
 const kernels: Record<number, Kernel> = {
   [Op.GetRows](d, [table, ids]) {
     const id = i32(ids!);
@@ -191,14 +220,20 @@ const kernels: Record<number, Kernel> = {
       rmsRow(ps, wr, fp[0]!, out(d, r));
     }
   },
-  [Op.Matmul](d, [x, w, bias, up], ip, fp) {
-    // A fused gated activation (plan.ts fuse): the rows are glu(x, up).
-    const row = (t: number) => (up ? gluRow(ip[0]!, rowF32(x!, t), rowF32(up, t)) : rowF32(x!, t));
-    const y = matmulRows(row, x!.ne1, w!, fp[0]!, bias);
-    for (let t = 0; t < x!.ne1; t++) out(d, t).set(y[t]!);
+  [Op.Matmul](d, [x, w, bias, up, res, norm], ip, fp) {
+    const y = matmulRows(matmulInput(x!, up ?? null, norm ?? null, ip, fp), x!.ne1, w!, fp[0]!, bias);
+    for (let t = 0; t < x!.ne1; t++) {
+      const o = out(d, t);
+      o.set(y[t]!);
+      // A fused residual add (plan.ts fuse): the stream the projection adds to.
+      if (res) {
+        const r = rowF32(res, t);
+        for (let i = 0; i < o.length; i++) o[i] = o[i]! + r[i]!;
+      }
+    }
   },
-  [Op.MatmulGlu](d, [x, wg, , , wu], ip, fp) {
-    const row = (t: number) => rowF32(x!, t);
+  [Op.MatmulGlu](d, [x, wg, , , wu, norm], ip, fp) {
+    const row = matmulInput(x!, null, norm ?? null, ip, fp);
     const gate = matmulRows(row, x!.ne1, wg!, fp[0]!, null);
     const up = matmulRows(row, x!.ne1, wu!, fp[1]!, null);
     for (let t = 0; t < x!.ne1; t++) out(d, t).set(gluRow(ip[0]!, gate[t]!, up[t]!));
