@@ -1,4 +1,4 @@
-/** The cpu backend keeps one large plan arena resident: the last one run. */
+/** The cpu backend keeps a large plan arena resident only while that plan is the last one run. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { native } from "../../../native.js";
@@ -22,7 +22,7 @@ describe("cpu plan arenas", () => {
     assert.equal(js[7], 3);
   });
 
-  it("running a plan with another large arena empties the previous one", async () => {
+  it("running another plan, large or small, empties the last large arena", async () => {
     const b = new CpuBackend();
     // x + x over [rows, 1024] f32: arenas of 2 MiB and more.
     const plan = (rows: number) => {
@@ -42,10 +42,15 @@ describe("cpu plan arenas", () => {
       tiny = plan(4);
     await a.p.execute();
     assert.equal(a.p.read(a.y)[0], 2);
-    await tiny.p.execute(); // small arenas do not count
-    assert.equal(a.p.read(a.y)[0], 2);
     await a.p.execute(); // the last large arena run again: kept
     assert.equal(a.p.read(a.y)[5], 2);
+    await tiny.p.execute(); // a decode step after a prompt: the prompt's arena goes
+    assert.equal(tiny.p.read(tiny.y)[0], 2);
+    assert.equal(a.p.read(a.y)[0], 0, "the large arena was given back");
+    await tiny.p.execute(); // small arenas stay
+    assert.equal(tiny.p.read(tiny.y)[0], 2);
+    await a.p.execute();
+    assert.equal(a.p.read(a.y)[0], 2);
     await c.p.execute();
     assert.equal(c.p.read(c.y)[0], 2);
     assert.equal(a.p.read(a.y)[0], 0, "the earlier arena was given back");

@@ -107,14 +107,17 @@ export class CpuBackend implements Backend {
 
   /**
    * A plan's arena holds nothing from one run to the next, and an engine caches a plan per
-   * batch shape: the last-run large arena stays resident, the one before it is emptied
-   * (releaseScratch) when another large one runs. Without this, every prompt-chunk size a
-   * server had seen kept its arena's pages (12 MiB at 512 tokens for Qwen3-0.6B).
+   * batch shape: a large arena (a prompt chunk's: 10 MiB at 512 tokens for Qwen3-0.6B) is
+   * emptied (releaseScratch) as soon as a different plan runs, another prompt chunk's or a
+   * decode step's, whose small arena stays resident. Without this, every prompt-chunk size a
+   * server had seen kept its arena's pages, and a conversation's prompt arena stayed
+   * resident through all of its generation; the price is faulting the pages in again at
+   * the next prompt (~1 ms per 10 MiB, against ~1 s for the 512 tokens that fill them).
    */
   private useArena(a: { buffer: ArrayBuffer; running: number }): void {
-    if (this.lastArena === a || a.buffer.byteLength < LARGE_ARENA_BYTES) return;
+    if (this.lastArena === a) return;
     const prev = this.lastArena;
-    this.lastArena = a;
+    this.lastArena = a.buffer.byteLength >= LARGE_ARENA_BYTES ? a : null;
     if (prev && prev.running === 0) native().releaseScratch(prev.buffer);
   }
 }
