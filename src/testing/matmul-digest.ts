@@ -22,6 +22,11 @@ const QUANTIZED = [
   DType.Q6_K,
   DType.MXFP4,
   DType.NVFP4,
+  // What the engine runs for Q4_K, Q6_K and NVFP4 weights (interleaved at load): the
+  // AVX-512 tier has 512-bit dots of its own for the K-quants.
+  DType.Q4_K_I,
+  DType.Q6_K_I,
+  DType.NVFP4_I,
 ];
 
 async function matmulDigests(): Promise<Record<string, string>> {
