@@ -8,7 +8,13 @@
 //
 //   node bench/vs-llama-bench.mjs [--types f16,q8_0,q4_K_M,nvfp4] [--threads 1,2]
 //        [--prompts 512,8192] [--gen 64] [--runs 3] [--long-runs 1] [--no-node-llama-cpp]
-//        [--profile] [--depth D] [--kv-cache-type f16|q8_0] [--json FILE]
+//        [--rounds R] [--profile] [--depth D] [--kv-cache-type f16|q8_0] [--json FILE]
+//
+// --rounds R measures each cell R times in alternation (lmx, llama-bench, node-llama-cpp,
+// the bandwidth probe; then again) and reports the medians: on a shared machine whose
+// speed drifts from minute to minute, engines measured one after the other can land in a
+// fast and a slow minute; alternating rounds spread that over both. Peak RSS is the
+// largest of the rounds. Default 1 (one measurement of --runs runs per engine).
 //
 // --depth D adds prompt processing (the first --prompts length) and decode after a D-token
 // context (lmx bench --depth, llama-bench -d): a long conversation's next turn. The decode
@@ -39,6 +45,23 @@ const jsonOut = opt("json", undefined);
 const depth = Number(opt("depth", 0));
 const kvType = opt("kv-cache-type", "f16");
 const runsFor = (n) => (n > 2048 ? longRuns : runs);
+const rounds = Number(opt("rounds", 1));
+const median = (xs) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+
+/** Runs measure() `rounds` times and gives each numeric field's median (peak RSS: the most). */
+function alternate(measure) {
+  const all = Array.from({ length: rounds }, measure);
+  const out = { ...all[0] };
+  for (const k of Object.keys(out))
+    if (typeof out[k] === "number")
+      out[k] = k === "peak_rss_bytes" ? Math.max(...all.map((x) => x[k])) : median(all.map((x) => x[k]));
+  return out;
+}
 
 const llamaBench = join(root, "bench/llama.cpp/src/build/bin/llama-bench");
 if (!existsSync(llamaBench)) {
@@ -148,13 +171,29 @@ for (const type of types) {
   const path = file(type);
   for (const threads of threadsList) {
     native().setThreads(threads);
-    const bw = native().bandwidthProbe(1024, 5);
+    let bw = native().bandwidthProbe(1024, 5);
     prompts.forEach((nPrompt, i) => {
       const gen = i === 0 ? nGen : 0; // decode once per type and thread count
       process.stderr.write(`${type}, ${threads} threads, pp${nPrompt}${gen ? ` + tg${gen}` : ""} ...\n`);
-      const a = lmx(path, threads, nPrompt, gen);
-      const b = llama(path, threads, nPrompt, gen);
-      const c = nodeLlama(path, threads, nPrompt, gen);
+      const m = alternate(() => {
+        const a = lmx(path, threads, nPrompt, gen);
+        const b = llama(path, threads, nPrompt, gen);
+        const c = nodeLlama(path, threads, nPrompt, gen);
+        const probe = rounds > 1 ? native().bandwidthProbe(1024, 5) : bw;
+        return {
+          ...a,
+          tg_tok_s: a.tg_tok_s ?? NaN,
+          llama_pp: b.pp,
+          llama_tg: b.tg,
+          node_pp: c.pp,
+          node_tg: c.tg,
+          bw: probe,
+        };
+      });
+      const a = m,
+        b = { pp: m.llama_pp, tg: m.llama_tg },
+        c = { pp: m.node_pp, tg: m.node_tg };
+      bw = m.bw;
       rows.push({
         type,
         threads,
