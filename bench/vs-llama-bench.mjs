@@ -171,7 +171,7 @@ for (const type of types) {
   const path = file(type);
   for (const threads of threadsList) {
     native().setThreads(threads);
-    let bw = native().bandwidthProbe(1024, 5);
+    let bw = NaN;
     prompts.forEach((nPrompt, i) => {
       const gen = i === 0 ? nGen : 0; // decode once per type and thread count
       process.stderr.write(`${type}, ${threads} threads, pp${nPrompt}${gen ? ` + tg${gen}` : ""} ...\n`);
@@ -179,39 +179,24 @@ for (const type of types) {
         const a = lmx(path, threads, nPrompt, gen);
         const b = llama(path, threads, nPrompt, gen);
         const c = nodeLlama(path, threads, nPrompt, gen);
-        const probe = rounds > 1 ? native().bandwidthProbe(1024, 5) : bw;
+        const bandwidth = native().bandwidthProbe(1024, 5);
         return {
-          ...a,
-          tg_tok_s: a.tg_tok_s ?? NaN,
+          lmx_pp: a.pp_tok_s,
           llama_pp: b.pp,
+          node_llama_pp: c.pp,
+          lmx_tg: a.tg_tok_s ?? NaN,
           llama_tg: b.tg,
-          node_pp: c.pp,
-          node_tg: c.tg,
-          bw: probe,
+          node_llama_tg: c.tg,
+          bandwidth_gbs: bandwidth,
+          tg_bound: (bandwidth * 1e9) / a.weight_bytes,
+          weight_bytes: a.weight_bytes,
+          kv_bytes: a.kv_bytes,
+          peak_rss_bytes: a.peak_rss_bytes,
+          ...(a.profile ? { profile: a.profile } : {}),
         };
       });
-      const a = m,
-        b = { pp: m.llama_pp, tg: m.llama_tg },
-        c = { pp: m.node_pp, tg: m.node_tg };
-      bw = m.bw;
-      rows.push({
-        type,
-        threads,
-        prompt: nPrompt,
-        gen,
-        lmx_pp: a.pp_tok_s,
-        llama_pp: b.pp,
-        node_llama_pp: c.pp,
-        lmx_tg: a.tg_tok_s ?? NaN,
-        llama_tg: b.tg,
-        node_llama_tg: c.tg,
-        bandwidth_gbs: bw,
-        tg_bound: (bw * 1e9) / a.weight_bytes,
-        weight_bytes: a.weight_bytes,
-        kv_bytes: a.kv_bytes,
-        peak_rss_bytes: a.peak_rss_bytes,
-        ...(a.profile ? { profile: a.profile } : {}),
-      });
+      bw = m.bandwidth_gbs;
+      rows.push({ type, threads, prompt: nPrompt, gen, ...m });
     });
     if (depth > 0) {
       process.stderr.write(

@@ -8,7 +8,6 @@ import { DEFAULT_MODEL_PATH } from "../model.js";
 import { RUNNER_V8_FLAGS } from "../server/runner-client.js";
 import { LMX_BIN, runLmx } from "../testing/lmx-cli.js";
 
-const bin = LMX_BIN;
 const lmx = (args: string[], input?: string) => runLmx(args, { input });
 
 describe("lmx CLI", () => {
@@ -109,7 +108,7 @@ describe("lmx CLI", () => {
 
   it("ends quietly when its reader goes away (lmx … | head)", async () => {
     const child = spawn(process.execPath, [
-      bin,
+      LMX_BIN,
       "bench",
       "--prompt-tokens",
       "8",
@@ -128,7 +127,7 @@ describe("lmx CLI", () => {
 
   it("started as a user starts it (bin/lmx.js), runs with V8's young generation capped", async (t) => {
     if (process.platform !== "linux") return t.skip("reads /proc");
-    const child = spawn(bin, ["bench", "--prompt-tokens", "8", "--gen-tokens", "4", "--runs", "1"]);
+    const child = spawn(LMX_BIN, ["bench", "--prompt-tokens", "8", "--gen-tokens", "4", "--runs", "1"]);
     child.stdout.resume();
     const closed = new Promise((resolve) => child.on("close", resolve));
     // The pid runs sh first (bin/lmx.js's first two lines), which execs node with the flags.

@@ -46,17 +46,31 @@ export function fuse(nodes: readonly Node[], outputs: ReadonlySet<Tensor> = new 
   return fuseAddNorm(foldNorms(fuseResidual(fuseGlu(nodes, outputs), outputs), outputs));
 }
 
-/** Number of source slots reading each tensor (by base), over all nodes. */
-function readerCounts(nodes: readonly Node[]): Map<Tensor, number> {
-  const readers = new Map<Tensor, number>();
-  for (const n of nodes)
-    for (const t of n.src) if (t) readers.set(baseOf(t), (readers.get(baseOf(t)) ?? 0) + 1);
+/** For each tensor (by base), the index of the node of every source slot reading it. */
+function readersOf(nodes: readonly Node[]): Map<Tensor, number[]> {
+  const readers = new Map<Tensor, number[]>();
+  nodes.forEach((n, i) => {
+    for (const t of n.src) {
+      if (!t) continue;
+      const list = readers.get(baseOf(t));
+      if (list) list.push(i);
+      else readers.set(baseOf(t), [i]);
+    }
+  });
   return readers;
 }
 
+/** n's sources with slot `slot` set to t (the list padded to MAX_SRC). */
+function withSource(n: Node, slot: number, t: Tensor | null): (Tensor | null)[] {
+  const src = [...n.src];
+  while (src.length < MAX_SRC) src.push(null);
+  src[slot] = t;
+  return src;
+}
+
 function fuseGlu(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Node[] {
-  const readers = readerCounts(nodes);
-  const onlyFeeds = (t: Tensor) => readers.get(t) === 1 && !outputs.has(t);
+  const readers = readersOf(nodes);
+  const onlyFeeds = (t: Tensor) => readers.get(t)?.length === 1 && !outputs.has(t);
   const out: Node[] = [];
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i]!;
@@ -111,7 +125,7 @@ function fuseGlu(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Node[] {
 }
 
 function fuseResidual(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Node[] {
-  const readers = readerCounts(nodes);
+  const readers = readersOf(nodes);
   const out: Node[] = [];
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i]!;
@@ -120,16 +134,13 @@ function fuseResidual(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Nod
       n.op === Op.Matmul &&
       !n.src[4] &&
       add?.op === Op.Add &&
-      readers.get(n.dst) === 1 &&
+      readers.get(n.dst)?.length === 1 &&
       !outputs.has(n.dst)
     ) {
       const k = add.src[0] === n.dst ? 1 : add.src[1] === n.dst ? 0 : -1;
       const res = k >= 0 ? add.src[k]! : null;
-      if (res && res.rows === n.dst.rows && res.cols === n.dst.cols && baseOf(res) !== n.dst) {
-        const src = [...n.src];
-        while (src.length < MAX_SRC) src.push(null);
-        src[4] = res;
-        out.push({ ...n, dst: add.dst, src });
+      if (res && res.rows === n.dst.rows && res.cols === n.dst.cols) {
+        out.push({ ...n, dst: add.dst, src: withSource(n, 4, res) });
         i++;
         continue;
       }
@@ -140,15 +151,7 @@ function fuseResidual(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Nod
 }
 
 function foldNorms(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Node[] {
-  const readers = new Map<Tensor, number[]>();
-  nodes.forEach((n, i) => {
-    for (const t of n.src) {
-      if (!t) continue;
-      const list = readers.get(baseOf(t));
-      if (list) list.push(i);
-      else readers.set(baseOf(t), [i]);
-    }
-  });
+  const readers = readersOf(nodes);
   // A reader that can take the norm: a matmul with quantized weights reading it as its
   // input only, with no other row transform of its own.
   const takes = (m: Node, h: Tensor) =>
@@ -156,15 +159,13 @@ function foldNorms(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Node[]
     isQuantized(m.src[1]!.dtype) &&
     m.src[0] === h &&
     m.src.every((t, s) => s === 0 || !t || baseOf(t) !== h) &&
-    !m.src[3] &&
-    !m.src[5] &&
-    (m.ints[1] ?? 0) === 0;
+    !m.src[3];
   const folded = new Map<number, { x: Tensor; w: Tensor | null; eps: number }>();
   const dropped = new Set<number>();
   nodes.forEach((n, i) => {
     if (n.op !== Op.RmsNorm || outputs.has(n.dst) || baseOf(n.dst) !== n.dst) return;
     const list = readers.get(n.dst) ?? [];
-    if (list.length === 0 || !list.every((j) => j > i && takes(nodes[j]!, n.dst))) return;
+    if (list.length === 0 || !list.every((j) => takes(nodes[j]!, n.dst))) return;
     for (const j of list) folded.set(j, { x: n.src[0]!, w: n.src[1] ?? null, eps: n.floats[0]! });
     dropped.add(i);
   });
@@ -173,10 +174,8 @@ function foldNorms(nodes: readonly Node[], outputs: ReadonlySet<Tensor>): Node[]
     if (dropped.has(i)) return;
     const f = folded.get(i);
     if (!f) return void out.push(n);
-    const src = [...n.src];
-    while (src.length < MAX_SRC) src.push(null);
+    const src = withSource(n, 5, f.w);
     src[0] = f.x;
-    src[5] = f.w;
     out.push({
       ...n,
       src,
@@ -270,15 +269,9 @@ function placeActivations(
 ): { offsets: Map<Tensor, number>; size: number } {
   const isAct = (t: Tensor | null): t is Tensor => !!t && baseOf(t).binding.kind === "act";
   const lastUse = new Map<Tensor, number>();
-  const readers = new Map<Tensor, number[]>();
+  const readers = readersOf(nodes);
   const writtenActs = new Set<Tensor>();
   nodes.forEach((n, i) => {
-    for (const t of n.src) {
-      if (!t) continue;
-      const list = readers.get(baseOf(t));
-      if (list) list.push(i);
-      else readers.set(baseOf(t), [i]);
-    }
     for (const t of written(n)) if (isAct(t)) writtenActs.add(baseOf(t));
     for (const t of [...n.src, ...written(n)]) if (isAct(t)) lastUse.set(baseOf(t), i);
   });

@@ -112,7 +112,7 @@ export class CpuBackend implements Backend {
    * decode step's, whose small arena stays resident. Without this, every prompt-chunk size a
    * server had seen kept its arena's pages, and a conversation's prompt arena stayed
    * resident through all of its generation; the price is faulting the pages in again at
-   * the next prompt (~1 ms per 10 MiB, against ~1 s for the 512 tokens that fill them).
+   * the next prompt, which did not show against the ~1 s those 512 tokens take (session 14).
    */
   private useArena(a: { buffer: ArrayBuffer; running: number }): void {
     if (this.lastArena === a) return;
