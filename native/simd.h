@@ -59,12 +59,26 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const voi
 }
 
 /* Decode streams weights once: hardware prefetchers alone left Q8_0 decode ~12% slower
- * here than asking for the lines LMX_PREFETCH_BYTES ahead (2 KiB measured best of 0.5-8 KiB;
- * the LMX_PREFETCH_BYTES environment variable overrides it, 0 turns it off). */
+ * on Zen 3 than asking for the lines LMX_PREFETCH_BYTES ahead (2 KiB measured best of
+ * 0.5-8 KiB; the LMX_PREFETCH_BYTES environment variable overrides it, 0 turns it off). */
 #define LMX_PREFETCH_BYTES lmx_pf_bytes()
 static inline int lmx_pf_bytes(void) {
   static int v = -1;
   if (v < 0) { const char *e = getenv("LMX_PREFETCH_BYTES"); v = e ? atoi(e) : 2048; }
+  return v;
+}
+/* The float GEMV's distance. On Zen 4 (the first AVX-512 CPU measured) the software
+ * prefetch slowed F16 decode on one thread by ~10% (faster without it in 10 of 10
+ * alternations over two sessions, and level with llama-bench), while the quantized dots
+ * kept a small gain; so CPUs with AVX-512 leave float streams to the hardware prefetcher.
+ * LMX_PREFETCH_BYTES overrides both distances. */
+#define LMX_PREFETCH_FLOAT_BYTES lmx_pf_float_bytes()
+static inline int lmx_pf_float_bytes(void) {
+  static int v = -1;
+  if (v < 0) {
+    const char *e = getenv("LMX_PREFETCH_BYTES");
+    v = e ? atoi(e) : (lmx_cpu_features() & LMX_CPU_AVX512F) ? 0 : 2048;
+  }
   return v;
 }
 /* Prefetches the cache lines of a block of `bytes` bytes at q. The quantized dots read

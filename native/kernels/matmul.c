@@ -42,7 +42,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const floa
   /* The distance is read in the loop on purpose: read once before it, as the quantized
    * dots do, F16 decode ran ~10% slower (alternating runs, session 7). */
   for (; k + 32 <= K; k += 32) {
-    _mm_prefetch((const char *)w + (k + 32) * (dt == LMX_F32 ? 4 : 2) + LMX_PREFETCH_BYTES, _MM_HINT_T0);
+    _mm_prefetch((const char *)w + (k + 32) * (dt == LMX_F32 ? 4 : 2) + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
     a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0);
     a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 8), _mm256_loadu_ps(x + k + 8), a1);
     a2 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 16), _mm256_loadu_ps(x + k + 16), a2);
