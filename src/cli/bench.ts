@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { ProfileEntry } from "../engine/backends/backend.js";
 import { loadModel } from "../model.js";
+import { DEFAULT_OPTIONS } from "../runner/options.js";
 import { parseArgs, UsageError } from "./args.js";
 import { kvCacheTypeFlag } from "./kv-cache-type.js";
 import { resolveModel } from "./resolve-model.js";
@@ -19,7 +20,7 @@ Flags:
   --gen-tokens M      tokens to generate (default 128)
   --runs R            measured runs (default 5)
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
-  --batch B           prompt tokens per forward pass (default 512)
+  --batch B           prompt tokens per forward pass (default 256)
   --depth D           tokens already in the cache when each test starts (default 0)
   --kv-cache-type T   element type of the KV cache: f16 (default) or q8_0
   --no-mmap           read the weights into memory instead of mapping them
@@ -87,7 +88,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const nPrompt = (flags["prompt-tokens"] as number) ?? 512;
   const nGen = (flags["gen-tokens"] as number) ?? 128;
   const runs = (flags.runs as number) ?? 5;
-  const batch = (flags.batch as number) ?? 512;
+  const batch = (flags.batch as number) ?? DEFAULT_OPTIONS.numBatch;
   const depth = (flags.depth as number) ?? 0;
   if (!Number.isInteger(depth) || depth < 0)
     throw new UsageError(`--depth needs a whole number of tokens, got ${depth}`);
