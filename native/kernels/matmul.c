@@ -56,6 +56,54 @@ static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const floa
   return s;
 }
 
+/* Two rows against one x, each in dot1_avx2's order (so the same bits). GEMV_ROWS pairs
+ * rows half a claim apart: two sequential weight streams in flight instead of one made
+ * one thread's F16 decode 5-13% faster on Zen 4 (alternating builds, 4 pairs), while
+ * pairing adjacent rows (one stream, 2 KiB apart) halved it. */
+static inline __attribute__((always_inline)) LMX_AVX2 void dot2_avx2(const float *x, const void *w0, const void *w1, int32_t dt, int64_t K, float *out0, float *out1) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+  const int es = dt == LMX_F32 ? 4 : 2;
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    _mm_prefetch((const char *)w0 + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
+    _mm_prefetch((const char *)w1 + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
+    const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8), x2 = _mm256_loadu_ps(x + k + 16),
+                 x3 = _mm256_loadu_ps(x + k + 24);
+    a0 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), x0, a0);
+    b0 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), x0, b0);
+    a1 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 8), x1, a1);
+    b1 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 8), x1, b1);
+    a2 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 16), x2, a2);
+    b2 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 16), x2, b2);
+    a3 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 24), x3, a3);
+    b3 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 24), x3, b3);
+  }
+  if (k + 8 <= K) {
+    a0 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), _mm256_loadu_ps(x + k), a0);
+    b0 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), _mm256_loadu_ps(x + k), b0);
+    k += 8;
+  }
+  if (k + 8 <= K) {
+    a1 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), _mm256_loadu_ps(x + k), a1);
+    b1 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), _mm256_loadu_ps(x + k), b1);
+    k += 8;
+  }
+  if (k + 8 <= K) {
+    a2 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), _mm256_loadu_ps(x + k), a2);
+    b2 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), _mm256_loadu_ps(x + k), b2);
+    k += 8;
+  }
+  float s0 = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  float s1 = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
+  for (; k < K; k++) {
+    s0 += x[k] * lmx_elem(w0, dt, k);
+    s1 += x[k] * lmx_elem(w1, dt, k);
+  }
+  *out0 = s0;
+  *out1 = s1;
+}
+
 /* Canonical GEMM order per output: one accumulator over 8-wide chunks, then the tail. */
 static LMX_AVX2 float dotg_avx2(const float *x, const float *w, int64_t K) {
   __m256 a = _mm256_setzero_ps();
@@ -209,11 +257,23 @@ static LMX_AVX2 void gemm_packed_avx2(const lmx_node *n, int64_t lo, int64_t hi,
   }
 }
 
-/* One copy of the row loop per weight type, so the inner loops carry no type switch. */
+/* One copy of the row loop per weight type, so the inner loops carry no type switch. A
+ * single token takes its rows in pairs from the two halves of the claim (dot2_avx2). */
 #define GEMV_ROWS(DT)                                                                                  \
-  for (int64_t r = lo; r < hi; r++)                                                                    \
-    for (int64_t t = 0; t < x->ne1; t++)                                                               \
-      ((float *)(dst->data + t * dst->nb1))[r] = dot1_avx2((const float *)(x->data + t * x->nb1), w->data + r * w->nb1, DT, K);
+  {                                                                                                    \
+    int64_t r = lo;                                                                                    \
+    if (x->ne1 == 1) {                                                                                 \
+      const int64_t h = (hi - lo) / 2;                                                                 \
+      for (; r < lo + h; r++)                                                                          \
+        dot2_avx2((const float *)x->data, w->data + r * w->nb1, w->data + (r + h) * w->nb1, DT, K,     \
+                  (float *)dst->data + r, (float *)dst->data + r + h);                                 \
+      r = lo + 2 * h;                                                                                  \
+    }                                                                                                  \
+    for (; r < hi; r++)                                                                                \
+      for (int64_t t = 0; t < x->ne1; t++)                                                             \
+        ((float *)(dst->data + t * dst->nb1))[r] =                                                     \
+            dot1_avx2((const float *)(x->data + t * x->nb1), w->data + r * w->nb1, DT, K);             \
+  }
 
 static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float *x8) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
