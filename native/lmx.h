@@ -265,8 +265,9 @@ int64_t lmx_gemm_q8_scratch(const lmx_node *n);
  * into a slot is split across threads and ends in a barrier; q/k/v and gate/up of one
  * barrier group reuse a slot. work: lmx_gemm_q8_scratch floats. */
 const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, float *work);
-/* Token t's activation row of a matmul node: src0's row, or the GLU of src0 and src3 in
- * tmp (ne0 floats) when the planner fused the gated activation into the matmul. */
+/* Token t's activation row of a matmul node: src0's row, or in tmp (ne0 floats) the
+ * RMSNorm of src0's row (ip[1] = LMX_MM_NORM) or the GLU of src0 and src3, when the
+ * planner folded the norm or the gated activation into the matmul. */
 const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp);
 /* Whether lmx_matmul_x_row needs a row of scratch (a fused GLU or RMSNorm). */
 int lmx_matmul_x_computed(const lmx_node *n);

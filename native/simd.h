@@ -62,9 +62,10 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256 lmx_load8(const voi
  * on Zen 3 than asking for the lines LMX_PREFETCH_BYTES ahead (2 KiB measured best of
  * 0.5-8 KiB; the LMX_PREFETCH_BYTES environment variable overrides it, 0 turns it off). */
 #define LMX_PREFETCH_BYTES lmx_pf_bytes()
+#define LMX_PREFETCH_DEFAULT 2048
 static inline int lmx_pf_bytes(void) {
   static int v = -1;
-  if (v < 0) { const char *e = getenv("LMX_PREFETCH_BYTES"); v = e ? atoi(e) : 2048; }
+  if (v < 0) { const char *e = getenv("LMX_PREFETCH_BYTES"); v = e ? atoi(e) : LMX_PREFETCH_DEFAULT; }
   return v;
 }
 /* The float GEMV's distance. On Zen 4 (the first AVX-512 CPU measured) the software
@@ -75,10 +76,7 @@ static inline int lmx_pf_bytes(void) {
 #define LMX_PREFETCH_FLOAT_BYTES lmx_pf_float_bytes()
 static inline int lmx_pf_float_bytes(void) {
   static int v = -1;
-  if (v < 0) {
-    const char *e = getenv("LMX_PREFETCH_BYTES");
-    v = e ? atoi(e) : (lmx_cpu_features() & LMX_CPU_AVX512F) ? 0 : 2048;
-  }
+  if (v < 0) v = getenv("LMX_PREFETCH_BYTES") ? lmx_pf_bytes() : (lmx_cpu_features() & LMX_CPU_AVX512F) ? 0 : LMX_PREFETCH_DEFAULT;
   return v;
 }
 /* Prefetches the cache lines of a block of `bytes` bytes at q. The quantized dots read

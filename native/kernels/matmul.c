@@ -34,74 +34,44 @@ static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
 
 #ifdef LMX_X86
 /* Canonical GEMV order per output: four accumulators over 8-wide chunks taken round-robin,
- * summed pairwise. Rows are processed one after another so that each thread reads its
- * share of the weights as one sequential stream (rows are contiguous in memory). */
-static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+ * summed pairwise. R (1 or 2, a constant after inlining) rows against one x, each row in
+ * that order, so pairing rows changes no bits: GEMV_ROWS pairs rows half a claim apart,
+ * two sequential weight streams in flight instead of one, which made one thread's F16
+ * decode 5-13% faster on Zen 4 (alternating builds), while pairing adjacent rows (one
+ * stream, 2 KiB apart) halved it. */
+static inline __attribute__((always_inline)) LMX_AVX2 void dotr_avx2(const float *x, const void *const *w, const int R,
+                                                                     int32_t dt, int64_t K, float *out) {
+  __m256 a[2][4];
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < 4; j++) a[r][j] = _mm256_setzero_ps();
+  const int es = dt == LMX_F32 ? 4 : 2;
   int64_t k = 0;
   /* The distance is read in the loop on purpose: read once before it, as the quantized
    * dots do, F16 decode ran ~10% slower (alternating runs, session 7). */
   for (; k + 32 <= K; k += 32) {
-    _mm_prefetch((const char *)w + (k + 32) * (dt == LMX_F32 ? 4 : 2) + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
-    a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0);
-    a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 8), _mm256_loadu_ps(x + k + 8), a1);
-    a2 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 16), _mm256_loadu_ps(x + k + 16), a2);
-    a3 = _mm256_fmadd_ps(lmx_load8(w, dt, k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    for (int r = 0; r < R; r++)
+      _mm_prefetch((const char *)w[r] + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
+    for (int j = 0; j < 4; j++) {
+      const __m256 xj = _mm256_loadu_ps(x + k + 8 * j);
+      for (int r = 0; r < R; r++) a[r][j] = _mm256_fmadd_ps(lmx_load8(w[r], dt, k + 8 * j), xj, a[r][j]);
+    }
   }
-  if (k + 8 <= K) { a0 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a0); k += 8; }
-  if (k + 8 <= K) { a1 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a1); k += 8; }
-  if (k + 8 <= K) { a2 = _mm256_fmadd_ps(lmx_load8(w, dt, k), _mm256_loadu_ps(x + k), a2); k += 8; }
-  float s = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; k < K; k++) s += x[k] * lmx_elem(w, dt, k);
-  return s;
+  /* Up to three 8-wide chunks left go to accumulators 0, 1, 2 in turn. */
+  for (int j = 0; j < 3 && k + 8 <= K; j++, k += 8) {
+    const __m256 xj = _mm256_loadu_ps(x + k);
+    for (int r = 0; r < R; r++) a[r][j] = _mm256_fmadd_ps(lmx_load8(w[r], dt, k), xj, a[r][j]);
+  }
+  for (int r = 0; r < R; r++) {
+    float s = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
+    for (int64_t i = k; i < K; i++) s += x[i] * lmx_elem(w[r], dt, i);
+    out[r] = s;
+  }
 }
 
-/* Two rows against one x, each in dot1_avx2's order (so the same bits). GEMV_ROWS pairs
- * rows half a claim apart: two sequential weight streams in flight instead of one made
- * one thread's F16 decode 5-13% faster on Zen 4 (alternating builds, 4 pairs), while
- * pairing adjacent rows (one stream, 2 KiB apart) halved it. */
-static inline __attribute__((always_inline)) LMX_AVX2 void dot2_avx2(const float *x, const void *w0, const void *w1, int32_t dt, int64_t K, float *out0, float *out1) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-  const int es = dt == LMX_F32 ? 4 : 2;
-  int64_t k = 0;
-  for (; k + 32 <= K; k += 32) {
-    _mm_prefetch((const char *)w0 + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
-    _mm_prefetch((const char *)w1 + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_T0);
-    const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8), x2 = _mm256_loadu_ps(x + k + 16),
-                 x3 = _mm256_loadu_ps(x + k + 24);
-    a0 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), x0, a0);
-    b0 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), x0, b0);
-    a1 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 8), x1, a1);
-    b1 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 8), x1, b1);
-    a2 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 16), x2, a2);
-    b2 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 16), x2, b2);
-    a3 = _mm256_fmadd_ps(lmx_load8(w0, dt, k + 24), x3, a3);
-    b3 = _mm256_fmadd_ps(lmx_load8(w1, dt, k + 24), x3, b3);
-  }
-  if (k + 8 <= K) {
-    a0 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), _mm256_loadu_ps(x + k), a0);
-    b0 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), _mm256_loadu_ps(x + k), b0);
-    k += 8;
-  }
-  if (k + 8 <= K) {
-    a1 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), _mm256_loadu_ps(x + k), a1);
-    b1 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), _mm256_loadu_ps(x + k), b1);
-    k += 8;
-  }
-  if (k + 8 <= K) {
-    a2 = _mm256_fmadd_ps(lmx_load8(w0, dt, k), _mm256_loadu_ps(x + k), a2);
-    b2 = _mm256_fmadd_ps(lmx_load8(w1, dt, k), _mm256_loadu_ps(x + k), b2);
-    k += 8;
-  }
-  float s0 = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  float s1 = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
-  for (; k < K; k++) {
-    s0 += x[k] * lmx_elem(w0, dt, k);
-    s1 += x[k] * lmx_elem(w1, dt, k);
-  }
-  *out0 = s0;
-  *out1 = s1;
+static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
+  float s;
+  dotr_avx2(x, &w, 1, dt, K, &s);
+  return s;
 }
 
 /* Canonical GEMM order per output: one accumulator over 8-wide chunks, then the tail. */
@@ -258,15 +228,19 @@ static LMX_AVX2 void gemm_packed_avx2(const lmx_node *n, int64_t lo, int64_t hi,
 }
 
 /* One copy of the row loop per weight type, so the inner loops carry no type switch. A
- * single token takes its rows in pairs from the two halves of the claim (dot2_avx2). */
+ * single token takes its rows in pairs from the two halves of the claim (dotr_avx2). */
 #define GEMV_ROWS(DT)                                                                                  \
   {                                                                                                    \
     int64_t r = lo;                                                                                    \
     if (x->ne1 == 1) {                                                                                 \
       const int64_t h = (hi - lo) / 2;                                                                 \
-      for (; r < lo + h; r++)                                                                          \
-        dot2_avx2((const float *)x->data, w->data + r * w->nb1, w->data + (r + h) * w->nb1, DT, K,     \
-                  (float *)dst->data + r, (float *)dst->data + r + h);                                 \
+      for (; r < lo + h; r++) {                                                                        \
+        const void *pair[2] = {w->data + r * w->nb1, w->data + (r + h) * w->nb1};                      \
+        float o[2];                                                                                    \
+        dotr_avx2((const float *)x->data, pair, 2, DT, K, o);                                          \
+        ((float *)dst->data)[r] = o[0];                                                                \
+        ((float *)dst->data)[r + h] = o[1];                                                            \
+      }                                                                                                \
       r = lo + 2 * h;                                                                                  \
     }                                                                                                  \
     for (; r < hi; r++)                                                                                \

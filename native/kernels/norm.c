@@ -19,7 +19,7 @@ void lmx_k_rms_norm(const lmx_node *n, int ith, int nth) {
   lmx_split(x->ne1, 1, ith, nth, &lo, &hi);
   for (int64_t r = lo; r < hi; r++)
     lmx_rms_norm_row((const float *)(x->data + r * x->nb1), w ? (const float *)w->data : 0, n->fp[0],
-             (float *)(d->data + r * d->nb1), x->ne0);
+                     (float *)(d->data + r * d->nb1), x->ne0);
 }
 
 /* src3 = src0 + src1 (the new residual stream); dst = rmsnorm(src3) * src2. */
