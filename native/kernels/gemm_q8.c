@@ -267,10 +267,20 @@ static void build_panel_k4(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, 
  * Activations come as x + 128 (unsigned, for maddubs), so a row's block sums to
  * sum(m * c * x) + 128 * sum_s(m_s * sum(c_s)): the correction is minus the second term,
  * a constant of the row. The factors of 8 rows are computed together from the
- * interleaved codes. */
+ * interleaved codes.
+ * The pair layout (mult_pairs: NVFP4 on 16-row panels) holds the same block's factors as
+ * one vector of the two sub-blocks' multipliers as an int16 pair (m0, m1), then each
+ * sub-block's own correction -128 * sum(c_s), then the bases: a sub-block's sum starts at
+ * its correction and ends as sum(c * x), which fits 16 bits (16 * 12 * 128 < 32768), so
+ * the two sums go into one madd against (m0, m1) instead of a 32-bit multiply each. The
+ * block's integer is the same as in the other layout. */
+static int mult_pairs(int AB, int pw) {
+  return AB == 32 && pw == 16;
+}
+
 static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw, int h, float scale, const int32_t *m,
                                  const float *base) {
-  const int n = AB / 16;
+  const int n = AB / 16, pairs = mult_pairs(AB, pw);
   int32_t *pf = (int32_t *)(panel + pw * K);
   for (int64_t b = 0; b < K / AB; b++)
     for (int i = 0; i < 8; i++) {
@@ -280,10 +290,12 @@ static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw
         int32_t sum = 0;
         for (int64_t k = AB * b + 16 * sb; k < AB * b + 16 * sb + 16; k++) sum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4];
         const int32_t ms = m[(n * b + sb) * 8 + i];
-        f[sb * pw] = m16x2(ms);
+        if (pairs) f[(1 + sb) * pw] = -128 * sum;
+        else f[sb * pw] = m16x2(ms);
         corr += ms * sum;
       }
-      f[n * pw] = -128 * corr;
+      if (pairs) f[0] = (int32_t)((uint32_t)(m[n * b * 8 + i] & 0xffff) | (uint32_t)m[(n * b + 1) * 8 + i] << 16);
+      else f[n * pw] = -128 * corr;
       const float bs = base[8 * b + i] * scale;
       memcpy(f + (n + 1) * pw, &bs, 4);
     }
@@ -312,13 +324,19 @@ static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB,
       const __m256i s1 = sub_block_sums8(panel + 4 * pw * (AB / 4 * b + 4 * sb + 4) + 32 * h, pw);
       const __m256i m0 = _mm256_loadu_si256((const __m256i *)(m + (n * b + sb) * 8));
       const __m256i m1 = _mm256_loadu_si256((const __m256i *)(m + (n * b + sb + 1) * 8));
+      if (mult_pairs(AB, pw)) {
+        _mm256_storeu_si256((__m256i *)f, _mm256_blend_epi16(m0, _mm256_slli_epi32(m1, 16), 0xaa));
+        _mm256_storeu_si256((__m256i *)(f + pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s0, 7)));
+        _mm256_storeu_si256((__m256i *)(f + 2 * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s1, 7)));
+        continue;
+      }
       /* m0 * s0 + m1 * s1 in one madd: all fit 16 bits, paired in each 32-bit lane. */
       const __m256i sp = _mm256_blend_epi16(s0, _mm256_slli_epi32(s1, 16), 0xaa);
       corr = _mm256_add_epi32(corr, _mm256_madd_epi16(sp, _mm256_blend_epi16(m0, _mm256_slli_epi32(m1, 16), 0xaa)));
       _mm256_storeu_si256((__m256i *)(f + sb * pw), _mm256_blend_epi16(m0, _mm256_slli_epi32(m0, 16), 0xaa));
       _mm256_storeu_si256((__m256i *)(f + (sb + 1) * pw), _mm256_blend_epi16(m1, _mm256_slli_epi32(m1, 16), 0xaa));
     }
-    _mm256_storeu_si256((__m256i *)(f + n * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 7)));
+    if (!mult_pairs(AB, pw)) _mm256_storeu_si256((__m256i *)(f + n * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 7)));
     _mm256_storeu_ps((float *)(f + (n + 1) * pw), _mm256_mul_ps(_mm256_loadu_ps(base + 8 * b), vs));
   }
 }
@@ -588,6 +606,38 @@ static inline __attribute__((always_inline)) LMX_AVX512 void panel16_dots_mult(c
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
 }
 
+/* NVFP4 (AB = 32) on 16-row panels in the pair layout (mult_factors8_*): each sub-block's
+ * sum starts at its correction, so it ends as sum(c * x) in 16 bits; the two go into one
+ * int16 pair against the multipliers (m0, m1), one madd giving the block's integer that
+ * panel16_dots_mult computes with a 32-bit multiply per sub-block (which shares the
+ * ports of the vpdpbusd). */
+static LMX_AVX512 void panel16_dots_pairs(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  const __m512i *pf = (const __m512i *)(panel + 16 * K);
+  const float *dxs = (const float *)(quad + 4 * K);
+  __m512 a[4];
+  for (int t = 0; t < 4; t++) a[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < K / 32; b++) {
+    const __m512i *f = pf + 4 * b;
+    const __m512i mp = _mm512_loadu_si512((const void *)f);
+    __m512i s0[4], s1[4];
+    for (int t = 0; t < 4; t++) s0[t] = _mm512_loadu_si512((const void *)(f + 1)), s1[t] = _mm512_loadu_si512((const void *)(f + 2));
+    for (int64_t g = 8 * b; g < 8 * b + 4; g++) {
+      const __m512i w0 = _mm512_load_si512((const void *)(panel + 64 * g)), w1 = _mm512_load_si512((const void *)(panel + 64 * (g + 4)));
+      const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = (const int32_t *)(quad + 16 * (g + 4));
+      for (int t = 0; t < 4; t++) {
+        s0[t] = _mm512_dpbusd_epi32(s0[t], _mm512_set1_epi32(x0[t]), w0);
+        s1[t] = _mm512_dpbusd_epi32(s1[t], _mm512_set1_epi32(x1[t]), w1);
+      }
+    }
+    const __m512 d = _mm512_loadu_ps((const float *)(f + 3));
+    for (int t = 0; t < 4; t++) {
+      const __m512i p = _mm512_mask_blend_epi16(0xaaaaaaaau, s0[t], _mm512_slli_epi32(s1[t], 16));
+      a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpwssd_epi32(_mm512_setzero_si512(), p, mp)), _mm512_mul_ps(d, _mm512_set1_ps(dxs[4 * b + t])), a[t]);
+    }
+  }
+  for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
+}
+
 /* The K form on 16-row panels: the sums and steps of gemm_q8_x86.h's panel_dots_k4. */
 static LMX_AVX512 void panel16_dots_k4(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   const __m512i *pf = (const __m512i *)(panel + 16 * K);
@@ -620,10 +670,6 @@ static LMX_AVX512 void panel16_dots_k4(const uint8_t *panel, int64_t K, const ui
   for (int t = 0; t < 4; t++) _mm512_storeu_ps(out + t * os, a[t]);
 }
 
-static LMX_AVX512 void panel16_dots_m32(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
-  panel16_dots_mult(panel, K, 32, quad, out, os);
-}
-
 static LMX_AVX512 void panel16_dots_m256(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   panel16_dots_mult(panel, K, 256, quad, out, os);
 }
@@ -651,7 +697,7 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
       default: return NULL;
     }
   if (form == FORM_MULT) switch (isa) {
-      case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_m32 : panel16_dots_m256;
+      case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_pairs : panel16_dots_m256;
       case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_m32_avxvnni : panel_dots_m256_avxvnni;
       case LMX_ISA_AVX2: return AB == 32 ? panel_dots_m32_avx2 : panel_dots_m256_avx2;
       default: return NULL;

@@ -133,7 +133,7 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
 /* Half an NVFP4 scale byte's value (the codes are doubled) as n * 2^k with n odd or 0:
  * UE4M3 is m * 2^-9 for exponent 0 and (8 + m) * 2^(e - 10) otherwise; the sign bit is
  * ignored and 0x7f (NaN) reads as 0, as in dequant.c. */
-static void ue4m3_half_parts(uint8_t b, int *n, int *k) {
+static inline void ue4m3_half_parts(uint8_t b, int *n, int *k) {
   b &= 0x7f;
   const int e = b >> 3, m = b & 7, nn = b == 0x7f ? 0 : e ? 8 + m : m, tz = nn ? __builtin_ctz((unsigned)nn) : 0;
   *n = nn >> tz;
@@ -141,7 +141,7 @@ static void ue4m3_half_parts(uint8_t b, int *n, int *k) {
 }
 
 /* The same for an NVFP4_I scale byte (interleave.c): (8 + m) 2^(E - 14), 0 for byte 0. */
-static void nvfp4i_half_parts(uint8_t b, int *n, int *k) {
+static inline void nvfp4i_half_parts(uint8_t b, int *n, int *k) {
   const int nn = b ? 8 + (b & 7) : 0, tz = nn ? __builtin_ctz((unsigned)nn) : 0;
   *n = nn >> tz;
   *k = (b >> 3) - 14 + tz;
@@ -191,8 +191,9 @@ int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_
     else if (!(i & 1)) lmx_nvfp4i_codes(sc, (const uint8_t *)e2m1x2, (uint8_t *)c + 64 * i);
     for (int h = 0; h < 2; h++) {
       int n0, k0, n1, k1;
-      (il ? nvfp4i_half_parts : ue4m3_half_parts)(sc[2 * h], &n0, &k0);
-      (il ? nvfp4i_half_parts : ue4m3_half_parts)(sc[2 * h + 1], &n1, &k1);
+      /* Direct calls, not through a pointer: inlined, they cost a third of the time. */
+      if (il) nvfp4i_half_parts(sc[2 * h], &n0, &k0), nvfp4i_half_parts(sc[2 * h + 1], &n1, &k1);
+      else ue4m3_half_parts(sc[2 * h], &n0, &k0), ue4m3_half_parts(sc[2 * h + 1], &n1, &k1);
       /* A zero scale takes no part in the choice of the common exponent. */
       const int kmin = !n0 ? k1 : !n1 ? k0 : k0 < k1 ? k0 : k1;
       const int32_t m0 = n0 << (n0 ? k0 - kmin : 0), m1 = n1 << (n1 ? k1 - kmin : 0);
