@@ -268,19 +268,19 @@ static void build_panel_k4(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, 
  * sum(m * c * x) + 128 * sum_s(m_s * sum(c_s)): the correction is minus the second term,
  * a constant of the row. The factors of 8 rows are computed together from the
  * interleaved codes.
- * The pair layout (mult_pairs: NVFP4 on 16-row panels) holds the same block's factors as
+ * The pair layout (mult_pairs: NVFP4 on the VNNI tiers) holds the same block's factors as
  * one vector of the two sub-blocks' multipliers as an int16 pair (m0, m1), then each
  * sub-block's own correction -128 * sum(c_s), then the bases: a sub-block's sum starts at
  * its correction and ends as sum(c * x), which fits 16 bits (16 * 12 * 128 < 32768), so
  * the two sums go into one madd against (m0, m1) instead of a 32-bit multiply each. The
  * block's integer is the same as in the other layout. */
-static int mult_pairs(int AB, int pw) {
-  return AB == 32 && pw == 16;
+static int mult_pairs(int AB, int isa) {
+  return AB == 32 && isa >= LMX_ISA_AVXVNNI;
 }
 
 static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw, int h, float scale, const int32_t *m,
-                                 const float *base) {
-  const int n = AB / 16, pairs = mult_pairs(AB, pw);
+                                 const float *base, int pairs) {
+  const int n = AB / 16;
   int32_t *pf = (int32_t *)(panel + pw * K);
   for (int64_t b = 0; b < K / AB; b++)
     for (int i = 0; i < 8; i++) {
@@ -312,7 +312,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 __m256i sub_block_sums8(co
 }
 
 static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB, int pw, int h, float scale, const int32_t *m,
-                                        const float *base) {
+                                        const float *base, int pairs) {
   const int n = AB / 16;
   int32_t *pf = (int32_t *)(panel + pw * K);
   const __m256 vs = _mm256_set1_ps(scale);
@@ -324,7 +324,7 @@ static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB,
       const __m256i s1 = sub_block_sums8(panel + 4 * pw * (AB / 4 * b + 4 * sb + 4) + 32 * h, pw);
       const __m256i m0 = _mm256_loadu_si256((const __m256i *)(m + (n * b + sb) * 8));
       const __m256i m1 = _mm256_loadu_si256((const __m256i *)(m + (n * b + sb + 1) * 8));
-      if (mult_pairs(AB, pw)) {
+      if (pairs) {
         _mm256_storeu_si256((__m256i *)f, _mm256_blend_epi16(m0, _mm256_slli_epi32(m1, 16), 0xaa));
         _mm256_storeu_si256((__m256i *)(f + pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s0, 7)));
         _mm256_storeu_si256((__m256i *)(f + 2 * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(s1, 7)));
@@ -336,7 +336,7 @@ static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB,
       _mm256_storeu_si256((__m256i *)(f + sb * pw), _mm256_blend_epi16(m0, _mm256_slli_epi32(m0, 16), 0xaa));
       _mm256_storeu_si256((__m256i *)(f + (sb + 1) * pw), _mm256_blend_epi16(m1, _mm256_slli_epi32(m1, 16), 0xaa));
     }
-    if (!mult_pairs(AB, pw)) _mm256_storeu_si256((__m256i *)(f + n * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 7)));
+    if (!pairs) _mm256_storeu_si256((__m256i *)(f + n * pw), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 7)));
     _mm256_storeu_ps((float *)(f + (n + 1) * pw), _mm256_mul_ps(_mm256_loadu_ps(base + 8 * b), vs));
   }
 }
@@ -347,7 +347,7 @@ static LMX_AVX2 void mult_factors8_avx2(const uint8_t *panel, int64_t K, int AB,
  * are kept but their multipliers and bases are zero, so their lanes sum to zero and
  * nvfp4_row_dots computes them. */
 static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, float scale, uint8_t *panel,
-                                 float *rowbuf) {
+                                 float *rowbuf, int pairs) {
   const int64_t K = w->ne0;
   const int AB = lmx_mult_ab(w->dtype), n = AB / 16;
   /* 8 rows' codes, then their multipliers [K/16][8] and bases [K/AB][8]. */
@@ -369,11 +369,11 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
     interleave8((const uint8_t *)c, K, pw, h, panel);
 #ifdef LMX_X86
     if (lmx_use_avx2()) {
-      mult_factors8_avx2(panel, K, AB, pw, h, scale, m, base);
+      mult_factors8_avx2(panel, K, AB, pw, h, scale, m, base, pairs);
       continue;
     }
 #endif
-    mult_factors8_scalar(panel, K, AB, pw, h, scale, m, base);
+    mult_factors8_scalar(panel, K, AB, pw, h, scale, m, base, pairs);
   }
   return wide;
 }
@@ -529,7 +529,9 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #define GQ_DPM2 GQ_DPM
 #define GQ_DP4M(i, w0, w1, w2, w3, x, t, m) \
   _mm256_add_epi32((i), _mm256_mullo_epi32(GQ_DP4(_mm256_setzero_si256(), w0, w1, w2, w3, x, t), _mm256_srai_epi32((m), 16)))
+#define GQ_PAIRS /* NVFP4 in the pair layout: panel_dots_pairs_avxvnni */
 #include "gemm_q8_x86.h"
+#undef GQ_PAIRS
 #undef GQ_ATTR
 #undef GQ
 #undef GQ_DP2
@@ -538,6 +540,38 @@ static void panel_dots_scalar(const uint8_t *panel, int64_t K, int SB, int sgn, 
 #undef GQ_DPM
 #undef GQ_DPM2
 #undef GQ_DP4M
+
+/* NVFP4 on 8-row panels in the pair layout (mult_factors8_*; panel16_dots_pairs below for
+ * why): each sub-block's vpdpbusd chain starts at its correction and ends within 16 bits,
+ * and the two meet (m0, m1) in one vpdpwssd, where panel_dots_mult takes a vpmulld per
+ * sub-block (two uops and ~10 cycles on Intel's cores). */
+static LMX_AVXVNNI void panel_dots_pairs_avxvnni(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
+  const __m256i *pf = (const __m256i *)(panel + 8 * K);
+  const float *dxs = (const float *)(quad + 4 * K);
+  __m256 a[4];
+  for (int t = 0; t < 4; t++) a[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < K / 32; b++) {
+    const __m256i *f = pf + 4 * b;
+    const __m256i mp = _mm256_loadu_si256(f);
+    __m256i s0[4], s1[4];
+    for (int t = 0; t < 4; t++) s0[t] = _mm256_loadu_si256(f + 1), s1[t] = _mm256_loadu_si256(f + 2);
+    for (int64_t g = 8 * b; g < 8 * b + 4; g++) {
+      const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + 32 * g)), w1 = _mm256_load_si256((const __m256i *)(panel + 32 * (g + 4)));
+      const int32_t *x0 = (const int32_t *)(quad + 16 * g), *x1 = (const int32_t *)(quad + 16 * (g + 4));
+      for (int t = 0; t < 4; t++) {
+        s0[t] = _mm256_dpbusd_avx_epi32(s0[t], _mm256_set1_epi32(x0[t]), w0);
+        s1[t] = _mm256_dpbusd_avx_epi32(s1[t], _mm256_set1_epi32(x1[t]), w1);
+      }
+    }
+    const __m256 d = _mm256_loadu_ps((const float *)(f + 3));
+    for (int t = 0; t < 4; t++) {
+      const __m256i p = _mm256_blend_epi16(s0[t], _mm256_slli_epi32(s1[t], 16), 0xaa);
+      a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpwssd_avx_epi32(_mm256_setzero_si256(), p, mp)),
+                             _mm256_mul_ps(d, _mm256_broadcast_ss(dxs + 4 * b + t)), a[t]);
+    }
+  }
+  for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + t * os, a[t]);
+}
 
 /* 16-row panels with 512-bit registers and vpdpbusd (AVX-512 VNNI): each output row's
  * integer sums and float steps are those of the 8-row kernels, so results are the same. */
@@ -698,7 +732,7 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
     }
   if (form == FORM_MULT) switch (isa) {
       case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_pairs : panel16_dots_m256;
-      case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_m32_avxvnni : panel_dots_m256_avxvnni;
+      case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_pairs_avxvnni : panel_dots_m256_avxvnni;
       case LMX_ISA_AVX2: return AB == 32 ? panel_dots_m32_avx2 : panel_dots_m256_avx2;
       default: return NULL;
     }
@@ -734,7 +768,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, 
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
     uint8_t *panel = panels + p * panelBytes;
-    if (form == FORM_MULT) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panel, rowbuf);
+    if (form == FORM_MULT) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panel, rowbuf, kernel && mult_pairs(AB, isa));
     else if (form == FORM_K4) build_panel_k4(w, r0, nr, pw, scale, panel, rowbuf);
     else build_panel(w, r0, nr, pw, scale, panel, rowbuf);
   }

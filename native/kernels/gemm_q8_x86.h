@@ -127,10 +127,13 @@ static inline __attribute__((always_inline)) GQ_ATTR void GQ(panel_dots_mult)(co
   _mm256_storeu_ps(out + 3 * os, a3);
 }
 
-/* NVFP4 (blocks of 32, codes up to 12: four groups per 16-bit sum) and Q6_K (256, two). */
+/* NVFP4 (blocks of 32, codes up to 12: four groups per 16-bit sum; the VNNI tiers, which
+ * define GQ_PAIRS, take it in the pair layout instead) and Q6_K (256, two). */
+#ifndef GQ_PAIRS
 static GQ_ATTR void GQ(panel_dots_m32)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   GQ(panel_dots_mult)(panel, K, 32, 4, quad, out, os);
 }
+#endif
 
 static GQ_ATTR void GQ(panel_dots_m256)(const uint8_t *panel, int64_t K, const uint8_t *quad, float *out, int64_t os) {
   GQ(panel_dots_mult)(panel, K, 256, 2, quad, out, os);
