@@ -336,16 +336,6 @@ static int64_t claim_rows(int gemv, int quant, int64_t N, int64_t T, int nth) {
   return c < 16 ? 16 : c;
 }
 
-/* The next claim of node n's N rows into [*lo, *hi); 0 when none is left. Quantized GEMV
- * claims are guided: each takes 1/nth of what is left (a multiple of 16 rows, at least
- * chunk), so one thread reads a whole matrix in one claim and two threads start with
- * halves, the smaller claims coming last, where they balance the threads' ends. Each
- * claim costs its two weight streams a start (the hardware prefetcher's ramp and the
- * first 2 KiB the software prefetch has not reached), which claims of 1/8 per thread
- * (a few tens of KiB for the 0.6B's matrices) paid often: alternating runs of Q4_K_M
- * decode, medians of 8, 54.9 -> 56.3 tok/s on one thread and 71.2 -> 75.1 on two; Q8_0
- * and NVFP4 won 14 of 16 pairs. F16's claims (2 KiB rows, no software prefetch on
- * AVX-512 CPUs) stay fixed: guided claims lost 7 of 8 pairs there. */
 /* The smallest guided claim: rows of about 32 KiB of weights (row_bytes per row, over
  * every matrix a claim reads), a multiple of 16, at most chunk. The last claims are what
  * one thread may still be reading when the other has finished: with an eighth of a
@@ -358,6 +348,16 @@ static int64_t guided_min(int64_t row_bytes, int64_t chunk) {
   return r < chunk ? r : chunk;
 }
 
+/* The next claim of node n's N rows into [*lo, *hi); 0 when none is left. Quantized GEMV
+ * claims are guided: each takes 1/nth of what is left (a multiple of 16 rows, at least
+ * chunk), so one thread reads a whole matrix in one claim and two threads start with
+ * halves, the smaller claims coming last, where they balance the threads' ends. Each
+ * claim costs its two weight streams a start (the hardware prefetcher's ramp and the
+ * first 2 KiB the software prefetch has not reached), which claims of 1/8 per thread
+ * (a few tens of KiB for the 0.6B's matrices) paid often: alternating runs of Q4_K_M
+ * decode, medians of 8, 54.9 -> 56.3 tok/s on one thread and 71.2 -> 75.1 on two; Q8_0
+ * and NVFP4 won 14 of 16 pairs. F16's claims (2 KiB rows, no software prefetch on
+ * AVX-512 CPUs) stay fixed: guided claims lost 7 of 8 pairs there. */
 static int claim_next(const lmx_node *n, int guided, int64_t N, int64_t chunk, int nth, int64_t *lo, int64_t *hi) {
   if (!guided) {
     *lo = lmx_claim(n, chunk);
