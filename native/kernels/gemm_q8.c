@@ -279,7 +279,7 @@ static int mult_pairs(int AB, int isa) {
 }
 
 static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw, int h, float scale, const int32_t *m,
-                                 const float *base, int pairs) {
+                                 const float *base) {
   const int n = AB / 16;
   int32_t *pf = (int32_t *)(panel + pw * K);
   for (int64_t b = 0; b < K / AB; b++)
@@ -290,12 +290,10 @@ static void mult_factors8_scalar(const uint8_t *panel, int64_t K, int AB, int pw
         int32_t sum = 0;
         for (int64_t k = AB * b + 16 * sb; k < AB * b + 16 * sb + 16; k++) sum += (int8_t)panel[4 * pw * (k / 4) + 4 * r + k % 4];
         const int32_t ms = m[(n * b + sb) * 8 + i];
-        if (pairs) f[(1 + sb) * pw] = -128 * sum;
-        else f[sb * pw] = m16x2(ms);
+        f[sb * pw] = m16x2(ms);
         corr += ms * sum;
       }
-      if (pairs) f[0] = (int32_t)((uint32_t)(m[n * b * 8 + i] & 0xffff) | (uint32_t)m[(n * b + 1) * 8 + i] << 16);
-      else f[n * pw] = -128 * corr;
+      f[n * pw] = -128 * corr;
       const float bs = base[8 * b + i] * scale;
       memcpy(f + (n + 1) * pw, &bs, 4);
     }
@@ -373,7 +371,8 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
       continue;
     }
 #endif
-    mult_factors8_scalar(panel, K, AB, pw, h, scale, m, base, pairs);
+    /* The pair layout is only for the VNNI tiers, which have AVX2. */
+    mult_factors8_scalar(panel, K, AB, pw, h, scale, m, base);
   }
   return wide;
 }
@@ -730,9 +729,10 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
       case LMX_ISA_AVX2: return panel_dots_k4_avx2;
       default: return NULL;
     }
+  if (mult_pairs(AB, isa)) return isa == LMX_ISA_AVX512 ? panel16_dots_pairs : panel_dots_pairs_avxvnni;
   if (form == FORM_MULT) switch (isa) {
-      case LMX_ISA_AVX512: return AB == 32 ? panel16_dots_pairs : panel16_dots_m256;
-      case LMX_ISA_AVXVNNI: return AB == 32 ? panel_dots_pairs_avxvnni : panel_dots_m256_avxvnni;
+      case LMX_ISA_AVX512: return panel16_dots_m256;
+      case LMX_ISA_AVXVNNI: return panel_dots_m256_avxvnni;
       case LMX_ISA_AVX2: return AB == 32 ? panel_dots_m32_avx2 : panel_dots_m256_avx2;
       default: return NULL;
     }
@@ -768,7 +768,7 @@ void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, 
   for (int p = 0; p < np; p++) {
     const int64_t r0 = lo + (int64_t)p * pw, nr = hi - r0 < pw ? hi - r0 : pw;
     uint8_t *panel = panels + p * panelBytes;
-    if (form == FORM_MULT) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panel, rowbuf, kernel && mult_pairs(AB, isa));
+    if (form == FORM_MULT) wide[p] = build_panel_mult(w, r0, nr, pw, scale, panel, rowbuf, mult_pairs(AB, isa));
     else if (form == FORM_K4) build_panel_k4(w, r0, nr, pw, scale, panel, rowbuf);
     else build_panel(w, r0, nr, pw, scale, panel, rowbuf);
   }

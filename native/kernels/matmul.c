@@ -358,8 +358,23 @@ static int64_t guided_min(int64_t row_bytes, int64_t chunk) {
  * decode, medians of 8, 54.9 -> 56.3 tok/s on one thread and 71.2 -> 75.1 on two; Q8_0
  * and NVFP4 won 14 of 16 pairs. F16's claims (2 KiB rows, no software prefetch on
  * AVX-512 CPUs) stay fixed: guided claims lost 7 of 8 pairs there. */
-static int claim_next(const lmx_node *n, int guided, int64_t N, int64_t chunk, int nth, int64_t *lo, int64_t *hi) {
-  if (!guided) {
+typedef struct {
+  int guided;
+  int64_t chunk; /* rows per claim, or the smallest guided claim */
+} claims;
+
+/* How matmul node n hands out its rows (row_bytes: weight bytes per row over every
+ * matrix a claim reads). */
+static claims claims_for(const lmx_node *n, int gemv, int64_t row_bytes, int nth) {
+  const int quant = LMX_IS_QUANT(n->src[1]->dtype);
+  claims c = {gemv && quant, claim_rows(gemv, quant, n->src[1]->ne1, n->src[0]->ne1, nth)};
+  if (c.guided) c.chunk = guided_min(row_bytes, c.chunk);
+  return c;
+}
+
+static int claim_next(const lmx_node *n, const claims *cl, int64_t N, int nth, int64_t *lo, int64_t *hi) {
+  const int64_t chunk = cl->chunk;
+  if (!cl->guided) {
     *lo = lmx_claim(n, chunk);
     *hi = *lo + chunk < N ? *lo + chunk : N;
     return *lo < N;
@@ -466,11 +481,9 @@ static void matmul_rows(const lmx_node *n, int64_t lo, int64_t hi, mm_run *m) {
 void lmx_k_matmul(const lmx_node *n, int ith, int nth) {
   const int64_t N = n->src[1]->ne1;
   mm_run m = matmul_setup(n, ith, nth);
-  const int quant = LMX_IS_QUANT(n->src[1]->dtype), guided = m.gemv && quant;
-  int64_t chunk = claim_rows(m.gemv, quant, N, n->src[0]->ne1, nth);
-  if (guided) chunk = guided_min((int64_t)n->src[1]->nb1, chunk);
+  const claims cl = claims_for(n, m.gemv, (int64_t)n->src[1]->nb1, nth);
   int64_t lo, hi;
-  while (claim_next(n, guided, N, chunk, nth, &lo, &hi)) matmul_rows(n, lo, hi, &m);
+  while (claim_next(n, &cl, N, nth, &lo, &hi)) matmul_rows(n, lo, hi, &m);
 }
 
 /* The gate and up projections of an FFN and their gated activation: each claim computes
@@ -482,16 +495,15 @@ void lmx_k_matmul_glu(const lmx_node *n, int ith, int nth) {
   const lmx_tensor *x = n->src[0], *wu = n->src[4], *dst = n->dst;
   const int64_t N = n->src[1]->ne1, T = x->ne1;
   mm_run m = matmul_setup(n, ith, nth);
-  const int guided = m.gemv && LMX_IS_QUANT(wu->dtype);
-  int64_t chunk = (claim_rows(m.gemv, LMX_IS_QUANT(wu->dtype), N, T, nth) + 7) / 8 * 8;
-  if (guided) chunk = guided_min((int64_t)(n->src[1]->nb1 + wu->nb1), chunk);
+  claims cl = claims_for(n, m.gemv, (int64_t)(n->src[1]->nb1 + wu->nb1), nth);
+  cl.chunk = (cl.chunk + 7) / 8 * 8;
   lmx_tensor w = *wu, d = *dst;
   lmx_node up = *n;
   up.src[1] = &w;
   up.dst = &d;
   up.fp = n->fp + 1;
   int64_t lo, hi;
-  while (claim_next(n, guided, N, chunk, nth, &lo, &hi)) {
+  while (claim_next(n, &cl, N, nth, &lo, &hi)) {
     const int64_t nr = hi - lo;
     matmul_rows(n, lo, hi, &m);
     float *tile = lmx_scratch_out((size_t)(T * nr));

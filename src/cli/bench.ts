@@ -20,7 +20,7 @@ Flags:
   --gen-tokens M      tokens to generate (default 128)
   --runs R            measured runs (default 5)
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
-  --batch B           prompt tokens per forward pass (default 256)
+  --batch B           prompt tokens per forward pass (default ${DEFAULT_OPTIONS.numBatch})
   --depth D           tokens already in the cache when each test starts (default 0)
   --kv-cache-type T   element type of the KV cache: f16 (default) or q8_0
   --no-mmap           read the weights into memory instead of mapping them
