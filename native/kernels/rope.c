@@ -2,50 +2,81 @@
  * interleaved (llama.cpp's NORM for permuted Llama GGUFs). Optionally applies a per-head
  * RMSNorm first (Qwen3's q/k norm), fused so each head row is read once. */
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../simd.h"
 
 #define MAX_HALF 512
+/* Positions whose tables a thread keeps (direct-mapped by position), for rotations of up
+ * to RC_HALF pairs: a prompt chunk's positions, rotated by every layer's q and k. */
+#define RC_POS 256
+#define RC_HALF 128
 
 /* Per thread: the inverse frequencies of the last (base, nRot, factors) seen and the
- * cos/sin table of the last position. Every layer's q and k rope of a decode step rotates
- * the same position, so the transcendental functions run once per token, not per node. */
+ * cos/sin tables of the positions rotated since, so that the transcendental functions run
+ * once per position and not per node: every layer's q and k rope of a decode step rotate
+ * the same position, and those of a prompt chunk the same 256 or fewer (sin/cos in double
+ * precision were ~3% of a 512-token prefill when each node computed its own). */
 typedef struct {
   double base;
-  int n_rot, has_ff, pos;
+  int n_rot, has_ff;
   float ff[MAX_HALF];
   double inv[MAX_HALF];
-  float cs[MAX_HALF], sn[MAX_HALF];
+  int32_t tag[RC_POS]; /* the position in each slot, -1: none */
+  float cs[RC_POS][RC_HALF], sn[RC_POS][RC_HALF];
+  int32_t pos1; /* rotations wider than RC_HALF pairs: the last position's tables */
+  float cs1[MAX_HALF], sn1[MAX_HALF];
 } rope_cache;
 
-static __thread rope_cache cache = {.n_rot = -1};
+static __thread rope_cache *cache;
 
-static void rope_tables(const lmx_node *n, int pos) {
+/* The cos and sin tables of node n's rotation at position pos into *cs and *sn: this
+ * thread's, or computed into own_cs and own_sn when they cannot be allocated. */
+static void rope_tables(const lmx_node *n, int32_t pos, float *own_cs, float *own_sn, const float **cs, const float **sn) {
   const lmx_tensor *ff = n->src[2];
   const double base = n->fp[0];
   const int nRot = n->ip[2], half = nRot / 2;
   const float *f = ff ? (const float *)ff->data : NULL;
-  if (cache.n_rot != nRot || cache.base != base || cache.has_ff != (f != NULL) ||
-      (f && memcmp(cache.ff, f, sizeof(float) * (size_t)half) != 0)) {
+  if (!cache && (cache = (rope_cache *)malloc(sizeof(rope_cache)))) cache->n_rot = -1;
+  rope_cache *c = cache;
+  if (!c) {
     for (int i = 0; i < half; i++) {
-      cache.inv[i] = pow(base, -2.0 * i / nRot);
-      if (f) cache.inv[i] /= f[i];
+      const double a = pos * (pow(base, -2.0 * i / nRot) / (f ? f[i] : 1.0));
+      own_cs[i] = (float)cos(a);
+      own_sn[i] = (float)sin(a);
     }
-    if (f) memcpy(cache.ff, f, sizeof(float) * (size_t)half);
-    cache.n_rot = nRot;
-    cache.base = base;
-    cache.has_ff = f != NULL;
-    cache.pos = -1;
+    *cs = own_cs;
+    *sn = own_sn;
+    return;
   }
-  if (cache.pos != pos) {
+  if (c->n_rot != nRot || c->base != base || c->has_ff != (f != NULL) ||
+      (f && memcmp(c->ff, f, sizeof(float) * (size_t)half) != 0)) {
     for (int i = 0; i < half; i++) {
-      const double a = pos * cache.inv[i];
-      cache.cs[i] = (float)cos(a);
-      cache.sn[i] = (float)sin(a);
+      c->inv[i] = pow(base, -2.0 * i / nRot);
+      if (f) c->inv[i] /= f[i];
     }
-    cache.pos = pos;
+    if (f) memcpy(c->ff, f, sizeof(float) * (size_t)half);
+    c->n_rot = nRot;
+    c->base = base;
+    c->has_ff = f != NULL;
+    for (int s = 0; s < RC_POS; s++) c->tag[s] = -1;
+    c->pos1 = -1;
   }
+  const int slot = (int)((uint32_t)pos % RC_POS), wide = half > RC_HALF;
+  float *ct = wide ? c->cs1 : c->cs[slot], *st = wide ? c->sn1 : c->sn[slot];
+  int32_t *tag = wide ? &c->pos1 : &c->tag[slot];
+  if (*tag != pos || pos < 0) {
+    for (int i = 0; i < half; i++) {
+      const double a = pos * c->inv[i];
+      ct[i] = (float)cos(a);
+      st[i] = (float)sin(a);
+    }
+    *tag = pos;
+  }
+  *cs = ct;
+  *sn = st;
 }
 
 /* Threads split (token, head) pairs, so a decode step's heads are shared too. */
@@ -54,20 +85,18 @@ void lmx_k_rope(const lmx_node *n, int ith, int nth) {
   const int nHead = n->ip[0], hd = n->ip[1], nRot = n->ip[2], interleaved = n->ip[3];
   const float eps = n->fp[1];
   const int half = nRot / 2;
-  float buf[1024];
+  float buf[1024], own_cs[MAX_HALF], own_sn[MAX_HALF];
   int64_t lo, hi;
   lmx_split(x->ne1 * nHead, 1, ith, nth, &lo, &hi);
   for (int64_t u = lo; u < hi; u++) {
     const int64_t t = u / nHead;
     const int h = (int)(u % nHead);
-    rope_tables(n, ((const int32_t *)pos->data)[t]);
-    const float *cs = cache.cs, *sn = cache.sn;
+    const float *cs, *sn;
+    rope_tables(n, ((const int32_t *)pos->data)[t], own_cs, own_sn, &cs, &sn);
     const float *src = (const float *)(x->data + t * x->nb1) + h * hd;
     float *dst = (float *)(d->data + t * d->nb1) + h * hd;
     if (nw) {
-      double ss = 0;
-      for (int i = 0; i < hd; i++) ss += (double)src[i] * src[i];
-      float s = (float)(1.0 / sqrt(ss / hd + eps));
+      float s = (float)(1.0 / sqrt(lmx_sum_squares(src, hd) / hd + eps));
       const float *w = (const float *)nw->data;
       for (int i = 0; i < hd; i++) buf[i] = src[i] * s * w[i];
     } else {

@@ -90,10 +90,23 @@ function out(t: TensorView, r: number): Float32Array {
   return new Float32Array(t.buffer, t.offset + r * t.nb1, t.ne0);
 }
 
+/**
+ * Σ x[i]² in the order of the native kernels (norm.c): 16 lanes (i mod 16) of running
+ * sums, combined pairwise, then the tail in order. Products of floats are exact in double,
+ * so this gives the native bits.
+ */
+function sumSquares(x: Float32Array): number {
+  const a = new Float64Array(16);
+  let i = 0;
+  for (; i + 16 <= x.length; i += 16) for (let k = 0; k < 16; k++) a[k] += x[i + k]! * x[i + k]!;
+  const s = [0, 1, 2, 3].map((j) => a[j]! + a[4 + j]! + (a[8 + j]! + a[12 + j]!));
+  let r = s[0]! + s[2]! + (s[1]! + s[3]!);
+  for (; i < x.length; i++) r += x[i]! * x[i]!;
+  return r;
+}
+
 function rmsRow(x: Float32Array, w: Float32Array | null, eps: number, d: Float32Array): void {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i]! * x[i]!;
-  const r = Math.fround(1 / Math.sqrt(ss / x.length + eps));
+  const r = Math.fround(1 / Math.sqrt(sumSquares(x) / x.length + eps));
   for (let i = 0; i < x.length; i++) d[i] = w ? x[i]! * r * w[i]! : x[i]! * r;
 }
 
