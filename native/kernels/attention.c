@@ -46,20 +46,21 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
  * O [rows x hd]. Each is an outer-product loop, so no horizontal sums: the SIMD and scalar
  * versions add the same products in the same order per output. */
 
-static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16) {
+static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16, const int *lim) {
   for (int x = 0; x < rows; x++)
-    for (int j = 0; j < nk16; j++) {
+    for (int j = 0; j < lim[x]; j++) {
       float v = 0;
       for (int d = 0; d < hd; d++) v += Q[x * hd + d] * Kt[d * KT + j];
       S[x * KT + j] = v;
     }
 }
 
-static void pv_scalar(const float *P, const float *V, float *O, int rows, int hd, int nk) {
+static void pv_scalar(const float *P, const float *V, float *O, int rows, int hd, int nk, const int *lim) {
+  (void)nk;
   for (int x = 0; x < rows; x++)
     for (int d = 0; d < hd; d++) {
       float v = O[x * hd + d];
-      for (int j = 0; j < nk; j++) v += P[x * KT + j] * V[j * hd + d];
+      for (int j = 0; j < lim[x]; j++) v += P[x * KT + j] * V[j * hd + d];
       O[x * hd + d] = v;
     }
 }
@@ -110,14 +111,22 @@ static inline __attribute__((always_inline)) LMX_AVX2 void scores_tile(const flo
   }
 }
 
-static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16) {
+/* The most keys any of rows [x, x + R) sees. */
+static inline int lim_of(const int *lim, int x, int R) {
+  int n = 0;
+  for (int r = x; r < x + R; r++) n = lim[r] > n ? lim[r] : n;
+  return n;
+}
+
+static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16, const int *lim) {
+  (void)nk16;
   int x = 0;
   for (; x + 6 <= rows; x += 6)
-    for (int j = 0; j < nk16; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 6, j);
+    for (int j = 0; j < lim_of(lim, x, 6); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 6, j);
   for (; x + 4 <= rows; x += 4)
-    for (int j = 0; j < nk16; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 4, j);
+    for (int j = 0; j < lim_of(lim, x, 4); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 4, j);
   for (; x < rows; x++)
-    for (int j = 0; j < nk16; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 1, j);
+    for (int j = 0; j < lim[x]; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 1, j);
 }
 
 /* O[R rows][d .. d + 8W) += P V over nk keys: R x W accumulators (6 x 2 as above). */
@@ -139,20 +148,23 @@ static inline __attribute__((always_inline)) LMX_AVX2 void pv_tile(const float *
 }
 
 /* hd % 8 == 0 (see the caller). */
-static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, int nk) {
+static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, int nk, const int *lim) {
+  (void)nk;
   int x = 0;
   for (; x + 6 <= rows; x += 6) {
+    const int n = lim_of(lim, x, 6);
     int d = 0;
-    for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 2, d, nk);
-    for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 1, d, nk);
+    for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 2, d, n);
+    for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 1, d, n);
   }
   for (; x + 4 <= rows; x += 4) {
+    const int n = lim_of(lim, x, 4);
     int d = 0;
-    for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 2, d, nk);
-    for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 1, d, nk);
+    for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 2, d, n);
+    for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 1, d, n);
   }
   for (; x < rows; x++)
-    for (int d = 0; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 1, 1, d, nk);
+    for (int d = 0; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 1, 1, d, lim[x]);
 }
 
 /* exp(x) for x <= 0 (scores minus their max); exactly 0 below -87 (masked keys are -inf
@@ -238,16 +250,16 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const int G = nHead / nKv;
 #ifdef LMX_X86
   const int simd = lmx_use_avx2() && hd % 8 == 0;
-#define SCORES(Q, K, S, r, h, k) (simd ? scores_avx2(Q, K, S, r, h, k) : scores_scalar(Q, K, S, r, h, k))
-#define PV(P, V, O, r, h, k) (simd ? pv_avx2(P, V, O, r, h, k) : pv_scalar(P, V, O, r, h, k))
+#define SCORES(Q, K, S, r, h, k, l) (simd ? scores_avx2(Q, K, S, r, h, k, l) : scores_scalar(Q, K, S, r, h, k, l))
+#define PV(P, V, O, r, h, k, l) (simd ? pv_avx2(P, V, O, r, h, k, l) : pv_scalar(P, V, O, r, h, k, l))
 #define EXPSUM(s, k, m) (simd ? exp_sum_avx2(s, k, m) : exp_sum(s, k, m))
 #define TRANSPOSE(a, t, r, c) (simd ? transpose_avx2(a, t, r, c) : transpose_scalar(a, t, r, c))
 #define MAXOF(v, k) (simd ? max_avx2(v, k) : max_scalar(v, k))
 #else
 #define MAXOF(v, k) max_scalar(v, k)
 #define TRANSPOSE(a, t, r, c) transpose_scalar(a, t, r, c)
-#define SCORES(Q, K, S, r, h, k) scores_scalar(Q, K, S, r, h, k)
-#define PV(P, V, O, r, h, k) pv_scalar(P, V, O, r, h, k)
+#define SCORES(Q, K, S, r, h, k, l) scores_scalar(Q, K, S, r, h, k, l)
+#define PV(P, V, O, r, h, k, l) pv_scalar(P, V, O, r, h, k, l)
 #define EXPSUM(s, k, m) exp_sum(s, k, m)
 #endif
   if (lmx_attention_split(n, ith, nth)) return;
@@ -255,10 +267,12 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const int QB = QROWS / G < 16 ? 16 : QROWS / G > QB_MAX ? QB_MAX : QROWS / G;
   const int64_t T = q->ne1, nBlocks = (T + QB - 1) / QB, items = nBlocks * nKv;
   const int64_t maxRows = (int64_t)QB * G;
-  /* Per thread: Q [rows x hd], S [rows x KT], Kt [hd x KT], Kr and V [KT x hd], O [rows x hd], m, l. */
-  float *buf = lmx_scratch((size_t)(maxRows * hd * 2 + maxRows * KT + 3 * (int64_t)hd * KT + 2 * maxRows + 16));
+  /* Per thread: Q [rows x hd], S [rows x KT], Kt [hd x KT], Kr and V [KT x hd], O [rows x hd], m, l, and
+   * the int limits lim, lim16 [rows]. */
+  float *buf = lmx_scratch((size_t)(maxRows * hd * 2 + maxRows * KT + 3 * (int64_t)hd * KT + 4 * maxRows + 16));
   float *Q = buf, *S = Q + maxRows * hd, *Kt = S + maxRows * KT, *Kr = Kt + (int64_t)hd * KT, *V = Kr + (int64_t)hd * KT,
         *O = V + (int64_t)KT * hd, *m = O + maxRows * hd, *l = m + maxRows;
+  int *lim = (int *)(l + maxRows), *lim16 = lim + maxRows;
   (void)ith;
   (void)nth;
   for (int64_t it; (it = lmx_claim(n, 1)) < items;) {
@@ -311,6 +325,15 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
         while (r1 > r0 && first[r1 - 1] > j0 + nk - 1) r1--;
         if (r0 == r1) continue;
         const int x0 = r0 * G, xr = (r1 - r0) * G;
+        /* Keys each row sees in this tile (up to its position; masking does the rest):
+         * scores and products stop there, for each register tile of rows at the most any
+         * of its rows sees (scores in steps of 16), instead of the whole tile on the
+         * causal diagonal (keys past that weigh exactly 0 in the products). */
+        for (int x = x0; x < x0 + xr; x++) {
+          const int64_t e = last[x / G] - j0 + 1;
+          lim[x] = e < 0 ? 0 : e < nk ? (int)e : nk;
+        }
+        for (int x = x0; x < x0 + xr; x++) lim16[x] = (lim[x] + 15) & ~15;
         const uint16_t *krow[KT], *vrow[KT];
         for (int j = 0; j < nk; j++) {
           const int64_t slot = lmx_kv_slot(table, j0 + j, bs);
@@ -332,7 +355,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
             }
           }
           TRANSPOSE(Kr, Kt, nk16, hd);
-          SCORES(Q + x0 * hd, Kt, S + x0 * KT, xr, hd, nk16);
+          SCORES(Q + x0 * hd, Kt, S + x0 * KT, xr, hd, nk16, lim16 + x0);
         }
         for (int x = x0; x < x0 + xr; x++) {
           const int r = x / G;
@@ -358,7 +381,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
           pv_rows_avx2(S + x0 * KT, vrow, O + x0 * hd, xr, hd, nk);
 #endif
         } else {
-          PV(S + x0 * KT, V, O + x0 * hd, xr, hd, nk);
+          PV(S + x0 * KT, V, O + x0 * hd, xr, hd, nk, lim + x0);
         }
       }
       for (int r = 0; r < nq; r++)
