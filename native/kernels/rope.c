@@ -9,25 +9,23 @@
 #include "../simd.h"
 
 #define MAX_HALF 512
-/* Positions whose tables a thread keeps (direct-mapped by position), for rotations of up
- * to RC_HALF pairs: a prompt chunk's positions, rotated by every layer's q and k. */
+/* Positions whose tables a thread keeps (direct-mapped by position): a prompt chunk's,
+ * rotated by every layer's q and k. */
 #define RC_POS 256
-#define RC_HALF 128
 
 /* Per thread: the inverse frequencies of the last (base, nRot, factors) seen and the
  * cos/sin tables of the positions rotated since, so that the transcendental functions run
  * once per position and not per node: every layer's q and k rope of a decode step rotate
  * the same position, and those of a prompt chunk the same 256 or fewer (sin/cos in double
- * precision were ~3% of a 512-token prefill when each node computed its own). */
+ * precision were ~3% of a 512-token prefill when each node computed its own). The tables
+ * take 2 x nRot/2 floats per position (128 KiB per thread for heads of 128). */
 typedef struct {
   double base;
   int n_rot, has_ff;
   float ff[MAX_HALF];
   double inv[MAX_HALF];
   int32_t tag[RC_POS]; /* the position in each slot, -1: none */
-  float cs[RC_POS][RC_HALF], sn[RC_POS][RC_HALF];
-  int32_t pos1; /* rotations wider than RC_HALF pairs: the last position's tables */
-  float cs1[MAX_HALF], sn1[MAX_HALF];
+  float *tab;          /* RC_POS x (cos[half], sin[half]) */
 } rope_cache;
 
 static __thread rope_cache *cache;
@@ -39,9 +37,25 @@ static void rope_tables(const lmx_node *n, int32_t pos, float *own_cs, float *ow
   const double base = n->fp[0];
   const int nRot = n->ip[2], half = nRot / 2;
   const float *f = ff ? (const float *)ff->data : NULL;
-  if (!cache && (cache = (rope_cache *)malloc(sizeof(rope_cache)))) cache->n_rot = -1;
+  if (!cache && (cache = (rope_cache *)calloc(1, sizeof(rope_cache)))) cache->n_rot = -1;
   rope_cache *c = cache;
-  if (!c) {
+  if (c && (c->n_rot != nRot || c->base != base || c->has_ff != (f != NULL) ||
+            (f && memcmp(c->ff, f, sizeof(float) * (size_t)half) != 0))) {
+    if (c->n_rot / 2 != half) {
+      free(c->tab);
+      c->tab = (float *)malloc(sizeof(float) * 2 * (size_t)half * RC_POS);
+    }
+    for (int i = 0; i < half; i++) {
+      c->inv[i] = pow(base, -2.0 * i / nRot);
+      if (f) c->inv[i] /= f[i];
+    }
+    if (f) memcpy(c->ff, f, sizeof(float) * (size_t)half);
+    c->n_rot = c->tab ? nRot : -1;
+    c->base = base;
+    c->has_ff = f != NULL;
+    for (int s = 0; s < RC_POS; s++) c->tag[s] = -1;
+  }
+  if (!c || !c->tab) {
     for (int i = 0; i < half; i++) {
       const double a = pos * (pow(base, -2.0 * i / nRot) / (f ? f[i] : 1.0));
       own_cs[i] = (float)cos(a);
@@ -51,29 +65,15 @@ static void rope_tables(const lmx_node *n, int32_t pos, float *own_cs, float *ow
     *sn = own_sn;
     return;
   }
-  if (c->n_rot != nRot || c->base != base || c->has_ff != (f != NULL) ||
-      (f && memcmp(c->ff, f, sizeof(float) * (size_t)half) != 0)) {
-    for (int i = 0; i < half; i++) {
-      c->inv[i] = pow(base, -2.0 * i / nRot);
-      if (f) c->inv[i] /= f[i];
-    }
-    if (f) memcpy(c->ff, f, sizeof(float) * (size_t)half);
-    c->n_rot = nRot;
-    c->base = base;
-    c->has_ff = f != NULL;
-    for (int s = 0; s < RC_POS; s++) c->tag[s] = -1;
-    c->pos1 = -1;
-  }
-  const int slot = (int)((uint32_t)pos % RC_POS), wide = half > RC_HALF;
-  float *ct = wide ? c->cs1 : c->cs[slot], *st = wide ? c->sn1 : c->sn[slot];
-  int32_t *tag = wide ? &c->pos1 : &c->tag[slot];
-  if (*tag != pos || pos < 0) {
+  const int slot = (int)((uint32_t)pos % RC_POS);
+  float *ct = c->tab + (size_t)slot * 2 * (size_t)half, *st = ct + half;
+  if (c->tag[slot] != pos || pos < 0) {
     for (int i = 0; i < half; i++) {
       const double a = pos * c->inv[i];
       ct[i] = (float)cos(a);
       st[i] = (float)sin(a);
     }
-    *tag = pos;
+    c->tag[slot] = pos;
   }
   *cs = ct;
   *sn = st;
