@@ -44,9 +44,12 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
  * Q is [rows x hd] (pre-scaled), Kt the key tile transposed [hd x KT] (zero-padded to a
  * multiple of 16 keys), S [rows x KT]; P is S after the softmax, V the value tile [KT x hd],
  * O [rows x hd]. Each is an outer-product loop, so no horizontal sums: the SIMD and scalar
- * versions add the same products in the same order per output. */
+ * versions add the same products in the same order per output. Row x needs keys [0,
+ * lim[x]) (scores: lim in steps of 16); the SIMD tiles run to the most any of their rows
+ * needs, adding products of weight exactly 0 past a row's own limit, which leave O as it
+ * was. */
 
-static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16, const int *lim) {
+static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, int hd, const int *lim) {
   for (int x = 0; x < rows; x++)
     for (int j = 0; j < lim[x]; j++) {
       float v = 0;
@@ -55,8 +58,7 @@ static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, i
     }
 }
 
-static void pv_scalar(const float *P, const float *V, float *O, int rows, int hd, int nk, const int *lim) {
-  (void)nk;
+static void pv_scalar(const float *P, const float *V, float *O, int rows, int hd, const int *lim) {
   for (int x = 0; x < rows; x++)
     for (int d = 0; d < hd; d++) {
       float v = O[x * hd + d];
@@ -118,8 +120,7 @@ static inline int lim_of(const int *lim, int x, int R) {
   return n;
 }
 
-static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, int nk16, const int *lim) {
-  (void)nk16;
+static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, const int *lim) {
   int x = 0;
   for (; x + 6 <= rows; x += 6)
     for (int j = 0; j < lim_of(lim, x, 6); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 6, j);
@@ -148,8 +149,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 void pv_tile(const float *
 }
 
 /* hd % 8 == 0 (see the caller). */
-static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, int nk, const int *lim) {
-  (void)nk;
+static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, const int *lim) {
   int x = 0;
   for (; x + 6 <= rows; x += 6) {
     const int n = lim_of(lim, x, 6);
@@ -250,16 +250,16 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const int G = nHead / nKv;
 #ifdef LMX_X86
   const int simd = lmx_use_avx2() && hd % 8 == 0;
-#define SCORES(Q, K, S, r, h, k, l) (simd ? scores_avx2(Q, K, S, r, h, k, l) : scores_scalar(Q, K, S, r, h, k, l))
-#define PV(P, V, O, r, h, k, l) (simd ? pv_avx2(P, V, O, r, h, k, l) : pv_scalar(P, V, O, r, h, k, l))
+#define SCORES(Q, K, S, r, h, l) (simd ? scores_avx2(Q, K, S, r, h, l) : scores_scalar(Q, K, S, r, h, l))
+#define PV(P, V, O, r, h, l) (simd ? pv_avx2(P, V, O, r, h, l) : pv_scalar(P, V, O, r, h, l))
 #define EXPSUM(s, k, m) (simd ? exp_sum_avx2(s, k, m) : exp_sum(s, k, m))
 #define TRANSPOSE(a, t, r, c) (simd ? transpose_avx2(a, t, r, c) : transpose_scalar(a, t, r, c))
 #define MAXOF(v, k) (simd ? max_avx2(v, k) : max_scalar(v, k))
 #else
 #define MAXOF(v, k) max_scalar(v, k)
 #define TRANSPOSE(a, t, r, c) transpose_scalar(a, t, r, c)
-#define SCORES(Q, K, S, r, h, k, l) scores_scalar(Q, K, S, r, h, k, l)
-#define PV(P, V, O, r, h, k, l) pv_scalar(P, V, O, r, h, k, l)
+#define SCORES(Q, K, S, r, h, l) scores_scalar(Q, K, S, r, h, l)
+#define PV(P, V, O, r, h, l) pv_scalar(P, V, O, r, h, l)
 #define EXPSUM(s, k, m) exp_sum(s, k, m)
 #endif
   if (lmx_attention_split(n, ith, nth)) return;
@@ -355,7 +355,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
             }
           }
           TRANSPOSE(Kr, Kt, nk16, hd);
-          SCORES(Q + x0 * hd, Kt, S + x0 * KT, xr, hd, nk16, lim16 + x0);
+          SCORES(Q + x0 * hd, Kt, S + x0 * KT, xr, hd, lim16 + x0);
         }
         for (int x = x0; x < x0 + xr; x++) {
           const int r = x / G;
@@ -381,7 +381,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
           pv_rows_avx2(S + x0 * KT, vrow, O + x0 * hd, xr, hd, nk);
 #endif
         } else {
-          PV(S + x0 * KT, V, O + x0 * hd, xr, hd, nk, lim + x0);
+          PV(S + x0 * KT, V, O + x0 * hd, xr, hd, lim + x0);
         }
       }
       for (int r = 0; r < nq; r++)
