@@ -271,8 +271,6 @@ const uint8_t *lmx_gemm_q8_activations(const lmx_node *n, int ith, int nth, floa
 const float *lmx_matmul_x_row(const lmx_node *n, int64_t t, float *tmp);
 /* Whether lmx_matmul_x_row needs a row of scratch (a fused GLU or RMSNorm). */
 int lmx_matmul_x_computed(const lmx_node *n);
-/* sum of x[i]^2 in double, in the order of norm.c's 16 lanes (the same bits on every tier). */
-double lmx_sum_squares(const float *x, int64_t n);
 /* One RMSNorm row: d = x / rms(x) * w (w may be NULL); the bits of the RmsNorm ops. */
 void lmx_rms_norm_row(const float *x, const float *w, float eps, float *d, int64_t D);
 /* Output rows [lo, hi) (at most lmx_gemm_q8_rows()) for every token, from the prepared

@@ -45,9 +45,10 @@ void lmx_k_kv_store(const lmx_node *n, int ith, int nth) {
  * multiple of 16 keys), S [rows x KT]; P is S after the softmax, V the value tile [KT x hd],
  * O [rows x hd]. Each is an outer-product loop, so no horizontal sums: the SIMD and scalar
  * versions add the same products in the same order per output. Row x needs keys [0,
- * lim[x]) (scores: lim in steps of 16); the SIMD tiles run to the most any of their rows
- * needs, adding products of weight exactly 0 past a row's own limit, which leave O as it
- * was. */
+ * lim[x]); the SIMD tiles run to the most any of their rows needs (scores in steps of 16
+ * keys, read from Kt's zero padding at the tile's end), adding products of weight exactly
+ * 0 past a row's own limit, which leave O as it was; scores past a row's limit are masked
+ * before they are read. */
 
 static void scores_scalar(const float *Q, const float *Kt, float *S, int rows, int hd, const int *lim) {
   for (int x = 0; x < rows; x++)
@@ -113,19 +114,19 @@ static inline __attribute__((always_inline)) LMX_AVX2 void scores_tile(const flo
   }
 }
 
-/* The most keys any of rows [x, x + R) sees. */
-static inline int lim_of(const int *lim, int x, int R) {
+/* The most keys any of rows [x, x + R) sees, rounded up to a step of `step` keys. */
+static inline int lim_of(const int *lim, int x, int R, int step) {
   int n = 0;
   for (int r = x; r < x + R; r++) n = lim[r] > n ? lim[r] : n;
-  return n;
+  return (n + step - 1) / step * step;
 }
 
 static LMX_AVX2 void scores_avx2(const float *Q, const float *Kt, float *S, int rows, int hd, const int *lim) {
   int x = 0;
   for (; x + 6 <= rows; x += 6)
-    for (int j = 0; j < lim_of(lim, x, 6); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 6, j);
+    for (int j = 0; j < lim_of(lim, x, 6, 16); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 6, j);
   for (; x + 4 <= rows; x += 4)
-    for (int j = 0; j < lim_of(lim, x, 4); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 4, j);
+    for (int j = 0; j < lim_of(lim, x, 4, 16); j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 4, j);
   for (; x < rows; x++)
     for (int j = 0; j < lim[x]; j += 16) scores_tile(Q + x * hd, Kt, S + x * KT, hd, 1, j);
 }
@@ -152,13 +153,13 @@ static inline __attribute__((always_inline)) LMX_AVX2 void pv_tile(const float *
 static LMX_AVX2 void pv_avx2(const float *P, const float *V, float *O, int rows, int hd, const int *lim) {
   int x = 0;
   for (; x + 6 <= rows; x += 6) {
-    const int n = lim_of(lim, x, 6);
+    const int n = lim_of(lim, x, 6, 1);
     int d = 0;
     for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 2, d, n);
     for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 6, 1, d, n);
   }
   for (; x + 4 <= rows; x += 4) {
-    const int n = lim_of(lim, x, 4);
+    const int n = lim_of(lim, x, 4, 1);
     int d = 0;
     for (; d + 16 <= hd; d += 16) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 2, d, n);
     for (; d < hd; d += 8) pv_tile(P + x * KT, V, O + x * hd, hd, 4, 1, d, n);
@@ -268,11 +269,11 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
   const int64_t T = q->ne1, nBlocks = (T + QB - 1) / QB, items = nBlocks * nKv;
   const int64_t maxRows = (int64_t)QB * G;
   /* Per thread: Q [rows x hd], S [rows x KT], Kt [hd x KT], Kr and V [KT x hd], O [rows x hd], m, l, and
-   * the int limits lim, lim16 [rows]. */
-  float *buf = lmx_scratch((size_t)(maxRows * hd * 2 + maxRows * KT + 3 * (int64_t)hd * KT + 4 * maxRows + 16));
+   * the rows' key limits lim (ints). */
+  float *buf = lmx_scratch((size_t)(maxRows * hd * 2 + maxRows * KT + 3 * (int64_t)hd * KT + 3 * maxRows + 16));
   float *Q = buf, *S = Q + maxRows * hd, *Kt = S + maxRows * KT, *Kr = Kt + (int64_t)hd * KT, *V = Kr + (int64_t)hd * KT,
         *O = V + (int64_t)KT * hd, *m = O + maxRows * hd, *l = m + maxRows;
-  int *lim = (int *)(l + maxRows), *lim16 = lim + maxRows;
+  int *lim = (int *)(l + maxRows);
   (void)ith;
   (void)nth;
   for (int64_t it; (it = lmx_claim(n, 1)) < items;) {
@@ -333,7 +334,6 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
           const int64_t e = last[x / G] - j0 + 1;
           lim[x] = e < 0 ? 0 : e < nk ? (int)e : nk;
         }
-        for (int x = x0; x < x0 + xr; x++) lim16[x] = (lim[x] + 15) & ~15;
         const uint16_t *krow[KT], *vrow[KT];
         for (int j = 0; j < nk; j++) {
           const int64_t slot = lmx_kv_slot(table, j0 + j, bs);
@@ -355,7 +355,7 @@ void lmx_k_attention(const lmx_node *n, int ith, int nth) {
             }
           }
           TRANSPOSE(Kr, Kt, nk16, hd);
-          SCORES(Q + x0 * hd, Kt, S + x0 * KT, xr, hd, lim16 + x0);
+          SCORES(Q + x0 * hd, Kt, S + x0 * KT, xr, hd, lim + x0);
         }
         for (int x = x0; x < x0 + xr; x++) {
           const int r = x / G;

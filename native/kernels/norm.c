@@ -38,7 +38,7 @@ static LMX_AVX2 double sum_squares_avx2(const float *x, int64_t n) {
 }
 #endif
 
-double lmx_sum_squares(const float *x, int64_t n) {
+static double sum_squares(const float *x, int64_t n) {
 #ifdef LMX_X86
   if (lmx_use_avx2()) return sum_squares_avx2(x, n);
 #endif
@@ -46,7 +46,7 @@ double lmx_sum_squares(const float *x, int64_t n) {
 }
 
 void lmx_rms_norm_row(const float *x, const float *w, float eps, float *d, int64_t D) {
-  const double ss = lmx_sum_squares(x, D);
+  const double ss = sum_squares(x, D);
   float r = (float)(1.0 / sqrt(ss / (double)D + eps));
   if (w)
     for (int64_t i = 0; i < D; i++) d[i] = x[i] * r * w[i];

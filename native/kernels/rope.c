@@ -25,42 +25,48 @@ typedef struct {
   float ff[MAX_HALF];
   double inv[MAX_HALF];
   int32_t tag[RC_POS]; /* the position in each slot, -1: none */
-  float *tab;          /* RC_POS x (cos[half], sin[half]) */
+  float *tab;          /* RC_POS x (cos[half], sin[half]), or NULL if it could not be had */
+  int tab_half;        /* the half tab was sized for */
 } rope_cache;
 
-static __thread rope_cache *cache;
+static __thread rope_cache cache = {.n_rot = -1};
+
+static void fill_tables(const rope_cache *c, int32_t pos, int half, float *ct, float *st) {
+  for (int i = 0; i < half; i++) {
+    const double a = pos * c->inv[i];
+    ct[i] = (float)cos(a);
+    st[i] = (float)sin(a);
+  }
+}
 
 /* The cos and sin tables of node n's rotation at position pos into *cs and *sn: this
- * thread's, or computed into own_cs and own_sn when they cannot be allocated. */
+ * thread's, or computed into own_cs and own_sn when its tables could not be allocated. */
 static void rope_tables(const lmx_node *n, int32_t pos, float *own_cs, float *own_sn, const float **cs, const float **sn) {
   const lmx_tensor *ff = n->src[2];
   const double base = n->fp[0];
   const int nRot = n->ip[2], half = nRot / 2;
   const float *f = ff ? (const float *)ff->data : NULL;
-  if (!cache && (cache = (rope_cache *)calloc(1, sizeof(rope_cache)))) cache->n_rot = -1;
-  rope_cache *c = cache;
-  if (c && (c->n_rot != nRot || c->base != base || c->has_ff != (f != NULL) ||
-            (f && memcmp(c->ff, f, sizeof(float) * (size_t)half) != 0))) {
-    if (c->n_rot / 2 != half) {
-      free(c->tab);
-      c->tab = (float *)malloc(sizeof(float) * 2 * (size_t)half * RC_POS);
-    }
+  rope_cache *c = &cache;
+  if (c->n_rot != nRot || c->base != base || c->has_ff != (f != NULL) ||
+      (f && memcmp(c->ff, f, sizeof(float) * (size_t)half) != 0)) {
     for (int i = 0; i < half; i++) {
       c->inv[i] = pow(base, -2.0 * i / nRot);
       if (f) c->inv[i] /= f[i];
     }
     if (f) memcpy(c->ff, f, sizeof(float) * (size_t)half);
-    c->n_rot = c->tab ? nRot : -1;
+    c->n_rot = nRot;
     c->base = base;
     c->has_ff = f != NULL;
     for (int s = 0; s < RC_POS; s++) c->tag[s] = -1;
   }
-  if (!c || !c->tab) {
-    for (int i = 0; i < half; i++) {
-      const double a = pos * (pow(base, -2.0 * i / nRot) / (f ? f[i] : 1.0));
-      own_cs[i] = (float)cos(a);
-      own_sn[i] = (float)sin(a);
-    }
+  if (c->tab_half != half) { /* a failed allocation is retried only for another width */
+    free(c->tab);
+    c->tab = (float *)malloc(sizeof(float) * 2 * (size_t)half * RC_POS);
+    c->tab_half = half;
+    for (int s = 0; s < RC_POS; s++) c->tag[s] = -1;
+  }
+  if (!c->tab) {
+    fill_tables(c, pos, half, own_cs, own_sn);
     *cs = own_cs;
     *sn = own_sn;
     return;
@@ -68,11 +74,7 @@ static void rope_tables(const lmx_node *n, int32_t pos, float *own_cs, float *ow
   const int slot = (int)((uint32_t)pos % RC_POS);
   float *ct = c->tab + (size_t)slot * 2 * (size_t)half, *st = ct + half;
   if (c->tag[slot] != pos || pos < 0) {
-    for (int i = 0; i < half; i++) {
-      const double a = pos * c->inv[i];
-      ct[i] = (float)cos(a);
-      st[i] = (float)sin(a);
-    }
+    fill_tables(c, pos, half, ct, st);
     c->tag[slot] = pos;
   }
   *cs = ct;
@@ -95,13 +97,8 @@ void lmx_k_rope(const lmx_node *n, int ith, int nth) {
     rope_tables(n, ((const int32_t *)pos->data)[t], own_cs, own_sn, &cs, &sn);
     const float *src = (const float *)(x->data + t * x->nb1) + h * hd;
     float *dst = (float *)(d->data + t * d->nb1) + h * hd;
-    if (nw) {
-      float s = (float)(1.0 / sqrt(lmx_sum_squares(src, hd) / hd + eps));
-      const float *w = (const float *)nw->data;
-      for (int i = 0; i < hd; i++) buf[i] = src[i] * s * w[i];
-    } else {
-      memcpy(buf, src, sizeof(float) * hd);
-    }
+    if (nw) lmx_rms_norm_row(src, (const float *)nw->data, eps, buf, hd);
+    else memcpy(buf, src, sizeof(float) * hd);
     for (int i = 0; i < half; i++) {
       int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
       float x0 = buf[i0], x1 = buf[i1];
