@@ -7,6 +7,7 @@
         "native/pool.c",
         "native/executor.c",
         "native/profile.c",
+        "native/huge_pages.c",
         "native/cpu.c",
         "native/kernels/convert.c",
         "native/kernels/dequant.c",

@@ -78,7 +78,10 @@ static void unmap_cb(napi_env env, void *data, void *hint) {
   (void)env; (void)data;
   mapping *m = (mapping *)hint;
   if (!unlink_mapping(&file_mappings, m)) unlink_mapping(&scratch_mappings, m);
-  if (m->len) munmap(m->addr, m->len);
+  if (m->len) {
+    lmx_collapse_cancel(m->addr, m->len);
+    munmap(m->addr, m->len);
+  }
   free(m->path);
   free(m);
 }
@@ -290,15 +293,23 @@ static double now_ms(void) {
  * made the load's peak weights x 2 (the file's pages are given back part by part). A
  * huge-page fault costs ~0.1 ms when the kernel has one free, but 1-9 ms on this VM after
  * the first ~100 MiB or so (measured; whatever the cause, compaction or the host): past an
- * average of 1 ms per 2 MiB the rest stays in 4 KiB pages, which the copy faults in as it
- * goes. Huge pages make decode ~4% faster on one thread, not worth seconds of loading a
- * large model. */
+ * average of 1 ms per 2 MiB the rest is copied into 4 KiB pages, which the copy faults in
+ * as it goes, and huge_pages.c collapses into huge pages in the background: they make
+ * one thread's decode ~12% faster, but are not worth seconds of loading a large model. */
 typedef struct {
   uint8_t *end;
-  double t0;
+  double t0, budget;
   int64_t pages;
-  int small;
+  /* Where the 4 KiB pages begin (NULL: all in huge pages). */
+  uint8_t *small;
 } prefault_state;
+
+/* The prefault's allowance in ms beyond 1 ms per page (LMX_HUGE_PAGE_BUDGET_MS; 0: none,
+ * every page is left to the background collapse). */
+static double huge_page_budget_ms(void) {
+  const char *e = getenv("LMX_HUGE_PAGE_BUDGET_MS");
+  return e ? atof(e) : 10;
+}
 
 static void prefault_part(prefault_state *s, uint8_t *p, size_t len) {
   const uintptr_t huge = (uintptr_t)2 << 20;
@@ -306,11 +317,16 @@ static void prefault_part(prefault_state *s, uint8_t *p, size_t len) {
   if (!s->pages) s->t0 = now_ms();
   /* The first byte of every 2 MiB page that starts in [p, p + len) (base is aligned). */
   uint8_t *q = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(huge - 1));
+  if (s->budget <= 0 && q < s->end) {
+    madvise(q, (size_t)(s->end - q), MADV_NOHUGEPAGE);
+    s->small = q;
+    return;
+  }
   for (; q < p + len; q += huge) {
     *q = 0;
-    if (now_ms() - s->t0 > 10 + (double)++s->pages && q + huge < s->end) {
+    if (now_ms() - s->t0 > s->budget + (double)++s->pages && q + huge < s->end) {
       madvise(q + huge, (size_t)(s->end - q - huge), MADV_NOHUGEPAGE);
-      s->small = 1;
+      s->small = q + huge;
       return;
     }
   }
@@ -418,7 +434,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
     free(jobs);
     THROW("interleaveWeights: out of memory");
   }
-  prefault_state pf = {dst + total, 0, 0, 0};
+  prefault_state pf = {dst + total, 0, huge_page_budget_ms(), 0, NULL};
   /* A few MiB at a time, each part's source given back once copied: the largest tensor
    * (a tied embedding) is not resident twice at the peak. */
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -438,6 +454,8 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
     }
   }
   mprotect(dst, total, PROT_READ);
+  /* What the budget left in 4 KiB pages becomes huge pages in the background. */
+  if (pf.small && lmx_huge_pages_wanted()) lmx_collapse_async(pf.small, (size_t)(dst + total - pf.small));
   napi_value out, buf, offsets, dtypes;
   buf = mapping_buffer(env, dst, total, total, BUF_OTHER, NULL);
   if (!buf) {
@@ -913,6 +931,23 @@ static napi_value bandwidth_probe(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* hugePages() -> {pending, collapsed, failed}: bytes of the background collapse
+ * (huge_pages.c) waiting, done and refused by the kernel since the process started. */
+static napi_value huge_pages(napi_env env, napi_callback_info info) {
+  (void)info;
+  size_t p, c, f;
+  lmx_collapse_status(&p, &c, &f);
+  napi_value o, v;
+  CHECK(napi_create_object(env, &o));
+  napi_create_double(env, (double)p, &v);
+  napi_set_named_property(env, o, "pending", v);
+  napi_create_double(env, (double)c, &v);
+  napi_set_named_property(env, o, "collapsed", v);
+  napi_create_double(env, (double)f, &v);
+  napi_set_named_property(env, o, "failed", v);
+  return o;
+}
+
 /* profile(on: boolean) */
 static napi_value profile(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -1055,6 +1090,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"profile", 0, profile, 0, 0, 0, napi_default, 0},
       {"profileTake", 0, profile_take, 0, 0, 0, napi_default, 0},
       {"bandwidthProbe", 0, bandwidth_probe, 0, 0, 0, napi_default, 0},
+      {"hugePages", 0, huge_pages, 0, 0, 0, napi_default, 0},
       {"quantizeFp4", 0, quantize_fp4, 0, 0, 0, napi_default, 0},
       {"quantizeRows", 0, quantize_rows, 0, 0, 0, napi_default, 0},
       {"nvfp4TensorScale", 0, nvfp4_tensor_scale, 0, 0, 0, napi_default, 0},

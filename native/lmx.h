@@ -140,6 +140,13 @@ float *lmx_scratch_out(size_t n);
 /* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
 double lmx_bandwidth_probe(size_t bytes, int repeats);
 
+/* Background collapse of memory in 4 KiB pages into transparent huge pages (huge_pages.c):
+ * queue [addr, addr + len), withdraw it before unmapping (waits out a collapse in
+ * progress there), and the bytes waiting, collapsed and failed so far. */
+void lmx_collapse_async(void *addr, size_t len);
+void lmx_collapse_cancel(void *addr, size_t len);
+void lmx_collapse_status(size_t *pending_bytes, size_t *collapsed_bytes, size_t *failed_bytes);
+
 /* --- executor --- */
 void lmx_plan_execute(const lmx_plan *plan);
 

@@ -52,6 +52,12 @@ export interface NativeAddon {
   simdPath(): string;
   /** Streaming-read bandwidth (GB/s, best of `repeats`) over `megabytes` on the thread pool. */
   bandwidthProbe(megabytes: number, repeats: number): number;
+  /**
+   * Bytes of repacked weights that the load left in 4 KiB pages and a background thread
+   * is collapsing into huge pages (native/huge_pages.c): waiting, done, and refused by the
+   * kernel (no free huge page, or no MADV_COLLAPSE), since the process started.
+   */
+  hugePages(): { pending: number; collapsed: number; failed: number };
   /** lmx's NVFP4 (tensor scale `g`) or MXFP4 quantizer (native/kernels/quantize_fp4.c). */
   quantizeFp4(
     dtype: number,

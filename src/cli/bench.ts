@@ -161,6 +161,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     return v;
   };
+  // Weights the load left in 4 KiB pages become huge pages in the background (cpu
+  // backend): measure after that, as a model in use runs.
+  const settled = await backend.weightsSettled?.(60_000);
   if (nPrompt > 0) await pp();
   if (nGen > 0) await tg();
   for (let r = 0; r < runs; r++) {
@@ -187,6 +190,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
     kv_bytes: engine.cache.bytes(),
     kv_bytes_per_token: engine.cache.bytesPerToken(),
     peak_rss_bytes: peakRss(),
+    ...(settled
+      ? {
+          huge_pages: {
+            collapsed_bytes: settled.collapsed,
+            failed_bytes: settled.failed,
+            wait_ms: Math.round(settled.waitedMs),
+          },
+        }
+      : {}),
     ...(profile ? { profile } : {}),
   };
   if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");

@@ -89,6 +89,13 @@ export interface Backend {
   threads(): number;
   /** Which kernels run: the instruction-set tier on the cpu (scalar, avx2, avxvnni, avx512). */
   kernels(): string;
+  /**
+   * Waits (up to `timeoutMs`) for background work on adopted weights to finish: the cpu
+   * backend collapses the weights a load left in 4 KiB pages into huge pages, which decode
+   * reads faster. Benchmarks call it so that they measure the settled state. Returns the
+   * bytes moved and refused, and how long it waited.
+   */
+  weightsSettled?(timeoutMs: number): Promise<{ collapsed: number; failed: number; waitedMs: number }>;
   /** Starts (true) or stops timing plan execution per op kind, where the backend can. */
   profile?(on: boolean): void;
   /** Time per op kind since the last call (then resets); see `engine/profile.ts`. */

@@ -127,3 +127,36 @@ describe("interleaved K-quants", () => {
     assert.deepEqual(new Uint8Array(bufs[0]!, 37, tensors[0]!.bytes.length), tensors[0]!.bytes);
   });
 });
+
+describe("interleaved weights in huge pages", () => {
+  it("what the load leaves in 4 KiB pages is collapsed in the background, bytes unchanged", async (t) => {
+    if (native().simdPath() === "scalar") return t.skip("no interleaved kernels on this CPU");
+    if (process.env.LMX_HUGE_PAGES === "0") return t.skip("huge pages turned off (LMX_HUGE_PAGES=0)");
+    // No prefault budget: every 2 MiB page goes to the background thread. Q4_K rows of
+    // 4096 (2304 bytes) x 4096 make 9 MiB, four whole huge pages at least.
+    const rows = 4096,
+      cols = 4096;
+    const src = randomBlocks(DType.Q4_K, (rows * cols) / 256, 77);
+    const before = native().hugePages();
+    process.env.LMX_HUGE_PAGE_BUDGET_MS = "0";
+    let r: ReturnType<ReturnType<typeof native>["interleaveWeights"]>;
+    try {
+      r = native().interleaveWeights([[src.buffer as ArrayBuffer, src.byteOffset, DType.Q4_K, rows, cols]]);
+    } finally {
+      delete process.env.LMX_HUGE_PAGE_BUDGET_MS;
+    }
+    assert.ok(r);
+    const view = new Uint8Array(r.buffer, r.offsets[0]!, src.length);
+    const copy = view.slice();
+    // The first pages of the copy match the TypeScript interleaver (the rest is the same code).
+    assert.deepEqual(copy.subarray(0, 144 * 64), interleave(DType.Q4_K, src.subarray(0, 144 * 64)));
+    let h = native().hugePages();
+    for (const t0 = Date.now(); h.pending > 0 && Date.now() - t0 < 20_000; h = native().hugePages())
+      await new Promise((res) => setTimeout(res, 10));
+    assert.equal(h.pending, 0, "the background collapse finished");
+    // Each 2 MiB page was tried: collapsed, or refused where the kernel has no huge page
+    // free or no MADV_COLLAPSE (then the first refusal drops the rest, so count >= 1 page).
+    assert.ok(h.collapsed + h.failed - before.collapsed - before.failed >= 2 << 20);
+    assert.deepEqual(view, copy);
+  });
+});

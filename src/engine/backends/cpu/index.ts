@@ -70,6 +70,18 @@ export class CpuBackend implements Backend {
     return native().simdPath();
   }
 
+  async weightsSettled(timeoutMs: number) {
+    const t0 = performance.now();
+    for (;;) {
+      const h = native().hugePages();
+      const waitedMs = performance.now() - t0;
+      if (h.pending === 0 || waitedMs >= timeoutMs)
+        return { collapsed: h.collapsed, failed: h.failed, waitedMs };
+      // The collapse thread runs only on an idle core: sleep, do not spin.
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   profile(on: boolean): void {
     native().profile(on);
   }
