@@ -215,6 +215,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write(
       `memory: peak RSS ${mib(result.peak_rss_bytes)} MiB; weights ${mib(result.weight_bytes)} MiB + KV cache ${mib(result.kv_bytes)} MiB (${result.kv_cache_type})\n`,
     );
+    if (settled && settled.collapsed + settled.failed > 0)
+      process.stdout.write(
+        `huge pages: ${mib(settled.collapsed)} MiB of repacked weights moved into 2 MiB pages after the load` +
+          `${settled.failed > 0 ? `, ${mib(settled.failed)} MiB refused by the kernel` : ""} (waited ${Math.round(settled.waitedMs)} ms)\n`,
+      );
     if (profile) {
       for (const phase of ["pp", "tg"] as const) {
         if (profile[phase].length === 0) continue;

@@ -41,9 +41,12 @@ describe("lmx CLI", () => {
       "kernels",
       "threads",
       "use_mmap",
+      "huge_pages",
     ])
       assert.ok(k in j, k);
     assert.ok(j.pp_tok_s > 0 && j.tg_tok_s > 0);
+    for (const k of ["collapsed_bytes", "failed_bytes", "wait_ms"])
+      assert.ok(Number.isFinite(j.huge_pages[k]) && j.huge_pages[k] >= 0, k);
     assert.equal(j.backend, "cpu");
     assert.equal(j.use_mmap, true);
     assert.match(j.kernels, /^(scalar|avx2|avxvnni|avx512)$/);

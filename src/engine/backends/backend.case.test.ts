@@ -688,7 +688,7 @@ describe("split decode attention", () => {
   const shapes = [
     [16, 8, 128], // Qwen3: query heads in pairs per KV head, 8 at a time
     [12, 4, 24], // groups of 3: a pair and a single, padded to 16 heads, 8-wide slabs only
-    [12, 3, 16], // groups of 4: key rows 4 at a time against 4 heads, padded to 16 heads
+    [12, 3, 16], // groups of 4: two pairs per KV head, padded to 16 heads
     [6, 2, 40], // head size not a multiple of 8: the scalar path
   ] as const;
   for (const [nHead, nKv, hd] of shapes)
