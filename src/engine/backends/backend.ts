@@ -93,7 +93,7 @@ export interface Backend {
    * Waits (up to `timeoutMs`) for background work on adopted weights to finish: the cpu
    * backend collapses the weights a load left in 4 KiB pages into huge pages, which decode
    * reads faster. Benchmarks call it so that they measure the settled state. Returns the
-   * bytes moved and refused, and how long it waited.
+   * bytes moved and refused since the process started, and how long it waited.
    */
   weightsSettled?(timeoutMs: number): Promise<{ collapsed: number; failed: number; waitedMs: number }>;
   /** Starts (true) or stops timing plan execution per op kind, where the backend can. */
