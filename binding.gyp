@@ -8,6 +8,7 @@
         "native/executor.c",
         "native/profile.c",
         "native/huge_pages.c",
+        "native/file_pages.c",
         "native/cpu.c",
         "native/kernels/convert.c",
         "native/kernels/dequant.c",

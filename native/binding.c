@@ -52,13 +52,14 @@ static int lmx_huge_pages_wanted(void) {
 
 /* A mapping behind an ArrayBuffer. Those of model files (mapFile, readFile) are also kept
  * in a list, so that bytes the engine has copied into another layout can be given back
- * (release_file_bytes); path is set for a file read into memory. alloc's anonymous
+ * (release_file_bytes), with their path; read_in is set for a file read into memory. alloc's anonymous
  * mappings are in another (release_scratch). Only the JavaScript thread touches the
  * lists (finalizers run on it too). */
 typedef struct mapping {
   void *addr;
   size_t len;
   char *path;
+  int read_in;
   struct mapping *next;
 } mapping;
 
@@ -88,9 +89,9 @@ static void unmap_cb(napi_env env, void *data, void *hint) {
 
 /* An ArrayBuffer of `bytes` over the mapping [addr, addr + len), unmapped when collected;
  * on failure the mapping is unmapped and a JavaScript error is pending (NULL returned).
- * kind: BUF_FILE for a model file's bytes (read into memory from path, or mapped if NULL),
- * BUF_SCRATCH for alloc's buffers, BUF_OTHER for anything else. */
-enum { BUF_OTHER, BUF_FILE, BUF_SCRATCH };
+ * kind: BUF_FILE for a model file's bytes mapped from path, BUF_FILE_READ for them read
+ * into memory from path, BUF_SCRATCH for alloc's buffers, BUF_OTHER for anything else. */
+enum { BUF_OTHER, BUF_FILE, BUF_FILE_READ, BUF_SCRATCH };
 
 static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t bytes, int kind, const char *path) {
   mapping *m = (mapping *)calloc(1, sizeof *m);
@@ -101,6 +102,7 @@ static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t by
   }
   m->addr = addr;
   m->len = len;
+  m->read_in = kind == BUF_FILE_READ;
   napi_value ab;
   if (napi_create_external_arraybuffer(env, addr, bytes, unmap_cb, m, &ab) != napi_ok) {
     munmap(addr, len);
@@ -108,7 +110,7 @@ static napi_value mapping_buffer(napi_env env, void *addr, size_t len, size_t by
     free(m);
     THROW("lmx native: this Node.js does not allow external array buffers");
   }
-  mapping **list = kind == BUF_FILE ? &file_mappings : kind == BUF_SCRATCH ? &scratch_mappings : NULL;
+  mapping **list = kind == BUF_FILE || kind == BUF_FILE_READ ? &file_mappings : kind == BUF_SCRATCH ? &scratch_mappings : NULL;
   if (list) {
     m->next = *list;
     *list = m;
@@ -127,7 +129,7 @@ static void release_file_bytes(const uint8_t *p, size_t n) {
     if (p < base || p + n > base + m->len) continue;
     const uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + n) & ~(page - 1);
     if (b <= a) return;
-    if (!m->path) {
+    if (!m->read_in) {
       madvise((void *)a, b - a, MADV_DONTNEED);
       return;
     }
@@ -236,7 +238,7 @@ static napi_value file_buffer(napi_env env, napi_callback_info info, int read_it
   }
   close(fd);
   if (addr == MAP_FAILED) THROW(msg);
-  return mapping_buffer(env, addr, len, len, BUF_FILE, read_it ? path : NULL);
+  return mapping_buffer(env, addr, len, len, read_it ? BUF_FILE_READ : BUF_FILE, path);
 }
 
 static napi_value map_file(napi_env env, napi_callback_info info) {
@@ -379,6 +381,60 @@ static napi_value release_file_bytes_js(napi_env env, napi_callback_info info) {
   if (!(off >= 0 && n >= 0 && off + n <= (double)len)) THROW("releaseFileBytes: range outside the buffer");
   release_file_bytes((const uint8_t *)data + (size_t)off, (size_t)n);
   return NULL;
+}
+
+/* settleFilePages(buffer, ranges) -> null, or {bytes, eligible, hugeBefore, hugeAfter,
+ * reread, ms}: faults in the (byteOffset, length) pairs of a mapped model file's buffer
+ * that the engine reads in place, read again from the file in 2 MiB pages where the page
+ * cache held them in small ones (file_pages.c; not with LMX_HUGE_PAGES=0). null for a
+ * buffer that is not a mapped file, or when the ranges exceed half of the machine's memory
+ * (they are left to fault in as read, as a plain mapping would). */
+static napi_value settle_file_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  args_of(env, info, 2, argv);
+  void *data = NULL;
+  size_t len = 0;
+  uint32_t n = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+      n % 2)
+    THROW("settleFilePages: expected (ArrayBuffer, [byteOffset, length, ...])");
+  mapping *m = file_mappings;
+  while (m && (m->addr != data || m->read_in)) m = m->next;
+  if (!m || !m->path) return NULL;
+  size_t *ranges = (size_t *)malloc((n ? n : 1) * sizeof *ranges);
+  if (!ranges) THROW("lmx native: out of memory");
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i += 2) {
+    napi_value v;
+    double off = -1, bytes = -1;
+    if (napi_get_element(env, argv[1], i, &v) == napi_ok) napi_get_value_double(env, v, &off);
+    if (napi_get_element(env, argv[1], i + 1, &v) == napi_ok) napi_get_value_double(env, v, &bytes);
+    if (!(off >= 0 && bytes >= 0 && off + bytes <= (double)len)) {
+      free(ranges);
+      THROW("settleFilePages: range outside the buffer");
+    }
+    ranges[i] = (size_t)off;
+    ranges[i + 1] = (size_t)bytes;
+    total += (size_t)bytes;
+  }
+  const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  if ((double)total > 0.5 * phys) {
+    free(ranges);
+    return NULL;
+  }
+  lmx_file_pages st;
+  lmx_file_pages_settle((uint8_t *)data, m->path, ranges, (int)(n / 2), lmx_huge_pages_wanted(), &st);
+  free(ranges);
+  napi_value r, v;
+  CHECK(napi_create_object(env, &r));
+  const struct { const char *k; double v; } f[] = {{"bytes", (double)st.bytes},           {"eligible", (double)st.eligible},
+                                                    {"hugeBefore", (double)st.huge_before}, {"hugeAfter", (double)st.huge_after},
+                                                    {"reread", (double)st.reread},          {"ms", st.ms}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    CHECK(napi_create_double(env, f[i].v, &v));
+    CHECK(napi_set_named_property(env, r, f[i].k, v));
+  }
+  return r;
 }
 
 /* interleaveWeights([[buffer, byteOffset, dtype, rows, cols], ...]) -> null, or
@@ -1071,6 +1127,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"alloc", 0, alloc_buffer, 0, 0, 0, napi_default, 0},
       {"interleaveWeights", 0, interleave_weights, 0, 0, 0, napi_default, 0},
       {"releaseFileBytes", 0, release_file_bytes_js, 0, 0, 0, napi_default, 0},
+      {"settleFilePages", 0, settle_file_pages, 0, 0, 0, napi_default, 0},
       {"releaseScratch", 0, release_scratch, 0, 0, 0, napi_default, 0},
       {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
       {"execute", 0, execute, 0, 0, 0, napi_default, 0},

@@ -147,6 +147,18 @@ void lmx_collapse_async(void *addr, size_t len);
 void lmx_collapse_cancel(void *addr, size_t len);
 void lmx_collapse_status(size_t *pending_bytes, size_t *collapsed_bytes, size_t *failed_bytes);
 
+/* Weights read in place from a mapped file (file_pages.c): ranges are (offset, length)
+ * pairs from base, a mapping of path at offset 0 (sorted and merged in place). Faults them
+ * in; with reread, the whole
+ * 2 MiB pages among them are read again from the file when under 90% came in as 2 MiB
+ * pages. Bytes: in the ranges, in their whole 2 MiB pages, mapped as 2 MiB pages (the
+ * whole mapping's) before and after, read again. */
+typedef struct {
+  size_t bytes, eligible, huge_before, huge_after, reread;
+  double ms;
+} lmx_file_pages;
+void lmx_file_pages_settle(uint8_t *base, const char *path, size_t *ranges, int n, int reread, lmx_file_pages *out);
+
 /* --- executor --- */
 void lmx_plan_execute(const lmx_plan *plan);
 

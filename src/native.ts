@@ -5,6 +5,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { WeightPlacement } from "./engine/backends/backend.js";
 
 export interface NativeSampleResult {
   token: number;
@@ -31,6 +32,14 @@ export interface NativeAddon {
    * are left alone.
    */
   releaseFileBytes(buffer: ArrayBuffer, byteOffset: number, length: number): void;
+  /**
+   * Faults in the [byteOffset, length, ...] ranges of a mapped model file's buffer that the
+   * engine reads in place; where under 90% of their whole 2 MiB pages came in as 2 MiB
+   * pages (a file cached in small folios, as just written), drops those pages from the page
+   * cache and reads them again in 2 MiB folios (native/file_pages.c; not with
+   * LMX_HUGE_PAGES=0). Undefined for other buffers, or ranges over half the machine's memory.
+   */
+  settleFilePages(buffer: ArrayBuffer, ranges: number[]): WeightPlacement | undefined;
   /**
    * Empties a buffer from `alloc` of 1 MiB or more (an anonymous mapping): its pages go back
    * to the system and read as zeros when next touched. Returns false, doing nothing, for

@@ -199,6 +199,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
           },
         }
       : {}),
+    ...(engine.weightPlacement
+      ? {
+          file_pages: {
+            bytes: engine.weightPlacement.bytes,
+            huge_bytes: engine.weightPlacement.hugeAfter,
+            reread_bytes: engine.weightPlacement.reread,
+            ms: Math.round(engine.weightPlacement.ms),
+          },
+        }
+      : {}),
     ...(profile ? { profile } : {}),
   };
   if (flags.json) process.stdout.write(JSON.stringify(result) + "\n");
@@ -219,6 +229,12 @@ export async function benchCommand(argv: string[]): Promise<number> {
       process.stdout.write(
         `huge pages: ${mib(settled.collapsed)} MiB of repacked weights moved into 2 MiB pages after the load` +
           `${settled.failed > 0 ? `, ${mib(settled.failed)} MiB refused by the kernel` : ""} (waited ${Math.round(settled.waitedMs)} ms)\n`,
+      );
+    const placed = engine.weightPlacement;
+    if (placed && placed.bytes > 0)
+      process.stdout.write(
+        `mapped weights: ${mib(placed.bytes)} MiB read in place, ${mib(Math.min(placed.hugeAfter, placed.bytes))} MiB of it in 2 MiB pages` +
+          `${placed.reread > 0 ? ` (${mib(placed.reread)} MiB read again from the file for that)` : ""}\n`,
       );
     if (profile) {
       for (const phase of ["pp", "tg"] as const) {

@@ -42,11 +42,19 @@ describe("lmx CLI", () => {
       "threads",
       "use_mmap",
       "huge_pages",
+      "file_pages",
     ])
       assert.ok(k in j, k);
     assert.ok(j.pp_tok_s > 0 && j.tg_tok_s > 0);
     for (const k of ["collapsed_bytes", "failed_bytes", "wait_ms"])
       assert.ok(Number.isFinite(j.huge_pages[k]) && j.huge_pages[k] >= 0, k);
+    // The embedded model's weights are read in place from its mapped file (none repacked).
+    assert.ok(
+      j.file_pages.bytes > 0.9 * j.weight_bytes && j.file_pages.bytes <= j.weight_bytes,
+      JSON.stringify(j),
+    );
+    for (const k of ["huge_bytes", "reread_bytes", "ms"])
+      assert.ok(Number.isFinite(j.file_pages[k]) && j.file_pages[k] >= 0, k);
     assert.equal(j.backend, "cpu");
     assert.equal(j.use_mmap, true);
     assert.match(j.kernels, /^(scalar|avx2|avxvnni|avx512)$/);

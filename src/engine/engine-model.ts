@@ -4,7 +4,7 @@
  */
 import type { ModelSource, SourceTensor } from "../formats/model-source.js";
 import { ModelFileError } from "../formats/tensor-source.js";
-import type { Backend, PreparedPlan, Sampler } from "./backends/backend.js";
+import type { Backend, PreparedPlan, Sampler, WeightBytes, WeightPlacement } from "./backends/backend.js";
 import { KvCache, kvCacheDType, type KvCacheType } from "./cache/kv-cache.js";
 import {
   Metadata,
@@ -130,19 +130,15 @@ function bindWeights(def: ModelDefinition<any>, config: unknown, src: ModelSourc
   return out;
 }
 
+function weightBytes(w: BoundWeight): WeightBytes {
+  return { dtype: w.dtype, buffer: w.buffer, byteOffset: w.byteOffset, rows: w.spec.rows, cols: w.spec.cols };
+}
+
 /** Lets the backend put the quantized weights in its own layouts (Backend.adoptWeights). */
 function adoptWeights(backend: Backend, weights: Map<string, BoundWeight>): void {
   if (!backend.adoptWeights) return;
   const quantized = [...weights.values()].filter((w) => isQuantized(w.dtype));
-  const adopted = backend.adoptWeights(
-    quantized.map((w) => ({
-      dtype: w.dtype,
-      buffer: w.buffer,
-      byteOffset: w.byteOffset,
-      rows: w.spec.rows,
-      cols: w.spec.cols,
-    })),
-  );
+  const adopted = backend.adoptWeights(quantized.map(weightBytes));
   quantized.forEach((w, i) => {
     const a = adopted[i];
     if (a) weights.set(w.spec.name, { ...w, dtype: a.dtype, buffer: a.buffer, byteOffset: a.byteOffset });
@@ -160,6 +156,8 @@ export class EngineModel {
   private readonly padSeq: number;
   readonly vocabSize: number;
   private readonly weights: Map<string, BoundWeight>;
+  /** The weights read in place from mapped files and how they are mapped (cpu backend). */
+  readonly weightPlacement: WeightPlacement | undefined;
   private readonly plans = new Map<string, CachedPlan>();
 
   constructor(
@@ -186,6 +184,7 @@ export class EngineModel {
     }
     this.weights = bindWeights(def, this.config, source);
     adoptWeights(backend, this.weights);
+    this.weightPlacement = backend.placeWeights?.([...this.weights.values()].map(weightBytes));
     this.vocabSize = this.config.vocabSize;
     this.numCtx = Math.max(1, options.numCtx ?? Math.min(def.contextLength(this.config), 4096));
     this.numSeq = options.numSeq ?? 1;

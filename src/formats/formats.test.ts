@@ -3,8 +3,19 @@
  * giving clear errors that name the file and the problem, never a crash or a hang.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createBackend } from "../engine/backends/index.js";
@@ -56,6 +67,51 @@ async function load(path: string): Promise<void> {
   m.cache.reserve(0, 2);
   await m.forward({ tokens: [1, 2], positions: [0, 1], seqs: [0, 0], outRows: [1] });
 }
+
+/** Whether files in `folder` can be cached and mapped in 2 MiB pages here. */
+function largeFileFolios(folder: string): boolean {
+  if (process.platform !== "linux" || process.env.LMX_HUGE_PAGES === "0") return false;
+  const [major, minor] = release().split(".").map(Number) as [number, number];
+  const thp = readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8");
+  const fs = statfsSync(folder).type;
+  return (
+    (major > 6 || (major === 6 && minor >= 16)) &&
+    !thp.includes("[never]") &&
+    (fs === 0xef53 || fs === 0x58465342)
+  );
+}
+
+describe("mapped weights read in place (settleFilePages)", () => {
+  it("faults the ranges in, merged across alignment gaps, and reads a just-written file again in 2 MiB pages, bytes unchanged", () => {
+    const path = join(dir, "weights.bin");
+    const MiB = 1 << 20;
+    const bytes = new Uint8Array(9 * MiB + 12345);
+    const r = rng(7);
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = Math.floor(r() * 256);
+    bytes.fill(0x5a, 5 * MiB, 5 * MiB + 64);
+    // Written 64 KiB at a time, as a download is: cached in the writes' small folios, and
+    // not yet written back.
+    const fd = openSync(path, "w");
+    for (let o = 0; o < bytes.length; o += 65536) writeSync(fd, bytes, o, Math.min(65536, bytes.length - o));
+    closeSync(fd);
+    const buf = native().mapFile(path);
+    // Two tensors 32 bytes apart (one run: its whole 2 MiB pages span both), and a third.
+    const ranges = [32, 3 * MiB, 3 * MiB + 64, 3 * MiB - 64, 7 * MiB, 2 * MiB];
+    const placed = native().settleFilePages(buf, ranges)!;
+    assert.ok(placed, "a mapped file's buffer");
+    assert.equal(placed.bytes, 8 * MiB - 64);
+    assert.equal(placed.eligible, 2 * MiB + 2 * MiB, "[32, 6 MiB) holds 2 whole 2 MiB pages, [7, 9) MiB one");
+    assert.deepEqual(new Uint8Array(buf), bytes, "the file's bytes, whatever was read again");
+    // Read again exactly when under 90% of the whole pages came in as 2 MiB pages.
+    assert.equal(placed.reread, placed.hugeBefore < 0.9 * placed.eligible ? placed.eligible : 0);
+    // Linux 6.16+ caches ext4 and xfs files read under MADV_HUGEPAGE in 2 MiB folios.
+    if (largeFileFolios(dir)) assert.ok(placed.hugeAfter >= placed.eligible, JSON.stringify(placed));
+    assert.equal(native().settleFilePages(native().alloc(4 * MiB), [0, MiB]), undefined, "not a file");
+    assert.equal(native().settleFilePages(readFileInMemory(path), [0, MiB]), undefined, "read into memory");
+    assert.throws(() => native().settleFilePages(buf, [8 * MiB, 2 * MiB]), /range outside the buffer/);
+    assert.throws(() => native().settleFilePages(buf, [0]), /expected/);
+  });
+});
 
 describe("GGUF", () => {
   it("gives the header's pages back once the tokenizer has its own copy; the metadata still reads the file", () => {

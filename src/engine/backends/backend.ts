@@ -72,6 +72,23 @@ export interface WeightBytes {
   cols: number;
 }
 
+/**
+ * Bytes of the weights a model reads in place from mapped files (placeWeights), summed
+ * over the files.
+ */
+export interface WeightPlacement {
+  /** In place. */
+  bytes: number;
+  /** In the whole 2 MiB pages of those weights: what can be mapped as 2 MiB pages. */
+  eligible: number;
+  /** Of the files' mappings, mapped as 2 MiB pages once faulted in, and in the end. */
+  hugeBefore: number;
+  hugeAfter: number;
+  /** Dropped from the page cache and read again from the file to get 2 MiB pages. */
+  reread: number;
+  ms: number;
+}
+
 export interface Backend {
   readonly name: "cpu" | "reference";
   /** Zeroed memory for caches and arenas, aligned for the kernels. */
@@ -83,6 +100,12 @@ export interface Backend {
    * replacements only: the source bytes may have been given back to the file.
    */
   adoptWeights?(weights: readonly WeightBytes[]): (WeightBytes | undefined)[];
+  /**
+   * Told, once at load, which weights the model reads where they are (after adoptWeights):
+   * the cpu backend faults a mapped file's in, in 2 MiB pages where the page cache allows
+   * (native/file_pages.c). Returns what it found and did, summed over the files.
+   */
+  placeWeights?(weights: readonly WeightBytes[]): WeightPlacement | undefined;
   prepare(graph: Graph): PreparedPlan;
   createSampler(options: SamplerOptions): Sampler;
   /** Worker threads a plan runs on. */

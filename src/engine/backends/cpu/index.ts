@@ -3,7 +3,7 @@ import { native } from "../../../native.js";
 import type { Graph, Tensor } from "../../tensor/graph.js";
 import { compilePlan } from "../../tensor/plan.js";
 import { decodeProfile } from "../../profile.js";
-import type { DType } from "../../tensor/dtype.js";
+import { rowBytes, type DType } from "../../tensor/dtype.js";
 import type {
   Backend,
   PreparedPlan,
@@ -12,6 +12,7 @@ import type {
   Sampler,
   SamplerOptions,
   WeightBytes,
+  WeightPlacement,
 } from "../backend.js";
 import { PlanBuffers } from "../prepared.js";
 
@@ -60,6 +61,24 @@ export class CpuBackend implements Backend {
         ? { ...w, dtype: r.dtypes[i] as DType, buffer: r.buffer, byteOffset: r.offsets[i]! }
         : undefined,
     );
+  }
+
+  /** Faults in what is read from mapped files, in 2 MiB pages where it can (file_pages.c). */
+  placeWeights(weights: readonly WeightBytes[]): WeightPlacement | undefined {
+    const files = new Map<ArrayBuffer, number[]>();
+    for (const w of weights) {
+      const ranges = files.get(w.buffer) ?? [];
+      ranges.push(w.byteOffset, w.rows * rowBytes(w.dtype, w.cols));
+      files.set(w.buffer, ranges);
+    }
+    let sum: WeightPlacement | undefined;
+    for (const [buffer, ranges] of files) {
+      const r = native().settleFilePages(buffer, ranges);
+      if (!r) continue;
+      if (!sum) sum = r;
+      else for (const k of Object.keys(sum) as (keyof WeightPlacement)[]) sum[k] += r[k];
+    }
+    return sum;
   }
 
   threads(): number {
