@@ -184,7 +184,12 @@ export class EngineModel {
     }
     this.weights = bindWeights(def, this.config, source);
     adoptWeights(backend, this.weights);
-    this.weightPlacement = backend.placeWeights?.([...this.weights.values()].map(weightBytes));
+    // An embedding with its own output head is read a few rows per token: left to fault in
+    // as read (of a large vocabulary only the rows used become resident).
+    const inPlace = [...this.weights.values()].filter(
+      (w) => !(w.spec.name === "token_embd.weight" && this.weights.has("output.weight")),
+    );
+    this.weightPlacement = backend.placeWeights?.(inPlace.map(weightBytes));
     this.vocabSize = this.config.vocabSize;
     this.numCtx = Math.max(1, options.numCtx ?? Math.min(def.contextLength(this.config), 4096));
     this.numSeq = options.numSeq ?? 1;
