@@ -241,10 +241,11 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const
     lmx_prefetch_at(p + pf, 144);
     uint64_t scales, mins;
     lmx_scales_mins_k4(p + 4, &scales, &mins);
-    /* Lanes 2j and 2j + 1 (the halves of sub-block j) take sub-block j's scale. */
     const __m128i s8 = _mm_cvtsi64_si128((long long)scales);
-    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
     const int8_t *x = qx + 256 * b;
+#ifdef QD_PAIRS16
+    /* Lanes 2j and 2j + 1 (the halves of sub-block j) take sub-block j's scale. */
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
     /* <= 8 x 2 x 15 x 127 = 30480 per int16 lane. */
     __m256i sum = _mm256_setzero_si256();
     for (int m = 0; m < 4; m++) {
@@ -254,6 +255,19 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const
       sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * m + 32))));
     }
     const __m256i sumi = QD_DPWSSD(_mm256_setzero_si256(), sum, sc16);
+#else
+    /* With VNNI every int32 lane's 4 bytes are one sub-block of 32 (lanes 2j, 2j + 1 of
+     * the int16 view): one dpbusd per register leaves sub-block j's sum in lane j, 8 fewer
+     * operations per super-block than products summed in int16 and then weighted. */
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int m = 0; m < 4; m++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      s0 = QD_DPBUSD(s0, lo, _mm256_loadu_si256((const __m256i *)(x + 64 * m)));
+      s1 = QD_DPBUSD(s1, hi, _mm256_loadu_si256((const __m256i *)(x + 64 * m + 32)));
+    }
+    const __m256i sumi = _mm256_mullo_epi32(_mm256_add_epi32(s0, s1), _mm256_cvtepu8_epi32(s8));
+#endif
     int32_t dbits;
     memcpy(&dbits, p, 4);
     const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits)), _mm_set1_ps(dx[8 * b]));
