@@ -5,8 +5,8 @@
  * compare two builds by alternating them. Each type is timed one row per call and as one
  * call over all rows (what decode runs: the difference is the per-call cost). Block
  * scales are set to ordinary values (random f16 bytes would include subnormals, which
- * cost several times more on some CPUs). The interleaved types (q4_K_I, q6_K_I) are what
- * the cpu backend runs for Q4_K and Q6_K weights.
+ * cost several times more on some CPUs). The interleaved types (q4_K_I, q6_K_I, nvfp4_I, q8_0_I) are what
+ * the cpu backend runs for Q4_K, Q6_K, NVFP4 and Q8_0 weights.
  *
  *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
  */
@@ -34,7 +34,7 @@ static const struct {
     {"q5_0", LMX_Q5_0, 32, 22, {0, -1}}, {"q5_1", LMX_Q5_1, 32, 24, {0, 2}},    {"q4_K", LMX_Q4_K, 256, 144, {0, 2}},
     {"q5_K", LMX_Q5_K, 256, 176, {0, 2}}, {"q6_K", LMX_Q6_K, 256, 210, {208, -1}}, {"mxfp4", LMX_MXFP4, 32, 17, {-1, -1}},
     {"nvfp4", LMX_NVFP4, 64, 36, {-1, -1}}, {"q4_K_I", LMX_Q4_K_I, 256, 144, {0, 2}}, {"q6_K_I", LMX_Q6_K_I, 256, 210, {208, -1}},
-    {"nvfp4_I", LMX_NVFP4_I, 128, 72, {-1, -1}},
+    {"nvfp4_I", LMX_NVFP4_I, 128, 72, {-1, -1}}, {"q8_0_I", LMX_Q8_0_I, 256, 272, {-1, -1}},
 };
 
 static void ordinary_scales(uint8_t *w, int64_t bytes, int t) {

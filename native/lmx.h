@@ -15,8 +15,8 @@ enum lmx_dtype {
   LMX_Q4_0 = 10, LMX_Q4_1 = 11, LMX_Q5_0 = 12, LMX_Q5_1 = 13, LMX_Q8_0 = 14,
   LMX_Q4_K = 15, LMX_Q5_K = 16, LMX_Q6_K = 17, LMX_MXFP4 = 18, LMX_NVFP4 = 19,
   /* K-quants with their codes interleaved for the decode dots (kernels/interleave.c):
-   * made at load from Q4_K/Q6_K, never stored in files */
-  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22
+   * made at load from Q4_K/Q6_K (NVFP4, Q8_0), never stored in files */
+  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22, LMX_Q8_0_I = 23
 };
 #define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
 
@@ -168,7 +168,7 @@ void lmx_plan_execute(const lmx_plan *plan);
 #define LMX_PROFILE_SYNC 80 /* room for dtypes below 32 */
 #define LMX_PROFILE_SAMPLE 81
 #define LMX_PROFILE_KEYS 82
-_Static_assert(LMX_PROFILE_MATMUL + 2 * LMX_NVFP4_I + 1 < LMX_PROFILE_SYNC, "profile keys of matmul types overlap");
+_Static_assert(LMX_PROFILE_MATMUL + 2 * LMX_Q8_0_I + 1 < LMX_PROFILE_SYNC, "profile keys of matmul types overlap");
 int64_t lmx_now_ns(void);
 void lmx_profile_enable(int on);
 int lmx_profile_on(void);
@@ -230,14 +230,15 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 
 /* --- interleaved K-quants (kernels/interleave.c) --- */
 /* The interleaved type made from dtype for rows of cols (Q4_K -> Q4_K_I, Q6_K -> Q6_K_I,
- * NVFP4 -> NVFP4_I for rows of whole pairs of blocks), or 0. */
+ * NVFP4 -> NVFP4_I for rows of whole pairs of blocks, Q8_0 -> Q8_0_I for rows of whole
+ * groups of 8 blocks), or 0. */
 int32_t lmx_interleaved_type(int32_t dtype, int64_t cols);
 /* The GGUF type an interleaved type is made from (any other type: itself). */
 int32_t lmx_interleaved_base(int32_t dtype);
-/* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks) from the GGUF
+/* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks; Q8_0_I: 8 Q8_0 blocks) from the GGUF
  * type dtype at src, interleaved into dst (same size). */
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks);
-/* One interleaved block back in its GGUF layout (NVFP4_I: two blocks; zero and NaN scales
+/* One interleaved block back in its GGUF layout (NVFP4_I: two blocks, Q8_0_I: eight; zero and NaN scales
  * come back as zero scales over zero codes, the same values). */
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst);
 /* The 128 codes of an NVFP4_I block in element order, each mapped through table[16]. */

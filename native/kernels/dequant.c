@@ -136,7 +136,7 @@ static void nvfp4(const uint8_t *b, float *y) {
 
 int lmx_block_size(int32_t dtype) {
   switch (dtype) {
-    case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: case LMX_Q4_K_I: case LMX_Q6_K_I: return 256;
+    case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: case LMX_Q4_K_I: case LMX_Q6_K_I: case LMX_Q8_0_I: return 256;
     case LMX_NVFP4: return 64;
     case LMX_NVFP4_I: return 128;
     case LMX_Q4_0: case LMX_Q4_1: case LMX_Q5_0: case LMX_Q5_1: case LMX_Q8_0: case LMX_MXFP4: return 32;
@@ -157,6 +157,7 @@ int lmx_block_bytes(int32_t dtype) {
     case LMX_MXFP4: return 17;
     case LMX_NVFP4: return 36;
     case LMX_NVFP4_I: return 72;
+    case LMX_Q8_0_I: return 272;
     case LMX_F32: case LMX_I32: return 4;
     default: return 2;
   }
@@ -179,13 +180,15 @@ void lmx_dequant_row(const void *src, int32_t dtype, float *dst, int64_t n) {
     case LMX_Q6_K: f = q6_k; break;
     case LMX_MXFP4: f = mxfp4; break;
     case LMX_NVFP4: f = nvfp4; break;
-    case LMX_Q4_K_I: case LMX_Q6_K_I: case LMX_NVFP4_I: {
+    case LMX_Q4_K_I: case LMX_Q6_K_I: case LMX_NVFP4_I: case LMX_Q8_0_I: {
       /* Rarely on a hot path (rows of a tied embedding): each block back in GGUF order. */
       const int bb = lmx_block_bytes(dtype), bs = lmx_block_size(dtype);
-      uint8_t blk[210];
+      uint8_t blk[272];
       for (int64_t i = 0; i < n / bs; i++) {
         lmx_deinterleave_block(dtype, (const uint8_t *)src + i * bb, blk);
-        if (dtype == LMX_NVFP4_I) {
+        if (dtype == LMX_Q8_0_I) {
+          for (int b = 0; b < 8; b++) q8_0(blk + 34 * b, dst + 256 * i + 32 * b);
+        } else if (dtype == LMX_NVFP4_I) {
           nvfp4(blk, dst + 128 * i);
           nvfp4(blk + 36, dst + 128 * i + 64);
         } else {

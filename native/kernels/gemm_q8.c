@@ -720,7 +720,7 @@ typedef void (*panel_fn)(const uint8_t *panel, int64_t K, const uint8_t *quad, f
 
 /* The panel kernel of a tier for signed codes or unsigned ones in sub-blocks of SB, or NULL. */
 static panel_fn panel_kernel(int isa, int32_t dtype) {
-  const int sgn = dtype == LMX_Q8_0;
+  const int sgn = lmx_interleaved_base(dtype) == LMX_Q8_0;
 #ifdef LMX_X86
   const int AB = lmx_mult_ab(dtype), form = panel_form(dtype);
   if (form == FORM_K4) switch (isa) {
@@ -754,7 +754,7 @@ static panel_fn panel_kernel(int isa, int32_t dtype) {
 void lmx_gemm_q8(const lmx_node *n, int64_t lo, int64_t hi, const uint8_t *act, float *work, int isa) {
   const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
   const int64_t K = x->ne0, T = x->ne1, ab = lmx_gemm_q8_act_bytes(K), nq = quads(T);
-  const int SB = LMX_UNPACK_SB, sgn = w->dtype == LMX_Q8_0;
+  const int SB = LMX_UNPACK_SB, sgn = lmx_interleaved_base(w->dtype) == LMX_Q8_0;
   const int pw = isa >= LMX_ISA_AVX512 ? 16 : 8;
   const int64_t panelBytes = panel_bytes(w->dtype, K, pw);
   const int np = (int)((hi - lo + pw - 1) / pw);

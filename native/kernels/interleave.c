@@ -19,11 +19,30 @@
 
 int32_t lmx_interleaved_type(int32_t dtype, int64_t cols) {
   if (dtype == LMX_NVFP4) return cols % 128 == 0 ? LMX_NVFP4_I : 0;
+  if (dtype == LMX_Q8_0) return cols % 256 == 0 ? LMX_Q8_0_I : 0;
   return dtype == LMX_Q4_K ? LMX_Q4_K_I : dtype == LMX_Q6_K ? LMX_Q6_K_I : 0;
 }
 
 int32_t lmx_interleaved_base(int32_t dtype) {
-  return dtype == LMX_Q4_K_I ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K : dtype == LMX_NVFP4_I ? LMX_NVFP4 : dtype;
+  return dtype == LMX_Q4_K_I ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K : dtype == LMX_NVFP4_I ? LMX_NVFP4
+         : dtype == LMX_Q8_0_I ? LMX_Q8_0 : dtype;
+}
+
+/* ---- Q8_0_I ----
+ * Eight Q8_0 blocks (256 elements, 272 bytes): their f16 scales side by side (bytes 0-15),
+ * then their codes in order. The decode dot converts the 8 scales with one instruction and
+ * weighs 8 blocks' integer sums in one float step, where Q8_0 gathers each block's scale
+ * and takes a float step per block. */
+static void q8_0_group(const uint8_t *src, uint8_t *dst, int back) {
+  for (int b = 0; b < 8; b++) {
+    if (back) {
+      memcpy(dst + 34 * b, src + 2 * b, 2);
+      memcpy(dst + 34 * b + 2, src + 16 + 32 * b, 32);
+    } else {
+      memcpy(dst + 2 * b, src + 34 * b, 2);
+      memcpy(dst + 16 + 32 * b, src + 34 * b + 2, 32);
+    }
+  }
 }
 
 /* ---- NVFP4_I ----
@@ -312,6 +331,10 @@ static LMX_AVX2 void interleave_block_avx2(const uint8_t *src, uint8_t *dst, int
 #endif
 
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks) {
+  if (dtype == LMX_Q8_0) {
+    for (int64_t i = 0; i < blocks; i++) q8_0_group(src + 272 * i, dst + 272 * i, 0);
+    return;
+  }
   if (dtype == LMX_NVFP4) {
 #ifdef LMX_X86
     if (lmx_use_avx2()) {
@@ -334,6 +357,7 @@ void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int6
 
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst) {
   if (dtype == LMX_NVFP4_I) deinterleave_nvfp4(src, dst);
+  else if (dtype == LMX_Q8_0_I) q8_0_group(src, dst, 1);
   else move_block(src, dst, dtype == LMX_Q6_K_I, 1);
 }
 

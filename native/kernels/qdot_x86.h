@@ -103,6 +103,47 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const i
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q8_0);
 }
 
+/* Q8_0_I (interleave.c): groups of 8 Q8_0 blocks, their 8 f16 scales first. Each block's
+ * integer sum is exact (AVX2: |w| against x with w's signs; VNNI: w + 128, unsigned,
+ * against x, less 128 times the block's activation sum), the 8 sums are gathered into one
+ * register by horizontal adds, and the group takes one float step: its scales converted
+ * together times the 8 activation scales. Q8_0 gathers 4 scales with scalar loads and
+ * takes a float step per block. */
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0_i)(const int8_t *qx, const float *dx,
+                                                                           const int32_t *s16, const uint8_t *w,
+                                                                           int64_t K) {
+  const int pf = LMX_PREFETCH_BYTES;
+  const int16_t *h32 = lmx_x8_sums32(s16, K);
+  (void)h32;
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t g = 0; g < K / 256; g++) {
+    const uint8_t *p = w + g * 272;
+    lmx_prefetch_at(p + pf, 272);
+    const int8_t *x = qx + 256 * g;
+    __m256i s[8];
+    for (int b = 0; b < 8; b++) {
+      const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * b));
+      const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
+#ifdef QD_PAIRS16
+      s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+#else
+      s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_xor_si256(wq, _mm256_set1_epi8((char)0x80)), xq);
+#endif
+    }
+    /* Per 128-bit lane the four blocks' half sums, then the two halves added: block j's sum
+     * in lane j. */
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+    const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+    __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+#ifndef QD_PAIRS16
+    r = _mm256_sub_epi32(r, _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(h32 + 8 * g))), 7));
+#endif
+    const __m256 k = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)), _mm256_loadu_ps(dx + 8 * g));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), k, acc);
+  }
+  return lmx_hsum8(acc);
+}
+
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_0)(const int8_t *qx, const float *dx,
                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
   return QD(qdot_block32)(qx, dx, s16, w, K, LMX_Q4_0);
@@ -503,6 +544,7 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
       }                                                                                                      \
   }
 QD_KERNELS(q8_0)
+QD_KERNELS(q8_0_i)
 QD_KERNELS(q4_0)
 QD_KERNELS(q4_1)
 QD_KERNELS(q5_0)
@@ -521,6 +563,7 @@ QD_KERNELS(mxfp4)
 static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
   switch (dtype) {
     case LMX_Q8_0: return QD(lmx_qdotn_q8_0);
+    case LMX_Q8_0_I: return QD(lmx_qdotn_q8_0_i);
     case LMX_Q4_0: return QD(lmx_qdotn_q4_0);
     case LMX_Q4_1: return QD(lmx_qdotn_q4_1);
     case LMX_Q5_0: return QD(lmx_qdotn_q5_0);

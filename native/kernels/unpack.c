@@ -2,7 +2,7 @@
  * each block of weight rows once and reuses it for every token.
  * - Unsigned 8-bit codes u with one scale d and one offset o per sub-block of 32
  *   (LMX_UNPACK_SB) values, so that every weight is exactly d * u + o (Q8_0: signed
- *   codes, o = 0): Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. Scales and offsets are the dequantizers' own products (dequant.c),
+ *   codes, o = 0): Q8_0, Q8_0_I, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. Scales and offsets are the dequantizers' own products (dequant.c),
  *   exact in f32.
  * - K form (Q4_K, Q5_K, Q4_K_I): unsigned codes u with an integer multiplier m (the 6-bit scale)
  *   and a float offset o (minus dmin times the 6-bit min) per sub-block of 32 and a
@@ -93,6 +93,13 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
         memcpy(u + 32 * i, p + 2, 32);
         d[i] = lmx_f16_le(p);
         o[i] = 0;
+        break;
+      case LMX_Q8_0_I:
+        memcpy(u + 256 * i, p + 16, 256);
+        for (int b = 0; b < 8; b++) {
+          d[8 * i + b] = lmx_f16_le(p + 2 * b);
+          o[8 * i + b] = 0;
+        }
         break;
       case LMX_Q4_0:
       case LMX_Q4_1: {

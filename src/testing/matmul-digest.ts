@@ -22,11 +22,11 @@ const QUANTIZED = [
   DType.Q6_K,
   DType.MXFP4,
   DType.NVFP4,
-  // What the engine runs for Q4_K, Q6_K and NVFP4 weights (interleaved at load): the
-  // AVX-512 tier has 512-bit dots of its own for the K-quants.
+  // What the engine runs for Q4_K, Q6_K, NVFP4 and Q8_0 weights (interleaved at load).
   DType.Q4_K_I,
   DType.Q6_K_I,
   DType.NVFP4_I,
+  DType.Q8_0_I,
 ];
 
 async function matmulDigests(): Promise<Record<string, string>> {

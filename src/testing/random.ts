@@ -1,5 +1,5 @@
 /** Deterministic random data for tests and benchmarks (no Math.random: runs must repeat). */
-import { interleave, interleaveNvfp4 } from "../engine/quant/interleaved.js";
+import { interleave, interleaveNvfp4, interleaveQ8_0 } from "../engine/quant/interleaved.js";
 import { BLOCKS, DType, f32ToF16 } from "../engine/tensor/dtype.js";
 
 /** mulberry32: a small, fast, seeded generator of floats in [0, 1). */
@@ -30,6 +30,7 @@ export function randomBlocks(dtype: DType, nBlocks: number, seed: number): Uint8
   if (dtype === DType.Q4_K_I) return interleave(DType.Q4_K, randomBlocks(DType.Q4_K, nBlocks, seed));
   if (dtype === DType.Q6_K_I) return interleave(DType.Q6_K, randomBlocks(DType.Q6_K, nBlocks, seed));
   if (dtype === DType.NVFP4_I) return interleaveNvfp4(randomBlocks(DType.NVFP4, 2 * nBlocks, seed));
+  if (dtype === DType.Q8_0_I) return interleaveQ8_0(randomBlocks(DType.Q8_0, 8 * nBlocks, seed));
   const spec = BLOCKS[dtype];
   if (!spec) throw new Error(`${DType[dtype]} is not block-quantized`);
   const r = rng(seed);

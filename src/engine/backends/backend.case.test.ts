@@ -94,6 +94,7 @@ describe("cpu backend matches the reference backend", () => {
     DType.Q4_K_I,
     DType.Q6_K_I,
     DType.NVFP4_I,
+    DType.Q8_0_I,
   ]) {
     it(`${DType[qt]} weights: getRows exactly, matmul (GEMV and GEMM, with a per-tensor scale)`, async () => {
       const K = 512,
@@ -141,6 +142,8 @@ describe("cpu backend matches the reference backend", () => {
       [DType.Q6_K_I, 0, 192, 0xff],
       [DType.Q6_K_I, 0, 192, 0x00],
       [DType.NVFP4_I, 8, 72, 0x77],
+      [DType.Q8_0_I, 16, 272, 0x81],
+      [DType.Q8_0_I, 16, 272, 0x80],
       [DType.MXFP4, 1, 17, 0x77],
       [DType.NVFP4, 4, 36, 0x77],
     ];
@@ -1007,6 +1010,7 @@ describe("decode batches", () => {
       DType.Q4_K_I,
       DType.Q6_K_I,
       DType.NVFP4_I,
+      DType.Q8_0_I,
     ]) {
       const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 80 + qt).buffer as ArrayBuffer;
       const run = async (rows: Float32Array, n: number) => {

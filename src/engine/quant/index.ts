@@ -2,7 +2,7 @@
 import type { DType } from "../tensor/dtype.js";
 import { mxfp4, nvfp4 } from "./fp4.js";
 import type { QuantFormat } from "./format.js";
-import { nvfp4_I, q4_K_I, q6_K_I } from "./interleaved.js";
+import { nvfp4_I, q4_K_I, q6_K_I, q8_0_I } from "./interleaved.js";
 import { q4_K, q5_K, q6_K } from "./k-quants.js";
 import { q4_0, q4_1 } from "./q4-0.js";
 import { q5_0, q5_1 } from "./q5-0.js";
@@ -24,6 +24,7 @@ export const QUANT_FORMATS: readonly QuantFormat[] = [
   q4_K_I,
   q6_K_I,
   nvfp4_I,
+  q8_0_I,
 ];
 
 export function quantFormat(dtype: DType): QuantFormat | undefined {

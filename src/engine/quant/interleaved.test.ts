@@ -8,7 +8,15 @@ import { describe, it } from "node:test";
 import { native } from "../../native.js";
 import { randomBlocks } from "../../testing/random.js";
 import { BLOCKS, DType } from "../tensor/dtype.js";
-import { deinterleave, deinterleaveNvfp4, interleave, interleaveNvfp4, slotElement } from "./interleaved.js";
+import {
+  deinterleave,
+  deinterleaveNvfp4,
+  deinterleaveQ8_0,
+  interleave,
+  interleaveNvfp4,
+  interleaveQ8_0,
+  slotElement,
+} from "./interleaved.js";
 import { quantFormat } from "./index.js";
 
 const pairs = [
@@ -78,6 +86,24 @@ describe("interleaved K-quants", () => {
       }
   });
 
+  it("Q8_0_I: groups of 8 Q8_0 blocks, scales first, that decode to the same values", () => {
+    const src = randomBlocks(DType.Q8_0, 24, 11);
+    const packed = interleaveQ8_0(src);
+    assert.deepEqual(deinterleaveQ8_0(packed), src);
+    for (let g = 0; g < 3; g++)
+      for (let b = 0; b < 8; b++) {
+        const o = 272 * g,
+          blk = 34 * (8 * g + b);
+        assert.deepEqual(packed.subarray(o + 2 * b, o + 2 * b + 2), src.subarray(blk, blk + 2));
+        assert.deepEqual(packed.subarray(o + 16 + 32 * b, o + 48 + 32 * b), src.subarray(blk + 2, blk + 34));
+      }
+    const a = new Float32Array(24 * 32),
+      b = new Float32Array(24 * 32);
+    quantFormat(DType.Q8_0)!.dequantize(src, a);
+    quantFormat(DType.Q8_0_I)!.dequantize(packed, b);
+    assert.deepEqual(b, a);
+  });
+
   it("the native interleaver writes the TypeScript one's bytes, for the types it takes", () => {
     const tensors = [
       { dt: DType.Q4_K, rows: 3, cols: 512 },
@@ -85,6 +111,7 @@ describe("interleaved K-quants", () => {
       { dt: DType.Q6_K, rows: 5, cols: 768 },
       { dt: DType.NVFP4, rows: 3, cols: 384 },
       { dt: DType.NVFP4, rows: 3, cols: 192 },
+      { dt: DType.Q8_0, rows: 3, cols: 512 },
     ].map((t, i) => ({
       ...t,
       bytes: randomBlocks(t.dt, (t.rows * t.cols) / BLOCKS[t.dt]!.size, 20 + i),
@@ -109,18 +136,24 @@ describe("interleaved K-quants", () => {
       return;
     }
     assert.ok(r);
-    // Q8_0 has no interleaved form; NVFP4 rows of an odd number of blocks stay NVFP4.
+    // Q8_0 rows that are not whole groups of 8 blocks stay Q8_0; NVFP4 rows of an odd
+    // number of blocks stay NVFP4.
     for (const i of [1, 4]) {
       assert.equal(r.offsets[i], -1);
       assert.equal(r.dtypes[i], 0);
     }
-    const want = [DType.Q4_K_I, 0, DType.Q6_K_I, DType.NVFP4_I];
-    for (const i of [0, 2, 3]) {
+    const want = [DType.Q4_K_I, 0, DType.Q6_K_I, DType.NVFP4_I, 0, DType.Q8_0_I];
+    for (const i of [0, 2, 3, 5]) {
       const t = tensors[i]!;
       assert.equal(r.dtypes[i], want[i]);
       assert.equal(r.offsets[i]! % 64, 0);
       const got: Uint8Array = new Uint8Array(r.buffer, r.offsets[i]!, t.bytes.length);
-      const ts = t.dt === DType.NVFP4 ? interleaveNvfp4(t.bytes) : interleave(t.dt as DType.Q4_K, t.bytes);
+      const ts =
+        t.dt === DType.NVFP4
+          ? interleaveNvfp4(t.bytes)
+          : t.dt === DType.Q8_0
+            ? interleaveQ8_0(t.bytes)
+            : interleave(t.dt as DType.Q4_K, t.bytes);
       assert.deepEqual(got, ts);
     }
     // The sources were plain memory, not a model file's: left as they were.

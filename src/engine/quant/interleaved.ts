@@ -2,14 +2,15 @@
  * Interleaved weights: Q4_K and Q6_K blocks with the same scales, mins and d whose 256
  * codes are in the order the cpu backend's decode dots want them (element 32n + b holds
  * the original element slotElement(n, b)), packed as GGUF packs them; NVFP4 blocks in
- * pairs with their codes reordered and their scales re-encoded (the layouts and the
- * reason: native/kernels/interleave.c). The cpu backend makes them at load; this is their
+ * pairs with their codes reordered and their scales re-encoded; Q8_0 blocks in groups of 8
+ * with their scales side by side (the layouts and the reason: native/kernels/interleave.c). The cpu backend makes them at load; this is their
  * TypeScript reference (the native interleaver and kernels are tested against it).
  */
 import { DType } from "../tensor/dtype.js";
 import { nvfp4 } from "./fp4.js";
 import type { QuantFormat } from "./format.js";
 import { q4_K, q6_K } from "./k-quants.js";
+import { q8_0 } from "./q8-0.js";
 
 /** The original element at interleaved element 32n + b (n = 0..7) of a super-block. */
 export function slotElement(n: number, b: number): number {
@@ -158,4 +159,41 @@ export const nvfp4_I: QuantFormat = {
   blockBytes: 72,
   f16Scales: [],
   dequantize: (src, dst) => nvfp4.dequantize(deinterleaveNvfp4(src), dst),
+};
+
+/** Groups of 8 Q8_0 blocks as Q8_0_I (their 8 f16 scales, then their codes), or back. */
+function moveQ8_0(src: Uint8Array, back: boolean): Uint8Array {
+  const out = new Uint8Array(src.length);
+  for (let o = 0; o < src.length; o += 272)
+    for (let b = 0; b < 8; b++) {
+      const block = o + 34 * b,
+        scale = o + 2 * b,
+        codes = o + 16 + 32 * b;
+      if (back) {
+        out.set(src.subarray(scale, scale + 2), block);
+        out.set(src.subarray(codes, codes + 32), block + 2);
+      } else {
+        out.set(src.subarray(block, block + 2), scale);
+        out.set(src.subarray(block + 2, block + 34), codes);
+      }
+    }
+  return out;
+}
+
+/** Whole groups of 8 Q8_0 blocks as Q8_0_I blocks (the native interleaver's definition). */
+export function interleaveQ8_0(src: Uint8Array): Uint8Array {
+  return moveQ8_0(src, false);
+}
+
+/** Q8_0_I blocks as the Q8_0 blocks they were made from. */
+export function deinterleaveQ8_0(src: Uint8Array): Uint8Array {
+  return moveQ8_0(src, true);
+}
+
+export const q8_0_I: QuantFormat = {
+  dtype: DType.Q8_0_I,
+  blockSize: 256,
+  blockBytes: 272,
+  f16Scales: [0, 2, 4, 6, 8, 10, 12, 14],
+  dequantize: (src, dst) => q8_0.dequantize(deinterleaveQ8_0(src), dst),
 };

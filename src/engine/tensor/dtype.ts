@@ -21,6 +21,8 @@ export enum DType {
   Q6_K_I = 21,
   /** Two NVFP4 blocks with interleaved codes and re-encoded scales, likewise. */
   NVFP4_I = 22,
+  /** Eight Q8_0 blocks with their scales side by side, likewise. */
+  Q8_0_I = 23,
 }
 
 /** Elements and bytes per block of the block-quantized types. */
@@ -38,6 +40,7 @@ export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
   [DType.Q4_K_I]: { size: 256, bytes: 144 },
   [DType.Q6_K_I]: { size: 256, bytes: 210 },
   [DType.NVFP4_I]: { size: 128, bytes: 72 },
+  [DType.Q8_0_I]: { size: 256, bytes: 272 },
 };
 
 export function isQuantized(dt: DType): boolean {
@@ -61,7 +64,9 @@ function interleavedBase(dt: DType): DType {
       ? DType.Q6_K
       : dt === DType.NVFP4_I
         ? DType.NVFP4
-        : dt;
+        : dt === DType.Q8_0_I
+          ? DType.Q8_0
+          : dt;
 }
 
 /** Bytes per element of a non-quantized type. */
