@@ -19,7 +19,7 @@ export interface NativeAddon {
   readFile(path: string): ArrayBuffer;
   alloc(bytes: number): ArrayBuffer;
   /**
-   * Copies the tensors whose type has an interleaved form (Q4_K, Q6_K, NVFP4) into one buffer in
+   * Copies the tensors whose type has an interleaved form (Q4_K, Q6_K, NVFP4, Q8_0) into one buffer in
    * that form and gives their model-file bytes back (native/binding.c); offsets[i] is -1
    * for tensors left as they are. Undefined when nothing qualifies or the CPU lacks AVX2.
    */

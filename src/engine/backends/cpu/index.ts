@@ -50,7 +50,7 @@ export class CpuBackend implements Backend {
     return native().alloc(bytes);
   }
 
-  /** Q4_K, Q6_K and NVFP4 weights interleaved for the decode dots (off with LMX_REPACK=0). */
+  /** Q4_K, Q6_K, NVFP4 and Q8_0 weights interleaved for the decode dots (off with LMX_REPACK=0). */
   adoptWeights(weights: readonly WeightBytes[]): (WeightBytes | undefined)[] {
     if (process.env.LMX_REPACK === "0") return weights.map(() => undefined);
     const r = native().interleaveWeights(
