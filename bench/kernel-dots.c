@@ -1,6 +1,7 @@
 /* Throughput of one thread's fused decode dots (native/kernels/qdot_x86.h on the active
  * tier) for each quantized type, on 1024-wide rows: "hot" rows stay in L2 (the kernel's
- * own speed), "cold" rows stream from a 400 MB buffer (kernel plus memory). Prints the
+ * own speed), "cold" rows stream from a 400 MB buffer (kernel plus memory) in 2 MiB pages,
+ * as the engine's repacked weights are (KERNEL_DOTS_SMALL_PAGES=1: 4 KiB pages). Prints the
  * minimum over repeats, which on a shared machine is the figure that noise disturbs least;
  * compare two builds by alternating them. Each type is timed one row per call and as one
  * call over all rows (what decode runs: the difference is the per-call cost). Block
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "simd.h"
@@ -62,7 +64,9 @@ int main(int argc, char **argv) {
     if (!dotn || (argc > 1 && strcmp(argv[1], TYPES[t].name) != 0)) continue;
     const int64_t rowBytes = K / TYPES[t].block * TYPES[t].bytes, rowsCold = (int64_t)(400e6 / (double)rowBytes),
                   rowsHot = 64;
-    uint8_t *w = aligned_alloc(64, (size_t)(rowsCold * rowBytes));
+    const size_t huge = (size_t)2 << 20, coldBytes = ((size_t)(rowsCold * rowBytes) + huge - 1) & ~(huge - 1);
+    uint8_t *w = aligned_alloc(huge, coldBytes);
+    if (!getenv("KERNEL_DOTS_SMALL_PAGES")) madvise(w, coldBytes, MADV_HUGEPAGE);
     for (int64_t i = 0; i < rowsCold * rowBytes; i++) w[i] = (uint8_t)rand();
     const int32_t base = lmx_interleaved_base(TYPES[t].dtype);
     int bt = (int)t;
