@@ -1,8 +1,8 @@
 /* A memory-bandwidth probe on lmx's own thread pool: streaming reads over a buffer far
  * larger than the caches, the bound that decode speed is measured against. The buffer is
  * asked for in 2 MiB pages: the repacked weights live in huge pages (huge_pages.c), and a
- * single thread reads ~20% faster from them than from 4 KiB pages here (36 against 30
- * GB/s on Zen 4), so a probe in 4 KiB pages would understate the bound. */
+ * single thread reads ~20% faster from them than from 4 KiB pages (Zen 4, session 19:
+ * 32-35 against 25-30 GB/s), so a probe in 4 KiB pages would understate the bound. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -113,8 +113,11 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0_i)(const
                                                                            const int32_t *s16, const uint8_t *w,
                                                                            int64_t K) {
   const int pf = LMX_PREFETCH_BYTES;
-  const int16_t *h32 = lmx_x8_sums32(s16, K);
-  (void)h32;
+#ifndef QD_PAIRS16
+  const int16_t *h32 = lmx_x8_sums32(s16, K); /* the per-block activation sums */
+#else
+  (void)s16;
+#endif
   __m256 acc = _mm256_setzero_ps();
   for (int64_t g = 0; g < K / 256; g++) {
     const uint8_t *p = w + g * 272;
