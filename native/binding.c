@@ -44,12 +44,6 @@ static int is_nullish(napi_env env, napi_value v) {
 
 /* ---- memory ---- */
 
-/* LMX_HUGE_PAGES=0 turns the huge-page advice for mapped weights off (for comparisons). */
-static int lmx_huge_pages_wanted(void) {
-  const char *e = getenv("LMX_HUGE_PAGES");
-  return !e || strcmp(e, "0") != 0;
-}
-
 /* A mapping behind an ArrayBuffer. Those of model files (mapFile, readFile) are also kept
  * in a list, so that bytes the engine has copied into another layout can be given back
  * (release_file_bytes), with their path; read_in is set for a file read into memory. alloc's anonymous
@@ -144,26 +138,6 @@ static void release_file_bytes(const uint8_t *p, size_t n) {
   }
 }
 
-/* [addr, addr + len) of a fresh reservation aligned to 2 MiB with the slack around it given
- * back, or MAP_FAILED. prot and flags as for mmap; with fd < 0 anonymous memory. */
-static void *mmap_huge_aligned(size_t len, int prot, int flags, int fd) {
-  const size_t huge = (size_t)2 << 20, span = len + huge;
-  char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) return MAP_FAILED;
-  char *aligned = (char *)(((uintptr_t)base + huge - 1) & ~(uintptr_t)(huge - 1));
-  void *addr = mmap(aligned, len, prot, flags | MAP_FIXED, fd, 0);
-  if (addr == MAP_FAILED) {
-    munmap(base, span);
-    return MAP_FAILED;
-  }
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t end = ((size_t)(aligned - base) + len + page - 1) / page * page;
-  if (aligned > base) munmap(base, (size_t)(aligned - base));
-  if (end < span) munmap(base + end, span - end);
-  if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
-  return addr;
-}
-
 /* The file read-only at a 2 MiB boundary with transparent huge pages asked for, or
  * MAP_FAILED. Where the kernel keeps the file in 2 MiB page-cache folios (ext4 and xfs on
  * Linux 6.16+ read it in such folios under MADV_HUGEPAGE), every 2 MiB of weights is then
@@ -171,7 +145,7 @@ static void *mmap_huge_aligned(size_t len, int prot, int flags, int fd) {
  * and a halted hardware prefetch every 4 KiB (measured: +6-12% tokens/s on a Q4_K_M
  * model). Still a plain shared file mapping: no copy, the page cache stays shared. */
 static void *map_huge_aligned(int fd, size_t len) {
-  return mmap_huge_aligned(len, PROT_READ, MAP_PRIVATE, fd);
+  return lmx_mmap_huge_aligned(len, PROT_READ, MAP_PRIVATE, fd);
 }
 
 /* The whole file read into private anonymous memory in 2 MiB pages (use_mmap=false): no
@@ -179,7 +153,7 @@ static void *map_huge_aligned(int fd, size_t len) {
  * holds (a file cached in 4 KiB folios maps in 4 KiB pages), and read-only once read.
  * MAP_FAILED with msg set on failure. */
 static void *read_huge_aligned(int fd, size_t len, const char *path, char *msg, size_t msg_len) {
-  void *addr = mmap_huge_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  void *addr = lmx_mmap_huge_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   if (addr == MAP_FAILED) {
     snprintf(msg, msg_len, "cannot read %s into memory: %s", path, strerror(errno));
     return MAP_FAILED;
@@ -284,9 +258,7 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
 }
 
 static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+  return (double)lmx_now_ns() * 1e-6;
 }
 
 /* Faults in fresh memory from mmap_huge_aligned on this thread, one part at a time just
@@ -314,7 +286,7 @@ static double huge_page_budget_ms(void) {
 }
 
 static void prefault_part(prefault_state *s, uint8_t *p, size_t len) {
-  const uintptr_t huge = (uintptr_t)2 << 20;
+  const uintptr_t huge = LMX_HUGE_PAGE;
   if (s->small) return;
   if (!s->pages) s->t0 = now_ms();
   /* The first byte of every 2 MiB page that starts in [p, p + len) (base is aligned). */
@@ -400,7 +372,7 @@ static napi_value settle_file_pages(napi_env env, napi_callback_info info) {
     THROW("settleFilePages: expected (ArrayBuffer, [byteOffset, length, ...])");
   mapping *m = file_mappings;
   while (m && (m->addr != data || m->read_in)) m = m->next;
-  if (!m || !m->path) return NULL;
+  if (!m) return NULL;
   size_t *ranges = (size_t *)malloc((n ? n : 1) * sizeof *ranges);
   if (!ranges) THROW("lmx native: out of memory");
   size_t total = 0;
@@ -482,7 +454,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
     free(jobs);
     return NULL;
   }
-  uint8_t *dst = (uint8_t *)mmap_huge_aligned(total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  uint8_t *dst = (uint8_t *)lmx_mmap_huge_aligned(total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   if ((void *)dst == MAP_FAILED) {
     free(jobs);
     THROW("interleaveWeights: out of memory");

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lmx.h"
@@ -25,7 +24,7 @@
 #define MADV_POPULATE_READ 22
 #endif
 
-#define HUGE ((uintptr_t)2 << 20)
+#define HUGE ((uintptr_t)LMX_HUGE_PAGE)
 
 /* The bytes of the mapping at base that are mapped as 2 MiB file pages, from
  * /proc/self/smaps (-1 where it cannot be read). */
@@ -65,20 +64,42 @@ static void inner(const uint8_t *base, size_t off, size_t len, uint8_t **a, uint
   if (*b < *a) *b = *a;
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
 static int by_offset(const void *a, const void *b) {
   const size_t x = *(const size_t *)a, y = *(const size_t *)b;
   return x < y ? -1 : x > y;
 }
 
+/* Reads the whole 2 MiB pages of the m merged ranges again from the file; returns their
+ * bytes (0 if the file cannot be opened). */
+static size_t reread_whole_pages(uint8_t *base, const char *path, const size_t *ranges, int m) {
+  const int fd = open(path, O_RDONLY);
+  if (fd < 0) return 0;
+  /* Pages not yet written back cannot be dropped (a file just written): write them first. */
+  fdatasync(fd);
+  size_t bytes = 0;
+  /* All dropped before any is read again: a fault's readahead reaches into the next 2 MiB,
+   * which must not be found half cached in small folios. */
+  for (int i = 0; i < m; i++) {
+    uint8_t *a, *b;
+    inner(base, ranges[2 * i], ranges[2 * i + 1], &a, &b);
+    if (b == a) continue;
+    /* Our page-table entries first: the cache keeps pages that are mapped. */
+    madvise(a, (size_t)(b - a), MADV_DONTNEED);
+    posix_fadvise(fd, (off_t)(a - base), (off_t)(b - a), POSIX_FADV_DONTNEED);
+    bytes += (size_t)(b - a);
+  }
+  close(fd);
+  for (int i = 0; i < m; i++) {
+    uint8_t *a, *b;
+    inner(base, ranges[2 * i], ranges[2 * i + 1], &a, &b);
+    populate(a, (size_t)(b - a));
+  }
+  return bytes;
+}
+
 void lmx_file_pages_settle(uint8_t *base, const char *path, size_t *ranges, int n, int reread, lmx_file_pages *out) {
   memset(out, 0, sizeof *out);
-  const double t0 = now_ms();
+  const int64_t t0 = lmx_now_ns();
   /* Tensors lie back to back in a model file, a few alignment bytes apart: merged, a run
    * of small tensors is whole 2 MiB pages too. */
   qsort(ranges, (size_t)n, 2 * sizeof *ranges, by_offset);
@@ -100,39 +121,13 @@ void lmx_file_pages_settle(uint8_t *base, const char *path, size_t *ranges, int 
     out->eligible += (size_t)(b - a);
     populate(base + ranges[2 * i], ranges[2 * i + 1]);
   }
-  long long huge = file_pmd_mapped(base);
-  out->huge_before = huge < 0 ? 0 : (size_t)huge;
-  out->huge_after = out->huge_before;
+  const long long huge = file_pmd_mapped(base);
+  out->huge_before = out->huge_after = huge < 0 ? 0 : (size_t)huge;
   /* Only a mapping aligned to 2 MiB (file offset 0 there) can hold 2 MiB file pages. */
-  if (!reread || huge < 0 || ((uintptr_t)base & (HUGE - 1)) || (double)huge >= 0.9 * (double)out->eligible) {
-    out->ms = now_ms() - t0;
-    return;
+  if (reread && huge >= 0 && !((uintptr_t)base & (HUGE - 1)) && (double)huge < 0.9 * (double)out->eligible) {
+    out->reread = reread_whole_pages(base, path, ranges, m);
+    const long long after = file_pmd_mapped(base);
+    out->huge_after = after < 0 ? 0 : (size_t)after;
   }
-  const int fd = open(path, O_RDONLY);
-  if (fd < 0) {
-    out->ms = now_ms() - t0;
-    return;
-  }
-  /* Pages not yet written back cannot be dropped (a file just written): write them first. */
-  fdatasync(fd);
-  /* All dropped before any is read again: a fault's readahead reaches into the next 2 MiB,
-   * which must not be found half cached in small folios. */
-  for (int i = 0; i < m; i++) {
-    uint8_t *a, *b;
-    inner(base, ranges[2 * i], ranges[2 * i + 1], &a, &b);
-    if (b == a) continue;
-    /* Our page-table entries first: the cache keeps pages that are mapped. */
-    madvise(a, (size_t)(b - a), MADV_DONTNEED);
-    posix_fadvise(fd, (off_t)(a - base), (off_t)(b - a), POSIX_FADV_DONTNEED);
-    out->reread += (size_t)(b - a);
-  }
-  close(fd);
-  for (int i = 0; i < m; i++) {
-    uint8_t *a, *b;
-    inner(base, ranges[2 * i], ranges[2 * i + 1], &a, &b);
-    populate(a, (size_t)(b - a));
-  }
-  huge = file_pmd_mapped(base);
-  out->huge_after = huge < 0 ? 0 : (size_t)huge;
-  out->ms = now_ms() - t0;
+  out->ms = (double)(lmx_now_ns() - t0) * 1e-6;
 }

@@ -15,7 +15,9 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "lmx.h"
 
@@ -23,7 +25,30 @@
 #define MADV_COLLAPSE 25
 #endif
 
-#define HUGE ((size_t)2 << 20)
+#define HUGE LMX_HUGE_PAGE
+
+int lmx_huge_pages_wanted(void) {
+  const char *e = getenv("LMX_HUGE_PAGES");
+  return !e || strcmp(e, "0") != 0;
+}
+
+void *lmx_mmap_huge_aligned(size_t len, int prot, int flags, int fd) {
+  const size_t span = len + HUGE;
+  char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) return MAP_FAILED;
+  char *aligned = (char *)(((uintptr_t)base + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+  void *addr = mmap(aligned, len, prot, flags | MAP_FIXED, fd, 0);
+  if (addr == MAP_FAILED) {
+    munmap(base, span);
+    return MAP_FAILED;
+  }
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t end = ((size_t)(aligned - base) + len + page - 1) / page * page;
+  if (aligned > base) munmap(base, (size_t)(aligned - base));
+  if (end < span) munmap(base + end, span - end);
+  if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
+  return addr;
+}
 
 typedef struct range {
   uint8_t *next, *end;

@@ -140,7 +140,15 @@ float *lmx_scratch_out(size_t n);
 /* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
 double lmx_bandwidth_probe(size_t bytes, int repeats);
 
-/* Background collapse of memory in 4 KiB pages into transparent huge pages (huge_pages.c):
+/* Transparent huge pages (huge_pages.c). */
+#define LMX_HUGE_PAGE ((size_t)2 << 20)
+/* Whether to ask for them: LMX_HUGE_PAGES=0 turns them off (for comparisons). */
+int lmx_huge_pages_wanted(void);
+/* [addr, addr + len) of a fresh reservation aligned to 2 MiB with the slack around it
+ * given back, advised MADV_HUGEPAGE where wanted, or MAP_FAILED. prot and flags as for
+ * mmap; with fd < 0 anonymous memory. Unmapped with munmap(addr, len). */
+void *lmx_mmap_huge_aligned(size_t len, int prot, int flags, int fd);
+/* Background collapse of memory in 4 KiB pages into transparent huge pages:
  * queue [addr, addr + len), withdraw it before unmapping (waits out a collapse in
  * progress there), and the bytes waiting, collapsed and failed so far. */
 void lmx_collapse_async(void *addr, size_t len);

@@ -1,9 +1,9 @@
 /* A memory-bandwidth probe on lmx's own thread pool: streaming reads over a buffer far
  * larger than the caches, the bound that decode speed is measured against. The buffer is
- * asked for in 2 MiB pages: the repacked weights live in huge pages (huge_pages.c), and a
+ * asked for in 2 MiB pages, as the weights are (so LMX_HUGE_PAGES=0 turns it off for both):
+ * the repacked weights live in huge pages (huge_pages.c), and a
  * single thread reads ~20% faster from them than from 4 KiB pages (Zen 4, session 19:
  * 32-35 against 25-30 GB/s), so a probe in 4 KiB pages would understate the bound. */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -59,16 +59,10 @@ double lmx_bandwidth_probe(size_t bytes, int repeats) {
   probe_job j;
   memset(&j, 0, sizeof j);
   j.n = bytes / sizeof(float);
-  const size_t huge = (size_t)2 << 20, len = (j.n * sizeof(float) + huge - 1) & ~(huge - 1);
-  /* Over-map by 2 MiB so the buffer can start on a huge-page boundary. */
-  uint8_t *map = (uint8_t *)mmap(NULL, len + huge, PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED) return -1;
-  float *buf = (float *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
-#ifdef MADV_HUGEPAGE
-  madvise(buf, len, MADV_HUGEPAGE); /* best effort: 4 KiB pages where refused */
-#endif
-  memset(buf, 1, j.n * sizeof(float));
+  const size_t len = j.n * sizeof(float);
+  float *buf = (float *)lmx_mmap_huge_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  if ((void *)buf == MAP_FAILED) return -1;
+  memset(buf, 1, len);
   j.buf = buf;
   double best = 0;
   for (int r = 0; r < repeats; r++) {
@@ -77,6 +71,6 @@ double lmx_bandwidth_probe(size_t bytes, int repeats) {
     double gbs = (double)j.n * sizeof(float) / (now_s() - t0) / 1e9;
     if (gbs > best) best = gbs;
   }
-  munmap(map, len + huge);
+  munmap(buf, len);
   return best;
 }

@@ -171,6 +171,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (nGen > 0) tgRuns.push(await measured("tg", tg));
   }
   const profile = profiling ? { pp: perRun(profiles.pp), tg: perRun(profiles.tg) } : undefined;
+  const placed = engine.weightPlacement;
   const result = {
     model: path,
     backend: engine.backend.name,
@@ -199,13 +200,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
           },
         }
       : {}),
-    ...(engine.weightPlacement
+    ...(placed
       ? {
           file_pages: {
-            bytes: engine.weightPlacement.bytes,
-            huge_bytes: engine.weightPlacement.hugeAfter,
-            reread_bytes: engine.weightPlacement.reread,
-            ms: Math.round(engine.weightPlacement.ms),
+            bytes: placed.bytes,
+            // hugeAfter counts the whole mapping's 2 MiB pages, which reach past the ranges.
+            huge_bytes: Math.min(placed.hugeAfter, placed.bytes),
+            reread_bytes: placed.reread,
+            ms: Math.round(placed.ms),
           },
         }
       : {}),
@@ -230,11 +232,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
         `huge pages: ${mib(settled.collapsed)} MiB of repacked weights moved into 2 MiB pages after the load` +
           `${settled.failed > 0 ? `, ${mib(settled.failed)} MiB refused by the kernel` : ""} (waited ${Math.round(settled.waitedMs)} ms)\n`,
       );
-    const placed = engine.weightPlacement;
-    if (placed && placed.bytes > 0)
+    const filePages = result.file_pages;
+    if (filePages && filePages.bytes > 0)
       process.stdout.write(
-        `mapped weights: ${mib(placed.bytes)} MiB read in place, ${mib(Math.min(placed.hugeAfter, placed.bytes))} MiB of it in 2 MiB pages` +
-          `${placed.reread > 0 ? ` (${mib(placed.reread)} MiB read again from the file for that)` : ""}\n`,
+        `mapped weights: ${mib(filePages.bytes)} MiB read in place, ${mib(filePages.huge_bytes)} MiB of it in 2 MiB pages` +
+          `${filePages.reread_bytes > 0 ? ` (${mib(filePages.reread_bytes)} MiB read again from the file for that)` : ""}\n`,
       );
     if (profile) {
       for (const phase of ["pp", "tg"] as const) {
