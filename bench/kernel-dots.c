@@ -7,7 +7,10 @@
  * call over all rows (what decode runs: the difference is the per-call cost). Block
  * scales are set to ordinary values (random f16 bytes would include subnormals, which
  * cost several times more on some CPUs). The interleaved types (q4_K_I, q6_K_I, nvfp4_I, q8_0_I) are what
- * the cpu backend runs for Q4_K, Q6_K, NVFP4 and Q8_0 weights.
+ * the cpu backend runs for Q4_K, Q6_K, NVFP4 and Q8_0 weights. After each type, two more
+ * figures from the same cold buffer: "layers", the 0.6B's matrices one call each as decode
+ * runs them (the cost of matrix boundaries), and "read", a plain streaming read (what the
+ * bandwidth probe does): kernel, boundaries and memory, side by side in one run.
  *
  *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
  */
@@ -39,6 +42,27 @@ static const struct {
     {"nvfp4_I", LMX_NVFP4_I, 128, 72, {-1, -1}}, {"q8_0_I", LMX_Q8_0_I, 256, 272, {-1, -1}},
 };
 
+/* A plain streaming read of the same buffer (as the bandwidth probe reads): the bound the
+ * cold dots are measured against, taken beside them. */
+static LMX_AVX2 double read_gbs(const uint8_t *w, size_t bytes) {
+  double best = 1e9;
+  volatile float sink = 0;
+  for (int r = 0; r < 3; r++) {
+    const double t0 = now();
+    __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 128 <= bytes; i += 128) {
+      a = _mm256_add_ps(a, _mm256_load_ps((const float *)(w + i)));
+      b = _mm256_add_ps(b, _mm256_load_ps((const float *)(w + i + 32)));
+      c = _mm256_add_ps(c, _mm256_load_ps((const float *)(w + i + 64)));
+      d = _mm256_add_ps(d, _mm256_load_ps((const float *)(w + i + 96)));
+    }
+    sink += lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    const double dt = now() - t0;
+    if (dt < best) best = dt;
+  }
+  return (double)bytes / best / 1e9;
+}
+
 static void ordinary_scales(uint8_t *w, int64_t bytes, int t) {
   for (int64_t b = 0; b < bytes; b += TYPES[t].bytes) {
     for (int k = 0; k < 2; k++)
@@ -47,6 +71,46 @@ static void ordinary_scales(uint8_t *w, int64_t bytes, int t) {
     if (TYPES[t].dtype == LMX_NVFP4)
       for (int s = 0; s < 4; s++) w[b + s] = 0x30 + rand() % 16;
   }
+}
+
+/* The 0.6B's decode shape: per layer q, k, v, o, gate, up, down (rows x K), each matrix one
+ * call in layer order, carved one after another out of the cold buffer as the load places
+ * the repacked weights. Against the "rows cold" figure (one call over the whole buffer)
+ * this is the cost of matrix boundaries: each call's two streams start afresh. */
+static const int64_t SHAPES[7][2] = {{2048, 1024}, {1024, 1024}, {1024, 1024}, {1024, 2048},
+                                     {3072, 1024}, {3072, 1024}, {1024, 3072}};
+
+static double layers_gbs(lmx_qdotn_fn dotn, int32_t dtype, int block, int bytes, const uint8_t *w, size_t have,
+                         float *outs, int *layers_out) {
+  int8_t *rec[3];
+  float x[3072];
+  for (int i = 0; i < 3072; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+  for (int k = 0; k < 3; k++) {
+    rec[k] = aligned_alloc(64, (size_t)((lmx_x8_bytes(1024 * (k + 1)) + 63) / 64 * 64));
+    lmx_x8_row(x, 1024 * (k + 1), dtype, rec[k]);
+  }
+  int64_t per_layer = 0;
+  for (int m = 0; m < 7; m++) per_layer += SHAPES[m][0] * SHAPES[m][1] / block * bytes;
+  int layers = (int)((int64_t)have / per_layer);
+  if (layers > 28) layers = 28;
+  *layers_out = layers;
+  double best = 1e9;
+  volatile float sink = 0;
+  for (int r = 0; r < 3; r++) {
+    const double t0 = now();
+    const uint8_t *p = w;
+    for (int l = 0; l < layers; l++)
+      for (int m = 0; m < 7; m++) {
+        const int64_t n = SHAPES[m][0], K = SHAPES[m][1], rb = K / block * bytes;
+        dotn(rec[K / 1024 - 1], 0, 1, p, rb, n, K, outs, 0);
+        sink += outs[n - 1];
+        p += n * rb;
+      }
+    const double dt = now() - t0;
+    if (dt < best) best = dt;
+  }
+  for (int k = 0; k < 3; k++) free(rec[k]);
+  return (double)(layers * per_layer) / best / 1e9;
 }
 
 int main(int argc, char **argv) {
@@ -109,6 +173,11 @@ int main(int argc, char **argv) {
       printf("%-6s%s hot %6.1f ns (%5.1f GB/s)   cold %6.1f ns (%5.1f GB/s)\n", TYPES[t].name, many ? " rows" : "     ",
              ns[0], (double)rowBytes / ns[0], ns[1], (double)rowBytes / ns[1]);
     }
+    int layers = 0;
+    const double lg = layers_gbs(dotn, TYPES[t].dtype, TYPES[t].block, TYPES[t].bytes, w, (size_t)(rowsCold * rowBytes), outs, &layers);
+    printf("%-6s layers %5.1f GB/s (%d layers of the 0.6B's matrices, one call each)\n", TYPES[t].name, lg, layers);
+    printf("%-6s read   %5.1f GB/s (a plain streaming read of the cold buffer)\n", TYPES[t].name,
+           read_gbs(w, (size_t)(rowsCold * rowBytes)));
     free(outs);
     free(w);
   }
