@@ -990,41 +990,43 @@ describe("shared GEMM activations", () => {
 });
 
 describe("decode batches", () => {
+  // Batches of 2, 5 and 7 tokens: the tiled kernels' tiles of 2, 4 + 1 and 4 + 3.
   it("give every token the bits it gets alone, for every quantized type (the batch and one-token loops agree)", async () => {
     const cpu = new CpuBackend();
     const K = 512,
-      N = 37,
-      T = 3;
-    const x = uniform(T * K, 1, 91);
-    for (const qt of [
-      DType.Q4_0,
-      DType.Q4_1,
-      DType.Q5_0,
-      DType.Q5_1,
-      DType.Q8_0,
-      DType.Q4_K,
-      DType.Q5_K,
-      DType.Q6_K,
-      DType.MXFP4,
-      DType.NVFP4,
-      DType.Q4_K_I,
-      DType.Q6_K_I,
-      DType.NVFP4_I,
-      DType.Q8_0_I,
-    ]) {
-      const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 80 + qt).buffer as ArrayBuffer;
-      const run = async (rows: Float32Array, n: number) => {
-        const g = new Graph();
-        const xs = g.bind("x", DType.F32, n, K, rows.slice().buffer as ArrayBuffer);
-        const out = g.output(g.matmul(xs, g.bind("w", qt, N, K, wbuf)));
-        const p = cpu.prepare(g);
-        await p.execute();
-        return p.read(out).slice();
-      };
-      const batch = await run(x, T);
-      for (let t = 0; t < T; t++) {
-        const alone = await run(x.subarray(t * K, (t + 1) * K), 1);
-        assert.deepEqual(alone, batch.subarray(t * N, (t + 1) * N), `${DType[qt]} token ${t}`);
+      N = 37;
+    for (const T of [2, 5, 7]) {
+      const x = uniform(T * K, 1, 91 + T);
+      for (const qt of [
+        DType.Q4_0,
+        DType.Q4_1,
+        DType.Q5_0,
+        DType.Q5_1,
+        DType.Q8_0,
+        DType.Q4_K,
+        DType.Q5_K,
+        DType.Q6_K,
+        DType.MXFP4,
+        DType.NVFP4,
+        DType.Q4_K_I,
+        DType.Q6_K_I,
+        DType.NVFP4_I,
+        DType.Q8_0_I,
+      ]) {
+        const wbuf = randomBlocks(qt, (N * K) / BLOCKS[qt]!.size, 80 + qt).buffer as ArrayBuffer;
+        const run = async (rows: Float32Array, n: number) => {
+          const g = new Graph();
+          const xs = g.bind("x", DType.F32, n, K, rows.slice().buffer as ArrayBuffer);
+          const out = g.output(g.matmul(xs, g.bind("w", qt, N, K, wbuf)));
+          const p = cpu.prepare(g);
+          await p.execute();
+          return p.read(out).slice();
+        };
+        const batch = await run(x, T);
+        for (let t = 0; t < T; t++) {
+          const alone = await run(x.subarray(t * K, (t + 1) * K), 1);
+          assert.deepEqual(alone, batch.subarray(t * N, (t + 1) * N), `${DType[qt]} token ${t} of ${T}`);
+        }
       }
     }
   });
