@@ -422,6 +422,48 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const
   return lmx_hsum8(acc);
 }
 
+/* qdot_q6_k_i for nt tokens at once (see qdot_q4_k_i_tile): codes and scales unpacked once
+ * per super-block, every token's steps those of qdot_q6_k_i. */
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                               const uint8_t *w, int64_t K, float *out,
+                                                                               int64_t os) {
+  const int pf = LMX_PREFETCH_BYTES;
+  const float *dx[QD_TILE];
+  const int16_t *h16[QD_TILE];
+  __m256 acc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+    h16[t] = lmx_x8_sums16((const int32_t *)(dx[t] + K / 32), K);
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * 210;
+    lmx_prefetch_at(p + pf, 210);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+    __m256i g[2][4];
+    lmx_q6k_codes_avx2(p, 0, g[0]);
+    lmx_q6k_codes_avx2(p, 1, g[1]);
+    const float d = lmx_f16_avx2(p + 208);
+    for (int t = 0; t < nt; t++) {
+      const int8_t *x = x8 + t * xs + 256 * b;
+      __m256i sumi = _mm256_setzero_si256();
+      for (int h = 0; h < 2; h++) {
+        const int8_t *xh = x + 128 * h;
+        const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g[h][0], _mm256_loadu_si256((const __m256i *)xh)),
+                                           _mm256_maddubs_epi16(g[h][1], _mm256_loadu_si256((const __m256i *)(xh + 32))));
+        const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g[h][2], _mm256_loadu_si256((const __m256i *)(xh + 64))),
+                                           _mm256_maddubs_epi16(g[h][3], _mm256_loadu_si256((const __m256i *)(xh + 96))));
+        sumi = QD_DPWSSD(sumi, a, sc16);
+        sumi = QD_DPWSSD(sumi, c, sc16);
+      }
+      const __m256i op = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(h16[t] + 16 * b)));
+      sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(op, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dx[t][8 * b]), acc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
+}
+
 /* FP4 (E2M1) codes as int8 at twice their value, so that every code is an integer:
  * {0, .5, 1, 1.5, 2, 3, 4, 6} x 2 and negatives; block scales are halved to match. */
 static inline QD_ATTR __m256i QD(e2m1x2)(__m256i codes) {
@@ -566,6 +608,104 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4_i)(cons
   return lmx_hsum8(acc);
 }
 
+/* qdot_nvfp4_i for nt tokens at once (see qdot_q4_k_i_tile): the codes' table lookups and
+ * the scales decoded once per block, every token's steps those of qdot_nvfp4_i. */
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_nvfp4_i_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                                const uint8_t *w, int64_t K, float *out,
+                                                                                int64_t os) {
+  const __m256i e2m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12)), m4 = _mm256_set1_epi8(15);
+  const __m256i bias = _mm256_set1_epi32(116 << 23);
+  const int pf = LMX_PREFETCH_BYTES;
+  const float *k16[QD_TILE];
+  const int32_t *o16[QD_TILE];
+  __m256 acc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    const float *dx = (const float *)(x8 + t * xs + K);
+    k16[t] = lmx_x8_nvfp4_k16((const int32_t *)(dx + K / 32), K);
+    o16[t] = (const int32_t *)(k16[t] + lmx_x8_nvfp4_lanes(K));
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < K / 128; b++, w += 72) {
+    lmx_prefetch_at(w + pf, 72);
+    const __m256i q0 = _mm256_loadu_si256((const __m256i *)(w + 8)), q1 = _mm256_loadu_si256((const __m256i *)(w + 40));
+    const __m256i c0 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q0, m4));
+    const __m256i c1 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q0, 4), m4));
+    const __m256i c2 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q1, m4));
+    const __m256i c3 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q1, 4), m4));
+    const __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w));
+    const __m256 scale = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(sc, 20), bias));
+    for (int t = 0; t < nt; t++) {
+      const int8_t *qx = x8 + t * xs + 128 * b;
+      const __m256i x0 = _mm256_loadu_si256((const __m256i *)qx), x1 = _mm256_loadu_si256((const __m256i *)(qx + 32));
+      const __m256i x2 = _mm256_loadu_si256((const __m256i *)(qx + 64)), x3 = _mm256_loadu_si256((const __m256i *)(qx + 96));
+#ifdef QD_PAIRS16
+      const __m256i p16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, x0), _mm256_maddubs_epi16(c1, x1)),
+                                           _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3)));
+      const __m256i sums = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+#else
+      const __m256i sums = QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), c0, x0), c1, x1), c2, x2), c3, x3);
+#endif
+      const __m256i i = _mm256_sub_epi32(sums, _mm256_loadu_si256((const __m256i *)(o16[t] + 8 * b)));
+      const __m256 k = _mm256_mul_ps(scale, _mm256_loadu_ps(k16[t] + 8 * b));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
+}
+
+/* qdot_q8_0_i for nt tokens at once (see qdot_q4_k_i_tile): each group's codes made
+ * unsigned (VNNI) and its scales converted once, every token's steps those of qdot_q8_0_i. */
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q8_0_i_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                               const uint8_t *w, int64_t K, float *out,
+                                                                               int64_t os) {
+  const int pf = LMX_PREFETCH_BYTES;
+  const float *dx[QD_TILE];
+#ifndef QD_PAIRS16
+  const int16_t *h32[QD_TILE];
+#endif
+  __m256 acc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+#ifndef QD_PAIRS16
+    h32[t] = lmx_x8_sums32((const int32_t *)(dx[t] + K / 32), K);
+#endif
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t g = 0; g < K / 256; g++) {
+    const uint8_t *p = w + g * 272;
+    lmx_prefetch_at(p + pf, 272);
+    __m256i wq[8];
+    for (int b = 0; b < 8; b++) {
+      wq[b] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * b));
+#ifndef QD_PAIRS16
+      wq[b] = _mm256_xor_si256(wq[b], _mm256_set1_epi8((char)0x80));
+#endif
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    for (int t = 0; t < nt; t++) {
+      const int8_t *x = x8 + t * xs + 256 * g;
+      __m256i s[8];
+      for (int b = 0; b < 8; b++) {
+        const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
+#ifdef QD_PAIRS16
+        s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq[b], wq[b]), _mm256_sign_epi8(xq, wq[b]));
+#else
+        s[b] = QD_DPBUSD(_mm256_setzero_si256(), wq[b], xq);
+#endif
+      }
+      const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+      __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+#ifndef QD_PAIRS16
+      r = _mm256_sub_epi32(r, _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(h32[t] + 8 * g))), 7));
+#endif
+      const __m256 k = _mm256_mul_ps(d, _mm256_loadu_ps(dx[t] + 8 * g));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), k, acc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
+}
+
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
  * and j+16 (high). */
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const int8_t *qx, const float *dx,
@@ -615,7 +755,7 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
       }                                                                                                      \
     }
 #define QD_BATCH_q8_0(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q8_0_i(X) QD_BATCH_LOOP(X)
+#define QD_BATCH_q8_0_i(X) QD_BATCH_TILED(X)
 #define QD_BATCH_q4_0(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q4_1(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q5_0(X) QD_BATCH_LOOP(X)
@@ -624,8 +764,8 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
 #define QD_BATCH_q5_k(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q6_k(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q4_k_i(X) QD_BATCH_TILED(X)
-#define QD_BATCH_q6_k_i(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_nvfp4_i(X) QD_BATCH_LOOP(X)
+#define QD_BATCH_q6_k_i(X) QD_BATCH_TILED(X)
+#define QD_BATCH_nvfp4_i(X) QD_BATCH_TILED(X)
 #define QD_BATCH_nvfp4(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_mxfp4(X) QD_BATCH_LOOP(X)
 
