@@ -68,11 +68,12 @@ const MAX_PLANS = 24;
 /**
  * Batch shapes are padded to a few sizes so that continuous batching, whose row counts
  * change every step, reuses plans instead of building one per shape (a build costs more
- * than several passes): exact up to 16 as powers of two, then multiples of 32.
+ * than several passes): exact up to 4, then multiples of 4 up to 16 (the decode dots take
+ * tokens 4 at a time, and a padding row costs what a real one does), then multiples of 32.
  */
 export function paddedRows(n: number): number {
-  if (n <= 1) return n;
-  if (n <= 16) return 2 ** Math.ceil(Math.log2(n));
+  if (n <= 4) return n;
+  if (n <= 16) return Math.ceil(n / 4) * 4;
   return Math.ceil(n / 32) * 32;
 }
 

@@ -12,7 +12,7 @@ import { openModelSource } from "../../formats/model-source.js";
 import { writeRandomModel, type RandomModelShape } from "../../testing/random-model.js";
 import { CpuBackend } from "../backends/cpu/index.js";
 import { ReferenceBackend } from "../backends/reference/index.js";
-import { EngineModel } from "../engine-model.js";
+import { EngineModel, paddedRows } from "../engine-model.js";
 import { DType } from "../tensor/dtype.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lmx-models-"));
@@ -99,3 +99,10 @@ for (const shape of SHAPES) {
     });
   });
 }
+
+describe("batch shapes", () => {
+  it("pad to exact sizes up to 4, multiples of 4 up to 16, then multiples of 32", () => {
+    const got = [1, 2, 3, 4, 5, 8, 9, 13, 16, 17, 32, 33, 512].map(paddedRows);
+    assert.deepEqual(got, [1, 2, 3, 4, 8, 8, 12, 16, 16, 32, 32, 64, 512]);
+  });
+});
