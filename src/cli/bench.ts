@@ -14,6 +14,9 @@ llama-bench's pp test) and generation (M tokens one at a time from an empty cach
 as llama-bench's tg test). Reports medians over runs, after one warm-up run.
 With --depth D both tests start after a context of D random tokens (prefilled
 once, not timed), as llama-bench's -d: the speed deep into a long conversation.
+With --parallel P the generation test decodes P sequences together, one token of
+each per forward pass (what lmx serve does for P requests at once), and reports
+their combined tokens per second.
 
 Flags:
   --prompt-tokens N   prompt length (default 512)
@@ -22,6 +25,7 @@ Flags:
   --threads T         worker threads (default: LMX_NUM_THREADS or all cores)
   --batch B           prompt tokens per forward pass (default ${DEFAULT_OPTIONS.numBatch})
   --depth D           tokens already in the cache when each test starts (default 0)
+  --parallel P        sequences generating together in the generation test (default 1)
   --kv-cache-type T   element type of the KV cache: f16 (default) or q8_0
   --no-mmap           read the weights into memory instead of mapping them
   --profile           time per op kind (matmul by weight type, attention, norms,
@@ -36,6 +40,7 @@ const FLAGS = {
   threads: "number",
   batch: "number",
   depth: "number",
+  parallel: "number",
   "kv-cache-type": "string",
   "no-mmap": "boolean",
   json: "boolean",
@@ -92,32 +97,38 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const depth = (flags.depth as number) ?? 0;
   if (!Number.isInteger(depth) || depth < 0)
     throw new UsageError(`--depth needs a whole number of tokens, got ${depth}`);
+  const parallel = (flags.parallel as number) ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1)
+    throw new UsageError(`--parallel needs a whole number of sequences, at least 1, got ${parallel}`);
   const kvCacheType = kvCacheTypeFlag(flags["kv-cache-type"]);
   const path = resolveModel(positionals[0]);
   const model = await loadModel(path, {
     kvCacheType,
     threads: flags.threads as number | undefined,
     numCtx: depth + Math.max(nPrompt, nGen) + 1,
+    numParallel: parallel,
     useMmap: !flags["no-mmap"],
   });
   const engine = model.engine;
-  const sampler = engine.backend.createSampler({ temperature: 0 });
+  const samplers = Array.from({ length: parallel }, () => engine.backend.createSampler({ temperature: 0 }));
+  const sampler = samplers[0]!;
+  const seqs = Array.from({ length: parallel }, (_, s) => s);
   let rng = 12345;
   const randomToken = () => ((rng = (rng * 1103515245 + 12345) >>> 0) >>> 8) % engine.vocabSize;
 
-  /** Prompt tokens from position `from` on, in forward passes of `batch`. */
-  const prefill = async (from: number, count: number) => {
+  /** Prompt tokens of sequence `seq` from position `from` on, in forward passes of `batch`. */
+  const prefill = async (from: number, count: number, seq = 0) => {
     const tokens = Array.from({ length: count }, randomToken);
     for (let i = 0; i < count; i += batch) {
       const n = Math.min(batch, count - i);
       const pos = from + i;
-      engine.cache.reserve(0, pos + n);
+      engine.cache.reserve(seq, pos + n);
       const last = i + n === count;
       await engine.forward(
         {
           tokens: tokens.slice(i, i + n),
           positions: Array.from({ length: n }, (_, k) => pos + k),
-          seqs: new Array(n).fill(0),
+          seqs: new Array(n).fill(seq),
           outRows: last ? [n - 1] : [],
         },
         last ? [sampler] : undefined,
@@ -126,8 +137,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   };
   // The depth context is written once; each test truncates back to it (full attention
   // rewinds exactly, so every run sees the same D tokens).
-  engine.cache.truncate(0, 0);
-  if (depth > 0) await prefill(0, depth);
+  for (const s of seqs) {
+    engine.cache.truncate(s, 0);
+    if (depth > 0) await prefill(0, depth, s);
+  }
   const pp = async () => {
     engine.cache.truncate(0, depth);
     const t0 = performance.now();
@@ -135,16 +148,19 @@ export async function benchCommand(argv: string[]): Promise<number> {
     return (nPrompt * 1000) / (performance.now() - t0);
   };
   const tg = async () => {
-    engine.cache.truncate(0, depth);
-    let tok = randomToken();
+    for (const s of seqs) engine.cache.truncate(s, depth);
+    let toks = seqs.map(randomToken);
     const t0 = performance.now();
     for (let pos = depth; pos < depth + nGen; pos++) {
-      engine.cache.reserve(0, pos + 1);
-      tok = (await engine.forward({ tokens: [tok], positions: [pos], seqs: [0], outRows: [0] }, [
-        sampler,
-      ]))![0]!;
+      for (const s of seqs) engine.cache.reserve(s, pos + 1);
+      toks = Array.from(
+        (await engine.forward(
+          { tokens: toks, positions: new Array(parallel).fill(pos), seqs, outRows: seqs },
+          samplers,
+        ))!,
+      );
     }
-    return (nGen * 1000) / (performance.now() - t0);
+    return (parallel * nGen * 1000) / (performance.now() - t0);
   };
   const ppRuns: number[] = [],
     tgRuns: number[] = [];
@@ -181,6 +197,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     prompt_tokens: nPrompt,
     gen_tokens: nGen,
     depth,
+    parallel,
     kv_cache_type: engine.cache.type,
     runs,
     pp_tok_s: nPrompt > 0 ? median(ppRuns) : null,
@@ -222,7 +239,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (result.pp_tok_s !== null)
       process.stdout.write(`pp${nPrompt}${at}: ${result.pp_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
     if (result.tg_tok_s !== null)
-      process.stdout.write(`tg${nGen}${at}: ${result.tg_tok_s.toFixed(2)} tok/s (median of ${runs})\n`);
+      process.stdout.write(
+        `tg${nGen}${at}${parallel > 1 ? ` x ${parallel} sequences` : ""}: ${result.tg_tok_s.toFixed(2)} tok/s${parallel > 1 ? " together" : ""} (median of ${runs})\n`,
+      );
     const mib = (n: number) => (n / 1048576).toFixed(0);
     process.stdout.write(
       `memory: peak RSS ${mib(result.peak_rss_bytes)} MiB; weights ${mib(result.weight_bytes)} MiB + KV cache ${mib(result.kv_bytes)} MiB (${result.kv_cache_type})\n`,

@@ -90,6 +90,33 @@ describe("lmx CLI", () => {
     assert.match(bad.stderr, /--depth needs a whole number/);
   });
 
+  it("bench --parallel decodes that many sequences together, each after its own depth", () => {
+    const args = ["bench", "--prompt-tokens", "8", "--gen-tokens", "16", "--runs", "1", "--json"];
+    // 17 positions per sequence: not a whole 32-slot block, which the cache's size once missed.
+    const r = lmx([...args, "--parallel", "3", "--depth", "20"]);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.parallel, 3);
+    assert.ok(j.tg_tok_s > 0 && j.pp_tok_s > 0);
+    assert.ok(j.kv_bytes >= 3 * (20 + 16) * j.kv_bytes_per_token, `${j.kv_bytes} bytes`);
+    const text = lmx([
+      "bench",
+      "--prompt-tokens",
+      "4",
+      "--gen-tokens",
+      "4",
+      "--runs",
+      "1",
+      "--parallel",
+      "2",
+    ]);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^tg4 x 2 sequences: [\d.]+ tok\/s together \(median of 1\)$/m);
+    const bad = lmx(["bench", "--parallel", "0", "--runs", "1"]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--parallel needs a whole number of sequences/);
+  });
+
   it("bench --kv-cache-type q8_0 runs with a q8_0 cache of 34 bytes per 32 values", () => {
     const run = (type: string) =>
       lmx([

@@ -202,7 +202,9 @@ export class EngineModel {
       blockSize,
       nSeq: this.numSeq + 1,
       nCtx: this.numCtx,
-      nTokens: this.numSeq * this.numCtx + blockSize,
+      // Whole blocks per sequence: numSeq * numCtx alone fell short when numCtx is not a
+      // multiple of the block size (3 sequences of 17 tokens need 3 blocks of 32, not 2).
+      nTokens: this.numSeq * Math.ceil(this.numCtx / blockSize) * blockSize + blockSize,
     });
     this.padSeq = this.numSeq;
     this.cache.reserve(this.padSeq, 1);
