@@ -108,43 +108,74 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const i
  * against x, less 128 times the block's activation sum), the 8 sums are gathered into one
  * register by horizontal adds, and the group takes one float step: its scales converted
  * together times the 8 activation scales. Q8_0 gathers 4 scales with scalar loads and
- * takes a float step per block. */
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0_i)(const int8_t *qx, const float *dx,
-                                                                           const int32_t *s16, const uint8_t *w,
-                                                                           int64_t K) {
+ * takes a float step per block.
+ * The interleaved types' dots (Q8_0_I, Q4_K_I, Q6_K_I, NVFP4_I) take nt <= QD_TILE tokens
+ * of a decode batch at once (nt a constant where inlined; records xs bytes apart): each
+ * block's codes and scales are unpacked once for all of them, and every token takes
+ * exactly the integer and float steps it takes alone (nt = 1), so gets the same bits. */
+#define QD_TILE 4
+
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q8_0_i_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                               const uint8_t *w, int64_t K, float *out,
+                                                                               int64_t os) {
   const int pf = LMX_PREFETCH_BYTES;
+  const float *dx[QD_TILE];
 #ifndef QD_PAIRS16
-  const int16_t *h32 = lmx_x8_sums32(s16, K); /* the per-block activation sums */
-#else
-  (void)s16;
+  const int16_t *h32[QD_TILE];
 #endif
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+#ifndef QD_PAIRS16
+    h32[t] = lmx_x8_sums32((const int32_t *)(dx[t] + K / 32), K);
+#endif
+    acc[t] = _mm256_setzero_ps();
+  }
   for (int64_t g = 0; g < K / 256; g++) {
     const uint8_t *p = w + g * 272;
     lmx_prefetch_at(p + pf, 272);
-    const int8_t *x = qx + 256 * g;
-    __m256i s[8];
+    __m256i wq[8];
     for (int b = 0; b < 8; b++) {
-      const __m256i wq = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * b));
-      const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
-#ifdef QD_PAIRS16
-      s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-#else
-      s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_xor_si256(wq, _mm256_set1_epi8((char)0x80)), xq);
+      wq[b] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * b));
+#ifndef QD_PAIRS16
+      wq[b] = _mm256_xor_si256(wq[b], _mm256_set1_epi8((char)0x80));
 #endif
     }
-    /* Per 128-bit lane the four blocks' half sums, then the two halves added: block j's sum
-     * in lane j. */
-    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-    const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
-    __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
-#ifndef QD_PAIRS16
-    r = _mm256_sub_epi32(r, _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(h32 + 8 * g))), 7));
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    for (int t = 0; t < nt; t++) {
+      const int8_t *x = x8 + t * xs + 256 * g;
+      __m256i s[8];
+      for (int b = 0; b < 8; b++) {
+        const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
+#ifdef QD_PAIRS16
+        s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq[b], wq[b]), _mm256_sign_epi8(xq, wq[b]));
+#else
+        s[b] = QD_DPBUSD(_mm256_setzero_si256(), wq[b], xq);
 #endif
-    const __m256 k = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)), _mm256_loadu_ps(dx + 8 * g));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), k, acc);
+      }
+      /* Per 128-bit lane the four blocks' half sums, then the two halves added: block j's
+       * sum in lane j. */
+      const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+      const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+      __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+#ifndef QD_PAIRS16
+      r = _mm256_sub_epi32(r, _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(h32[t] + 8 * g))), 7));
+#endif
+      const __m256 k = _mm256_mul_ps(d, _mm256_loadu_ps(dx[t] + 8 * g));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), k, acc[t]);
+    }
   }
-  return lmx_hsum8(acc);
+  for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
+}
+
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0_i)(const int8_t *qx, const float *dx,
+                                                                           const int32_t *s16, const uint8_t *w,
+                                                                           int64_t K) {
+  (void)dx;
+  (void)s16;
+  float out;
+  QD(qdot_q8_0_i_tile)(qx, 0, 1, w, K, &out, 0);
+  return out;
 }
 
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_0)(const int8_t *qx, const float *dx,
@@ -273,61 +304,6 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const i
  * register is one sub-block of 16 in every register: the products of a super-block add up
  * in int16 and are weighted by the sub-block scales in one madd (Q6_K_I: one per pair of
  * registers), with no shuffles. The activations come in the same order (lmx_x8_row). */
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const int8_t *qx, const float *dx,
-                                                                           const int32_t *s16, const uint8_t *w, int64_t K) {
-  const __m256i m4 = _mm256_set1_epi8(15);
-  const int16_t *h32 = lmx_x8_sums32(s16, K);
-  const int pf = LMX_PREFETCH_BYTES;
-  __m256 acc = _mm256_setzero_ps();
-  __m128 macc = _mm_setzero_ps();
-  for (int64_t b = 0; b < K / 256; b++) {
-    const uint8_t *p = w + b * 144;
-    lmx_prefetch_at(p + pf, 144);
-    uint64_t scales, mins;
-    lmx_scales_mins_k4(p + 4, &scales, &mins);
-    const __m128i s8 = _mm_cvtsi64_si128((long long)scales);
-    const int8_t *x = qx + 256 * b;
-#ifdef QD_PAIRS16
-    /* Lanes 2j and 2j + 1 (the halves of sub-block j) take sub-block j's scale. */
-    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
-    /* <= 8 x 2 x 15 x 127 = 30480 per int16 lane. */
-    __m256i sum = _mm256_setzero_si256();
-    for (int m = 0; m < 4; m++) {
-      const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
-      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * m))));
-      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * m + 32))));
-    }
-    const __m256i sumi = QD_DPWSSD(_mm256_setzero_si256(), sum, sc16);
-#else
-    /* With VNNI every int32 lane's 4 bytes are one sub-block of 32 (lanes 2j, 2j + 1 of
-     * the int16 view): one dpbusd per register leaves sub-block j's sum in lane j, 8 fewer
-     * operations per super-block than products summed in int16 and then weighted. */
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    for (int m = 0; m < 4; m++) {
-      const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
-      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      s0 = QD_DPBUSD(s0, lo, _mm256_loadu_si256((const __m256i *)(x + 64 * m)));
-      s1 = QD_DPBUSD(s1, hi, _mm256_loadu_si256((const __m256i *)(x + 64 * m + 32)));
-    }
-    const __m256i sumi = _mm256_mullo_epi32(_mm256_add_epi32(s0, s1), _mm256_cvtepu8_epi32(s8));
-#endif
-    int32_t dbits;
-    memcpy(&dbits, p, 4);
-    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits)), _mm_set1_ps(dx[8 * b]));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc);
-    const __m128i ms = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins)), _mm_loadu_si128((const __m128i *)(h32 + 8 * b)));
-    macc = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_shuffle_ps(dd, dd, 0x55), macc);
-  }
-  return lmx_hsum8(acc) - lmx_hsum4(macc);
-}
-
-/* Tokens of a decode batch per weight pass in the tiled kernels below (QD_KERNELS_TILED). */
-#define QD_TILE 4
-
-/* qdot_q4_k_i for nt (<= QD_TILE, a constant where inlined) tokens at once, records xs bytes
- * apart: each super-block's codes, scales and mins are unpacked once for all of them, and
- * every token takes exactly the integer and float steps of qdot_q4_k_i, so gets its bits. */
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
                                                                                int64_t os) {
@@ -356,6 +332,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
       hi[m] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
     }
 #ifdef QD_PAIRS16
+    /* Lanes 2j and 2j + 1 (the halves of sub-block j) take sub-block j's scale. */
     const __m256i sc = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(s8, s8));
 #else
     const __m256i sc = _mm256_cvtepu8_epi32(s8);
@@ -367,6 +344,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
     for (int t = 0; t < nt; t++) {
       const int8_t *x = x8 + t * xs + 256 * b;
 #ifdef QD_PAIRS16
+      /* <= 8 x 2 x 15 x 127 = 30480 per int16 lane. */
       __m256i sum = _mm256_setzero_si256();
       for (int m = 0; m < 4; m++) {
         sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(lo[m], _mm256_loadu_si256((const __m256i *)(x + 64 * m))));
@@ -374,6 +352,9 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
       }
       const __m256i sumi = QD_DPWSSD(_mm256_setzero_si256(), sum, sc);
 #else
+      /* With VNNI every int32 lane's 4 bytes are one sub-block of 32 (lanes 2j, 2j + 1 of
+       * the int16 view): one dpbusd per register leaves sub-block j's sum in lane j, 8 fewer
+       * operations per super-block than products summed in int16 and then weighted. */
       __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
       for (int m = 0; m < 4; m++) {
         s0 = QD_DPBUSD(s0, lo[m], _mm256_loadu_si256((const __m256i *)(x + 64 * m)));
@@ -390,40 +371,15 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]) - lmx_hsum4(macc[t]);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const int8_t *qx, const float *dx,
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const int8_t *qx, const float *dx,
                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
-  const int16_t *h16 = lmx_x8_sums16(s16, K);
-  const int pf = LMX_PREFETCH_BYTES;
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < K / 256; b++) {
-    const uint8_t *p = w + b * 210;
-    lmx_prefetch_at(p + pf, 210);
-    /* Lane l is sub-block l: the 16 scales in order. */
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
-    const int8_t *x = qx + 256 * b;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int h = 0; h < 2; h++) {
-      __m256i g[4];
-      lmx_q6k_codes_avx2(p, h, g);
-      const int8_t *xh = x + 128 * h;
-      /* <= 2 x 2 x 63 x 127 = 32004 per int16 lane. */
-      const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g[0], _mm256_loadu_si256((const __m256i *)xh)),
-                                         _mm256_maddubs_epi16(g[1], _mm256_loadu_si256((const __m256i *)(xh + 32))));
-      const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g[2], _mm256_loadu_si256((const __m256i *)(xh + 64))),
-                                         _mm256_maddubs_epi16(g[3], _mm256_loadu_si256((const __m256i *)(xh + 96))));
-      sumi = QD_DPWSSD(sumi, a, sc16);
-      sumi = QD_DPWSSD(sumi, c, sc16);
-    }
-    /* The -32 offsets: sum_l scale_l * (code sum of sub-block l), taken off in integers. */
-    const __m256i op = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(h16 + 16 * b)));
-    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(op, 5));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(lmx_f16_avx2(p + 208) * dx[8 * b]), acc);
-  }
-  return lmx_hsum8(acc);
+  (void)dx;
+  (void)s16;
+  float out;
+  QD(qdot_q4_k_i_tile)(qx, 0, 1, w, K, &out, 0);
+  return out;
 }
 
-/* qdot_q6_k_i for nt tokens at once (see qdot_q4_k_i_tile): codes and scales unpacked once
- * per super-block, every token's steps those of qdot_q6_k_i. */
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
                                                                                int64_t os) {
@@ -439,29 +395,40 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(c
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * 210;
     lmx_prefetch_at(p + pf, 210);
+    /* Lane l is sub-block l: the 16 scales in order. */
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
-    __m256i g[2][4];
-    lmx_q6k_codes_avx2(p, 0, g[0]);
-    lmx_q6k_codes_avx2(p, 1, g[1]);
-    const float d = lmx_f16_avx2(p + 208);
-    for (int t = 0; t < nt; t++) {
-      const int8_t *x = x8 + t * xs + 256 * b;
-      __m256i sumi = _mm256_setzero_si256();
-      for (int h = 0; h < 2; h++) {
-        const int8_t *xh = x + 128 * h;
-        const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g[h][0], _mm256_loadu_si256((const __m256i *)xh)),
-                                           _mm256_maddubs_epi16(g[h][1], _mm256_loadu_si256((const __m256i *)(xh + 32))));
-        const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g[h][2], _mm256_loadu_si256((const __m256i *)(xh + 64))),
-                                           _mm256_maddubs_epi16(g[h][3], _mm256_loadu_si256((const __m256i *)(xh + 96))));
-        sumi = QD_DPWSSD(sumi, a, sc16);
-        sumi = QD_DPWSSD(sumi, c, sc16);
+    __m256i sumi[QD_TILE];
+    for (int t = 0; t < nt; t++) sumi[t] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      __m256i g[4];
+      lmx_q6k_codes_avx2(p, h, g);
+      for (int t = 0; t < nt; t++) {
+        const int8_t *xh = x8 + t * xs + 256 * b + 128 * h;
+        /* <= 2 x 2 x 63 x 127 = 32004 per int16 lane. */
+        const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(g[0], _mm256_loadu_si256((const __m256i *)xh)),
+                                           _mm256_maddubs_epi16(g[1], _mm256_loadu_si256((const __m256i *)(xh + 32))));
+        const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(g[2], _mm256_loadu_si256((const __m256i *)(xh + 64))),
+                                           _mm256_maddubs_epi16(g[3], _mm256_loadu_si256((const __m256i *)(xh + 96))));
+        sumi[t] = QD_DPWSSD(QD_DPWSSD(sumi[t], a, sc16), c, sc16);
       }
+    }
+    for (int t = 0; t < nt; t++) {
+      /* The -32 offsets: sum_l scale_l * (code sum of sub-block l), taken off in integers. */
       const __m256i op = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(h16[t] + 16 * b)));
-      sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(op, 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dx[t][8 * b]), acc[t]);
+      const __m256i si = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(op, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_set1_ps(lmx_f16_avx2(p + 208) * dx[t][8 * b]), acc[t]);
     }
   }
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
+}
+
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const int8_t *qx, const float *dx,
+                                                                           const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)dx;
+  (void)s16;
+  float out;
+  QD(qdot_q6_k_i_tile)(qx, 0, 1, w, K, &out, 0);
+  return out;
 }
 
 /* FP4 (E2M1) codes as int8 at twice their value, so that every code is an integer:
@@ -574,42 +541,6 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4)(const 
  * 4k+3 all belong to sub-block k; their products (codes as doubled E2M1 values plus 12)
  * add up per lane and leave the 8 sub-block sums in order, and the 8 scales decode with a
  * shift and an add (no subnormal or NaN case is left: interleave.c re-encodes them). */
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4_i)(const int8_t *qx, const float *dx,
-                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)dx;
-  const float *k16 = lmx_x8_nvfp4_k16(s16, K);
-  const int32_t *o16 = (const int32_t *)(k16 + lmx_x8_nvfp4_lanes(K));
-  const __m256i e2m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lmx_e2m1x2p12)), m4 = _mm256_set1_epi8(15);
-  const __m256i bias = _mm256_set1_epi32(116 << 23);
-  const int pf = LMX_PREFETCH_BYTES;
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < K / 128; b++, w += 72, qx += 128, k16 += 8, o16 += 8) {
-    lmx_prefetch_at(w + pf, 72);
-    const __m256i q0 = _mm256_loadu_si256((const __m256i *)(w + 8)), q1 = _mm256_loadu_si256((const __m256i *)(w + 40));
-    const __m256i c0 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q0, m4));
-    const __m256i c1 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q0, 4), m4));
-    const __m256i c2 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(q1, m4));
-    const __m256i c3 = _mm256_shuffle_epi8(e2m1, _mm256_and_si256(_mm256_srli_epi16(q1, 4), m4));
-    const __m256i x0 = _mm256_loadu_si256((const __m256i *)qx), x1 = _mm256_loadu_si256((const __m256i *)(qx + 32));
-    const __m256i x2 = _mm256_loadu_si256((const __m256i *)(qx + 64)), x3 = _mm256_loadu_si256((const __m256i *)(qx + 96));
-#ifdef QD_PAIRS16
-    /* <= 4 x 2 x 24 x 127 = 24384 per int16 lane. */
-    const __m256i p16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, x0), _mm256_maddubs_epi16(c1, x1)),
-                                         _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3)));
-    const __m256i sums = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-#else
-    const __m256i sums = QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), c0, x0), c1, x1), c2, x2), c3, x3);
-#endif
-    const __m256i i = _mm256_sub_epi32(sums, _mm256_loadu_si256((const __m256i *)o16));
-    const __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w));
-    const __m256 k = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_add_epi32(_mm256_slli_epi32(sc, 20), bias)), _mm256_loadu_ps(k16));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), k, acc);
-  }
-  return lmx_hsum8(acc);
-}
-
-/* qdot_nvfp4_i for nt tokens at once (see qdot_q4_k_i_tile): the codes' table lookups and
- * the scales decoded once per block, every token's steps those of qdot_nvfp4_i. */
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_nvfp4_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                 const uint8_t *w, int64_t K, float *out,
                                                                                 int64_t os) {
@@ -639,6 +570,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_nvfp4_i_tile)(
       const __m256i x0 = _mm256_loadu_si256((const __m256i *)qx), x1 = _mm256_loadu_si256((const __m256i *)(qx + 32));
       const __m256i x2 = _mm256_loadu_si256((const __m256i *)(qx + 64)), x3 = _mm256_loadu_si256((const __m256i *)(qx + 96));
 #ifdef QD_PAIRS16
+      /* <= 4 x 2 x 24 x 127 = 24384 per int16 lane. */
       const __m256i p16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, x0), _mm256_maddubs_epi16(c1, x1)),
                                            _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3)));
       const __m256i sums = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
@@ -653,57 +585,13 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_nvfp4_i_tile)(
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
 }
 
-/* qdot_q8_0_i for nt tokens at once (see qdot_q4_k_i_tile): each group's codes made
- * unsigned (VNNI) and its scales converted once, every token's steps those of qdot_q8_0_i. */
-static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q8_0_i_tile)(const int8_t *x8, int64_t xs, int nt,
-                                                                               const uint8_t *w, int64_t K, float *out,
-                                                                               int64_t os) {
-  const int pf = LMX_PREFETCH_BYTES;
-  const float *dx[QD_TILE];
-#ifndef QD_PAIRS16
-  const int16_t *h32[QD_TILE];
-#endif
-  __m256 acc[QD_TILE];
-  for (int t = 0; t < nt; t++) {
-    dx[t] = (const float *)(x8 + t * xs + K);
-#ifndef QD_PAIRS16
-    h32[t] = lmx_x8_sums32((const int32_t *)(dx[t] + K / 32), K);
-#endif
-    acc[t] = _mm256_setzero_ps();
-  }
-  for (int64_t g = 0; g < K / 256; g++) {
-    const uint8_t *p = w + g * 272;
-    lmx_prefetch_at(p + pf, 272);
-    __m256i wq[8];
-    for (int b = 0; b < 8; b++) {
-      wq[b] = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * b));
-#ifndef QD_PAIRS16
-      wq[b] = _mm256_xor_si256(wq[b], _mm256_set1_epi8((char)0x80));
-#endif
-    }
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-    for (int t = 0; t < nt; t++) {
-      const int8_t *x = x8 + t * xs + 256 * g;
-      __m256i s[8];
-      for (int b = 0; b < 8; b++) {
-        const __m256i xq = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
-#ifdef QD_PAIRS16
-        s[b] = QD_DPBUSD(_mm256_setzero_si256(), _mm256_sign_epi8(wq[b], wq[b]), _mm256_sign_epi8(xq, wq[b]));
-#else
-        s[b] = QD_DPBUSD(_mm256_setzero_si256(), wq[b], xq);
-#endif
-      }
-      const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-      const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
-      __m256i r = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
-#ifndef QD_PAIRS16
-      r = _mm256_sub_epi32(r, _mm256_slli_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(h32[t] + 8 * g))), 7));
-#endif
-      const __m256 k = _mm256_mul_ps(d, _mm256_loadu_ps(dx[t] + 8 * g));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), k, acc[t]);
-    }
-  }
-  for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4_i)(const int8_t *qx, const float *dx,
+                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)dx;
+  (void)s16;
+  float out;
+  QD(qdot_nvfp4_i_tile)(qx, 0, 1, w, K, &out, 0);
+  return out;
 }
 
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
