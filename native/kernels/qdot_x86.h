@@ -109,7 +109,7 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const i
  * register by horizontal adds, and the group takes one float step: its scales converted
  * together times the 8 activation scales. Q8_0 gathers 4 scales with scalar loads and
  * takes a float step per block.
- * The interleaved types' dots (Q8_0_I, Q4_K_I, Q6_K_I, NVFP4_I) take nt <= QD_TILE tokens
+ * The dots of Q8_0_I, Q4_K_I, Q6_K_I, NVFP4_I, Q4_K and Q5_K take nt <= QD_TILE tokens
  * of a decode batch at once (nt a constant where inlined; records xs bytes apart): each
  * block's codes and scales are unpacked once for all of them, and every token takes
  * exactly the integer and float steps it takes alone (nt = 1), so gets the same bits. */
@@ -209,23 +209,30 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_1)(const i
  * unpacked with scalar integer operations (lmx_scales_mins_k4) and each sub-block's scale
  * is spread over a register by a byte shuffle. The mins term is summed per lane in a
  * separate float accumulator and reduced once per row. */
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int8_t *qx, const float *dx,
-                                                                        const int32_t *s16, const uint8_t *w,
-                                                                        int64_t K, const int five) {
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_k4_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                           const uint8_t *w, int64_t K, float *out,
+                                                                           int64_t os, const int five) {
   const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
   const int bytes = five ? 176 : 144, qoff = five ? 48 : 16, pf = LMX_PREFETCH_BYTES;
-  const int16_t *h32 = lmx_x8_sums32(s16, K);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 macc = _mm_setzero_ps();
+  const float *dx[QD_TILE];
+  const int16_t *h32[QD_TILE];
+  __m256 acc[QD_TILE];
+  __m128 macc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+    h32[t] = lmx_x8_sums32((const int32_t *)(dx[t] + K / 32), K);
+    acc[t] = _mm256_setzero_ps();
+    macc[t] = _mm_setzero_ps();
+  }
   for (int64_t b = 0; b < K / 256; b++) {
     const uint8_t *p = w + b * bytes;
     lmx_prefetch_at(p + pf, bytes);
     uint64_t scales, mins;
     lmx_scales_mins_k4(p + 4, &scales, &mins);
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scales)));
-    const int8_t *x = qx + 256 * b;
     const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
-    __m256i sumi = _mm256_setzero_si256();
+    __m256i sumi[QD_TILE];
+    for (int t = 0; t < nt; t++) sumi[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
       __m256i q = _mm256_loadu_si256((const __m256i *)(p + qoff + 32 * c));
       __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -233,35 +240,61 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_k4)(const int
         lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
       }
-      __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(x + 64 * c)));
-      __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32)));
       const __m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((4 * c + 1) << 8) | (4 * c))));
       const __m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(((4 * c + 3) << 8) | (4 * c + 2))));
-      sumi = QD_DPWSSD(sumi, p0, s0);
-      sumi = QD_DPWSSD(sumi, p1, s1);
+      for (int t = 0; t < nt; t++) {
+        const int8_t *x = x8 + t * xs + 256 * b + 64 * c;
+        const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)x));
+        const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(x + 32)));
+        sumi[t] = QD_DPWSSD(QD_DPWSSD(sumi[t], p0, s0), p1, s1);
+      }
     }
-    /* d and dmin times the activations' scale, from one 4-byte load. */
+    /* d and dmin, from one 4-byte load, times each token's activation scale. */
     int32_t dbits;
     memcpy(&dbits, p, 4);
-    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dbits)), _mm_set1_ps(dx[8 * b]));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc);
-    /* Σ min_j * (code sum of sub-block j): pairs of int16 products, 4 lanes. */
-    const __m128i ms = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins)), _mm_loadu_si128((const __m128i *)(h32 + 8 * b)));
-    macc = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_shuffle_ps(dd, dd, 0x55), macc);
+    const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(dbits));
+    const __m128i mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins));
+    for (int t = 0; t < nt; t++) {
+      const __m128 dd = _mm_mul_ps(d, _mm_set1_ps(dx[t][8 * b]));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_broadcastss_ps(dd), acc[t]);
+      /* Σ min_j * (code sum of sub-block j): pairs of int16 products, 4 lanes. */
+      const __m128i ms = _mm_madd_epi16(mn, _mm_loadu_si128((const __m128i *)(h32[t] + 8 * b)));
+      macc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_shuffle_ps(dd, dd, 0x55), macc[t]);
+    }
   }
-  return lmx_hsum8(acc) - lmx_hsum4(macc);
+  for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]) - lmx_hsum4(macc[t]);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k)(const int8_t *qx, const float *dx,
-                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
-  return QD(qdot_k4)(qx, dx, s16, w, K, 0);
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                             const uint8_t *w, int64_t K, float *out,
+                                                                             int64_t os) {
+  QD(qdot_k4_tile)(x8, xs, nt, w, K, out, os, 0);
 }
 
 /* Q5_K: Q4_K's layout plus a fifth bit per code in qh (bit 2c for the low nibbles of
  * chunk c, bit 2c+1 for the high ones). */
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q5_k_tile)(const int8_t *x8, int64_t xs, int nt,
+                                                                             const uint8_t *w, int64_t K, float *out,
+                                                                             int64_t os) {
+  QD(qdot_k4_tile)(x8, xs, nt, w, K, out, os, 1);
+}
+
+static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k)(const int8_t *qx, const float *dx,
+                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
+  (void)dx;
+  (void)s16;
+  float out;
+  QD(qdot_q4_k_tile)(qx, 0, 1, w, K, &out, 0);
+  return out;
+}
+
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_k)(const int8_t *qx, const float *dx,
                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
-  return QD(qdot_k4)(qx, dx, s16, w, K, 1);
+  (void)dx;
+  (void)s16;
+  float out;
+  QD(qdot_q5_k_tile)(qx, 0, 1, w, K, &out, 0);
+  return out;
 }
 
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const int8_t *qx, const float *dx,
@@ -648,8 +681,8 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
 #define QD_BATCH_q4_1(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q5_0(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q5_1(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q4_k(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q5_k(X) QD_BATCH_LOOP(X)
+#define QD_BATCH_q4_k(X) QD_BATCH_TILED(X)
+#define QD_BATCH_q5_k(X) QD_BATCH_TILED(X)
 #define QD_BATCH_q6_k(X) QD_BATCH_LOOP(X)
 #define QD_BATCH_q4_k_i(X) QD_BATCH_TILED(X)
 #define QD_BATCH_q6_k_i(X) QD_BATCH_TILED(X)
