@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loadModel } from "../model.js";
+import { chunkWithoutPadding } from "./runner.js";
 import { StopMatcher } from "./stop.js";
 
 describe("stop strings", () => {
@@ -15,6 +16,18 @@ describe("stop strings", () => {
     assert.equal(m2.push("sto") + m2.push("p!") + m2.flush(), "");
     const m3 = new StopMatcher(["xyz"]);
     assert.equal(m3.push("abc x") + m3.flush(), "abc x");
+  });
+});
+
+describe("prompt chunks", () => {
+  it("stop short of 1-8 rows past 16 or a multiple of 32, which would pad to the next size", () => {
+    assert.equal(chunkWithoutPadding(0, 40), 32);
+    assert.equal(chunkWithoutPadding(0, 20), 16);
+    assert.equal(chunkWithoutPadding(3, 37), 29); // with 3 decode rows: 32 in all
+    assert.equal(chunkWithoutPadding(0, 49), 49); // 17 past 32: padding to 64 costs no more
+    assert.equal(chunkWithoutPadding(0, 12), 12);
+    assert.equal(chunkWithoutPadding(0, 256), 256);
+    assert.equal(chunkWithoutPadding(32, 4), 4); // too short to leave anything behind
   });
 });
 
@@ -48,6 +61,32 @@ describe("runner", async () => {
     const cold = model.generate(longer, { temperature: 0, numPredict: 12 });
     assert.equal(await cold.text(), warmText);
     assert.equal((await cold.stats).cachedTokens, 0);
+  });
+
+  it("feeds a 40-token prompt as 32 tokens and then 8", async () => {
+    const ids = model.tokenizer
+      .encode(
+        "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n".repeat(
+          3,
+        ),
+      )
+      .slice(0, 40);
+    assert.equal(ids.length, 40);
+    const sizes: number[] = [];
+    const engine = model.engine;
+    const forward = engine.forward.bind(engine);
+    engine.forward = (batch, samplers) => {
+      sizes.push(batch.tokens.length);
+      return forward(batch, samplers);
+    };
+    try {
+      model.reset();
+      const text = await model.generate(ids, { temperature: 0, numPredict: 3 }).text();
+      assert.deepEqual(sizes.slice(0, 2), [32, 8]);
+      assert.ok(text.length > 0);
+    } finally {
+      engine.forward = forward;
+    }
   });
 
   it("stops within a step when the signal aborts", async () => {
