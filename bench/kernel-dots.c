@@ -6,11 +6,12 @@
  * compare two builds by alternating them. Each type is timed one row per call and as one
  * call over all rows (what decode runs: the difference is the per-call cost). Block
  * scales are set to ordinary values (random f16 bytes would include subnormals, which
- * cost several times more on some CPUs). The interleaved types (q4_K_I, q6_K_I, nvfp4_I, q8_0_I) are what
- * the cpu backend runs for Q4_K, Q6_K, NVFP4 and Q8_0 weights. After each type, two more
+ * cost several times more on some CPUs). The interleaved types (q4_K_I, q6_K_I, nvfp4_I,
+ * q8_0_I) are what the cpu backend runs for Q4_K, Q6_K, NVFP4 and Q8_0 weights. Then, per
+ * type: decode batches of 4 and 16 tokens on hot rows (ns per row and token), and two
  * figures from the same cold buffer: "layers", the 0.6B's matrices one call each as decode
- * runs them (the cost of matrix boundaries), and "read", a plain streaming read (what the
- * bandwidth probe does): kernel, boundaries and memory, side by side in one run.
+ * runs them (the cost of matrix boundaries), and "read", the bandwidth probe's streaming
+ * read: kernel, boundaries and memory, side by side in one run.
  *
  *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
  */
@@ -18,14 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
+#include "lmx.h"
 #include "simd.h"
 
 static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+  return (double)lmx_now_ns() * 1e-9;
 }
 
 /* Bytes per 1024-wide row and the offsets of f16 scales within a block (-1: none). */
@@ -42,21 +41,14 @@ static const struct {
     {"nvfp4_I", LMX_NVFP4_I, 128, 72, {-1, -1}}, {"q8_0_I", LMX_Q8_0_I, 256, 272, {-1, -1}},
 };
 
-/* A plain streaming read of the same buffer (as the bandwidth probe reads): the bound the
- * cold dots are measured against, taken beside them. */
-static LMX_AVX2 double read_gbs(const uint8_t *w, size_t bytes) {
+/* The bandwidth probe's read (lmx_stream_read) over the same buffer, one thread, best of 3:
+ * the bound the cold dots are measured against, taken beside them. */
+static double read_gbs(const uint8_t *w, size_t bytes) {
   double best = 1e9;
   volatile float sink = 0;
   for (int r = 0; r < 3; r++) {
     const double t0 = now();
-    __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
-    for (size_t i = 0; i + 128 <= bytes; i += 128) {
-      a = _mm256_add_ps(a, _mm256_load_ps((const float *)(w + i)));
-      b = _mm256_add_ps(b, _mm256_load_ps((const float *)(w + i + 32)));
-      c = _mm256_add_ps(c, _mm256_load_ps((const float *)(w + i + 64)));
-      d = _mm256_add_ps(d, _mm256_load_ps((const float *)(w + i + 96)));
-    }
-    sink += lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    sink += lmx_stream_read((const float *)w, bytes / sizeof(float));
     const double dt = now() - t0;
     if (dt < best) best = dt;
   }
@@ -191,7 +183,7 @@ int main(int argc, char **argv) {
     int layers = 0;
     const double lg = layers_gbs(dotn, TYPES[t].dtype, TYPES[t].block, TYPES[t].bytes, w, (size_t)(rowsCold * rowBytes), outs, &layers);
     printf("%-6s layers %5.1f GB/s (%d layers of the 0.6B's matrices, one call each)\n", TYPES[t].name, lg, layers);
-    printf("%-6s read   %5.1f GB/s (a plain streaming read of the cold buffer)\n", TYPES[t].name,
+    printf("%-6s read   %5.1f GB/s (the bandwidth probe's streaming read of the cold buffer)\n", TYPES[t].name,
            read_gbs(w, (size_t)(rowsCold * rowBytes)));
     free(outs);
     free(w);

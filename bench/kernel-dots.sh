@@ -7,5 +7,6 @@ mkdir -p "$root/bench/.cache"
 out="$root/bench/.cache/kernel-dots"
 gcc -O3 -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Wno-unused-parameter -I"$root/native" -o "$out" \
   "$root/bench/kernel-dots.c" "$root/native/kernels/qdot.c" "$root/native/kernels/dequant.c" "$root/native/kernels/unpack.c" "$root/native/kernels/interleave.c" \
-  "$root/native/cpu.c" "$root/native/kernels/convert.c" -lm -lpthread
+  "$root/native/kernels/bandwidth.c" "$root/native/cpu.c" "$root/native/pool.c" "$root/native/huge_pages.c" \
+  "$root/native/kernels/convert.c" -lm -lpthread
 exec "$out" "$@"

@@ -127,6 +127,8 @@ int lmx_pool_threads(void);
 void lmx_pool_set_threads(int n);
 /* Runs fn(arg, ith, nth) on all threads and returns when every thread is done. */
 void lmx_pool_run(void (*fn)(void *arg, int ith, int nth), void *arg);
+/* CLOCK_MONOTONIC in nanoseconds (the pool's spin timing, profiles, load timings). */
+int64_t lmx_now_ns(void);
 /* Waits until all threads reached this point (only inside lmx_pool_run). */
 void lmx_pool_barrier(int nth);
 /* This thread's scratch buffer of at least n floats (valid until the next call). */
@@ -139,6 +141,9 @@ float *lmx_scratch_out(size_t n);
 
 /* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
 double lmx_bandwidth_probe(size_t bytes, int repeats);
+/* One thread's streaming read of n floats at p (64-byte aligned), as the probe reads: their
+ * sum, so the reads cannot be dropped. */
+float lmx_stream_read(const float *p, size_t n);
 
 /* Transparent huge pages (huge_pages.c). */
 #define LMX_HUGE_PAGE ((size_t)2 << 20)
@@ -177,7 +182,6 @@ void lmx_plan_execute(const lmx_plan *plan);
 #define LMX_PROFILE_SAMPLE 81
 #define LMX_PROFILE_KEYS 82
 _Static_assert(LMX_PROFILE_MATMUL + 2 * LMX_Q8_0_I + 1 < LMX_PROFILE_SYNC, "profile keys of matmul types overlap");
-int64_t lmx_now_ns(void);
 void lmx_profile_enable(int on);
 int lmx_profile_on(void);
 void lmx_profile_add(int key, int64_t ns);
@@ -243,11 +247,11 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 int32_t lmx_interleaved_type(int32_t dtype, int64_t cols);
 /* The GGUF type an interleaved type is made from (any other type: itself). */
 int32_t lmx_interleaved_base(int32_t dtype);
-/* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks; Q8_0_I: 8 Q8_0 blocks) from the GGUF
- * type dtype at src, interleaved into dst (same size). */
+/* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks; Q8_0_I: 8 Q8_0
+ * blocks) from the GGUF type dtype at src, interleaved into dst (same size). */
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks);
-/* One interleaved block back in its GGUF layout (NVFP4_I: two blocks, Q8_0_I: eight; zero and NaN scales
- * come back as zero scales over zero codes, the same values). */
+/* One interleaved block back in its GGUF layout (NVFP4_I: two blocks, Q8_0_I: eight; zero
+ * and NaN scales come back as zero scales over zero codes, the same values). */
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst);
 /* The 128 codes of an NVFP4_I block in element order, each mapped through table[16]. */
 void lmx_nvfp4i_codes(const uint8_t *p, const uint8_t *table, uint8_t *u);

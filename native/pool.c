@@ -47,6 +47,12 @@ typedef struct {
 static pool_t P = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER;
 
+int64_t lmx_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 #define now_ns lmx_now_ns
 
 static void *worker(void *p) {

@@ -3,19 +3,12 @@
  * other threads' imbalance. Off by default: two clock reads per node when on. */
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 #include "lmx.h"
 
 static _Atomic int enabled;
 static int64_t ns[LMX_PROFILE_KEYS];
 static int64_t calls[LMX_PROFILE_KEYS];
-
-int64_t lmx_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 void lmx_profile_enable(int on) {
   atomic_store(&enabled, on);

@@ -1,13 +1,13 @@
 /* A memory-bandwidth probe on lmx's own thread pool: streaming reads over a buffer far
  * larger than the caches, the bound that decode speed is measured against. The buffer is
  * asked for in 2 MiB pages, as the weights are (so LMX_HUGE_PAGES=0 turns it off for both):
- * the repacked weights live in huge pages (huge_pages.c), and a
- * single thread reads ~20% faster from them than from 4 KiB pages (Zen 4, session 19:
- * 32-35 against 25-30 GB/s), so a probe in 4 KiB pages would understate the bound. */
+ * the repacked weights live in huge pages (huge_pages.c), and a single thread reads ~20%
+ * faster from them than from 4 KiB pages (Zen 4, session 19: 32-35 against 25-30 GB/s),
+ * so a probe in 4 KiB pages would understate the bound. bench/kernel-dots times the same
+ * read (lmx_stream_read) beside the decode dots. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "../simd.h"
 
@@ -17,16 +17,16 @@ typedef struct {
   float sink[256];
 } probe_job;
 
-static void probe_scalar(const float *p, size_t n, float *sink) {
+static float read_scalar(const float *p, size_t n) {
   float a = 0, b = 0, c = 0, d = 0;
   for (size_t i = 0; i + 4 <= n; i += 4) {
     a += p[i]; b += p[i + 1]; c += p[i + 2]; d += p[i + 3];
   }
-  *sink = a + b + c + d;
+  return a + b + c + d;
 }
 
 #ifdef LMX_X86
-static LMX_AVX2 void probe_avx2(const float *p, size_t n, float *sink) {
+static LMX_AVX2 float read_avx2(const float *p, size_t n) {
   __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
   for (size_t i = 0; i + 32 <= n; i += 32) {
     a = _mm256_add_ps(a, _mm256_load_ps(p + i));
@@ -34,25 +34,23 @@ static LMX_AVX2 void probe_avx2(const float *p, size_t n, float *sink) {
     c = _mm256_add_ps(c, _mm256_load_ps(p + i + 16));
     d = _mm256_add_ps(d, _mm256_load_ps(p + i + 24));
   }
-  *sink = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+  return lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
 }
 #endif
+
+float lmx_stream_read(const float *p, size_t n) {
+#ifdef LMX_X86
+  if (lmx_use_avx2()) return read_avx2(p, n);
+#endif
+  return read_scalar(p, n);
+}
 
 static void probe(void *arg, int ith, int nth) {
   probe_job *j = (probe_job *)arg;
   int64_t lo, hi;
   lmx_split((int64_t)j->n, 64, ith, nth, &lo, &hi);
   if (lo >= hi) return;
-#ifdef LMX_X86
-  if (lmx_use_avx2()) { probe_avx2(j->buf + lo, (size_t)(hi - lo), &j->sink[ith & 255]); return; }
-#endif
-  probe_scalar(j->buf + lo, (size_t)(hi - lo), &j->sink[ith & 255]);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
+  j->sink[ith & 255] = lmx_stream_read(j->buf + lo, (size_t)(hi - lo));
 }
 
 double lmx_bandwidth_probe(size_t bytes, int repeats) {
@@ -66,9 +64,9 @@ double lmx_bandwidth_probe(size_t bytes, int repeats) {
   j.buf = buf;
   double best = 0;
   for (int r = 0; r < repeats; r++) {
-    double t0 = now_s();
+    const int64_t t0 = lmx_now_ns();
     lmx_pool_run(probe, &j);
-    double gbs = (double)j.n * sizeof(float) / (now_s() - t0) / 1e9;
+    const double gbs = (double)len / (double)(lmx_now_ns() - t0); /* bytes per ns */
     if (gbs > best) best = gbs;
   }
   munmap(buf, len);

@@ -114,6 +114,17 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0)(const i
  * block's codes and scales are unpacked once for all of them, and every token takes
  * exactly the integer and float steps it takes alone (nt = 1), so gets the same bits. */
 #define QD_TILE 4
+/* qdot_X, the one-token dot the decode loop calls, as qdot_X_tile at nt = 1. */
+#define QD_ONE_TOKEN(X)                                                                                       \
+  static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_##X)(const int8_t *qx, const float *dx,  \
+                                                                          const int32_t *s16, const uint8_t *w, \
+                                                                          int64_t K) {                        \
+    (void)dx;                                                                                                 \
+    (void)s16;                                                                                                \
+    float out;                                                                                                \
+    QD(qdot_##X##_tile)(qx, 0, 1, w, K, &out, 0);                                                             \
+    return out;                                                                                               \
+  }
 
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q8_0_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
@@ -168,15 +179,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q8_0_i_tile)(c
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q8_0_i)(const int8_t *qx, const float *dx,
-                                                                           const int32_t *s16, const uint8_t *w,
-                                                                           int64_t K) {
-  (void)dx;
-  (void)s16;
-  float out;
-  QD(qdot_q8_0_i_tile)(qx, 0, 1, w, K, &out, 0);
-  return out;
-}
+QD_ONE_TOKEN(q8_0_i)
 
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_0)(const int8_t *qx, const float *dx,
                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
@@ -279,23 +282,8 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q5_k_tile)(con
   QD(qdot_k4_tile)(x8, xs, nt, w, K, out, os, 1);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k)(const int8_t *qx, const float *dx,
-                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)dx;
-  (void)s16;
-  float out;
-  QD(qdot_q4_k_tile)(qx, 0, 1, w, K, &out, 0);
-  return out;
-}
-
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q5_k)(const int8_t *qx, const float *dx,
-                                                                         const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)dx;
-  (void)s16;
-  float out;
-  QD(qdot_q5_k_tile)(qx, 0, 1, w, K, &out, 0);
-  return out;
-}
+QD_ONE_TOKEN(q4_k)
+QD_ONE_TOKEN(q5_k)
 
 static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k)(const int8_t *qx, const float *dx,
                                                                          const int32_t *s16, const uint8_t *w, int64_t K) {
@@ -404,14 +392,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]) - lmx_hsum4(macc[t]);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q4_k_i)(const int8_t *qx, const float *dx,
-                                                                           const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)dx;
-  (void)s16;
-  float out;
-  QD(qdot_q4_k_i_tile)(qx, 0, 1, w, K, &out, 0);
-  return out;
-}
+QD_ONE_TOKEN(q4_k_i)
 
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
@@ -455,14 +436,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(c
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_q6_k_i)(const int8_t *qx, const float *dx,
-                                                                           const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)dx;
-  (void)s16;
-  float out;
-  QD(qdot_q6_k_i_tile)(qx, 0, 1, w, K, &out, 0);
-  return out;
-}
+QD_ONE_TOKEN(q6_k_i)
 
 /* FP4 (E2M1) codes as int8 at twice their value, so that every code is an integer:
  * {0, .5, 1, 1.5, 2, 3, 4, 6} x 2 and negatives; block scales are halved to match. */
@@ -618,14 +592,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_nvfp4_i_tile)(
   for (int t = 0; t < nt; t++) out[t * os] = lmx_hsum8(acc[t]);
 }
 
-static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_nvfp4_i)(const int8_t *qx, const float *dx,
-                                                                            const int32_t *s16, const uint8_t *w, int64_t K) {
-  (void)dx;
-  (void)s16;
-  float out;
-  QD(qdot_nvfp4_i_tile)(qx, 0, 1, w, K, &out, 0);
-  return out;
-}
+QD_ONE_TOKEN(nvfp4_i)
 
 /* MXFP4: 32 elements per block under a power-of-two scale; byte j holds elements j (low)
  * and j+16 (high). */
@@ -645,17 +612,9 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
   return lmx_hsum8(acc);
 }
 
-/* Each kernel takes a run of consecutive rows for every token of a decode batch
- * (lmx_qdotn_fn): the row's dot is inlined, so there is no call and no setup of constants
- * per row, and every row and token gets the same arithmetic, so the same bits, whatever
- * the run and the batch; each row's tokens while it is in L1. One token, the common case,
- * has its own loop (the general one cost Q4_K hot rows ~4%, session 7), which alternates
- * between the two halves of the run: two sequential weight streams in flight on the core
- * instead of one made one thread's decode 5-10% faster on Zen 4 (Q4_K_M 53.1/52.0/53.3/
- * 53.7 -> 55.7/55.4/56.6/56.8 tok/s, Q8_0 and NVFP4 alike, alternating builds); two
- * threads, already two streams, unchanged within the noise. */
 /* A decode batch (T > 1): each row's tokens while it is in L1, one token at a time, or for
- * the types with a tiled dot QD_TILE at a time (the weights unpacked once per tile). */
+ * the types with a tiled dot QD_TILE at a time (the weights unpacked once per tile): the
+ * second argument of QD_KERNELS, LOOP or TILED. */
 #define QD_BATCH_LOOP(X)                                                                                     \
   for (int64_t i = 0; i < n; i++)                                                                            \
     for (int64_t t = 0; t < T; t++) {                                                                        \
@@ -669,74 +628,56 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
       const int8_t *qx = x8 + t * xs;                                                                        \
       float *o = out + t * os + i;                                                                           \
       switch (T - t < QD_TILE ? T - t : QD_TILE) {                                                           \
-        case 1: QD(qdot_##X##_tile)(qx, xs, 1, w + i * rb, K, o, os); break;                                \
-        case 2: QD(qdot_##X##_tile)(qx, xs, 2, w + i * rb, K, o, os); break;                                \
-        case 3: QD(qdot_##X##_tile)(qx, xs, 3, w + i * rb, K, o, os); break;                                \
-        default: QD(qdot_##X##_tile)(qx, xs, 4, w + i * rb, K, o, os); break;                               \
+        case 1: QD(qdot_##X##_tile)(qx, xs, 1, w + i * rb, K, o, os); break;                                 \
+        case 2: QD(qdot_##X##_tile)(qx, xs, 2, w + i * rb, K, o, os); break;                                 \
+        case 3: QD(qdot_##X##_tile)(qx, xs, 3, w + i * rb, K, o, os); break;                                 \
+        default: QD(qdot_##X##_tile)(qx, xs, 4, w + i * rb, K, o, os); break;                                \
       }                                                                                                      \
     }
-#define QD_BATCH_q8_0(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q8_0_i(X) QD_BATCH_TILED(X)
-#define QD_BATCH_q4_0(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q4_1(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q5_0(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q5_1(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q4_k(X) QD_BATCH_TILED(X)
-#define QD_BATCH_q5_k(X) QD_BATCH_TILED(X)
-#define QD_BATCH_q6_k(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_q4_k_i(X) QD_BATCH_TILED(X)
-#define QD_BATCH_q6_k_i(X) QD_BATCH_TILED(X)
-#define QD_BATCH_nvfp4_i(X) QD_BATCH_TILED(X)
-#define QD_BATCH_nvfp4(X) QD_BATCH_LOOP(X)
-#define QD_BATCH_mxfp4(X) QD_BATCH_LOOP(X)
-
-#define QD_KERNELS(X)                                                                                         \
+/* Each kernel takes a run of consecutive rows for every token of a decode batch
+ * (lmx_qdotn_fn): the row's dot is inlined, so there is no call and no setup of constants
+ * per row, and every row and token gets the same arithmetic, so the same bits, whatever
+ * the run and the batch; each row's tokens while it is in L1. One token, the common case,
+ * has its own loop (the general one cost Q4_K hot rows ~4%, session 7), which alternates
+ * between the two halves of the run: two sequential weight streams in flight on the core
+ * instead of one made one thread's decode 5-10% faster on Zen 4 (Q4_K_M 53.1/52.0/53.3/
+ * 53.7 -> 55.7/55.4/56.6/56.8 tok/s, Q8_0 and NVFP4 alike, alternating builds); two
+ * threads, already two streams, unchanged within the noise. */
+#define QD_KERNELS(X, BATCH)                                                                                  \
   QD_ATTR void QD(lmx_qdotn_##X)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb,       \
-                                 int64_t n, int64_t K, float *out, int64_t os) {                             \
-    if (T == 1) {                                                                                            \
-      const float *dx = (const float *)(x8 + K);                                                             \
-      const int32_t *s16 = (const int32_t *)(dx + K / 32);                                                   \
-      const int64_t h = n / 2;                                                                               \
-      for (int64_t i = 0; i < h; i++) {                                                                      \
-        out[i] = QD(qdot_##X)(x8, dx, s16, w + i * rb, K);                                                   \
-        out[i + h] = QD(qdot_##X)(x8, dx, s16, w + (i + h) * rb, K);                                         \
-      }                                                                                                      \
-      if (n & 1) out[n - 1] = QD(qdot_##X)(x8, dx, s16, w + (n - 1) * rb, K);                                \
-      return;                                                                                                \
-    }                                                                                                        \
-    QD_BATCH_##X(X)                                                                                          \
+                                 int64_t n, int64_t K, float *out, int64_t os) {                              \
+    if (T == 1) {                                                                                             \
+      const float *dx = (const float *)(x8 + K);                                                              \
+      const int32_t *s16 = (const int32_t *)(dx + K / 32);                                                    \
+      const int64_t h = n / 2;                                                                                \
+      for (int64_t i = 0; i < h; i++) {                                                                       \
+        out[i] = QD(qdot_##X)(x8, dx, s16, w + i * rb, K);                                                    \
+        out[i + h] = QD(qdot_##X)(x8, dx, s16, w + (i + h) * rb, K);                                          \
+      }                                                                                                       \
+      if (n & 1) out[n - 1] = QD(qdot_##X)(x8, dx, s16, w + (n - 1) * rb, K);                                 \
+      return;                                                                                                 \
+    }                                                                                                         \
+    QD_BATCH_##BATCH(X)                                                                                       \
   }
-QD_KERNELS(q8_0)
-QD_KERNELS(q8_0_i)
-QD_KERNELS(q4_0)
-QD_KERNELS(q4_1)
-QD_KERNELS(q5_0)
-QD_KERNELS(q5_1)
-QD_KERNELS(q4_k)
-QD_KERNELS(q5_k)
-QD_KERNELS(q6_k)
-QD_KERNELS(q4_k_i)
-QD_KERNELS(q6_k_i)
-QD_KERNELS(nvfp4_i)
-QD_KERNELS(nvfp4)
-QD_KERNELS(mxfp4)
+QD_KERNELS(q8_0, LOOP)
+QD_KERNELS(q8_0_i, TILED)
+QD_KERNELS(q4_0, LOOP)
+QD_KERNELS(q4_1, LOOP)
+QD_KERNELS(q5_0, LOOP)
+QD_KERNELS(q5_1, LOOP)
+QD_KERNELS(q4_k, TILED)
+QD_KERNELS(q5_k, TILED)
+QD_KERNELS(q6_k, LOOP)
+QD_KERNELS(q4_k_i, TILED)
+QD_KERNELS(q6_k_i, TILED)
+QD_KERNELS(nvfp4_i, TILED)
+QD_KERNELS(nvfp4, LOOP)
+QD_KERNELS(mxfp4, LOOP)
 #undef QD_KERNELS
+#undef QD_ONE_TOKEN
+#undef QD_TILE
 #undef QD_BATCH_LOOP
 #undef QD_BATCH_TILED
-#undef QD_BATCH_q8_0
-#undef QD_BATCH_q8_0_i
-#undef QD_BATCH_q4_0
-#undef QD_BATCH_q4_1
-#undef QD_BATCH_q5_0
-#undef QD_BATCH_q5_1
-#undef QD_BATCH_q4_k
-#undef QD_BATCH_q5_k
-#undef QD_BATCH_q6_k
-#undef QD_BATCH_q4_k_i
-#undef QD_BATCH_q6_k_i
-#undef QD_BATCH_nvfp4_i
-#undef QD_BATCH_nvfp4
-#undef QD_BATCH_mxfp4
 
 /* The kernel for a weight type, or NULL. */
 static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {

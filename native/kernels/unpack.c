@@ -2,8 +2,8 @@
  * each block of weight rows once and reuses it for every token.
  * - Unsigned 8-bit codes u with one scale d and one offset o per sub-block of 32
  *   (LMX_UNPACK_SB) values, so that every weight is exactly d * u + o (Q8_0: signed
- *   codes, o = 0): Q8_0, Q8_0_I, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. Scales and offsets are the dequantizers' own products (dequant.c),
- *   exact in f32.
+ *   codes, o = 0): Q8_0, Q8_0_I, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4. Scales and offsets are
+ *   the dequantizers' own products (dequant.c), exact in f32.
  * - K form (Q4_K, Q5_K, Q4_K_I): unsigned codes u with an integer multiplier m (the 6-bit scale)
  *   and a float offset o (minus dmin times the 6-bit min) per sub-block of 32 and a
  *   float base d per 256: every weight is exactly d * m * u + o, so the GEMM sums a

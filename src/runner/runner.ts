@@ -6,7 +6,7 @@
  * longest prefix with its prompt, so a returning conversation resumes where it left off.
  */
 import type { Sampler } from "../engine/backends/backend.js";
-import type { EngineModel } from "../engine/engine-model.js";
+import { paddedRows, type EngineModel } from "../engine/engine-model.js";
 import { Detokenizer } from "../tokenizer/detokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { JsonMatcher } from "../chat/json-matcher.js";
@@ -41,18 +41,19 @@ type Item = { ev: TokenEvent } | { end: GenerationStats } | { error: unknown };
 
 /**
  * How many of a prompt's next `n` tokens to feed in a batch that already holds `before`
- * rows: batches pad to 16 or to a multiple of 32 rows (paddedRows), and a padding row
- * costs what a real one does, so a chunk that would leave a batch 1-8 rows past such a
- * size stops there and leaves those rows to the next step, whose small batch runs on the
- * decode dots (Q4_K_M, one thread: a 40-token prompt took 250 ms as one padded 64-row
- * pass, 205 ms as 32 + 8; at 16 rows past, the two cost the same).
+ * rows. Past 16 rows, batches pad to the next multiple of 32 (paddedRows), and a padding
+ * row costs what a real one does, so a chunk that would leave a batch 1-8 rows past an
+ * unpadded size stops there and leaves those rows to the next step, whose small batch runs
+ * on the decode dots (Q4_K_M, one thread: a 40-token prompt took 250 ms as one padded
+ * 64-row pass, 205 ms as 32 + 8; at 16 rows past, the two cost the same).
  */
 export function chunkWithoutPadding(before: number, n: number): number {
   const total = before + n;
   if (total <= 16) return n;
-  const base = total > 32 ? total - (total % 32) : 16;
+  let base = total;
+  while (paddedRows(base) !== base) base--;
   const over = total - base;
-  return over > 0 && over <= 8 && n > over ? n - over : n;
+  return over <= 8 && n > over ? n - over : n;
 }
 /** A generation in flight. */
 interface Job {

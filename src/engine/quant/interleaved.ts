@@ -3,8 +3,9 @@
  * codes are in the order the cpu backend's decode dots want them (element 32n + b holds
  * the original element slotElement(n, b)), packed as GGUF packs them; NVFP4 blocks in
  * pairs with their codes reordered and their scales re-encoded; Q8_0 blocks in groups of 8
- * with their scales side by side (the layouts and the reason: native/kernels/interleave.c). The cpu backend makes them at load; this is their
- * TypeScript reference (the native interleaver and kernels are tested against it).
+ * with their scales side by side (the layouts and the reason: native/kernels/interleave.c).
+ * The cpu backend makes them at load; this is their TypeScript reference (the native
+ * interleaver and kernels are tested against it).
  */
 import { DType } from "../tensor/dtype.js";
 import { nvfp4 } from "./fp4.js";
