@@ -30,7 +30,8 @@ const model = await loadModel(file, { threads, numCtx: nGen + 64, useMmap });
 let s = 12345;
 const prompt = () => Array.from({ length: 8 }, () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % 4096);
 const lmxOnce = async () => {
-  const g = model.generate(prompt(), { temperature: 0, numPredict: nGen });
+  // One token per pass, as node-llama-cpp decodes: the loop per token is what is compared.
+  const g = model.generate(prompt(), { temperature: 0, numPredict: nGen, numDraft: 0 });
   for await (const _ of g);
   const st = await g.stats;
   return (st.genTokens * 1000) / st.genMs;

@@ -824,6 +824,8 @@ typedef struct {
   napi_ref sampler_refs[MAX_SAMPLE_ROWS];
   lmx_tensor *logits;
   int32_t tokens[MAX_SAMPLE_ROWS];
+  /* drafts[r] >= 0: row r + 1 was fed drafts[r] after row r (speculative decoding). */
+  int32_t drafts[MAX_SAMPLE_ROWS];
 } exec_job;
 
 static void exec_run(napi_env env, void *data) {
@@ -831,12 +833,25 @@ static void exec_run(napi_env env, void *data) {
   exec_job *j = (exec_job *)data;
   lmx_plan_execute(&j->plan->plan);
   const int64_t t0 = lmx_profile_on() ? lmx_now_ns() : 0;
+  /* A row fed a draft counts only if the row before it drew that draft: the draw is then
+   * recorded in the sampler's penalty window before the row's own draw, and a chain stops
+   * at its first miss, so a sequence draws once per token it keeps, as it does without
+   * drafts. */
+  int skip = 0;
   for (int r = 0; r < j->n_rows; r++) {
     j->tokens[r] = -1;
-    if (!j->samplers[r] || !j->logits || r >= j->logits->ne1) continue;
+    const int chained = j->drafts[r] >= 0;
+    if (skip || !j->samplers[r] || !j->logits || r >= j->logits->ne1) {
+      skip = skip && chained;
+      continue;
+    }
     const float *row = (const float *)(j->logits->data + (int64_t)r * j->logits->nb1);
     lmx_sampler_sample(j->samplers[r]->s, row, (int32_t)j->logits->ne0, &j->samplers[r]->last);
     j->tokens[r] = j->samplers[r]->last.token;
+    if (chained) {
+      if (j->tokens[r] == j->drafts[r]) lmx_sampler_accept(j->samplers[r]->s, j->tokens[r]);
+      else skip = 1;
+    }
   }
   if (t0) lmx_profile_add(LMX_PROFILE_SAMPLE, lmx_now_ns() - t0);
 }
@@ -867,13 +882,24 @@ static void exec_done(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-/* execute(plan, samplers: (sampler|null)[] | null, logitsTensor: number) -> Promise<Int32Array|null>
- * Runs the plan off the JavaScript thread, then samples one token per logits row. */
+/* execute(plan, samplers: (sampler|null)[] | null, logitsTensor: number, drafts: Int32Array | null)
+ *   -> Promise<Int32Array|null>
+ * Runs the plan off the JavaScript thread, then samples one token per logits row (rows fed
+ * drafts: see exec_run); a row not drawn gets -1. */
 static napi_value execute(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  args_of(env, info, 3, argv);
+  napi_value argv[4];
+  args_of(env, info, 4, argv);
   void *p;
   CHECK(napi_get_value_external(env, argv[0], &p));
+  const int32_t *drafts = NULL;
+  size_t n_drafts = 0;
+  if (!is_nullish(env, argv[3])) {
+    napi_typedarray_type type;
+    void *data;
+    CHECK(napi_get_typedarray_info(env, argv[3], &type, &n_drafts, &data, NULL, NULL));
+    if (type != napi_int32_array) THROW("execute: drafts must be an Int32Array");
+    drafts = (const int32_t *)data;
+  }
   exec_job *j = (exec_job *)calloc(1, sizeof *j);
   j->plan = (plan_box *)p;
   napi_create_reference(env, argv[0], 1, &j->plan_ref);
@@ -885,6 +911,7 @@ static napi_value execute(napi_env env, napi_callback_info info) {
     int32_t li;
     napi_get_value_int32(env, argv[2], &li);
     if (li >= 0 && li < j->plan->plan.n_tensors) j->logits = &j->plan->plan.tensors[li];
+    for (uint32_t i = 0; i < n; i++) j->drafts[i] = i < n_drafts ? drafts[i] : -1;
     for (uint32_t i = 0; i < n; i++) {
       napi_value s;
       napi_get_element(env, argv[1], i, &s);

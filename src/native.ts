@@ -47,7 +47,12 @@ export interface NativeAddon {
    */
   releaseScratch(buffer: ArrayBuffer): boolean;
   createPlan(ints: Int32Array, floats: Float32Array, tensors: Float64Array, buffers: ArrayBuffer[]): object;
-  execute(plan: object, samplers: (object | null)[] | null, logitsTensor: number): Promise<Int32Array | null>;
+  execute(
+    plan: object,
+    samplers: (object | null)[] | null,
+    logitsTensor: number,
+    drafts: Int32Array | null,
+  ): Promise<Int32Array | null>;
   executeSync(plan: object): void;
   samplerNew(options: object): object;
   samplerAccept(sampler: object, token: number): void;

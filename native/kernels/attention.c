@@ -1,7 +1,8 @@
 /* Causal grouped-query attention over the paged KV cache. K/V live in pools of token
  * slots, f16 or Q8_0 (a q8_0 cache needs heads of whole blocks: the graph checks); a sequence's
  * block table maps position p to slot lmx_kv_slot(table, p, bs).
- * Decode steps (one row per sequence) are split over the keys instead (attention_split.c);
+ * Decode steps (one row per sequence, or a few consecutive rows of one: a decode row and
+ * the drafts verified with it) are split over the keys instead (attention_split.c);
  * here a work item is a block of up to QB rows with one KV head: keys are taken in tiles of KT,
  * converted to f32 once (K transposed) and shared by every query head of the group in
  * every row of the block; scores and outputs are small GEMMs on register tiles, with an

@@ -50,6 +50,9 @@ function verbose(model: Session, s: GenerationStats): string {
     `eval count:           ${s.genTokens} token(s)`,
     `eval duration:        ${s.genMs.toFixed(1)} ms`,
     `eval rate:            ${rate(s.genTokens, s.genMs)} tokens/s`,
+    ...(s.draftTokens
+      ? [`drafts:               ${s.draftTokens} verified, ${s.acceptedDrafts} came true`]
+      : []),
   ].join("\n");
 }
 

@@ -14,6 +14,7 @@ export const SAMPLING_FLAGS: FlagSpec = {
   seed: "number",
   "num-predict": "number",
   "num-ctx": "number",
+  "num-draft": "number",
 };
 
 export const SAMPLING_HELP = `  --temperature T        sampling temperature (0 = greedy; default 0.8)
@@ -26,7 +27,9 @@ export const SAMPLING_HELP = `  --temperature T        sampling temperature (0 =
   --frequency-penalty X  subtract X per occurrence in the window
   --seed N               random seed for reproducible sampling
   --num-predict N        generate at most N tokens (default: until a stop token)
-  --num-ctx N            context length in tokens (default: the model's, at most 4096)`;
+  --num-ctx N            context length in tokens (default: the model's, at most 4096)
+  --num-draft N          tokens guessed ahead from the context and verified at once
+                         (speculative decoding; default 7, 0 = off)`;
 
 /** Ollama's parameter names (as used by /set parameter) -> option keys. */
 export const PARAMETER_NAMES: Record<string, keyof GenerateOptions> = {
@@ -40,6 +43,7 @@ export const PARAMETER_NAMES: Record<string, keyof GenerateOptions> = {
   frequency_penalty: "frequencyPenalty",
   seed: "seed",
   num_predict: "numPredict",
+  num_draft: "numDraft",
 };
 
 export function samplingOptions(flags: Record<string, unknown>): GenerateOptions {

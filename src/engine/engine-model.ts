@@ -284,16 +284,21 @@ export class EngineModel {
 
   /**
    * Runs one forward pass. The caller has reserved cache room for every row's position.
-   * With samplers, resolves to one sampled token per output row.
+   * With samplers, resolves to one sampled token per output row (-1 for a row fed a draft
+   * that did not come true: `drafts` as in PreparedPlan.execute, by output row).
    */
-  async forward(batch: Batch, samplers?: readonly (Sampler | null)[]): Promise<Int32Array | null> {
+  async forward(
+    batch: Batch,
+    samplers?: readonly (Sampler | null)[],
+    drafts?: readonly number[],
+  ): Promise<Int32Array | null> {
     const p = this.fill(batch, false);
+    const nOut = batch.outRows.length,
+      padOut = paddedRows(nOut) - nOut;
     const out = await p.prepared.execute(
-      samplers && [
-        ...samplers,
-        ...new Array(paddedRows(batch.outRows.length) - batch.outRows.length).fill(null),
-      ],
+      samplers && [...samplers, ...new Array(padOut).fill(null)],
       p.logits ?? undefined,
+      drafts && Int32Array.from([...drafts, ...new Array(padOut).fill(-1)]),
     );
     return out && out.subarray(0, batch.outRows.length);
   }

@@ -25,6 +25,8 @@ export const OLLAMA_PARAMETERS: Record<string, Param> = {
   seed: { kind: "int", key: "seed" },
   num_predict: { kind: "int", key: "numPredict" },
   num_batch: { kind: "int", key: "numBatch" },
+  // lmx's own: speculative decoding by prompt lookup (GenerateOptions.numDraft).
+  num_draft: { kind: "int", key: "numDraft" },
   stop: { kind: "strings", key: "stop" },
   num_ctx: { kind: "int", key: "numCtx" },
   num_thread: { kind: "int", key: "numThread" },

@@ -12,6 +12,13 @@ export interface GenerateOptions extends SamplerOptions {
   signal?: AbortSignal;
   /** Structured output: "json" (any object) or a JSON schema the output must satisfy. */
   format?: "json" | Record<string, unknown>;
+  /**
+   * Speculative decoding: the most tokens a step guesses ahead by prompt lookup and
+   * verifies at once (it verifies fewer, or none, when guesses have not been coming true);
+   * 0 turns it off. The tokens are drawn as one at a time (the same ones, up to float
+   * rounding of the logits, for the same seed).
+   */
+  numDraft?: number;
 }
 
 /** Ollama's API defaults: penalties off, temperature 0.8, top-k 40, top-p 0.9. */
@@ -30,6 +37,7 @@ export const DEFAULT_OPTIONS: Required<
   // Not Ollama's 512: half the activation arena (5 instead of 10 MiB for Qwen3-0.6B) at the
   // same prefill speed, alternating 512 and 256 on Zen 4 (docs/architecture.md, Memory).
   numBatch: 256,
+  numDraft: 7,
 };
 
 const RANGES: Record<string, [number, number, boolean]> = {
@@ -44,6 +52,7 @@ const RANGES: Record<string, [number, number, boolean]> = {
   seed: [-1, Number.MAX_SAFE_INTEGER, true],
   numPredict: [-2, 1e9, true],
   numBatch: [1, 65536, true],
+  numDraft: [0, 15, true],
   logprobs: [-1, 20, true],
 };
 

@@ -1,8 +1,14 @@
 /** Generation on the embedded model: stop strings, limits, prefix reuse, cancellation, bad options. */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { loadModel } from "../model.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { quantizeModel } from "../formats/quantize-model.js";
+import { DEFAULT_MODEL_PATH, loadModel } from "../model.js";
+import type { GenerateOptions } from "./options.js";
 import { chunkWithoutPadding } from "./runner.js";
+import { PassCosts } from "./speculation.js";
 import { StopMatcher } from "./stop.js";
 
 describe("stop strings", () => {
@@ -75,9 +81,9 @@ describe("runner", async () => {
     const sizes: number[] = [];
     const engine = model.engine;
     const forward = engine.forward.bind(engine);
-    engine.forward = (batch, samplers) => {
+    engine.forward = (batch, ...rest) => {
       sizes.push(batch.tokens.length);
-      return forward(batch, samplers);
+      return forward(batch, ...rest);
     };
     try {
       model.reset();
@@ -238,5 +244,88 @@ describe("structured outputs", async () => {
       model.generate("x", { format: { type: "string", pattern: "a+" } }).text(),
       /pattern/,
     );
+  });
+});
+
+describe("speculative decoding", async () => {
+  // Q8_0 weights: a row's logits have the same bits whether it runs alone or beside drafts
+  // (the quantized dots and the split attention are per row), so the tokens must be equal
+  // whatever the runner chooses to verify. (F32 matmuls sum in another order from 4 rows.)
+  const dir = mkdtempSync(join(tmpdir(), "lmx-spec-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "tiny-q8_0.gguf");
+  quantizeModel(DEFAULT_MODEL_PATH, file, "q8_0");
+  const model = await loadModel(file, { numCtx: 256, numParallel: 2 });
+  // Drafting that does not depend on timing, except where a test says otherwise.
+  model.runner.passCosts = new PassCosts(() => 1);
+  const code = "    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n";
+  const text = `def fibonacci(n):\n${code}\n\ndef fib(n):\n${code}\n\ndef f(n):\n`;
+  const run = async (g: ReturnType<typeof model.generate>) => {
+    const ids: number[] = [];
+    for await (const ev of g) if (ev.token >= 0) ids.push(ev.token);
+    return { ids, stats: await g.stats };
+  };
+  const tokens = (o: GenerateOptions, prompt = text) => {
+    model.reset();
+    return run(model.generate(prompt, { numPredict: 40, ...o }));
+  };
+
+  it("gives the tokens of one token per pass, with drafts that come true", async () => {
+    const seeded = { temperature: 0.8, seed: 3 };
+    const penalized = { temperature: 0, frequencyPenalty: 0.05 };
+    const fixed = model.runner.passCosts;
+    try {
+      // Priced by measurement (what a user gets), then with every pass priced alike: the
+      // runner then verifies all the drafts it finds, whatever the machine's timing.
+      for (const costs of [new PassCosts(), fixed]) {
+        model.runner.passCosts = costs;
+        for (const o of [
+          { temperature: 0 },
+          seeded,
+          penalized,
+          { ...seeded, repeatPenalty: 1.3, topK: 0, topP: 0.95 },
+        ]) {
+          const one = await tokens({ ...o, numDraft: 0 });
+          const spec = await tokens({ ...o, numDraft: 7 });
+          assert.deepEqual(spec.ids, one.ids, JSON.stringify(o));
+          assert.equal(one.stats.draftTokens, 0);
+          assert.ok(spec.stats.acceptedDrafts! <= spec.stats.draftTokens!);
+          // Greedy, this model soon repeats itself ("0x0000, 0x0000, ..."): drafts come
+          // true, with the penalty too, which counts them (the sampler must record each).
+          if (costs === fixed && o.temperature === 0)
+            assert.ok(spec.stats.acceptedDrafts! >= 8, `${JSON.stringify(o)}: ${JSON.stringify(spec.stats)}`);
+        }
+      }
+    } finally {
+      model.runner.passCosts = fixed;
+    }
+  });
+
+  it("ends at a budget in the middle of drafts that came true", async () => {
+    for (const numPredict of [1, 2, 9]) {
+      const spec = await tokens({ temperature: 0, numPredict, numDraft: 7 });
+      assert.equal(spec.ids.length, numPredict);
+      assert.deepEqual(spec.ids, (await tokens({ temperature: 0, numPredict, numDraft: 0 })).ids);
+    }
+  });
+
+  it("gives two sequences drafting in one pass the tokens they get without drafts", async () => {
+    // Compared with the same two requests decoded one token per pass (not alone: a prompt
+    // batched with another's rows is cut into other chunks, and the int8 GEMM of a long
+    // chunk rounds differently from the decode dots of a short one).
+    const other = `${text}    return n * f(n - 1)\n\n\ndef g(n):\n`;
+    const together = async (numDraft: number) => {
+      model.reset();
+      return Promise.all(
+        [text, other].map((p) => run(model.generate(p, { temperature: 0, numPredict: 40, numDraft }))),
+      );
+    };
+    const one = await together(0),
+      spec = await together(7);
+    assert.deepEqual(
+      spec.map((r) => r.ids),
+      one.map((r) => r.ids),
+    );
+    assert.ok(spec.every((r) => r.stats.acceptedDrafts! > 0));
   });
 });

@@ -12,7 +12,9 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { JsonMatcher } from "../chat/json-matcher.js";
 import { compileSchema } from "../chat/json-schema.js";
 import { ConstrainedPicker, seededRandom } from "./constrained.js";
+import { NgramDrafter, type Draft } from "./ngram-drafter.js";
 import { DEFAULT_OPTIONS, validateOptions, type GenerateOptions } from "./options.js";
+import { Acceptance, draftsToVerify, expectedTokens, PassCosts } from "./speculation.js";
 import { StopMatcher } from "./stop.js";
 
 export type DoneReason = "stop" | "length" | "abort";
@@ -33,6 +35,9 @@ export interface GenerationStats {
   genTokens: number;
   genMs: number;
   doneReason: DoneReason;
+  /** Speculative decoding: drafted tokens verified, and how many of them came true. */
+  draftTokens?: number;
+  acceptedDrafts?: number;
 }
 
 type Resolved = GenerateOptions & typeof DEFAULT_OPTIONS;
@@ -77,11 +82,26 @@ interface Job {
   random?: () => number;
   /** Tokens that close the structured output when the budget runs out. */
   forced?: number[];
+  /** Speculative decoding (numDraft > 0): the guesser over prompt and output, and how
+   * often its guesses came true. */
+  drafter?: NgramDrafter;
+  acceptance?: Acceptance;
+  drafted: number;
+  accepted: number;
   /** The consumer went away. */
   cancelled: boolean;
   finished: boolean;
   items: Item[];
   wake: (() => void) | null;
+}
+
+/** A job's output rows in a pass: its decode row and the k drafts fed after it, or its
+ * prompt's last row. */
+interface Out {
+  job: Job;
+  first: number;
+  guess: Draft | null;
+  k: number;
 }
 
 interface EmbedJob {
@@ -102,6 +122,8 @@ export class Runner {
   private useClock = 0;
   /** Rows per forward pass across all sequences. */
   readonly batchSize = DEFAULT_OPTIONS.numBatch;
+  /** What decode passes cost by their number of rows (for speculative decoding). */
+  passCosts = new PassCosts();
   private readonly picker: ConstrainedPicker;
 
   constructor(
@@ -164,6 +186,8 @@ export class Runner {
       next: -1,
       cachedTokens: 0,
       generated: 0,
+      drafted: 0,
+      accepted: 0,
       detok: new Detokenizer(this.tokenizer, true, this.textTokens),
       stop: new StopMatcher(o.stop ?? []),
       t0: 0,
@@ -264,6 +288,12 @@ export class Runner {
     job.sampler = this.model.backend.createSampler({ ...o, seed, repeatLastN, logprobs: o.logprobs ?? -1 });
     if (repeatLastN > 0) for (const t of job.prompt.slice(-repeatLastN)) job.sampler.accept(t);
     if (job.matcher) job.random = seededRandom(seed);
+    // Verified draws keep one sampler state per sequence; log-probabilities report only the
+    // last draw of a pass, and structured output picks its tokens in JavaScript.
+    if (o.numDraft > 0 && !job.matcher && (o.logprobs ?? -1) < 0) {
+      job.drafter = new NgramDrafter(job.prompt);
+      job.acceptance = new Acceptance();
+    }
     job.slot = slot;
     job.pos = keep;
     job.cachedTokens = keep;
@@ -311,22 +341,39 @@ export class Runner {
       seqs: number[] = [],
       outRows: number[] = [],
       samplers: (Sampler | null)[] = [],
-      outJobs: Job[] = [];
+      drafts: number[] = [],
+      outs: Out[] = [];
     const fed: [Job, number][] = [];
-    for (const job of [...this.active]) {
-      if (job.cancelled || job.o.signal?.aborted) {
-        this.finish(job, "abort");
-        continue;
-      }
+    for (const job of [...this.active]) if (job.cancelled || job.o.signal?.aborted) this.finish(job, "abort");
+    // Drafts ride on decode passes only: beside a prompt chunk they would cost a chunk's rows.
+    const prefilling = this.active.some((j) => j.next < 0);
+    let expected = 0;
+    for (const job of this.active) {
       if (job.next < 0) continue;
       const pos = this.cached[job.slot]!.length;
-      this.model.cache.reserve(job.slot, pos + 1);
-      outRows.push(tokens.length);
-      samplers.push(job.matcher ? null : job.sampler!);
-      outJobs.push(job);
-      tokens.push(job.next);
-      positions.push(pos);
-      seqs.push(job.slot);
+      const guess = this.guess(job, pos);
+      const k =
+        prefilling || !guess
+          ? 0
+          : draftsToVerify(
+              this.passCosts,
+              job.acceptance!.get(guess.n),
+              guess.tokens.length,
+              tokens.length,
+              expected,
+            );
+      expected += guess ? expectedTokens(job.acceptance!.get(guess.n), k) : 1;
+      const fedTokens = [job.next, ...(guess?.tokens.slice(0, k) ?? [])];
+      this.model.cache.reserve(job.slot, pos + fedTokens.length);
+      outs.push({ job, first: outRows.length, guess, k });
+      fedTokens.forEach((t, i) => {
+        outRows.push(tokens.length);
+        samplers.push(job.matcher ? null : job.sampler!);
+        drafts.push(i < k ? guess!.tokens[i]! : -1);
+        tokens.push(t);
+        positions.push(pos + i);
+        seqs.push(job.slot);
+      });
       fed.push([job, 1]);
     }
     for (const job of this.active) {
@@ -344,14 +391,17 @@ export class Runner {
         seqs.push(job.slot);
       }
       if (job.pos + n === job.prompt.length) {
+        outs.push({ job, first: outRows.length, guess: null, k: 0 });
         outRows.push(tokens.length - 1);
         samplers.push(job.matcher ? null : job.sampler!);
-        outJobs.push(job);
+        drafts.push(-1);
       }
       fed.push([job, n]);
     }
     if (tokens.length === 0) return;
-    const out = await this.model.forward({ tokens, positions, seqs, outRows }, samplers);
+    const t0 = performance.now();
+    const out = await this.model.forward({ tokens, positions, seqs, outRows }, samplers, drafts);
+    if (!prefilling) this.passCosts.observe(tokens.length, performance.now() - t0);
     for (const [job, n] of fed) {
       const c = this.cached[job.slot]!;
       if (job.next >= 0) c.push(job.next);
@@ -361,18 +411,65 @@ export class Runner {
       }
     }
     let logits: Float32Array | undefined;
-    outJobs.forEach((job, i) => {
-      if (!job.matcher) return this.onToken(job, out![i]!);
-      if (job.forced?.length) return this.onToken(job, job.forced.shift()!);
+    for (const { job, first, guess, k } of outs) {
+      if (job.finished) continue;
+      if (!job.matcher) {
+        this.onDraws(job, out!.subarray(first, first + 1 + k), guess, k);
+        continue;
+      }
+      if (job.forced?.length) {
+        this.onToken(job, job.forced.shift()!);
+        continue;
+      }
       logits ??= this.model.logits(tokens.length, outRows.length);
       const V = this.model.vocabSize;
-      const id = this.picker.pick(logits.subarray(i * V, (i + 1) * V), job.matcher, job.o, job.random!);
-      if (id < 0) return this.fail(job, new Error("no token can continue the structured output"));
-      this.onToken(job, id);
-    });
+      const id = this.picker.pick(
+        logits.subarray(first * V, (first + 1) * V),
+        job.matcher,
+        job.o,
+        job.random!,
+      );
+      if (id < 0) this.fail(job, new Error("no token can continue the structured output"));
+      else this.onToken(job, id);
+    }
   }
 
-  private onToken(job: Job, token: number): void {
+  /** The drafts a decode step could verify for `job` at position `pos`, within its limits. */
+  private guess(job: Job, pos: number): Draft | null {
+    if (!job.drafter) return null;
+    const limit = job.o.numPredict < 0 ? Infinity : job.o.numPredict;
+    // Every draft that comes true is a token generated, at a position of the context.
+    const max = Math.min(job.o.numDraft, limit - job.generated - 1, this.model.numCtx - 2 - pos - 1);
+    return max > 0 ? job.drafter.draft(max) : null;
+  }
+
+  /**
+   * A decode row's draw and those of the k drafts fed after it: the drafts that came true
+   * (the backend drew each one right before its row) are kept in the cache and delivered
+   * with the draw after the last of them; the cache forgets the rest.
+   */
+  private onDraws(job: Job, draws: Int32Array, guess: Draft | null, k: number): void {
+    let hits = 0;
+    while (hits < k && draws[hits] === guess!.tokens[hits]) hits++;
+    if (guess) {
+      // A guess not verified is still scored against the draw, so drafting can resume.
+      if (k === 0)
+        job.acceptance!.observe(guess.n, draws[0] === guess.tokens[0] ? 1 : 0, draws[0] !== guess.tokens[0]);
+      else job.acceptance!.observe(guess.n, hits, hits < k);
+    }
+    job.drafted += k;
+    job.accepted += hits;
+    const c = this.cached[job.slot]!;
+    this.model.cache.truncate(job.slot, c.length + hits);
+    for (let i = 0; i <= hits; i++) {
+      if (i > 0) c.push(draws[i - 1]!);
+      // The sampler has recorded the draws that came true; the last one it has not.
+      this.onToken(job, draws[i]!, i < hits);
+      if (job.next < 0) return;
+    }
+  }
+
+  private onToken(job: Job, token: number, accepted = false): void {
     if (job.next < 0) job.t1 = performance.now();
     job.next = -1;
     // A token sampled after the consumer stopped is dropped, not delivered.
@@ -380,7 +477,8 @@ export class Runner {
     if (this.stopTokens.has(token)) return this.finish(job, "stop");
     if (job.matcher) job.matcher.feedBytes(this.tokenizer.tokenBytes(token));
     job.generated++;
-    job.sampler!.accept(token);
+    if (!accepted) job.sampler!.accept(token);
+    job.drafter?.push(token);
     const ev: TokenEvent = { token, text: job.stop.push(job.detok.push(token)) };
     if ((job.o.logprobs ?? -1) >= 0) {
       const r = job.sampler!.last();
@@ -438,6 +536,8 @@ export class Runner {
         genTokens: job.generated,
         genMs: now - t1,
         doneReason: reason,
+        draftTokens: job.drafted,
+        acceptedDrafts: job.accepted,
       },
     });
   }

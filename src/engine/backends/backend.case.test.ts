@@ -709,6 +709,107 @@ describe("split decode attention", () => {
       }
     });
 
+  it("a sequence's consecutive rows (a decode row and drafts) match the reference, with each row's bits alone", async () => {
+    // Speculative decoding verifies a decode row and the drafts fed after it in one pass:
+    // the split kernel takes such a group chunk by chunk, each row over its own keys, so
+    // every row must come out as it does in a decode step of its own (the runner's drafts
+    // then give exactly the tokens decoding one at a time gives).
+    const nHead = 16,
+      nKv = 8,
+      hd = 128,
+      bs = 32,
+      perSeq = 40,
+      nSeq = 2,
+      slots = (nSeq * perSeq + 1) * bs;
+    const tables = Array.from(
+      { length: nSeq * perSeq },
+      (_, i) => Math.floor(i / perSeq) + 1 + nSeq * (i % perSeq),
+    );
+    const pos = [300, 301, 302, 303, 40],
+      seq = [0, 0, 0, 0, 1],
+      T = pos.length;
+    const q = uniform(T * nHead * hd, 3, 77);
+    const opts = { nHead, nKvHead: nKv, headDim: hd, scale: 0.3, blockSize: bs, slidingWindow: 0 };
+    const outs: Float32Array[] = [];
+    for (const b of backends) {
+      const kpool = b.allocate(slots * rowBytes(DType.F16, nKv * hd)),
+        vpool = b.allocate(slots * rowBytes(DType.F16, nKv * hd));
+      const run = async (
+        rows: number[],
+        seqs: number[],
+        qRows: Float32Array,
+        store: boolean,
+        seed: number,
+      ) => {
+        const g = new Graph();
+        const kv = {
+          k: g.bind("k", DType.F16, slots, nKv * hd, kpool),
+          v: g.bind("v", DType.F16, slots, nKv * hd, vpool),
+        };
+        const batch = g.batchInputs(rows.length, 0, nSeq, perSeq);
+        if (store)
+          g.kvStore(
+            kv,
+            rand(g, "kx", rows.length, nKv * hd, seed, DType.F32, 3),
+            rand(g, "vx", rows.length, nKv * hd, seed + 1),
+            batch,
+            bs,
+          );
+        const out =
+          qRows.length > 0
+            ? g.output(
+                g.attention(
+                  g.bind("q", DType.F32, rows.length, nHead * hd, qRows.slice().buffer),
+                  kv,
+                  batch,
+                  opts,
+                ),
+              )
+            : null;
+        const p = b.prepare(g);
+        p.setInput("positions", rows);
+        p.setInput("rowSeq", seqs);
+        p.setInput("blockTables", tables);
+        await p.execute();
+        return out ? p.read(out).slice() : new Float32Array(0);
+      };
+      await run(
+        Array.from({ length: 256 }, (_, i) => i),
+        new Array(256).fill(0),
+        new Float32Array(0),
+        true,
+        1,
+      );
+      await run(
+        Array.from({ length: 44 }, (_, i) => 256 + i),
+        new Array(44).fill(0),
+        new Float32Array(0),
+        true,
+        3,
+      );
+      await run(
+        Array.from({ length: 40 }, (_, i) => i),
+        new Array(40).fill(1),
+        new Float32Array(0),
+        true,
+        5,
+      );
+      const together = await run(pos, seq, q, true, 7);
+      outs.push(together);
+      if (b.name !== "cpu") continue;
+      const w = nHead * hd;
+      for (let i = 0; i < T; i++) {
+        const alone = await run([pos[i]!], [seq[i]!], q.subarray(i * w, (i + 1) * w), false, 0);
+        assert.deepEqual(
+          new Uint32Array(alone.buffer),
+          new Uint32Array(together.buffer, i * w * 4, w),
+          `row ${i} (position ${pos[i]} of sequence ${seq[i]}) alone`,
+        );
+      }
+    }
+    assertClose(outs[1]!, outs[0]!, 1e-3, "a sequence's consecutive decode rows");
+  });
+
   it("two decode attentions in one barrier group both match the reference", async () => {
     // Two layers' decode attention with nothing between them: the planner puts them in one
     // group (asserted), so threads run both at once and each has its own part of the plan's

@@ -54,8 +54,17 @@ export interface PreparedPlan {
   /**
    * Runs the plan. With samplers, samples row i of `logits` with samplers[i] and
    * resolves to the chosen tokens; otherwise resolves to null.
+   *
+   * Speculative decoding: `drafts[i] >= 0` says row i + 1 was fed the token drafts[i],
+   * guessed to follow row i's, with the same sampler. Row i + 1 is then drawn only if
+   * row i drew exactly that token, which the sampler accepts (penalty window) first; the
+   * rows after a miss are not drawn and resolve to -1 (see chainedDraws).
    */
-  execute(samplers?: readonly (Sampler | null)[], logits?: Tensor): Promise<Int32Array | null>;
+  execute(
+    samplers?: readonly (Sampler | null)[],
+    logits?: Tensor,
+    drafts?: Int32Array,
+  ): Promise<Int32Array | null>;
   /**
    * A view of an output tensor's values after execution, valid until the backend runs a
    * plan again (this one or another: the cpu backend empties an idle large arena).

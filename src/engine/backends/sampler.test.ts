@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { rng, uniform } from "../../testing/random.js";
+import { DType } from "../tensor/dtype.js";
+import { Graph } from "../tensor/graph.js";
 import type { SamplerOptions } from "./backend.js";
 import { CpuBackend } from "./cpu/index.js";
 import { ReferenceBackend } from "./reference/index.js";
@@ -111,5 +113,43 @@ describe("sampler", () => {
     assert.ok(Math.abs(r.logprob - Math.log(0.6)) < 1e-6);
     assert.deepEqual(r.topIds, [1, 0]);
     assert.ok(Math.abs(r.topLogprobs[1]! - Math.log(0.2)) < 1e-6);
+  });
+});
+
+describe("draws in a pass with drafts", () => {
+  it("draw a row fed a draft only after the row before drew it, counted by the penalties first", async () => {
+    // Speculative decoding: rows 0-3 are one sequence's decode row and the drafts 5, 6, 2
+    // fed after it, rows 4-5 another's with the draft 7. Row 1 prefers 5 by 0.05 unless the
+    // frequency penalty already counts row 0's 5; row 2 draws 3, not the draft 2, so row 3
+    // is not drawn.
+    const V = 8;
+    const rows = [
+      { top: 5, second: -1 },
+      { top: 5, second: 6 },
+      { top: 3, second: -1 },
+      { top: 4, second: -1 },
+      { top: 7, second: -1 },
+      { top: 1, second: -1 },
+    ];
+    const logits = new Float32Array(rows.length * V);
+    rows.forEach((r, i) => {
+      logits[i * V + r.top] = 10;
+      if (r.second >= 0) logits[i * V + r.second] = 9.95;
+    });
+    const drafts = Int32Array.from([5, 6, 2, -1, 7, -1]);
+    for (const b of [cpu, ref]) {
+      const g = new Graph();
+      const out = g.output(
+        g.add(
+          g.bind("l", DType.F32, rows.length, V, logits.slice().buffer),
+          g.bind("z", DType.F32, rows.length, V, new Float32Array(rows.length * V).buffer),
+        ),
+      );
+      const p = b.prepare(g);
+      const a = b.createSampler({ temperature: 0, frequencyPenalty: 0.1 }),
+        c = b.createSampler({ temperature: 0 });
+      const tokens = await p.execute([a, a, a, a, c, c], out, drafts);
+      assert.deepEqual([...tokens!], [5, 6, 3, -1, 7, 1], b.name);
+    }
   });
 });

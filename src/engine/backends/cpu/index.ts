@@ -123,12 +123,13 @@ export class CpuBackend implements Backend {
       plan,
       setInput: (name, values) => bufs.setInput(name, values),
       read: (t) => bufs.read(t),
-      execute: (samplers?: readonly (Sampler | null)[], logits?: Tensor) => {
+      execute: (samplers?: readonly (Sampler | null)[], logits?: Tensor, drafts?: Int32Array) => {
         this.useArena(arena);
         const run = native().execute(
           handle,
           samplers ? samplers.map((s) => (s ? (s as NativeSampler).handle : null)) : null,
           logits ? logits.id : -1,
+          drafts ?? null,
         );
         arena.running++;
         return run.finally(() => arena.running--);

@@ -4,6 +4,7 @@ import { compilePlan } from "../../tensor/plan.js";
 import type { Backend, PreparedPlan, Sampler, SamplerOptions } from "../backend.js";
 import { PlanBuffers } from "../prepared.js";
 import { runPlan } from "./kernels.js";
+import { chainedDraws } from "./chained-draws.js";
 import { ReferenceSampler } from "./sampler.js";
 
 export class ReferenceBackend implements Backend {
@@ -33,13 +34,13 @@ export class ReferenceBackend implements Backend {
       plan,
       setInput: (name, values) => bufs.setInput(name, values),
       read: (t) => bufs.read(t),
-      execute: async (samplers?: readonly (Sampler | null)[], logits?: Tensor) => {
+      execute: async (samplers?: readonly (Sampler | null)[], logits?: Tensor, drafts?: Int32Array) => {
         runPlan(plan.ints, plan.floats, plan.tensors, buffers);
         if (!samplers) return null;
         const rows = logits ? bufs.read(logits) : new Float32Array(0);
         const V = logits?.cols ?? 0;
-        return Int32Array.from(samplers, (s, r) =>
-          s && logits && r < logits.rows ? s.sample(rows.subarray(r * V, r * V + V)).token : -1,
+        return chainedDraws(samplers, drafts, (s, r) =>
+          logits && r < logits.rows ? s.sample(rows.subarray(r * V, r * V + V)).token : -1,
         );
       },
     };
