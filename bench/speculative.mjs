@@ -5,7 +5,7 @@
 // agent does when it rewrites a file it has read: its drafts mostly come true), "fresh"
 // repeats nothing (drafts rarely come true: what speculation costs when it does not pay).
 //
-//   node bench/speculative.mjs [FILE] [--threads 2] [--gen 128] [--runs 3] [--draft 8]
+//   node bench/speculative.mjs [FILE] [--threads 2] [--gen 128] [--runs 3] [--draft 7]
 //                              [--temperature 0]
 //
 // Without FILE, the embedded model. A random-weight model's greedy output soon repeats
@@ -21,14 +21,18 @@ const file = args[0] && !args[0].startsWith("--") ? args[0] : undefined;
 const threads = Number(opt("threads", 2)),
   nGen = Number(opt("gen", 128)),
   runs = Number(opt("runs", 3)),
-  numDraft = Number(opt("draft", 8)),
+  numDraft = Number(opt("draft", 7)),
   temperature = Number(opt("temperature", 0));
 const { loadModel } = await import(join(root, "dist/index.js"));
 const model = await loadModel(file, { threads, numCtx: 4096 });
 
-const source = readFileSync(join(root, "src/runner/stop.ts"), "utf8");
+const read = (f) => readFileSync(join(root, "src/runner", f), "utf8");
+const again = (files) =>
+  `${files}\n\nThe last file again, unchanged:\n\n${read("stop.ts").split("\n").slice(0, 3).join("\n")}\n`;
 const prompts = {
-  copy: `${source}\n\nThe same file again, unchanged:\n\n${source.split("\n").slice(0, 3).join("\n")}\n`,
+  copy: again(read("stop.ts")),
+  // An agent's transcript is longer: the same request after two more files.
+  "copy, long context": again(["speculation.ts", "ngram-drafter.ts", "stop.ts"].map(read).join("\n\n")),
   fresh: "Write a short story about a lighthouse keeper who finds a message in a bottle.\n\n",
 };
 const med = (xs) => {
@@ -40,7 +44,13 @@ const once = async (prompt, draft) => {
   const g = model.generate(prompt, { temperature, seed: 1, numPredict: nGen, numDraft: draft });
   const text = await g.text();
   const s = await g.stats;
-  return { text, tps: (s.genTokens * 1000) / s.genMs, drafted: s.draftTokens, accepted: s.acceptedDrafts };
+  return {
+    text,
+    tps: (s.genTokens * 1000) / s.genMs,
+    drafted: s.draftTokens,
+    accepted: s.acceptedDrafts,
+    promptTokens: s.promptTokens,
+  };
 };
 const rows = [];
 for (const [name, prompt] of Object.entries(prompts)) {
@@ -59,6 +69,7 @@ for (const [name, prompt] of Object.entries(prompts)) {
   const last = on[on.length - 1];
   rows.push({
     prompt: name,
+    prompt_tokens: last.promptTokens,
     one_token_tps: med(off),
     speculative_tps: med(on.map((x) => x.tps)),
     speedup: med(on.map((x) => x.tps)) / med(off),
@@ -71,10 +82,10 @@ console.log(
   `${file ?? "embedded model"}, ${threads} threads, ${nGen} tokens, temperature ${temperature}, numDraft ${numDraft}\n`,
 );
 console.log(
-  "| prompt | one token per pass tok/s | speculative tok/s | speedup | drafts verified / came true | same text |",
+  "| prompt | prompt tokens | one token per pass tok/s | speculative tok/s | speedup | drafts verified / came true | same text |",
 );
-console.log("|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|");
 for (const r of rows)
   console.log(
-    `| ${r.prompt} | ${r.one_token_tps.toFixed(1)} | ${r.speculative_tps.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.drafted} / ${r.accepted} | ${r.same_text ? "yes" : "no"} |`,
+    `| ${r.prompt} | ${r.prompt_tokens} | ${r.one_token_tps.toFixed(1)} | ${r.speculative_tps.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.drafted} / ${r.accepted} | ${r.same_text ? "yes" : "no"} |`,
   );

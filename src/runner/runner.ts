@@ -347,6 +347,8 @@ export class Runner {
     for (const job of [...this.active]) if (job.cancelled || job.o.signal?.aborted) this.finish(job, "abort");
     // Drafts ride on decode passes only: beside a prompt chunk they would cost a chunk's rows.
     const prefilling = this.active.some((j) => j.next < 0);
+    // Passes are priced by the positions their deepest row sees (attention grows with them).
+    const depth = Math.max(0, ...this.active.map((j) => this.cached[j.slot]!.length));
     let expected = 0;
     for (const job of this.active) {
       if (job.next < 0) continue;
@@ -361,6 +363,7 @@ export class Runner {
               guess.tokens.length,
               tokens.length,
               expected,
+              depth,
             );
       expected += guess ? expectedTokens(job.acceptance!.get(guess.n), k) : 1;
       const fedTokens = [job.next, ...(guess?.tokens.slice(0, k) ?? [])];
@@ -401,7 +404,7 @@ export class Runner {
     if (tokens.length === 0) return;
     const t0 = performance.now();
     const out = await this.model.forward({ tokens, positions, seqs, outRows }, samplers, drafts);
-    if (!prefilling) this.passCosts.observe(tokens.length, performance.now() - t0);
+    if (!prefilling) this.passCosts.observe(tokens.length, depth, performance.now() - t0);
     for (const [job, n] of fed) {
       const c = this.cached[job.slot]!;
       if (job.next >= 0) c.push(job.next);

@@ -51,34 +51,40 @@ describe("speculation policy", () => {
       [4, 15],
       [8, 32],
     ];
-    for (const [rows, ms] of measured) for (let i = 0; i < 2; i++) costs.observe(rows, ms);
-    assert.equal(costs.cost(5), costs.cost(8)); // 5 rows run as 8 (paddedRows)
-    assert.equal(draftsToVerify(costs, 0.05, 7, 0, 0), 1); // 2 rows are free
-    assert.equal(draftsToVerify(costs, 0.6, 7, 0, 0), 1);
-    assert.equal(draftsToVerify(costs, 0.9, 7, 0, 0), 3);
-    assert.equal(draftsToVerify(costs, 1, 7, 0, 0), 3); // 4 tokens for 15 ms beat 8 for 32
+    for (const [rows, ms] of measured) for (let i = 0; i < 2; i++) costs.observe(rows, 100, ms);
+    assert.equal(costs.cost(5, 100), costs.cost(8, 100)); // 5 rows run as 8 (paddedRows)
+    assert.equal(draftsToVerify(costs, 0.05, 7, 0, 0, 100), 1); // 2 rows are free
+    assert.equal(draftsToVerify(costs, 0.6, 7, 0, 0, 100), 1);
+    assert.equal(draftsToVerify(costs, 0.9, 7, 0, 0, 100), 3);
+    assert.equal(draftsToVerify(costs, 1, 7, 0, 0, 100), 3); // 4 tokens for 15 ms beat 8 for 32
     // A fourth sequence in a pass whose 3 rows yield 3 tokens: any draft takes the pass past
     // 4 rows (to 8), which costs more than even 4 true drafts give.
-    assert.equal(draftsToVerify(costs, 1, 4, 3, 3), 0);
-    assert.equal(draftsToVerify(costs, 1, 2, 0, 0), 2); // at most the drafts there are
+    assert.equal(draftsToVerify(costs, 1, 4, 3, 3, 100), 0);
+    assert.equal(draftsToVerify(costs, 1, 2, 0, 0, 100), 2); // at most the drafts there are
     const dear = new PassCosts();
     for (const [rows, ms] of [
       [1, 10],
       [2, 20],
     ] as const)
-      for (let i = 0; i < 2; i++) dear.observe(rows, ms);
-    assert.equal(draftsToVerify(dear, 0.9, 1, 0, 0), 0); // 1.9 tokens for 2x the time
+      for (let i = 0; i < 2; i++) dear.observe(rows, 100, ms);
+    assert.equal(draftsToVerify(dear, 0.9, 1, 0, 0, 100), 0); // 1.9 tokens for 2x the time
   });
 
   it("prices unmeasured shapes from a measured one, and ignores a plan's first pass and outliers", () => {
     const c = new PassCosts();
-    c.observe(1, 500); // a plan build
-    assert.equal(c.cost(1), 1); // nothing measured: the prior's units
-    c.observe(1, 10);
-    assert.equal(c.cost(1), 10);
-    assert.ok(c.cost(4) > 10 && c.cost(8) > c.cost(4));
-    c.observe(1, 100); // another process took the cores
-    assert.equal(c.cost(1), 10);
+    c.observe(1, 100, 500); // a plan build
+    assert.equal(c.cost(1, 100), 1); // nothing measured: the prior's units
+    c.observe(1, 100, 10);
+    assert.equal(c.cost(1, 100), 10);
+    assert.ok(c.cost(4, 100) > 10 && c.cost(8, 100) > c.cost(4, 100));
+    c.observe(1, 100, 100); // another process took the cores
+    assert.equal(c.cost(1, 100), 10);
+    // Deep in a context, passes cost more and extra rows more again: priced apart.
+    c.observe(1, 3000, 40);
+    assert.equal(c.cost(1, 3000), 40);
+    assert.equal(c.cost(1, 100), 10);
+    assert.equal(c.cost(2, 3000), 40 * 1.2); // the prior's ratio to the 1-row pass there
+    assert.equal(c.cost(2, 700), 1.2); // nothing measured at 512-1023 positions yet
   });
 
   it("tracks how often drafts come true, per n-gram length", () => {

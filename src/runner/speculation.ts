@@ -17,41 +17,56 @@ function priorCost(rows: number): number {
 }
 
 /**
- * Wall time of decode passes by their padded row count, as moving averages; or, given
- * `fixed`, those costs whatever the passes take (tests: a runner whose drafting does not
- * depend on timing).
+ * Context depth classes: attention makes a pass's cost grow with the positions its rows
+ * see, and each extra row reads them again (from L2 in the split kernel), so row counts
+ * are priced per class: <512, <1024, <2048, ... positions.
+ */
+function depthClass(depth: number): number {
+  return Math.max(0, Math.floor(Math.log2(Math.max(depth, 1) / 256)));
+}
+
+/**
+ * Wall time of decode passes by their padded row count and depth class, as moving
+ * averages; or, given `fixed`, those costs whatever the passes take (tests: a runner
+ * whose drafting does not depend on timing).
  */
 export class PassCosts {
-  private readonly ms = new Map<number, number>();
-
-  constructor(private readonly fixed?: (rows: number) => number) {}
+  /** By depth class, then padded row count. */
+  private readonly ms = new Map<number, Map<number, number>>();
   /** Shapes seen once: a shape's first pass builds its plan, and is not counted. */
   private readonly seen = new Set<number>();
 
-  observe(rows: number, ms: number): void {
+  constructor(private readonly fixed?: (rows: number) => number) {}
+
+  /** A decode-only pass of `rows` rows whose deepest row sees `depth` positions took `ms`. */
+  observe(rows: number, depth: number, ms: number): void {
     const T = paddedRows(rows);
     if (!this.seen.has(T)) {
       this.seen.add(T);
       return;
     }
-    const old = this.ms.get(T);
+    const c = depthClass(depth);
+    let byRows = this.ms.get(c);
+    if (!byRows) this.ms.set(c, (byRows = new Map()));
+    const old = byRows.get(T);
     // A pass slowed by something else on the machine should not decide the next ones.
     if (old !== undefined && ms > 3 * old) return;
-    this.ms.set(T, old === undefined ? ms : 0.8 * old + 0.2 * ms);
+    byRows.set(T, old === undefined ? ms : 0.8 * old + 0.2 * ms);
   }
 
   /**
-   * Cost of a pass of `rows` rows: measured, or scaled by the prior from the nearest shape
-   * measured (in units of one row's when none is yet).
+   * Cost of a pass of `rows` rows at `depth`: measured in its depth class, or scaled by the
+   * prior from the nearest row count measured there (in units of one row's when none is).
    */
-  cost(rows: number): number {
+  cost(rows: number, depth: number): number {
     if (this.fixed) return this.fixed(rows);
     const T = paddedRows(rows);
-    const m = this.ms.get(T);
+    const byRows = this.ms.get(depthClass(depth));
+    const m = byRows?.get(T);
     if (m !== undefined) return m;
     let near = 0;
-    for (const t of this.ms.keys()) if (near === 0 || Math.abs(t - T) < Math.abs(near - T)) near = t;
-    return near ? (this.ms.get(near)! * priorCost(T)) / priorCost(near) : priorCost(T);
+    for (const t of byRows?.keys() ?? []) if (near === 0 || Math.abs(t - T) < Math.abs(near - T)) near = t;
+    return near ? (byRows!.get(near)! * priorCost(T)) / priorCost(near) : priorCost(T);
   }
 }
 
@@ -89,7 +104,8 @@ export function expectedTokens(a: number, k: number): number {
 
 /**
  * The number of drafts (0..max) a sequence should add to a pass that already has `rows`
- * rows expected to yield `tokens` tokens: the most tokens per cost for the whole pass.
+ * rows expected to yield `tokens` tokens, its deepest row at `depth` positions: the most
+ * tokens per cost for the whole pass (all priced in one depth class, so they compare).
  */
 export function draftsToVerify(
   costs: PassCosts,
@@ -97,11 +113,12 @@ export function draftsToVerify(
   max: number,
   rows: number,
   tokens: number,
+  depth: number,
 ): number {
   let best = 0,
-    bestRate = (tokens + 1) / costs.cost(rows + 1);
+    bestRate = (tokens + 1) / costs.cost(rows + 1, depth);
   for (let k = 1; k <= max; k++) {
-    const rate = (tokens + expectedTokens(a, k)) / costs.cost(rows + 1 + k);
+    const rate = (tokens + expectedTokens(a, k)) / costs.cost(rows + 1 + k, depth);
     if (rate > bestRate) {
       best = k;
       bestRate = rate;
