@@ -5,6 +5,7 @@
 // first token, errors, and the runner process's peak resident memory.
 //
 //   node bench/serve-load.mjs [--clients 1,4,8,16,32] [--seconds 10] [--parallel 8] [--predict 64] [--model tiny-qwen3]
+//                             [--num-draft N]   (speculative decoding's option; default: the server's)
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -25,6 +26,7 @@ const seconds = Number(opt("seconds", 10));
 const parallel = Number(opt("parallel", 8));
 const predict = Number(opt("predict", 64));
 const model = opt("model", "tiny-qwen3");
+const numDraft = opt("num-draft", undefined);
 
 const tmp = mkdtempSync(join(tmpdir(), "lmx-load-"));
 const store = process.env.LMX_MODELS
@@ -62,7 +64,12 @@ async function client(i, until, out) {
           model,
           prompt: prompts[k++ % prompts.length],
           raw: true,
-          options: { num_predict: predict, temperature: 0.8, seed: k },
+          options: {
+            num_predict: predict,
+            temperature: 0.8,
+            seed: k,
+            ...(numDraft === undefined ? {} : { num_draft: Number(numDraft) }),
+          },
         }),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);

@@ -124,6 +124,8 @@ export class Runner {
   readonly batchSize = DEFAULT_OPTIONS.numBatch;
   /** What decode passes cost by their number of rows (for speculative decoding). */
   passCosts = new PassCosts();
+  /** How often drafts came true, over every sequence: where a new one's estimate starts. */
+  private readonly acceptance = new Acceptance();
   private readonly picker: ConstrainedPicker;
 
   constructor(
@@ -292,7 +294,7 @@ export class Runner {
     // last draw of a pass, and structured output picks its tokens in JavaScript.
     if (o.numDraft > 0 && !job.matcher && (o.logprobs ?? -1) < 0) {
       job.drafter = new NgramDrafter(job.prompt);
-      job.acceptance = new Acceptance();
+      job.acceptance = new Acceptance(this.acceptance);
     }
     job.slot = slot;
     job.pos = keep;
@@ -349,7 +351,9 @@ export class Runner {
     const prefilling = this.active.some((j) => j.next < 0);
     // Passes are priced by the positions their deepest row sees (attention grows with them).
     const depth = Math.max(0, ...this.active.map((j) => this.cached[j.slot]!.length));
-    let expected = 0;
+    const decoding = this.active.filter((j) => j.next >= 0).length;
+    let extraRows = 0,
+      extraTokens = 0;
     for (const job of this.active) {
       if (job.next < 0) continue;
       const pos = this.cached[job.slot]!.length;
@@ -361,11 +365,13 @@ export class Runner {
               this.passCosts,
               job.acceptance!.get(guess.n),
               guess.tokens.length,
-              tokens.length,
-              expected,
+              decoding,
+              extraRows,
+              extraTokens,
               depth,
             );
-      expected += guess ? expectedTokens(job.acceptance!.get(guess.n), k) : 1;
+      extraRows += k;
+      if (k > 0) extraTokens += expectedTokens(job.acceptance!.get(guess!.n), k) - 1;
       const fedTokens = [job.next, ...(guess?.tokens.slice(0, k) ?? [])];
       this.model.cache.reserve(job.slot, pos + fedTokens.length);
       outs.push({ job, first: outRows.length, guess, k });
@@ -456,9 +462,10 @@ export class Runner {
     while (hits < k && draws[hits] === guess!.tokens[hits]) hits++;
     if (guess) {
       // A guess not verified is still scored against the draw, so drafting can resume.
-      if (k === 0)
-        job.acceptance!.observe(guess.n, draws[0] === guess.tokens[0] ? 1 : 0, draws[0] !== guess.tokens[0]);
-      else job.acceptance!.observe(guess.n, hits, hits < k);
+      const [h, miss] =
+        k === 0 ? [draws[0] === guess.tokens[0] ? 1 : 0, draws[0] !== guess.tokens[0]] : [hits, hits < k];
+      job.acceptance!.observe(guess.n, h, miss);
+      this.acceptance.observe(guess.n, h, miss);
     }
     job.drafted += k;
     job.accepted += hits;

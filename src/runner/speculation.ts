@@ -74,8 +74,9 @@ export class PassCosts {
 export class Acceptance {
   private readonly rate: number[] = [];
 
-  constructor() {
-    for (let n = MIN_NGRAM; n <= MAX_NGRAM; n++) this.rate.push(0.5);
+  /** Starting from `from`'s rates (the runner's over every sequence so far), or 0.5. */
+  constructor(from?: Acceptance) {
+    for (let n = MIN_NGRAM; n <= MAX_NGRAM; n++) this.rate.push(from ? from.get(n) : 0.5);
   }
 
   get(n: number): number {
@@ -103,22 +104,25 @@ export function expectedTokens(a: number, k: number): number {
 }
 
 /**
- * The number of drafts (0..max) a sequence should add to a pass that already has `rows`
- * rows expected to yield `tokens` tokens, its deepest row at `depth` positions: the most
- * tokens per cost for the whole pass (all priced in one depth class, so they compare).
+ * The number of drafts (0..max) a sequence should add to a decode pass of `seqs`
+ * sequences at `depth` positions, whose other sequences' drafts so far add `rows` rows
+ * and are expected to yield `tokens` tokens beyond one per sequence: the most tokens per
+ * cost for the whole pass (every sequence's own row is in it either way; all priced in
+ * one depth class, so they compare).
  */
 export function draftsToVerify(
   costs: PassCosts,
   a: number,
   max: number,
+  seqs: number,
   rows: number,
   tokens: number,
   depth: number,
 ): number {
   let best = 0,
-    bestRate = (tokens + 1) / costs.cost(rows + 1, depth);
+    bestRate = (seqs + tokens) / costs.cost(seqs + rows, depth);
   for (let k = 1; k <= max; k++) {
-    const rate = (tokens + expectedTokens(a, k)) / costs.cost(rows + 1 + k, depth);
+    const rate = (seqs + tokens + expectedTokens(a, k) - 1) / costs.cost(seqs + rows + k, depth);
     if (rate > bestRate) {
       best = k;
       bestRate = rate;
