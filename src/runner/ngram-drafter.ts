@@ -16,18 +16,15 @@ export interface Draft {
   n: number;
 }
 
-export class NgramDrafter {
-  private readonly tokens: number[] = [];
-  /** Per n-gram length: hash of the n tokens ending at e -> the latest such e that a token follows. */
+/** Token n-grams of a text, each found at its latest occurrence that a token follows. */
+class NgramIndex {
+  readonly tokens: number[] = [];
+  /** Per n-gram length: hash of the n tokens ending at e -> the latest such e. */
   private readonly index: Map<number, number>[] = [];
 
-  constructor(tokens: Iterable<number> = []) {
+  constructor(tokens: Iterable<number>) {
     for (let n = MIN_NGRAM; n <= MAX_NGRAM; n++) this.index.push(new Map());
     for (const t of tokens) this.push(t);
-  }
-
-  get length(): number {
-    return this.tokens.length;
   }
 
   push(token: number): void {
@@ -36,21 +33,66 @@ export class NgramDrafter {
     // The n-grams ending just before the new token now have a follower: index them.
     const e = t.length - 2;
     for (let n = MIN_NGRAM; n <= MAX_NGRAM && e - n + 1 >= 0; n++)
-      this.index[n - MIN_NGRAM]!.set(this.hash(e, n), e);
+      this.index[n - MIN_NGRAM]!.set(hash(t, e, n), e);
+  }
+
+  /** Where the last n tokens of `of` occur here, followed by a token; -1 if nowhere. */
+  find(of: readonly number[], n: number): number {
+    const last = of.length - 1;
+    if (last - n + 1 < 0) return -1;
+    const e = this.index[n - MIN_NGRAM]!.get(hash(of, last, n));
+    if (e === undefined) return -1;
+    for (let i = 0; i < n; i++) if (this.tokens[e - i] !== of[last - i]) return -1; // a hash collision
+    return e;
+  }
+}
+
+/** A hash of tokens e-n+1..e of t. */
+function hash(t: readonly number[], e: number, n: number): number {
+  let h = n;
+  for (let i = e - n + 1; i <= e; i++) h = Math.imul(h ^ t[i]!, 0x9e3779b1) + 0x7f4a7c15;
+  return h | 0;
+}
+
+export class NgramDrafter {
+  private readonly context: NgramIndex;
+  private readonly reference: NgramIndex | null;
+
+  /**
+   * `reference`: a text the context may follow again without holding it, looked up first:
+   * what the sequence's cache held past the prompt before this request (an answer to the
+   * same prompt, when a request is retried or regenerated).
+   */
+  constructor(tokens: Iterable<number> = [], reference: readonly number[] = []) {
+    this.context = new NgramIndex(tokens);
+    this.reference = reference.length > MIN_NGRAM ? new NgramIndex(reference) : null;
+  }
+
+  get length(): number {
+    return this.context.tokens.length;
+  }
+
+  push(token: number): void {
+    this.context.push(token);
   }
 
   /**
    * Up to `max` tokens guessed to follow the context, from the latest earlier occurrence
-   * of its longest matching suffix; null when none of its last MIN_NGRAM.. tokens recur.
+   * of its longest matching suffix (in the reference if there is one there); null when
+   * none of its last MIN_NGRAM.. tokens recur.
    */
   draft(max: number): Draft | null {
-    const t = this.tokens,
+    const t = this.context.tokens,
       last = t.length - 1;
     if (max <= 0) return null;
     for (let n = MAX_NGRAM; n >= MIN_NGRAM; n--) {
-      if (last - n + 1 < 0) continue;
-      const e = this.index[n - MIN_NGRAM]!.get(this.hash(last, n));
-      if (e === undefined || !this.sameGram(e, last, n)) continue;
+      const r = this.reference?.find(t, n) ?? -1;
+      if (r >= 0) {
+        const ref = this.reference!.tokens;
+        return { tokens: ref.slice(r + 1, Math.min(ref.length, r + 1 + max)), n };
+      }
+      const e = this.context.find(t, n);
+      if (e < 0) continue;
       // What followed there; past the end of the context, the guess itself (a repeat of
       // period last - e continues).
       const out: number[] = [];
@@ -61,17 +103,5 @@ export class NgramDrafter {
       return { tokens: out, n };
     }
     return null;
-  }
-
-  private sameGram(a: number, b: number, n: number): boolean {
-    for (let i = 0; i < n; i++) if (this.tokens[a - i] !== this.tokens[b - i]) return false;
-    return true;
-  }
-
-  /** A hash of tokens e-n+1..e (collisions are caught by sameGram). */
-  private hash(e: number, n: number): number {
-    let h = n;
-    for (let i = e - n + 1; i <= e; i++) h = Math.imul(h ^ this.tokens[i]!, 0x9e3779b1) + 0x7f4a7c15;
-    return h | 0;
   }
 }

@@ -301,6 +301,19 @@ describe("speculative decoding", async () => {
     }
   });
 
+  it("drafts a retried request's answer from what the cache held", async () => {
+    // A sampled request, then the same again twice: each retry finds the previous answer in
+    // the slot it reuses, and one with drafts drafts it (the same seed from the same cache
+    // draws the same tokens, so they come true).
+    const o = { temperature: 0.8, seed: 11, numPredict: 40 };
+    await tokens({ ...o, numDraft: 0 });
+    const again = await run(model.generate(text, { ...o, numDraft: 0 }));
+    const drafted = await run(model.generate(text, { ...o, numDraft: 7 }));
+    assert.deepEqual(drafted.ids, again.ids);
+    assert.equal(drafted.stats.cachedTokens, drafted.stats.promptTokens - 1);
+    assert.ok(drafted.stats.acceptedDrafts! >= 30, JSON.stringify(drafted.stats));
+  });
+
   it("ends at a budget in the middle of drafts that came true", async () => {
     for (const numPredict of [1, 2, 9]) {
       const spec = await tokens({ temperature: 0, numPredict, numDraft: 7 });

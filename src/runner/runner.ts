@@ -12,7 +12,7 @@ import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { JsonMatcher } from "../chat/json-matcher.js";
 import { compileSchema } from "../chat/json-schema.js";
 import { ConstrainedPicker, seededRandom } from "./constrained.js";
-import { NgramDrafter, type Draft } from "./ngram-drafter.js";
+import { MAX_NGRAM, NgramDrafter, type Draft } from "./ngram-drafter.js";
 import { DEFAULT_OPTIONS, validateOptions, type GenerateOptions } from "./options.js";
 import { Acceptance, draftsToVerify, expectedTokens, PassCosts } from "./speculation.js";
 import { StopMatcher } from "./stop.js";
@@ -260,7 +260,12 @@ export class Runner {
     }
   }
 
-  private takeSlot(prompt: readonly number[]): { slot: number; keep: number } {
+  /**
+   * The free slot whose cached tokens share the longest prefix with `prompt`, cut back to
+   * that prefix; `previous` is what it held from a few tokens before the cut on (a draft
+   * source: when a request is retried, its earlier answer).
+   */
+  private takeSlot(prompt: readonly number[]): { slot: number; keep: number; previous: number[] } {
     let best = -1,
       bestKeep = -1;
     for (let s = 0; s < this.numSeq; s++) {
@@ -276,13 +281,15 @@ export class Runner {
     this.busySlots.add(best);
     this.lastUse[best] = ++this.useClock;
     this.model.cache.truncate(best, Math.min(bestKeep, this.model.cache.length(best)));
-    this.cached[best]!.length = bestKeep;
-    return { slot: best, keep: bestKeep };
+    const c = this.cached[best]!;
+    const previous = c.length > bestKeep ? c.slice(Math.max(0, bestKeep - MAX_NGRAM)) : [];
+    c.length = bestKeep;
+    return { slot: best, keep: bestKeep, previous };
   }
 
   private admit(job: Job): void {
     if (job.cancelled) return;
-    const { slot, keep } = this.takeSlot(job.prompt);
+    const { slot, keep, previous } = this.takeSlot(job.prompt);
     const o = job.o;
     const numCtx = this.model.numCtx;
     const seed = o.seed === undefined || o.seed < 0 ? Math.floor(Math.random() * 2 ** 52) : o.seed;
@@ -293,7 +300,7 @@ export class Runner {
     // Verified draws keep one sampler state per sequence; log-probabilities report only the
     // last draw of a pass, and structured output picks its tokens in JavaScript.
     if (o.numDraft > 0 && !job.matcher && (o.logprobs ?? -1) < 0) {
-      job.drafter = new NgramDrafter(job.prompt);
+      job.drafter = new NgramDrafter(job.prompt, previous);
       job.acceptance = new Acceptance(this.acceptance);
     }
     job.slot = slot;

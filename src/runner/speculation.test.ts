@@ -25,6 +25,17 @@ describe("prompt-lookup drafter", () => {
     assert.deepEqual(run.draft(3), { tokens: [4, 4, 4], n: 2 });
   });
 
+  it("looks in the reference first, and drafts no further than it goes", () => {
+    // The cache held [.., 8, 9] then the answer 5, 6, 7 before this request.
+    const d = new NgramDrafter([1, 2, 8, 9, 3, 8, 9], [8, 9, 5, 6, 7]);
+    assert.deepEqual(d.draft(5), { tokens: [5, 6, 7], n: 2 }); // not [3, 8, 9] from the context
+    d.push(5);
+    assert.deepEqual(d.draft(5), { tokens: [6, 7], n: 3 });
+    d.push(4); // off the reference: the context again
+    assert.equal(d.draft(2), null);
+    assert.deepEqual(new NgramDrafter([1, 2, 1, 2], [7, 7]).draft(2), { tokens: [1, 2], n: 2 }); // too short to index
+  });
+
   it("drafts nothing from a context too short or without a repeat", () => {
     assert.equal(new NgramDrafter([]).draft(4), null);
     assert.equal(new NgramDrafter([1]).draft(4), null);
