@@ -14,6 +14,8 @@ export interface Draft {
   tokens: number[];
   /** Length of the n-gram that matched (MIN_NGRAM..MAX_NGRAM). */
   n: number;
+  /** Drawn from the reference, not the context. */
+  reference?: boolean;
 }
 
 /** Token n-grams of a text, each found at its latest occurrence that a token follows. */
@@ -56,7 +58,7 @@ function hash(t: readonly number[], e: number, n: number): number {
 
 export class NgramDrafter {
   private readonly context: NgramIndex;
-  private readonly reference: NgramIndex | null;
+  private reference: NgramIndex | null;
 
   /**
    * `reference`: a text the context may follow again without holding it, looked up first:
@@ -76,6 +78,11 @@ export class NgramDrafter {
     this.context.push(token);
   }
 
+  /** Stops looking in the reference (the text has left it: its next guess missed). */
+  dropReference(): void {
+    this.reference = null;
+  }
+
   /**
    * Up to `max` tokens guessed to follow the context, from the latest earlier occurrence
    * of its longest matching suffix (in the reference if there is one there); null when
@@ -89,7 +96,7 @@ export class NgramDrafter {
       const r = this.reference?.find(t, n) ?? -1;
       if (r >= 0) {
         const ref = this.reference!.tokens;
-        return { tokens: ref.slice(r + 1, Math.min(ref.length, r + 1 + max)), n };
+        return { tokens: ref.slice(r + 1, Math.min(ref.length, r + 1 + max)), n, reference: true };
       }
       const e = this.context.find(t, n);
       if (e < 0) continue;

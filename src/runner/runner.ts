@@ -282,7 +282,8 @@ export class Runner {
     this.lastUse[best] = ++this.useClock;
     this.model.cache.truncate(best, Math.min(bestKeep, this.model.cache.length(best)));
     const c = this.cached[best]!;
-    const previous = c.length > bestKeep ? c.slice(Math.max(0, bestKeep - MAX_NGRAM)) : [];
+    // (Only after a common prefix: a slot of another conversation is no guide to this one.)
+    const previous = bestKeep > 0 && c.length > bestKeep ? c.slice(Math.max(0, bestKeep - MAX_NGRAM)) : [];
     c.length = bestKeep;
     return { slot: best, keep: bestKeep, previous };
   }
@@ -473,6 +474,8 @@ export class Runner {
         k === 0 ? [draws[0] === guess.tokens[0] ? 1 : 0, draws[0] !== guess.tokens[0]] : [hits, hits < k];
       job.acceptance!.observe(guess.n, h, miss);
       this.acceptance.observe(guess.n, h, miss);
+      // A retried request's earlier answer guides only until the new one leaves it.
+      if (guess.reference && h === 0) job.drafter!.dropReference();
     }
     job.drafted += k;
     job.accepted += hits;

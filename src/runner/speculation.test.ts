@@ -28,11 +28,14 @@ describe("prompt-lookup drafter", () => {
   it("looks in the reference first, and drafts no further than it goes", () => {
     // The cache held [.., 8, 9] then the answer 5, 6, 7 before this request.
     const d = new NgramDrafter([1, 2, 8, 9, 3, 8, 9], [8, 9, 5, 6, 7]);
-    assert.deepEqual(d.draft(5), { tokens: [5, 6, 7], n: 2 }); // not [3, 8, 9] from the context
+    assert.deepEqual(d.draft(5), { tokens: [5, 6, 7], n: 2, reference: true }); // not [3, 8, 9]
     d.push(5);
-    assert.deepEqual(d.draft(5), { tokens: [6, 7], n: 3 });
+    assert.deepEqual(d.draft(5), { tokens: [6, 7], n: 3, reference: true });
     d.push(4); // off the reference: the context again
     assert.equal(d.draft(2), null);
+    const e = new NgramDrafter([1, 8, 9, 3, 8, 9], [8, 9, 5]);
+    e.dropReference();
+    assert.deepEqual(e.draft(2), { tokens: [3, 8], n: 2 });
     assert.deepEqual(new NgramDrafter([1, 2, 1, 2], [7, 7]).draft(2), { tokens: [1, 2], n: 2 }); // too short to index
   });
 
