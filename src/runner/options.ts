@@ -19,11 +19,17 @@ export interface GenerateOptions extends SamplerOptions {
    * rounding of the logits, for the same seed).
    */
   numDraft?: number;
+  /**
+   * The text the output is expected to repeat, most of it (OpenAI's predicted outputs: a
+   * file to be rewritten with a few changes), as text or tokens: drafts are taken from it
+   * first, wherever the output is in it.
+   */
+  prediction?: string | readonly number[];
 }
 
 /** Ollama's API defaults: penalties off, temperature 0.8, top-k 40, top-p 0.9. */
 export const DEFAULT_OPTIONS: Required<
-  Omit<GenerateOptions, "stop" | "signal" | "seed" | "logprobs" | "format">
+  Omit<GenerateOptions, "stop" | "signal" | "seed" | "logprobs" | "format" | "prediction">
 > = {
   temperature: 0.8,
   topK: 40,
@@ -70,4 +76,11 @@ export function validateOptions(o: GenerateOptions): void {
   }
   if (o.stop !== undefined && (!Array.isArray(o.stop) || !o.stop.every((s) => typeof s === "string")))
     throw new TypeError("option stop must be a list of strings");
+  const p = o.prediction;
+  if (
+    p !== undefined &&
+    typeof p !== "string" &&
+    !(Array.isArray(p) && p.every((t) => Number.isInteger(t) && t >= 0))
+  )
+    throw new TypeError("option prediction must be a string or a list of token ids");
 }

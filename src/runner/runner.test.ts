@@ -314,6 +314,31 @@ describe("speculative decoding", async () => {
     assert.ok(drafted.stats.acceptedDrafts! >= 30, JSON.stringify(drafted.stats));
   });
 
+  it("drafts from a prediction, also past an edit in it", async () => {
+    // Sampled, this model's text repeats little: without a prediction few drafts come true.
+    const o = { temperature: 0.8, seed: 5 };
+    const plain = await tokens({ ...o, numDraft: 0 });
+    const alone = await tokens({ ...o, numDraft: 7 });
+    assert.ok(alone.stats.acceptedDrafts! <= 10, JSON.stringify(alone.stats));
+    const text0 = model.tokenizer.decode(plain.ids);
+    // The expected output, and the same with a few characters changed in its middle.
+    const mid = Math.floor(text0.length / 2);
+    const edited = `${text0.slice(0, mid)}XYZ${text0.slice(mid + 3)}`;
+    for (const prediction of [text0, edited, plain.ids]) {
+      const r = await tokens({ ...o, numDraft: 7, prediction });
+      assert.deepEqual(r.ids, plain.ids);
+      assert.ok(
+        r.stats.acceptedDrafts! >= 25,
+        `${JSON.stringify(prediction).slice(0, 40)}: ${JSON.stringify(r.stats)}`,
+      );
+    }
+    await assert.rejects(
+      tokens({ prediction: [1, -2] }),
+      /option prediction must be a string or a list of token ids/,
+    );
+    await assert.rejects(tokens({ prediction: [1e9] }), /outside the vocabulary/);
+  });
+
   it("ends at a budget in the middle of drafts that came true", async () => {
     for (const numPredict of [1, 2, 9]) {
       const spec = await tokens({ temperature: 0, numPredict, numDraft: 7 });

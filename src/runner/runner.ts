@@ -174,7 +174,7 @@ export class Runner {
       throw new Error(
         `the prompt has ${prompt.length} tokens but the context holds ${numCtx} (raise num_ctx)`,
       );
-    for (const t of prompt)
+    for (const t of [...prompt, ...(typeof options.prediction === "object" ? options.prediction : [])])
       if (!(Number.isInteger(t) && t >= 0 && t < this.model.vocabSize))
         throw new Error(`token id ${t} is outside the vocabulary of ${this.model.vocabSize}`);
     const o: Resolved = { ...DEFAULT_OPTIONS, ...options };
@@ -301,8 +301,16 @@ export class Runner {
     // Verified draws keep one sampler state per sequence; log-probabilities report only the
     // last draw of a pass, and structured output picks its tokens in JavaScript.
     if (o.numDraft > 0 && !job.matcher && (o.logprobs ?? -1) < 0) {
-      job.drafter = new NgramDrafter(job.prompt, previous);
-      job.acceptance = new Acceptance(this.acceptance);
+      // A prediction follows the prompt: anchored by its last tokens, so the first step finds it.
+      const predicted =
+        typeof o.prediction === "string"
+          ? this.tokenizer.encode(o.prediction, { parseSpecial: false, addBos: false })
+          : o.prediction;
+      job.drafter = new NgramDrafter(
+        job.prompt,
+        predicted?.length ? [...job.prompt.slice(-MAX_NGRAM), ...predicted] : previous,
+      );
+      job.acceptance = new Acceptance(this.acceptance, predicted?.length ? 0.9 : undefined);
     }
     job.slot = slot;
     job.pos = keep;
@@ -371,7 +379,7 @@ export class Runner {
           ? 0
           : draftsToVerify(
               this.passCosts,
-              job.acceptance!.get(guess.n),
+              job.acceptance!.get(guess),
               guess.tokens.length,
               decoding,
               extraRows,
@@ -379,7 +387,7 @@ export class Runner {
               depth,
             );
       extraRows += k;
-      if (k > 0) extraTokens += expectedTokens(job.acceptance!.get(guess!.n), k) - 1;
+      if (k > 0) extraTokens += expectedTokens(job.acceptance!.get(guess!), k) - 1;
       const fedTokens = [job.next, ...(guess?.tokens.slice(0, k) ?? [])];
       this.model.cache.reserve(job.slot, pos + fedTokens.length);
       outs.push({ job, first: outRows.length, guess, k });
@@ -472,10 +480,11 @@ export class Runner {
       // A guess not verified is still scored against the draw, so drafting can resume.
       const [h, miss] =
         k === 0 ? [draws[0] === guess.tokens[0] ? 1 : 0, draws[0] !== guess.tokens[0]] : [hits, hits < k];
-      job.acceptance!.observe(guess.n, h, miss);
-      this.acceptance.observe(guess.n, h, miss);
-      // A retried request's earlier answer guides only until the new one leaves it.
-      if (guess.reference && h === 0) job.drafter!.dropReference();
+      job.acceptance!.observe(guess, h, miss);
+      this.acceptance.observe(guess, h, miss);
+      // A retried request's earlier answer guides only until the new one leaves it (a
+      // prediction stays: an edited file's output comes back to it after each change).
+      if (guess.reference && h === 0 && !job.o.prediction) job.drafter!.dropReference();
     }
     job.drafted += k;
     job.accepted += hits;

@@ -104,11 +104,15 @@ describe("speculation policy", () => {
     assert.equal(c.cost(2, 700), 1.2); // nothing measured at 512-1023 positions yet
   });
 
-  it("tracks how often drafts come true, per n-gram length", () => {
+  it("tracks how often drafts come true, per n-gram length and for the reference", () => {
     const a = new Acceptance();
-    a.observe(3, 4, false);
-    a.observe(2, 0, true);
-    assert.ok(a.get(3) > 0.5 && a.get(2) < 0.5 && a.get(4) === 0.5);
+    a.observe({ n: 3 }, 4, false);
+    a.observe({ n: 2 }, 0, true);
+    assert.ok(a.get({ n: 3 }) > 0.5 && a.get({ n: 2 }) < 0.5 && a.get({ n: 4 }) === 0.5);
+    assert.equal(a.get({ n: 2, reference: true }), 0.5); // the reference's apart
+    const b = new Acceptance(a, 0.9); // a new sequence, with a prediction
+    assert.equal(b.get({ n: 3 }), a.get({ n: 3 }));
+    assert.equal(b.get({ n: 3, reference: true }), 0.9);
   });
 });
 

@@ -70,26 +70,44 @@ export class PassCosts {
   }
 }
 
-/** A sequence's rate of drafted tokens that came true, per matched n-gram length. */
+/**
+ * A sequence's rate of drafted tokens that came true, per source: the context's matches
+ * by n-gram length, and the reference (a prediction or a retried request's answer).
+ */
 export class Acceptance {
   private readonly rate: number[] = [];
 
-  /** Starting from `from`'s rates (the runner's over every sequence so far), or 0.5. */
-  constructor(from?: Acceptance) {
-    for (let n = MIN_NGRAM; n <= MAX_NGRAM; n++) this.rate.push(from ? from.get(n) : 0.5);
+  /**
+   * Starting from `from`'s rates (the runner's over every sequence so far), or 0.5; the
+   * reference's from `reference` if given (a prediction: the caller expects the output to
+   * repeat it).
+   */
+  constructor(from?: Acceptance, reference?: number) {
+    for (let i = 0; i <= MAX_NGRAM - MIN_NGRAM + 1; i++) this.rate.push(from ? from.rate[i]! : 0.5);
+    if (reference !== undefined) this.rate[MAX_NGRAM - MIN_NGRAM + 1] = reference;
   }
 
-  get(n: number): number {
-    return this.rate[n - MIN_NGRAM]!;
+  get(d: Source): number {
+    return this.rate[slot(d)]!;
   }
 
   /** `hits` drafted tokens in a row came true, then (if `miss`) one did not. */
-  observe(n: number, hits: number, miss: boolean): void {
-    let r = this.rate[n - MIN_NGRAM]!;
+  observe(d: Source, hits: number, miss: boolean): void {
+    let r = this.rate[slot(d)]!;
     for (let i = 0; i < hits; i++) r = 0.9 * r + 0.1;
     if (miss) r = 0.9 * r;
-    this.rate[n - MIN_NGRAM] = r;
+    this.rate[slot(d)] = r;
   }
+}
+
+/** Where a draft came from (a Draft is one). */
+export interface Source {
+  n: number;
+  reference?: boolean;
+}
+
+function slot(d: Source): number {
+  return d.reference ? MAX_NGRAM - MIN_NGRAM + 1 : d.n - MIN_NGRAM;
 }
 
 /** Tokens a pass yields for a sequence that verifies k drafts, each true with probability a. */

@@ -4,6 +4,7 @@ import type { ChatMessage, ToolCall } from "../tokenizer/chat-template.js";
 import { field, HttpError, readJson, sendJson, sse, type ErrorShape, type Router } from "./http.js";
 import { checkTools } from "./messages.js";
 import { checkFormat, collect, started, type GenEvent, type Service } from "./service.js";
+import type { GenerationStats } from "../runner/runner.js";
 import type { TokenLogprob } from "./runner-protocol.js";
 
 export const openaiError: ErrorShape = (status, message) => ({
@@ -122,6 +123,35 @@ function think(b: Record<string, unknown>): boolean | undefined {
   return effort !== "none";
 }
 
+/** Predicted outputs: `prediction: {type: "content", content}`, content a string or text parts. */
+function prediction(b: Record<string, unknown>): string | undefined {
+  const p = b.prediction;
+  if (p === undefined || p === null) return undefined;
+  const o = p as { type?: unknown; content?: unknown };
+  if (typeof p !== "object" || o.type !== "content")
+    throw new HttpError(400, 'prediction must be {"type": "content", "content": ...}');
+  if (typeof o.content === "string") return o.content;
+  if (
+    Array.isArray(o.content) &&
+    o.content.every(
+      (c) => typeof c === "object" && c !== null && c.type === "text" && typeof c.text === "string",
+    )
+  )
+    return (o.content as { text: string }[]).map((c) => c.text).join("");
+  throw new HttpError(400, "prediction.content must be a string or a list of text parts");
+}
+
+/** What the drafts (from the prediction or the conversation) gave: usage details. */
+function predictionUsage(s: GenerationStats): Record<string, unknown> {
+  const accepted = s.acceptedDrafts ?? 0;
+  return {
+    completion_tokens_details: {
+      accepted_prediction_tokens: accepted,
+      rejected_prediction_tokens: (s.draftTokens ?? 0) - accepted,
+    },
+  };
+}
+
 /** response_format as a structured-output format. */
 function responseFormat(b: Record<string, unknown>): "json" | Record<string, unknown> | undefined {
   const rf = field.obj(b, "response_format");
@@ -156,9 +186,11 @@ export function openaiRoutes(r: Router, svc: Service): void {
           options: options(b),
           logprobs: logprobCount(b),
           format: responseFormat(b),
+          prediction: prediction(b),
           signal: ctx.signal,
         }),
       );
+      const predicted = b.prediction !== undefined && b.prediction !== null;
       const cid = id("chatcmpl");
       const base = { id: cid, created: created(), model: m.name, system_fingerprint: "fp_lmx" };
       if (!field.bool(b, "stream")) {
@@ -183,6 +215,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
             prompt_tokens: s.promptTokens,
             completion_tokens: s.genTokens,
             total_tokens: s.promptTokens + s.genTokens,
+            ...(predicted ? predictionUsage(s) : {}),
           },
         });
         return;
@@ -224,6 +257,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
                   prompt_tokens: s.promptTokens,
                   completion_tokens: s.genTokens,
                   total_tokens: s.promptTokens + s.genTokens,
+                  ...(predicted ? predictionUsage(s) : {}),
                 },
               });
             }

@@ -194,6 +194,30 @@ describe("lmx serve with official clients", () => {
     assert.equal(streamed, want.content);
     assert.equal(usage?.completion_tokens, 12);
 
+    // Predicted outputs: the expected answer drafts the tokens, and usage says how many
+    // drafts were accepted (how many the server verifies depends on
+    // its measured pass costs: the runner's tests count them).
+    const long = await openai.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "Say hi" }],
+      temperature: 0,
+      max_tokens: 32,
+    });
+    const predicted = await openai.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "Say hi" }],
+      temperature: 0,
+      max_tokens: 32,
+      prediction: { type: "content", content: [{ type: "text", text: long.choices[0]!.message.content! }] },
+    });
+    // (The same text up to float rounding: the embedded model's weights are bf16, whose
+    // matmuls round differently from 4 rows on; the runner's tests compare on Q8_0.)
+    assert.equal(predicted.usage!.completion_tokens, 32);
+    const details = predicted.usage!.completion_tokens_details!;
+    const { accepted_prediction_tokens: ok, rejected_prediction_tokens: no } = details;
+    assert.ok(Number.isInteger(ok) && Number.isInteger(no) && ok! <= 32, JSON.stringify(predicted.usage));
+    assert.equal(long.usage!.completion_tokens_details, undefined);
+
     const tools: OpenAI.ChatCompletionTool[] = [
       {
         type: "function",
@@ -516,6 +540,12 @@ describe("lmx serve with official clients", () => {
       ["/api/create", { model: "bad name!", from: "tiny" }, 400, /invalid model name/],
       ["/api/copy", { source: "nope", destination: "x" }, 404, /not found/],
       ["/v1/chat/completions", { model: "tiny", messages: "hi" }, 400, /messages/],
+      [
+        "/v1/chat/completions",
+        { model: "tiny", messages: [{ role: "user", content: "x" }], prediction: { type: "text" } },
+        400,
+        /prediction/,
+      ],
       ["/v1/messages", { model: "tiny", messages: [{ role: "user", content: "x" }] }, 400, /max_tokens/],
     ];
     for (const [path, body, status, msg] of cases) {
@@ -582,6 +612,7 @@ describe("lmx serve with official clients", () => {
       "system",
       "logprobs",
       "top_logprobs",
+      "prediction",
       "from",
       "files",
       "template",

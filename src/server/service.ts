@@ -31,6 +31,8 @@ export interface GenRequest {
   logprobs?: number;
   /** Structured output: "json" or a JSON schema (checked by checkFormat). */
   format?: "json" | Record<string, unknown>;
+  /** Text the output is expected to repeat (GenerateOptions.prediction). */
+  prediction?: string;
   keepAliveMs?: number;
   signal: AbortSignal;
 }
@@ -142,6 +144,7 @@ export class Service {
         ...o.generate,
         ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}),
         ...(r.format !== undefined ? { format: r.format } : {}),
+        ...(r.prediction ? { prediction: r.prediction } : {}),
       };
       const stream = loaded.client.run(r.input, opts);
       for await (const ev of stream) {
