@@ -5,7 +5,8 @@
 // agent does when it rewrites a file it has read: its drafts mostly come true), "fresh"
 // repeats nothing (drafts rarely come true: what speculation costs when it does not pay),
 // "copy, long context" is "copy" after two more files, "retry" is "fresh" asked again
-// (timed the second time: its drafts come from the first answer, still in the cache).
+// (timed the second time: its drafts come from the first answer, still in the cache),
+// "predicted" the same from an empty cache with the first answer as its prediction.
 //
 //   node bench/speculative.mjs [FILE] [--threads 2] [--gen 128] [--runs 3] [--draft 7]
 //                              [--temperature 0]
@@ -37,8 +38,10 @@ const prompts = {
   "copy, long context": again(["speculation.ts", "ngram-drafter.ts", "stop.ts"].map(read).join("\n\n")),
   fresh: "Write a short story about a lighthouse keeper who finds a message in a bottle.\n\n",
 };
-const RETRY = Symbol("retry");
+const RETRY = Symbol("retry"),
+  PREDICTED = Symbol("predicted");
 prompts.retry = RETRY;
+prompts.predicted = PREDICTED;
 const med = (xs) => {
   const v = [...xs].sort((a, b) => a - b);
   return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
@@ -46,9 +49,17 @@ const med = (xs) => {
 const once = async (prompt, draft) => {
   model.reset();
   const o = { temperature, seed: 1, numPredict: nGen };
-  // "retry": the same request answered once (untimed), then again from its cache slot.
-  if (prompt === RETRY) await model.generate(prompts.fresh, { ...o, numDraft: 0 }).text();
-  const g = model.generate(prompt === RETRY ? prompts.fresh : prompt, { ...o, numDraft: draft });
+  // "retry": the same request answered once (untimed), then again from its cache slot;
+  // "predicted": answered once, then again from an empty cache with that answer as the
+  // prediction (OpenAI's predicted outputs).
+  const again = prompt === RETRY || prompt === PREDICTED;
+  const first = again ? await model.generate(prompts.fresh, { ...o, numDraft: 0 }).text() : "";
+  if (prompt === PREDICTED) model.reset();
+  const g = model.generate(again ? prompts.fresh : prompt, {
+    ...o,
+    numDraft: draft,
+    ...(prompt === PREDICTED ? { prediction: first } : {}),
+  });
   const text = await g.text();
   const s = await g.stats;
   return {

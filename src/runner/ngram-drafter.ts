@@ -18,13 +18,20 @@ export interface Draft {
   reference?: boolean;
 }
 
-/** Token n-grams of a text, each found at its latest occurrence that a token follows. */
+/**
+ * Token n-grams of a text and where they end (e, with a token after it): the latest
+ * occurrence, or with `all` every one, so that a lookup can take the first at or after a
+ * given position.
+ */
 class NgramIndex {
   readonly tokens: number[] = [];
-  /** Per n-gram length: hash of the n tokens ending at e -> the latest such e. */
-  private readonly index: Map<number, number>[] = [];
+  /** Per n-gram length: hash of the n tokens ending at e -> e (latest), or every e in order. */
+  private readonly index: Map<number, number | number[]>[] = [];
 
-  constructor(tokens: Iterable<number>) {
+  constructor(
+    tokens: Iterable<number>,
+    private readonly all = false,
+  ) {
     for (let n = MIN_NGRAM; n <= MAX_NGRAM; n++) this.index.push(new Map());
     for (const t of tokens) this.push(t);
   }
@@ -34,18 +41,38 @@ class NgramIndex {
     t.push(token);
     // The n-grams ending just before the new token now have a follower: index them.
     const e = t.length - 2;
-    for (let n = MIN_NGRAM; n <= MAX_NGRAM && e - n + 1 >= 0; n++)
-      this.index[n - MIN_NGRAM]!.set(hash(t, e, n), e);
+    for (let n = MIN_NGRAM; n <= MAX_NGRAM && e - n + 1 >= 0; n++) {
+      const m = this.index[n - MIN_NGRAM]!,
+        h = hash(t, e, n);
+      if (!this.all) m.set(h, e);
+      else {
+        const at = m.get(h) as number[] | undefined;
+        if (at) at.push(e);
+        else m.set(h, [e]);
+      }
+    }
   }
 
-  /** Where the last n tokens of `of` occur here, followed by a token; -1 if nowhere. */
-  find(of: readonly number[], n: number): number {
+  /**
+   * Where the last n tokens of `of` occur here, followed by a token: the first occurrence
+   * ending at or after `from` if there is one, else the latest; -1 if nowhere.
+   */
+  find(of: readonly number[], n: number, from = Infinity): number {
     const last = of.length - 1;
     if (last - n + 1 < 0) return -1;
-    const e = this.index[n - MIN_NGRAM]!.get(hash(of, last, n));
-    if (e === undefined) return -1;
-    for (let i = 0; i < n; i++) if (this.tokens[e - i] !== of[last - i]) return -1; // a hash collision
-    return e;
+    const at = this.index[n - MIN_NGRAM]!.get(hash(of, last, n));
+    if (at === undefined) return -1;
+    const ends = typeof at === "number" ? [at] : at;
+    let i = ends.findIndex((e) => e >= from);
+    if (i < 0) i = ends.length - 1;
+    // From there on, then before it: the first that is not a hash collision.
+    for (const e of [...ends.slice(i), ...ends.slice(0, i).reverse()]) if (this.same(e, of, n)) return e;
+    return -1;
+  }
+
+  private same(e: number, of: readonly number[], n: number): boolean {
+    for (let i = 0; i < n; i++) if (this.tokens[e - i] !== of[of.length - 1 - i]) return false;
+    return true;
   }
 }
 
@@ -59,15 +86,21 @@ function hash(t: readonly number[], e: number, n: number): number {
 export class NgramDrafter {
   private readonly context: NgramIndex;
   private reference: NgramIndex | null;
+  /**
+   * While the output follows the reference token by token, the position in it of the next
+   * token (-1 when it does not); `resume`: where to look first when it is found again.
+   */
+  private refNext = -1;
+  private resume = 0;
 
   /**
-   * `reference`: a text the context may follow again without holding it, looked up first:
-   * what the sequence's cache held past the prompt before this request (an answer to the
-   * same prompt, when a request is retried or regenerated).
+   * `reference`: a text the output may follow without the context holding it, looked up
+   * first: a prediction, or what the sequence's cache held past the prompt before this
+   * request (an answer to the same prompt, when a request is retried or regenerated).
    */
   constructor(tokens: Iterable<number> = [], reference: readonly number[] = []) {
     this.context = new NgramIndex(tokens);
-    this.reference = reference.length > MIN_NGRAM ? new NgramIndex(reference) : null;
+    this.reference = reference.length > MIN_NGRAM ? new NgramIndex(reference, true) : null;
   }
 
   get length(): number {
@@ -76,27 +109,38 @@ export class NgramDrafter {
 
   push(token: number): void {
     this.context.push(token);
+    if (this.refNext < 0) return;
+    if (this.reference?.tokens[this.refNext] === token) this.refNext++;
+    else {
+      this.resume = this.refNext;
+      this.refNext = -1;
+    }
   }
 
   /** Stops looking in the reference (the text has left it: its next guess missed). */
   dropReference(): void {
     this.reference = null;
+    this.refNext = -1;
   }
 
   /**
-   * Up to `max` tokens guessed to follow the context, from the latest earlier occurrence
-   * of its longest matching suffix (in the reference if there is one there); null when
-   * none of its last MIN_NGRAM.. tokens recur.
+   * Up to `max` tokens guessed to follow the context: in the reference where the output
+   * follows it, or from where the context's longest matching suffix occurs there (the first
+   * occurrence past where the output left it); else from the latest earlier occurrence of
+   * that suffix in the context; null when none of its last MIN_NGRAM.. tokens recur.
    */
   draft(max: number): Draft | null {
     const t = this.context.tokens,
       last = t.length - 1;
     if (max <= 0) return null;
+    const ref = this.reference?.tokens;
+    if (ref && this.refNext >= 0 && this.refNext < ref.length)
+      return { tokens: ref.slice(this.refNext, this.refNext + max), n: MAX_NGRAM, reference: true };
     for (let n = MAX_NGRAM; n >= MIN_NGRAM; n--) {
-      const r = this.reference?.find(t, n) ?? -1;
+      const r = this.reference?.find(t, n, this.resume) ?? -1;
       if (r >= 0) {
-        const ref = this.reference!.tokens;
-        return { tokens: ref.slice(r + 1, Math.min(ref.length, r + 1 + max)), n, reference: true };
+        this.refNext = r + 1;
+        return { tokens: ref!.slice(r + 1, r + 1 + max), n, reference: true };
       }
       const e = this.context.find(t, n);
       if (e < 0) continue;

@@ -29,14 +29,29 @@ describe("prompt-lookup drafter", () => {
     // The cache held [.., 8, 9] then the answer 5, 6, 7 before this request.
     const d = new NgramDrafter([1, 2, 8, 9, 3, 8, 9], [8, 9, 5, 6, 7]);
     assert.deepEqual(d.draft(5), { tokens: [5, 6, 7], n: 2, reference: true }); // not [3, 8, 9]
-    d.push(5);
-    assert.deepEqual(d.draft(5), { tokens: [6, 7], n: 3, reference: true });
+    d.push(5); // following the reference: drafted from where it is in it
+    assert.deepEqual(d.draft(5), { tokens: [6, 7], n: 4, reference: true });
     d.push(4); // off the reference: the context again
     assert.equal(d.draft(2), null);
     const e = new NgramDrafter([1, 8, 9, 3, 8, 9], [8, 9, 5]);
     e.dropReference();
     assert.deepEqual(e.draft(2), { tokens: [3, 8], n: 2 });
     assert.deepEqual(new NgramDrafter([1, 2, 1, 2], [7, 7]).draft(2), { tokens: [1, 2], n: 2 }); // too short to index
+  });
+
+  it("keeps to its place in the reference, and finds it again past a change", () => {
+    // [1, 2] occurs twice in the reference: while the output follows it, the draft comes
+    // from where it is, not from the latest [1, 2].
+    const d = new NgramDrafter([0, 8, 9], [8, 9, 1, 2, 3, 1, 2, 4, 5, 1, 2, 6]);
+    assert.deepEqual(d.draft(3), { tokens: [1, 2, 3], n: 2, reference: true });
+    d.push(1);
+    d.push(2);
+    assert.deepEqual(d.draft(4), { tokens: [3, 1, 2, 4], n: 4, reference: true });
+    d.push(7); // a change: the output leaves the reference after its position 3
+    d.push(1);
+    d.push(2);
+    // Found again at the first [1, 2] past where it was left (ending at 6), not the latest.
+    assert.deepEqual(d.draft(2), { tokens: [4, 5], n: 2, reference: true });
   });
 
   it("drafts nothing from a context too short or without a repeat", () => {
