@@ -35,7 +35,10 @@ const again = (files) =>
 const prompts = {
   copy: again(read("stop.ts")),
   // An agent's transcript is longer: the same request after two more files.
-  "copy, long context": again(["speculation.ts", "ngram-drafter.ts", "stop.ts"].map(read).join("\n\n")),
+  // (Cut to 9000 characters, so that the prompt stays within the context as the files grow.)
+  "copy, long context": again(
+    `${["speculation.ts", "ngram-drafter.ts"].map(read).join("\n\n").slice(0, 9000)}\n\n${read("stop.ts")}`,
+  ),
   fresh: "Write a short story about a lighthouse keeper who finds a message in a bottle.\n\n",
 };
 const RETRY = Symbol("retry"),
