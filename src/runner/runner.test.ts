@@ -250,7 +250,7 @@ describe("structured outputs", async () => {
 describe("speculative decoding", async () => {
   // Q8_0 weights: a row's logits have the same bits whether it runs alone or beside drafts
   // (the quantized dots and the split attention are per row), so the tokens must be equal
-  // whatever the runner chooses to verify. (F32 matmuls sum in another order from 4 rows.)
+  // whatever the runner chooses to verify. (Float matmuls sum in another order past 4 rows.)
   const dir = mkdtempSync(join(tmpdir(), "lmx-spec-"));
   after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "tiny-q8_0.gguf");

@@ -211,7 +211,7 @@ describe("lmx serve with official clients", () => {
       prediction: { type: "content", content: [{ type: "text", text: long.choices[0]!.message.content! }] },
     });
     // (The same text up to float rounding: the embedded model's weights are bf16, whose
-    // matmuls round differently from 4 rows on; the runner's tests compare on Q8_0.)
+    // matmuls round differently past 4 rows; the runner's tests compare on Q8_0.)
     assert.equal(predicted.usage!.completion_tokens, 32);
     const details = predicted.usage!.completion_tokens_details!;
     const { accepted_prediction_tokens: ok, rejected_prediction_tokens: no } = details;

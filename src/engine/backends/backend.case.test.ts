@@ -1091,6 +1091,38 @@ describe("shared GEMM activations", () => {
 });
 
 describe("decode batches", () => {
+  it("of up to 4 tokens give every token the bits it gets alone, for float weights", async () => {
+    // A decode row and 3 drafts (speculative decoding), or 4 sequences' rows: float weights
+    // stay on the GEMV path there (its per-output order is the one-token order).
+    const cpu = new CpuBackend();
+    const K = 520,
+      N = 37;
+    for (const dt of [DType.F16, DType.BF16, DType.F32])
+      for (const T of [2, 4]) {
+        const x = uniform(T * K, 1, 31 + T);
+        const wbuf = fromF32(uniform(N * K, 1, 40 + dt), dt).buffer as ArrayBuffer;
+        const run = async (rows: Float32Array, n: number) => {
+          const g = new Graph();
+          const out = g.output(
+            g.matmul(
+              g.bind("x", DType.F32, n, K, rows.slice().buffer as ArrayBuffer),
+              g.bind("w", dt, N, K, wbuf),
+            ),
+          );
+          const p = cpu.prepare(g);
+          await p.execute();
+          return p.read(out).slice();
+        };
+        const batch = await run(x, T);
+        for (let t = 0; t < T; t++)
+          assert.deepEqual(
+            await run(x.subarray(t * K, (t + 1) * K), 1),
+            batch.subarray(t * N, (t + 1) * N),
+            `${DType[dt]} token ${t} of ${T}`,
+          );
+      }
+  });
+
   // Batches of 2, 5 and 7 tokens: the tiled kernels' tiles of 2, 4 + 1 and 4 + 3.
   it("give every token the bits it gets alone, for every quantized type (the batch and one-token loops agree)", async () => {
     const cpu = new CpuBackend();
