@@ -339,6 +339,37 @@ describe("speculative decoding", async () => {
     await assert.rejects(tokens({ prediction: [1e9] }), /outside the vocabulary/);
   });
 
+  it("drafts beside another sequence's prompt chunks", async () => {
+    const seqsOf: number[][] = [];
+    const engine = model.engine;
+    const forward = engine.forward.bind(engine);
+    engine.forward = (batch, ...rest) => {
+      seqsOf.push(Array.from(batch.seqs));
+      return forward(batch, ...rest);
+    };
+    try {
+      model.reset();
+      // A decodes (greedy: its drafts come true), then B's prompt arrives in chunks of 16.
+      const a = model.generate(text, { temperature: 0, numPredict: 60 })[Symbol.asyncIterator]();
+      for (let i = 0; i < 12; i++) await a.next();
+      const b = run(
+        model.generate(`${text}# more\n`.repeat(2), { temperature: 0, numPredict: 4, numBatch: 16 }),
+      );
+      while (!(await a.next()).done);
+      await b;
+      const seqA = seqsOf[0]![0]!;
+      const mixed = seqsOf.filter((s) => s.filter((q) => q !== seqA).length >= 8);
+      assert.ok(mixed.length >= 4, `${mixed.length} passes with a prompt chunk`);
+      // In some of them A's decode row came with drafts.
+      assert.ok(
+        mixed.some((s) => s.filter((q) => q === seqA).length > 1),
+        JSON.stringify(mixed.map((s) => s.filter((q) => q === seqA).length)),
+      );
+    } finally {
+      engine.forward = forward;
+    }
+  });
+
   it("ends at a budget in the middle of drafts that came true", async () => {
     for (const numPredict of [1, 2, 9]) {
       const spec = await tokens({ temperature: 0, numPredict, numDraft: 7 });

@@ -95,6 +95,22 @@ interface Job {
   wake: (() => void) | null;
 }
 
+/** Drafts ride beside a prompt chunk for sequences whose drafts come true at least this often. */
+const MIN_RATE_BESIDE_PROMPT = 0.5;
+
+/** A pass being gathered: what its decode rows' drafts are chosen against. */
+interface PassPlan {
+  /** A prompt chunk rides in it. */
+  prefilling: boolean;
+  /** Positions its deepest decode row sees. */
+  depth: number;
+  /** Sequences with a decode row in it. */
+  decoding: number;
+  /** Draft rows chosen so far, and the tokens beyond one per sequence they are expected to give. */
+  extraRows: number;
+  extraTokens: number;
+}
+
 /** A job's output rows in a pass: its decode row and the k drafts fed after it, or its
  * prompt's last row. */
 interface Out {
@@ -363,31 +379,21 @@ export class Runner {
       outs: Out[] = [];
     const fed: [Job, number][] = [];
     for (const job of [...this.active]) if (job.cancelled || job.o.signal?.aborted) this.finish(job, "abort");
-    // Drafts ride on decode passes only: beside a prompt chunk they would cost a chunk's rows.
-    const prefilling = this.active.some((j) => j.next < 0);
-    // Passes are priced by the positions their deepest row sees (attention grows with them).
-    const depth = Math.max(0, ...this.active.map((j) => this.cached[j.slot]!.length));
-    const decoding = this.active.filter((j) => j.next >= 0).length;
-    let extraRows = 0,
-      extraTokens = 0;
+    const pass: PassPlan = {
+      prefilling: this.active.some((j) => j.next < 0),
+      // Passes are priced by the positions their deepest row sees (attention grows with them).
+      depth: Math.max(0, ...this.active.map((j) => this.cached[j.slot]!.length)),
+      decoding: this.active.filter((j) => j.next >= 0).length,
+      extraRows: 0,
+      extraTokens: 0,
+    };
     for (const job of this.active) {
       if (job.next < 0) continue;
       const pos = this.cached[job.slot]!.length;
       const guess = this.guess(job, pos);
-      const k =
-        prefilling || !guess
-          ? 0
-          : draftsToVerify(
-              this.passCosts,
-              job.acceptance!.get(guess),
-              guess.tokens.length,
-              decoding,
-              extraRows,
-              extraTokens,
-              depth,
-            );
-      extraRows += k;
-      if (k > 0) extraTokens += expectedTokens(job.acceptance!.get(guess!), k) - 1;
+      const k = guess ? this.draftCount(job, guess, pass) : 0;
+      pass.extraRows += k;
+      if (k > 0) pass.extraTokens += expectedTokens(job.acceptance!.get(guess!), k) - 1;
       const fedTokens = [job.next, ...(guess?.tokens.slice(0, k) ?? [])];
       this.model.cache.reserve(job.slot, pos + fedTokens.length);
       outs.push({ job, first: outRows.length, guess, k });
@@ -426,7 +432,7 @@ export class Runner {
     if (tokens.length === 0) return;
     const t0 = performance.now();
     const out = await this.model.forward({ tokens, positions, seqs, outRows }, samplers, drafts);
-    if (!prefilling) this.passCosts.observe(tokens.length, depth, performance.now() - t0);
+    if (!pass.prefilling) this.passCosts.observe(tokens.length, pass.depth, performance.now() - t0);
     for (const [job, n] of fed) {
       const c = this.cached[job.slot]!;
       if (job.next >= 0) c.push(job.next);
@@ -457,6 +463,34 @@ export class Runner {
       if (id < 0) this.fail(job, new Error("no token can continue the structured output"));
       else this.onToken(job, id);
     }
+  }
+
+  /**
+   * How many of `guess`'s tokens `job` verifies in this pass. In a decode pass, as many as
+   * make the most tokens per cost (draftsToVerify). Beside a prompt chunk, a pass costs
+   * about what its rows do and a draft row takes one from the chunk: a sequence whose
+   * drafts come true often enough verifies them all, as they cost the prefilling sequence
+   * a token each and can give this one several for a pass that may take a second or more.
+   * A pass holds batchSize rows (the backend draws as many); beside a prompt chunk drafts
+   * take at most an eighth of them.
+   */
+  private draftCount(job: Job, guess: Draft, pass: PassPlan): number {
+    const a = job.acceptance!.get(guess);
+    const want = pass.prefilling
+      ? a >= MIN_RATE_BESIDE_PROMPT
+        ? guess.tokens.length
+        : 0
+      : draftsToVerify(
+          this.passCosts,
+          a,
+          guess.tokens.length,
+          pass.decoding,
+          pass.extraRows,
+          pass.extraTokens,
+          pass.depth,
+        );
+    const room = (pass.prefilling ? this.batchSize / 8 : this.batchSize - pass.decoding) - pass.extraRows;
+    return Math.max(0, Math.min(room, want));
   }
 
   /** The drafts a decode step could verify for `job` at position `pos`, within its limits. */
