@@ -4,7 +4,7 @@
  * runner goes: what a pass of T rows costs on this machine (decode reads every weight
  * once, so a few more rows cost little until the kernels' compute catches up with the
  * memory reads: one thread of a Zen 4 ran 2 rows in the time of 1 and 4 in 1.45x), and
- * how often a sequence's drafts come true, per n-gram length. Drafts that are not
+ * how often a sequence's drafts come true, per source. Drafts that are not
  * verified are still checked against the token drawn, so a sequence that stops drafting
  * for lack of hits starts again when its guesses turn good.
  */
