@@ -350,7 +350,7 @@ describe("speculative decoding", async () => {
     try {
       model.reset();
       // A decodes (greedy: its drafts come true), then B's prompt arrives in chunks of 16.
-      const a = model.generate(text, { temperature: 0, numPredict: 60 })[Symbol.asyncIterator]();
+      const a = model.generate(text, { temperature: 0, numPredict: 120 })[Symbol.asyncIterator]();
       for (let i = 0; i < 12; i++) await a.next();
       const b = run(
         model.generate(`${text}# more\n`.repeat(2), { temperature: 0, numPredict: 4, numBatch: 16 }),
