@@ -62,11 +62,19 @@ class NgramIndex {
     if (last - n + 1 < 0) return -1;
     const at = this.index[n - MIN_NGRAM]!.get(hash(of, last, n));
     if (at === undefined) return -1;
-    const ends = typeof at === "number" ? [at] : at;
-    let i = ends.findIndex((e) => e >= from);
-    if (i < 0) i = ends.length - 1;
-    // From there on, then before it: the first that is not a hash collision.
-    for (const e of [...ends.slice(i), ...ends.slice(0, i).reverse()]) if (this.same(e, of, n)) return e;
+    if (typeof at === "number") return this.same(at, of, n) ? at : -1;
+    // The first end at or after `from` (ends are in order), or the last; from there on,
+    // then before it, the first that is not a hash collision.
+    let lo = 0,
+      hi = at.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (at[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const start = lo < at.length ? lo : at.length - 1;
+    for (let i = start; i < at.length; i++) if (this.same(at[i]!, of, n)) return at[i]!;
+    for (let i = start - 1; i >= 0; i--) if (this.same(at[i]!, of, n)) return at[i]!;
     return -1;
   }
 
@@ -101,10 +109,6 @@ export class NgramDrafter {
   constructor(tokens: Iterable<number> = [], reference: readonly number[] = []) {
     this.context = new NgramIndex(tokens);
     this.reference = reference.length > MIN_NGRAM ? new NgramIndex(reference, true) : null;
-  }
-
-  get length(): number {
-    return this.context.tokens.length;
   }
 
   push(token: number): void {

@@ -14,7 +14,7 @@ import { compileSchema } from "../chat/json-schema.js";
 import { ConstrainedPicker, seededRandom } from "./constrained.js";
 import { MAX_NGRAM, NgramDrafter, type Draft } from "./ngram-drafter.js";
 import { DEFAULT_OPTIONS, validateOptions, type GenerateOptions } from "./options.js";
-import { Acceptance, draftsToVerify, expectedTokens, PassCosts } from "./speculation.js";
+import { Acceptance, draftsToVerify, expectedTokens, PassCosts, type PassSoFar } from "./speculation.js";
 import { StopMatcher } from "./stop.js";
 
 export type DoneReason = "stop" | "length" | "abort";
@@ -99,16 +99,9 @@ interface Job {
 const MIN_RATE_BESIDE_PROMPT = 0.5;
 
 /** A pass being gathered: what its decode rows' drafts are chosen against. */
-interface PassPlan {
+interface PassPlan extends PassSoFar {
   /** A prompt chunk rides in it. */
   prefilling: boolean;
-  /** Positions its deepest decode row sees. */
-  depth: number;
-  /** Sequences with a decode row in it. */
-  decoding: number;
-  /** Draft rows chosen so far, and the tokens beyond one per sequence they are expected to give. */
-  extraRows: number;
-  extraTokens: number;
 }
 
 /** A job's output rows in a pass: its decode row and the k drafts fed after it, or its
@@ -190,9 +183,10 @@ export class Runner {
       throw new Error(
         `the prompt has ${prompt.length} tokens but the context holds ${numCtx} (raise num_ctx)`,
       );
-    for (const t of [...prompt, ...(typeof options.prediction === "object" ? options.prediction : [])])
-      if (!(Number.isInteger(t) && t >= 0 && t < this.model.vocabSize))
-        throw new Error(`token id ${t} is outside the vocabulary of ${this.model.vocabSize}`);
+    for (const ids of [prompt, typeof options.prediction === "object" ? options.prediction : []])
+      for (const t of ids)
+        if (!(Number.isInteger(t) && t >= 0 && t < this.model.vocabSize))
+          throw new Error(`token id ${t} is outside the vocabulary of ${this.model.vocabSize}`);
     const o: Resolved = { ...DEFAULT_OPTIONS, ...options };
     const schema = o.format === undefined ? undefined : compileSchema(o.format);
     const job: Job = {
@@ -379,16 +373,16 @@ export class Runner {
       outs: Out[] = [];
     const fed: [Job, number][] = [];
     for (const job of [...this.active]) if (job.cancelled || job.o.signal?.aborted) this.finish(job, "abort");
+    const decoding = this.active.filter((j) => j.next >= 0);
     const pass: PassPlan = {
-      prefilling: this.active.some((j) => j.next < 0),
+      prefilling: decoding.length < this.active.length,
       // Passes are priced by the positions their deepest row sees (attention grows with them).
-      depth: Math.max(0, ...this.active.map((j) => this.cached[j.slot]!.length)),
-      decoding: this.active.filter((j) => j.next >= 0).length,
+      depth: Math.max(0, ...decoding.map((j) => this.cached[j.slot]!.length)),
+      decoding: decoding.length,
       extraRows: 0,
       extraTokens: 0,
     };
-    for (const job of this.active) {
-      if (job.next < 0) continue;
+    for (const job of decoding) {
       const pos = this.cached[job.slot]!.length;
       const guess = this.guess(job, pos);
       const k = guess ? this.draftCount(job, guess, pass) : 0;
@@ -480,15 +474,7 @@ export class Runner {
       ? a >= MIN_RATE_BESIDE_PROMPT
         ? guess.tokens.length
         : 0
-      : draftsToVerify(
-          this.passCosts,
-          a,
-          guess.tokens.length,
-          pass.decoding,
-          pass.extraRows,
-          pass.extraTokens,
-          pass.depth,
-        );
+      : draftsToVerify(this.passCosts, a, guess.tokens.length, pass);
     const room = (pass.prefilling ? this.batchSize / 8 : this.batchSize - pass.decoding) - pass.extraRows;
     return Math.max(0, Math.min(room, want));
   }
@@ -497,8 +483,9 @@ export class Runner {
   private guess(job: Job, pos: number): Draft | null {
     if (!job.drafter) return null;
     const limit = job.o.numPredict < 0 ? Infinity : job.o.numPredict;
-    // Every draft that comes true is a token generated, at a position of the context.
-    const max = Math.min(job.o.numDraft, limit - job.generated - 1, this.model.numCtx - 2 - pos - 1);
+    // Every draft that comes true is a token generated, and one more position of the
+    // context: the last drafted row, at pos + max, stays below numCtx - 2.
+    const max = Math.min(job.o.numDraft, limit - job.generated - 1, this.model.numCtx - 3 - pos);
     return max > 0 ? job.drafter.draft(max) : null;
   }
 
@@ -508,18 +495,20 @@ export class Runner {
    * with the draw after the last of them; the cache forgets the rest.
    */
   private onDraws(job: Job, draws: Int32Array, guess: Draft | null, k: number): void {
+    // A guess not verified (k = 0) is still scored, on its first token against the draw,
+    // so that drafting can resume.
+    const scored = guess ? Math.max(k, 1) : 0;
     let hits = 0;
-    while (hits < k && draws[hits] === guess!.tokens[hits]) hits++;
+    while (hits < scored && draws[hits] === guess!.tokens[hits]) hits++;
     if (guess) {
-      // A guess not verified is still scored against the draw, so drafting can resume.
-      const [h, miss] =
-        k === 0 ? [draws[0] === guess.tokens[0] ? 1 : 0, draws[0] !== guess.tokens[0]] : [hits, hits < k];
-      job.acceptance!.observe(guess, h, miss);
-      this.acceptance.observe(guess, h, miss);
+      job.acceptance!.observe(guess, hits, hits < scored);
+      this.acceptance.observe(guess, hits, hits < scored);
       // A retried request's earlier answer guides only until the new one leaves it (a
       // prediction stays: an edited file's output comes back to it after each change).
-      if (guess.reference && h === 0 && !job.o.prediction) job.drafter!.dropReference();
+      if (guess.reference && hits === 0 && !job.o.prediction) job.drafter!.dropReference();
     }
+    // The drafts that came true are those verified.
+    hits = Math.min(hits, k);
     job.drafted += k;
     job.accepted += hits;
     const c = this.cached[job.slot]!;

@@ -62,6 +62,14 @@ describe("prompt-lookup drafter", () => {
   });
 });
 
+/** A decode pass of `decoding` sequences at 100 positions, with others' drafts so far. */
+const pass = (decoding: number, extraRows: number, extraTokens: number) => ({
+  decoding,
+  extraRows,
+  extraTokens,
+  depth: 100,
+});
+
 describe("speculation policy", () => {
   it("expects 1 + a + ... + a^k tokens from k drafts", () => {
     assert.equal(expectedTokens(0.5, 0), 1);
@@ -82,24 +90,24 @@ describe("speculation policy", () => {
     ];
     for (const [rows, ms] of measured) for (let i = 0; i < 2; i++) costs.observe(rows, 100, ms);
     assert.equal(costs.cost(5, 100), costs.cost(8, 100)); // 5 rows run as 8 (paddedRows)
-    assert.equal(draftsToVerify(costs, 0.05, 7, 1, 0, 0, 100), 1); // 2 rows are free
-    assert.equal(draftsToVerify(costs, 0.6, 7, 1, 0, 0, 100), 1);
-    assert.equal(draftsToVerify(costs, 0.9, 7, 1, 0, 0, 100), 3);
-    assert.equal(draftsToVerify(costs, 1, 7, 1, 0, 0, 100), 3); // 4 tokens for 15 ms beat 8 for 32
+    assert.equal(draftsToVerify(costs, 0.05, 7, pass(1, 0, 0)), 1); // 2 rows are free
+    assert.equal(draftsToVerify(costs, 0.6, 7, pass(1, 0, 0)), 1);
+    assert.equal(draftsToVerify(costs, 0.9, 7, pass(1, 0, 0)), 3);
+    assert.equal(draftsToVerify(costs, 1, 7, pass(1, 0, 0)), 3); // 4 tokens for 15 ms beat 8 for 32
     // In a pass of 4 sequences any draft takes it past 4 rows (to 8), which costs more than
     // even 4 true drafts give; the first sequence to choose counts the others' rows too.
-    assert.equal(draftsToVerify(costs, 1, 4, 4, 0, 0, 100), 0);
+    assert.equal(draftsToVerify(costs, 1, 4, pass(4, 0, 0)), 0);
     // Of 3 sequences, one drafting fills the pass to 4 rows; then none can.
-    assert.equal(draftsToVerify(costs, 0.9, 4, 3, 0, 0, 100), 1);
-    assert.equal(draftsToVerify(costs, 0.9, 4, 3, 1, 0.9, 100), 0);
-    assert.equal(draftsToVerify(costs, 1, 2, 1, 0, 0, 100), 2); // at most the drafts there are
+    assert.equal(draftsToVerify(costs, 0.9, 4, pass(3, 0, 0)), 1);
+    assert.equal(draftsToVerify(costs, 0.9, 4, pass(3, 1, 0.9)), 0);
+    assert.equal(draftsToVerify(costs, 1, 2, pass(1, 0, 0)), 2); // at most the drafts there are
     const dear = new PassCosts();
     for (const [rows, ms] of [
       [1, 10],
       [2, 20],
     ] as const)
       for (let i = 0; i < 2; i++) dear.observe(rows, 100, ms);
-    assert.equal(draftsToVerify(dear, 0.9, 1, 1, 0, 0, 100), 0); // 1.9 tokens for 2x the time
+    assert.equal(draftsToVerify(dear, 0.9, 1, pass(1, 0, 0)), 0); // 1.9 tokens for 2x the time
   });
 
   it("prices unmeasured shapes from a measured one, and ignores a plan's first pass and outliers", () => {

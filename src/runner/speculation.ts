@@ -83,8 +83,8 @@ export class Acceptance {
    * repeat it).
    */
   constructor(from?: Acceptance, reference?: number) {
-    for (let i = 0; i <= MAX_NGRAM - MIN_NGRAM + 1; i++) this.rate.push(from ? from.rate[i]! : 0.5);
-    if (reference !== undefined) this.rate[MAX_NGRAM - MIN_NGRAM + 1] = reference;
+    for (let i = 0; i <= REFERENCE; i++) this.rate.push(from ? from.rate[i]! : 0.5);
+    if (reference !== undefined) this.rate[REFERENCE] = reference;
   }
 
   get(d: Source): number {
@@ -106,8 +106,11 @@ export interface Source {
   reference?: boolean;
 }
 
+/** Rates by source: n-gram lengths MIN_NGRAM..MAX_NGRAM, then the reference. */
+const REFERENCE = MAX_NGRAM - MIN_NGRAM + 1;
+
 function slot(d: Source): number {
-  return d.reference ? MAX_NGRAM - MIN_NGRAM + 1 : d.n - MIN_NGRAM;
+  return d.reference ? REFERENCE : d.n - MIN_NGRAM;
 }
 
 /** Tokens a pass yields for a sequence that verifies k drafts, each true with probability a. */
@@ -121,26 +124,28 @@ export function expectedTokens(a: number, k: number): number {
   return e;
 }
 
+/** A decode pass being gathered, as far as its drafts are chosen. */
+export interface PassSoFar {
+  /** Sequences with a decode row in it (each one's own row is in it either way). */
+  decoding: number;
+  /** Draft rows chosen so far, and the tokens beyond one per sequence they are expected to give. */
+  extraRows: number;
+  extraTokens: number;
+  /** Positions its deepest decode row sees. */
+  depth: number;
+}
+
 /**
- * The number of drafts (0..max) a sequence should add to a decode pass of `seqs`
- * sequences at `depth` positions, whose other sequences' drafts so far add `rows` rows
- * and are expected to yield `tokens` tokens beyond one per sequence: the most tokens per
- * cost for the whole pass (every sequence's own row is in it either way; all priced in
- * one depth class, so they compare).
+ * The number of drafts (0..max) a sequence should add to `pass`: the most tokens per cost
+ * for the whole pass (all priced in its depth class, so they compare).
  */
-export function draftsToVerify(
-  costs: PassCosts,
-  a: number,
-  max: number,
-  seqs: number,
-  rows: number,
-  tokens: number,
-  depth: number,
-): number {
+export function draftsToVerify(costs: PassCosts, a: number, max: number, pass: PassSoFar): number {
+  const { decoding, extraRows, extraTokens, depth } = pass;
   let best = 0,
-    bestRate = (seqs + tokens) / costs.cost(seqs + rows, depth);
+    bestRate = (decoding + extraTokens) / costs.cost(decoding + extraRows, depth);
   for (let k = 1; k <= max; k++) {
-    const rate = (seqs + tokens + expectedTokens(a, k) - 1) / costs.cost(seqs + rows + k, depth);
+    const rate =
+      (decoding + extraTokens + expectedTokens(a, k) - 1) / costs.cost(decoding + extraRows + k, depth);
     if (rate > bestRate) {
       best = k;
       bestRate = rate;

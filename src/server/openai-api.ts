@@ -179,6 +179,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
       const msgs = messages(b.messages);
       let tools = checkTools(b.tools);
       if (b.tool_choice === "none") tools = undefined;
+      const predicted = prediction(b);
       const gen = await started(
         svc.generate({
           model: m,
@@ -186,11 +187,10 @@ export function openaiRoutes(r: Router, svc: Service): void {
           options: options(b),
           logprobs: logprobCount(b),
           format: responseFormat(b),
-          prediction: prediction(b),
+          prediction: predicted,
           signal: ctx.signal,
         }),
       );
-      const predicted = b.prediction !== undefined && b.prediction !== null;
       const cid = id("chatcmpl");
       const base = { id: cid, created: created(), model: m.name, system_fingerprint: "fp_lmx" };
       if (!field.bool(b, "stream")) {
@@ -215,7 +215,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
             prompt_tokens: s.promptTokens,
             completion_tokens: s.genTokens,
             total_tokens: s.promptTokens + s.genTokens,
-            ...(predicted ? predictionUsage(s) : {}),
+            ...(predicted !== undefined ? predictionUsage(s) : {}),
           },
         });
         return;
@@ -257,7 +257,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
                   prompt_tokens: s.promptTokens,
                   completion_tokens: s.genTokens,
                   total_tokens: s.promptTokens + s.genTokens,
-                  ...(predicted ? predictionUsage(s) : {}),
+                  ...(predicted !== undefined ? predictionUsage(s) : {}),
                 },
               });
             }
