@@ -350,7 +350,13 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
     for (int m = 0; m < 4; m++) {
       const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * m));
       lo[m] = _mm256_and_si256(q, m4);
+#ifdef QD_PAIRS16
       hi[m] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+#else
+      /* The high nibbles left in place, 16 times their value: dpbusd sums them in int32
+       * without saturating, and one shift per token takes the 16 off (below). */
+      hi[m] = _mm256_andnot_si256(m4, q);
+#endif
     }
 #ifdef QD_PAIRS16
     /* Lanes 2j and 2j + 1 (the halves of sub-block j) take sub-block j's scale. */
@@ -381,7 +387,9 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
         s0 = QD_DPBUSD(s0, lo[m], _mm256_loadu_si256((const __m256i *)(x + 64 * m)));
         s1 = QD_DPBUSD(s1, hi[m], _mm256_loadu_si256((const __m256i *)(x + 64 * m + 32)));
       }
-      const __m256i sumi = _mm256_mullo_epi32(_mm256_add_epi32(s0, s1), sc);
+      /* s1 is a multiple of 16 (|s1| <= 16 x 240 x 128 per lane): the shift is exact, the sum the
+       * same integer as with the nibbles shifted down first, so the same bits. */
+      const __m256i sumi = _mm256_mullo_epi32(_mm256_add_epi32(s0, _mm256_srai_epi32(s1, 4)), sc);
 #endif
       const __m128 dd = _mm_mul_ps(d, _mm_set1_ps(dx[t][8 * b]));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_broadcastss_ps(dd), acc[t]);
