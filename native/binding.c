@@ -971,16 +971,24 @@ static napi_value cpu_features(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* bandwidthProbe(megabytes, repeats) -> GB/s */
+/* bandwidthProbe(megabytes, repeats) -> each read's GB/s (an empty array if the buffer
+ * could not be mapped) */
 static napi_value bandwidth_probe(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   args_of(env, info, 2, argv);
   double mb = 1024, reps = 5;
   napi_get_value_double(env, argv[0], &mb);
   napi_get_value_double(env, argv[1], &reps);
-  napi_value v;
-  napi_create_double(env, lmx_bandwidth_probe((size_t)(mb * 1048576.0), (int)reps), &v);
-  return v;
+  const int n = reps < 1 ? 1 : reps > 1000 ? 1000 : (int)reps;
+  double gbs[1000];
+  const int ok = lmx_bandwidth_probe((size_t)(mb * 1048576.0), n, gbs) == 0;
+  napi_value arr, v;
+  CHECK(napi_create_array_with_length(env, ok ? (size_t)n : 0, &arr));
+  for (int i = 0; ok && i < n; i++) {
+    CHECK(napi_create_double(env, gbs[i], &v));
+    CHECK(napi_set_element(env, arr, (uint32_t)i, v));
+  }
+  return arr;
 }
 
 /* hugePages() -> {pending, collapsed, failed}: bytes of the background collapse

@@ -139,8 +139,9 @@ float *lmx_scratch_row(size_t n);
  * matmul's up rows). */
 float *lmx_scratch_out(size_t n);
 
-/* Best-of-`repeats` streaming read bandwidth in GB/s over `bytes` on the pool. */
-double lmx_bandwidth_probe(size_t bytes, int repeats);
+/* Streaming-read bandwidth over `bytes` on the pool, `repeats` reads one after another:
+ * each read's GB/s into gbs[]. Returns 0, or -1 if the buffer could not be mapped. */
+int lmx_bandwidth_probe(size_t bytes, int repeats, double *gbs);
 /* One thread's streaming read of n floats at p (64-byte aligned), as the probe reads: their
  * sum, so the reads cannot be dropped. */
 float lmx_stream_read(const float *p, size_t n);

@@ -64,8 +64,11 @@ export interface NativeAddon {
   cpuFeatures(): string[];
   /** The kernel tier in use: scalar, avx2, avxvnni or avx512 (see native/cpu.c). */
   simdPath(): string;
-  /** Streaming-read bandwidth (GB/s, best of `repeats`) over `megabytes` on the thread pool. */
-  bandwidthProbe(megabytes: number, repeats: number): number;
+  /**
+   * Streaming-read bandwidth over `megabytes` on the thread pool: `repeats` reads one
+   * after another, each one's GB/s (empty if the buffer could not be mapped).
+   */
+  bandwidthProbe(megabytes: number, repeats: number): number[];
   /**
    * Bytes of repacked weights that the load left in 4 KiB pages and a background thread
    * is collapsing into huge pages (native/huge_pages.c): waiting, done, and refused by the

@@ -53,7 +53,7 @@ static void probe(void *arg, int ith, int nth) {
   j->sink[ith & 255] = lmx_stream_read(j->buf + lo, (size_t)(hi - lo));
 }
 
-double lmx_bandwidth_probe(size_t bytes, int repeats) {
+int lmx_bandwidth_probe(size_t bytes, int repeats, double *gbs) {
   probe_job j;
   memset(&j, 0, sizeof j);
   j.n = bytes / sizeof(float);
@@ -62,13 +62,11 @@ double lmx_bandwidth_probe(size_t bytes, int repeats) {
   if ((void *)buf == MAP_FAILED) return -1;
   memset(buf, 1, len);
   j.buf = buf;
-  double best = 0;
   for (int r = 0; r < repeats; r++) {
     const int64_t t0 = lmx_now_ns();
     lmx_pool_run(probe, &j);
-    const double gbs = (double)len / (double)(lmx_now_ns() - t0); /* bytes per ns */
-    if (gbs > best) best = gbs;
+    gbs[r] = (double)len / (double)(lmx_now_ns() - t0); /* bytes per ns */
   }
   munmap(buf, len);
-  return best;
+  return 0;
 }
