@@ -590,7 +590,9 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_nvfp4_i_tile)(
                                            _mm256_add_epi16(_mm256_maddubs_epi16(c2, x2), _mm256_maddubs_epi16(c3, x3)));
       const __m256i sums = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 #else
-      const __m256i sums = QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), c0, x0), c1, x1), c2, x2), c3, x3);
+      /* Two chains of two, not one of four: a block's sums wait on two dpbusd latencies. */
+      const __m256i sums = _mm256_add_epi32(QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), c0, x0), c1, x1),
+                                            QD_DPBUSD(QD_DPBUSD(_mm256_setzero_si256(), c2, x2), c3, x3));
 #endif
       const __m256i i = _mm256_sub_epi32(sums, _mm256_loadu_si256((const __m256i *)(o16[t] + 8 * b)));
       const __m256 k = _mm256_mul_ps(scale, _mm256_loadu_ps(k16[t] + 8 * b));
