@@ -979,7 +979,7 @@ static napi_value bandwidth_probe(napi_env env, napi_callback_info info) {
   double mb = 1024, reps = 5;
   napi_get_value_double(env, argv[0], &mb);
   napi_get_value_double(env, argv[1], &reps);
-  const int n = reps < 1 ? 1 : reps > 1000 ? 1000 : (int)reps;
+  const int n = !(reps >= 1) ? 1 : reps > 1000 ? 1000 : (int)reps;
   double gbs[1000];
   const int ok = lmx_bandwidth_probe((size_t)(mb * 1048576.0), n, gbs) == 0;
   napi_value arr, v;
