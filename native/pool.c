@@ -53,18 +53,16 @@ int64_t lmx_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-#define now_ns lmx_now_ns
-
 static void *worker(void *p) {
   int ith = (int)(intptr_t)p;
   /* The generation at start-up, read before any job could have been posted. */
   int seen = P.start_gen;
   for (;;) {
-    int64_t t0 = now_ns();
+    int64_t t0 = lmx_now_ns();
     int spins = 0;
     while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen && !atomic_load(&P.stop)) {
       CPU_RELAX();
-      if (++spins % 1024 == 0 && now_ns() - t0 > SPIN_NS) {
+      if (++spins % 1024 == 0 && lmx_now_ns() - t0 > SPIN_NS) {
         pthread_mutex_lock(&P.mu);
         atomic_fetch_add(&P.sleepers, 1);
         while (atomic_load(&P.gen) == seen && !atomic_load(&P.stop)) pthread_cond_wait(&P.cv, &P.mu);

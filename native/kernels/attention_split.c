@@ -1,18 +1,18 @@
 /* Decode attention split over the keys. With one query row per sequence (or a few: see
- * lmx_attention_split), the blocked
- * kernel (attention.c) has only nKv work items per row, and each walks one head's 256
- * bytes out of every pool row: a strided read that memory serves at a fraction of its
- * streaming rate, and the long-context decode of an agent spends most of its time there.
- * Here a work item is one query row and a chunk of KC consecutive positions, with every
- * head: it reads the chunk's pool rows whole and in order, and leaves its partial softmax
- * (per query head: the max, the sum and the unnormalized output) in the plan's partials
- * buffer. The thread that finishes the node's last item merges each row's chunks in chunk
- * order. Chunks are fixed by position, so results do not depend on the thread count.
- * A row with fewer than MIN_CHUNKS x KC positions takes shorter chunks, so that a decode
- * step early in a conversation still gives every thread work: with one chunk below KC
- * positions, one thread had run the whole attention while the others waited. (Splitting
- * the heads of a chunk between items instead was slower past one chunk: two threads
- * reading halves of the same pool rows pulled each other's lines in with their streams.) */
+ * lmx_attention_split), the blocked kernel (attention.c) has only nKv work items per row,
+ * and each walks one head's 256 bytes out of every pool row: a strided read that memory
+ * serves at a fraction of its streaming rate, and the long-context decode of an agent
+ * spends most of its time there. Here a work item is one query row and a chunk of KC
+ * consecutive positions, with every head: it reads the chunk's pool rows whole and in
+ * order, and leaves its partial softmax (per query head: the max, the sum and the
+ * unnormalized output) in the plan's partials buffer. The thread that finishes the node's
+ * last item merges each row's chunks in chunk order. Chunks are fixed by position, so
+ * results do not depend on the thread count. A row with fewer than MIN_CHUNKS x KC
+ * positions takes shorter chunks, so that a decode step early in a conversation still gives
+ * every thread work: with one chunk below KC positions, one thread had run the whole
+ * attention while the others waited. (Splitting the heads of a chunk between items instead
+ * was slower past one chunk: two threads reading halves of the same pool rows pulled each
+ * other's lines in with their streams.) */
 #include <math.h>
 #include <stdint.h>
 

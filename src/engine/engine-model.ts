@@ -294,11 +294,16 @@ export class EngineModel {
   ): Promise<Int32Array | null> {
     const p = this.fill(batch, false);
     const nOut = batch.outRows.length,
-      padOut = paddedRows(nOut) - nOut;
+      padded = paddedRows(nOut);
+    let chained: Int32Array | undefined;
+    if (drafts) {
+      chained = new Int32Array(padded).fill(-1);
+      chained.set(drafts);
+    }
     const out = await p.prepared.execute(
-      samplers && [...samplers, ...new Array(padOut).fill(null)],
+      samplers && [...samplers, ...new Array(padded - nOut).fill(null)],
       p.logits ?? undefined,
-      drafts && Int32Array.from([...drafts, ...new Array(padOut).fill(-1)]),
+      chained,
     );
     return out && out.subarray(0, batch.outRows.length);
   }

@@ -141,10 +141,17 @@ function prediction(b: Record<string, unknown>): string | undefined {
   throw new HttpError(400, "prediction.content must be a string or a list of text parts");
 }
 
-/** What the drafts (from the prediction or the conversation) gave: usage details. */
-function predictionUsage(s: GenerationStats): Record<string, unknown> {
+/** A completion's usage; with a prediction, what the drafts (from it or the conversation) gave. */
+function usage(s: GenerationStats, predicted?: string): Record<string, unknown> {
+  const counts = {
+    prompt_tokens: s.promptTokens,
+    completion_tokens: s.genTokens,
+    total_tokens: s.promptTokens + s.genTokens,
+  };
+  if (predicted === undefined) return counts;
   const accepted = s.acceptedDrafts ?? 0;
   return {
+    ...counts,
     completion_tokens_details: {
       accepted_prediction_tokens: accepted,
       rejected_prediction_tokens: (s.draftTokens ?? 0) - accepted,
@@ -211,12 +218,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
               logprobs: c.logprobs.length ? { content: c.logprobs.map(lpShape) } : null,
             },
           ],
-          usage: {
-            prompt_tokens: s.promptTokens,
-            completion_tokens: s.genTokens,
-            total_tokens: s.promptTokens + s.genTokens,
-            ...(predicted !== undefined ? predictionUsage(s) : {}),
-          },
+          usage: usage(s, predicted),
         });
         return;
       }
@@ -253,12 +255,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
                 ...base,
                 object: "chat.completion.chunk",
                 choices: [],
-                usage: {
-                  prompt_tokens: s.promptTokens,
-                  completion_tokens: s.genTokens,
-                  total_tokens: s.promptTokens + s.genTokens,
-                  ...(predicted !== undefined ? predictionUsage(s) : {}),
-                },
+                usage: usage(s, predicted),
               });
             }
           }
@@ -305,11 +302,7 @@ export function openaiRoutes(r: Router, svc: Service): void {
         sendJson(ctx.res, 200, {
           ...base,
           choices: [{ index: 0, text: c.content, finish_reason: finish(c.done), logprobs: null }],
-          usage: {
-            prompt_tokens: s.promptTokens,
-            completion_tokens: s.genTokens,
-            total_tokens: s.promptTokens + s.genTokens,
-          },
+          usage: usage(s),
         });
         return;
       }
