@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../lmx.h"
+#include "../simd.h"
 
 struct lmx_sampler {
   lmx_sampler_config cfg;
@@ -177,6 +177,52 @@ static int32_t nucleus(const float *v, int32_t n, const lmx_sampler_config *c, d
   return m;
 }
 
+/* The greedy choice: the first index of the largest value, as a scan keeping the first
+ * v[i] > v[best] finds it (NaN never wins; a NaN v[0] is never beaten). Decode draws it
+ * over the whole vocabulary every token: the scalar scan's dependent compare per element
+ * took ~0.1 ms of a 15 ms token for 151,936 logits (Qwen3-0.6B, one Zen 4 thread), two
+ * vector passes (the largest value, then its first place) a small part of that. */
+static int32_t greedy_scalar(const float *v, int32_t n, int32_t from, int32_t best) {
+  for (int32_t i = from; i < n; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
+#ifdef LMX_X86
+static LMX_AVX2 int32_t greedy_avx2(const float *v, int32_t n) {
+  if (n < 64 || v[0] != v[0]) return greedy_scalar(v, n, 1, 0);
+  /* max_ps(x, m) is m where x is NaN: NaNs drop out. */
+  __m256 m0 = _mm256_set1_ps(v[0]), m1 = m0, m2 = m0, m3 = m0;
+  int32_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm256_max_ps(_mm256_loadu_ps(v + i), m0);
+    m1 = _mm256_max_ps(_mm256_loadu_ps(v + i + 8), m1);
+    m2 = _mm256_max_ps(_mm256_loadu_ps(v + i + 16), m2);
+    m3 = _mm256_max_ps(_mm256_loadu_ps(v + i + 24), m3);
+  }
+  float lanes[8], mx;
+  _mm256_storeu_ps(lanes, _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  mx = lanes[0];
+  for (int k = 1; k < 8; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+  for (int32_t k = i; k < n; k++) mx = v[k] > mx ? v[k] : mx;
+  /* mx is a value of v (not NaN): its first place is the choice. */
+  const __m256 want = _mm256_set1_ps(mx);
+  for (int32_t k = 0; k + 8 <= n; k += 8) {
+    const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + k), want, _CMP_EQ_OQ));
+    if (hit) return k + __builtin_ctz((unsigned)hit);
+  }
+  for (int32_t k = n & ~7; k < n; k++)
+    if (v[k] == mx) return k;
+  return 0;
+}
+#endif
+
+static int32_t greedy(const float *v, int32_t n) {
+#ifdef LMX_X86
+  if (lmx_use_avx2()) return greedy_avx2(v, n);
+#endif
+  return greedy_scalar(v, n, 1, 0);
+}
+
 static void apply_penalties(lmx_sampler *s, float *v) {
   const lmx_sampler_config *c = &s->cfg;
   for (int32_t i = 0; i < s->hist_len; i++) {
@@ -228,8 +274,7 @@ void lmx_sampler_sample(lmx_sampler *s, const float *logits, int32_t n, lmx_samp
   }
   int32_t token;
   if (c->temperature <= 0) {
-    token = 0;
-    for (int32_t i = 1; i < n; i++) if (v[i] > v[token]) token = i;
+    token = greedy(v, n);
   } else {
     int32_t k = c->top_k > 0 && c->top_k < n ? c->top_k : n;
     /* The uniform draw for the sampled point (drawn here: nothing else uses the generator). */

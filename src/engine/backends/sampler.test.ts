@@ -73,6 +73,34 @@ describe("sampler", () => {
     }
   });
 
+  it("greedy over long rows: the first maximum past ties, NaN, infinities and signed zeros", () => {
+    // The native choice scans vectors (the largest value, then its first place): rows long
+    // enough for that path, with the maximum repeated across vector boundaries.
+    const r = rng(31);
+    const greedy = (v: Float32Array) =>
+      [cpu, ref].map((b) => b.createSampler({ temperature: 0 }).sample(v).token);
+    for (let trial = 0; trial < 200; trial++) {
+      const n = 64 + Math.floor(r() * 300);
+      const v = new Float32Array(n).map(() => Math.floor(r() * 8) - 4); // many ties
+      const pick = () => Math.floor(r() * n);
+      if (trial % 4 === 1) for (let k = 0; k < 5; k++) v[pick()] = NaN;
+      if (trial % 4 === 2) v.fill(-Infinity, 0, n - 1 - Math.floor(r() * 3));
+      if (trial % 4 === 3) v.fill(-0, 0, n).fill(0, pick());
+      if (trial % 10 === 5) v[pick()] = Infinity;
+      if (trial % 50 === 7) v[0] = NaN; // never beaten
+      const [a, b] = greedy(v);
+      assert.equal(a, b, `trial ${trial}`);
+    }
+    // NaNs are passed over; a NaN first value is never beaten (the scan's rule).
+    const nan = new Float32Array(100).fill(-Infinity).fill(NaN, 1, 70);
+    nan[80] = 5;
+    assert.deepEqual(greedy(nan), [80, 80]);
+    nan[0] = NaN;
+    assert.deepEqual(greedy(nan), [0, 0]);
+    assert.deepEqual(greedy(new Float32Array(100).fill(-Infinity).fill(NaN, 1, 70)), [0, 0]);
+    assert.deepEqual(greedy(new Float32Array(200).fill(1).fill(2, 137, 190)), [137, 137]);
+  });
+
   it("greedy picks the first maximum; top-k 1 is greedy at any temperature", () => {
     const logits = new Float32Array([1, 5, 3, 5, 2]);
     assert.equal(cpu.createSampler({ temperature: 0 }).sample(logits).token, 1);
