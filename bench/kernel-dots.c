@@ -11,7 +11,8 @@
  * type: decode batches of 4 and 16 tokens on hot rows (ns per row and token), and two
  * figures from the same cold buffer: "layers", the 0.6B's matrices one call each as decode
  * runs them (the cost of matrix boundaries), and "read", the bandwidth probe's streaming
- * read: kernel, boundaries and memory, side by side in one run.
+ * read: kernel, boundaries and memory, side by side in one run. Also the time to quantize
+ * one activation row for the type (lmx_x8_row: what each matmul node does before its dots).
  *
  *   bash bench/kernel-dots.sh            (builds into bench/.cache and runs every type)
  */
@@ -179,6 +180,22 @@ int main(int argc, char **argv) {
         if (dt < best) best = dt;
       }
       printf("%-6s T=%-2d hot %6.1f ns per row and token\n", TYPES[t].name, T, best / (double)(rowsHot * passes * T) * 1e9);
+    }
+    /* What each matmul node does before its dots: one activation row quantized for the type. */
+    for (int64_t Kx = 1024; Kx <= 3072; Kx *= 3) {
+      float xs[3072];
+      int8_t *r = aligned_alloc(64, (size_t)((lmx_x8_bytes(Kx) + 63) / 64 * 64));
+      for (int i = 0; i < Kx; i++) xs[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+      double best = 1e9;
+      for (int rep = 0; rep < 20; rep++) {
+        const double t0 = now();
+        for (int k = 0; k < 1000; k++) lmx_x8_row(xs, Kx, TYPES[t].dtype, r);
+        const double dt = now() - t0;
+        sink += (float)r[0];
+        if (dt < best) best = dt;
+      }
+      printf("%-6s x8 row of %lld: %.2f us\n", TYPES[t].name, (long long)Kx, best / 1000 * 1e6);
+      free(r);
     }
     int layers = 0;
     const double lg = layers_gbs(dotn, TYPES[t].dtype, TYPES[t].block, TYPES[t].bytes, w, (size_t)(rowsCold * rowBytes), outs, &layers);
