@@ -303,18 +303,22 @@ static void prefault_part(prefault_state *s, uint8_t *p, size_t len) {
   }
 }
 
+/* Units of a tensor's conversion: blocks of the interleaved type, or for Q4_K_R16 groups
+ * of 16 rows (sbytes of the source make dbytes of the result). */
 typedef struct {
-  int32_t dtype;
+  int32_t dtype, to;
   const uint8_t *src;
   uint8_t *dst;
-  int64_t blocks, bytes; /* of the interleaved type */
+  int64_t units, sbytes, dbytes, cols;
 } interleave_job;
 
 static void interleave_part(void *arg, int ith, int nth) {
   const interleave_job *j = (const interleave_job *)arg;
   int64_t lo, hi;
-  lmx_split(j->blocks, 1, ith, nth, &lo, &hi);
-  if (hi > lo) lmx_interleave_blocks(j->dtype, j->src + lo * j->bytes, j->dst + lo * j->bytes, hi - lo);
+  lmx_split(j->units, 1, ith, nth, &lo, &hi);
+  if (hi <= lo) return;
+  if (j->to == LMX_Q4_K_R16) lmx_group_rows16(j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo, j->cols);
+  else lmx_interleave_blocks(j->dtype, j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo);
 }
 
 /* releaseScratch(buffer): empties a buffer from alloc that is an anonymous mapping (1 MiB
@@ -421,7 +425,7 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   if (napi_get_array_length(env, argv[0], &n) != napi_ok) THROW("interleaveWeights: expected an array");
   if (!lmx_use_avx2() || n == 0) return NULL;
-  typedef struct { const uint8_t *src; int64_t blocks; int32_t dtype, to; size_t off; } job;
+  typedef struct { const uint8_t *src; int64_t units, sbytes, dbytes, cols; int32_t dtype, to; size_t off; } job;
   job *jobs = (job *)calloc(n, sizeof *jobs);
   if (!jobs) THROW("lmx native: out of memory");
   size_t total = 0;
@@ -439,16 +443,21 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
       free(jobs);
       THROW("interleaveWeights: expected [ArrayBuffer, byteOffset, dtype, rows, cols] entries");
     }
-    const int32_t to = cols > 0 && rows > 0 && (int64_t)cols % lmx_block_size(dtype) == 0 ? lmx_interleaved_type(dtype, (int64_t)cols) : 0;
+    const int32_t to = cols > 0 && rows > 0 && (int64_t)cols % lmx_block_size(dtype) == 0
+                           ? lmx_interleaved_type(dtype, (int64_t)rows, (int64_t)cols) : 0;
     if (!to) continue;
-    const int bs = lmx_block_size(to);
     const size_t bytes = (size_t)((int64_t)rows * lmx_row_bytes(dtype, (int64_t)cols));
     if (off < 0 || (size_t)off + bytes > len) {
       free(jobs);
       THROW("interleaveWeights: a tensor lies outside its buffer");
     }
-    jobs[i] = (job){(const uint8_t *)data + (size_t)off, (int64_t)rows * ((int64_t)cols / bs), dtype, to, total};
-    total += (bytes + 63) / 64 * 64;
+    /* A unit: one block of the interleaved type, or a group of rows. */
+    const int group = lmx_row_group(to);
+    const int64_t sbytes = group > 1 ? group * lmx_row_bytes(dtype, (int64_t)cols) : lmx_block_bytes(to);
+    const int64_t dbytes = group > 1 ? group * lmx_row_bytes(to, (int64_t)cols) : lmx_block_bytes(to);
+    const int64_t units = group > 1 ? (int64_t)rows / group : (int64_t)rows * ((int64_t)cols / lmx_block_size(to));
+    jobs[i] = (job){(const uint8_t *)data + (size_t)off, units, sbytes, dbytes, (int64_t)cols, dtype, to, total};
+    total += ((size_t)(units * dbytes) + 63) / 64 * 64;
   }
   if (total == 0) {
     free(jobs);
@@ -465,14 +474,15 @@ static napi_value interleave_weights(napi_env env, napi_callback_info info) {
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   for (uint32_t i = 0; i < n; i++) {
     if (!jobs[i].to) continue;
-    const int64_t bb = lmx_block_bytes(jobs[i].to), step = ((int64_t)8 << 20) / bb;
+    const int64_t sb = jobs[i].sbytes, db = jobs[i].dbytes, step = (((int64_t)8 << 20) + db - 1) / db;
     const uint8_t *released = jobs[i].src;
-    for (int64_t b = 0; b < jobs[i].blocks; b += step) {
-      const int64_t nb = jobs[i].blocks - b < step ? jobs[i].blocks - b : step;
-      interleave_job part = {jobs[i].dtype, jobs[i].src + b * bb, dst + jobs[i].off + (size_t)(b * bb), nb, bb};
-      prefault_part(&pf, part.dst, (size_t)(nb * bb));
+    for (int64_t b = 0; b < jobs[i].units; b += step) {
+      const int64_t nb = jobs[i].units - b < step ? jobs[i].units - b : step;
+      interleave_job part = {jobs[i].dtype, jobs[i].to, jobs[i].src + b * sb, dst + jobs[i].off + (size_t)(b * db),
+                             nb, sb, db, jobs[i].cols};
+      prefault_part(&pf, part.dst, (size_t)(nb * db));
       lmx_pool_run(interleave_part, &part);
-      const uint8_t *end = jobs[i].src + (b + nb) * bb;
+      const uint8_t *end = jobs[i].src + (b + nb) * sb;
       release_file_bytes(released, (size_t)(end - released));
       const uint8_t *floor = (const uint8_t *)((uintptr_t)end & ~(page - 1));
       if (floor > released) released = floor;

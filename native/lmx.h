@@ -16,7 +16,9 @@ enum lmx_dtype {
   LMX_Q4_K = 15, LMX_Q5_K = 16, LMX_Q6_K = 17, LMX_MXFP4 = 18, LMX_NVFP4 = 19,
   /* K-quants with their codes interleaved for the decode dots (kernels/interleave.c):
    * made at load from Q4_K/Q6_K (NVFP4, Q8_0), never stored in files */
-  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22, LMX_Q8_0_I = 23
+  LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22, LMX_Q8_0_I = 23,
+  /* Q4_K rows in groups of 16 (kernels/interleave.c): a matrix layout, not a row one */
+  LMX_Q4_K_R16 = 24
 };
 #define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
 
@@ -242,10 +244,10 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
 }
 
 /* --- interleaved K-quants (kernels/interleave.c) --- */
-/* The interleaved type made from dtype for rows of cols (Q4_K -> Q4_K_I, Q6_K -> Q6_K_I,
- * NVFP4 -> NVFP4_I for rows of whole pairs of blocks, Q8_0 -> Q8_0_I for rows of whole
- * groups of 8 blocks), or 0. */
-int32_t lmx_interleaved_type(int32_t dtype, int64_t cols);
+/* The interleaved type made from dtype for a matrix of rows x cols (Q4_K -> Q4_K_R16 for
+ * whole groups of 16 rows, else Q4_K_I; Q6_K -> Q6_K_I, NVFP4 -> NVFP4_I for rows of whole
+ * pairs of blocks, Q8_0 -> Q8_0_I for rows of whole groups of 8 blocks), or 0. */
+int32_t lmx_interleaved_type(int32_t dtype, int64_t rows, int64_t cols);
 /* The GGUF type an interleaved type is made from (any other type: itself). */
 int32_t lmx_interleaved_base(int32_t dtype);
 /* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks; Q8_0_I: 8 Q8_0
@@ -262,6 +264,34 @@ static inline float lmx_nvfp4i_scale_half(uint8_t b) {
   v.u = ((uint32_t)b << 20) + (116u << 23);
   return b ? v.f : 0.0f;
 }
+/* Q4_K_R16: rows that the layout keeps together (16), or 1 for every other type. A
+ * group's bytes are those of its 16 rows (lmx_row_bytes each), so row r's group starts
+ * where row r & ~15 would. */
+#define LMX_R16_ROWS 16
+#define LMX_R16_BYTES 2304 /* one super-block of 16 rows */
+static inline int lmx_row_group(int32_t dtype) {
+  return dtype == LMX_Q4_K_R16 ? LMX_R16_ROWS : 1;
+}
+/* groups groups of 16 Q4_K rows of cols at src into Q4_K_R16 at dst. */
+void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols);
+/* Row `lane`'s 8 scales and 8 mins in the Q4_K_R16 super-block at sb (the words A, B, C
+ * of interleave.c). */
+static inline void lmx_r16_scales_mins(const uint8_t *sb, int lane, uint8_t *sc, uint8_t *mn) {
+  uint32_t a, b, c;
+  memcpy(&a, sb + 64 + 4 * lane, 4);
+  memcpy(&b, sb + 128 + 4 * lane, 4);
+  memcpy(&c, sb + 192 + 4 * lane, 4);
+  for (int j = 0; j < 5; j++) sc[j] = (uint8_t)(a >> 6 * j & 63);
+  sc[5] = (uint8_t)(a >> 30 | (b >> 10 & 0x3c));
+  sc[6] = (uint8_t)(b >> 28 | (c >> 8 & 0x30));
+  sc[7] = (uint8_t)((c >> 14 & 3) | (c >> 26 & 0x3c));
+  mn[0] = (uint8_t)(b & 63), mn[1] = (uint8_t)(b >> 16 & 63), mn[2] = (uint8_t)(b >> 6 & 63), mn[3] = (uint8_t)(b >> 22 & 63);
+  mn[4] = (uint8_t)(c & 63), mn[5] = (uint8_t)(c >> 16 & 63), mn[6] = (uint8_t)(c >> 6 & 63), mn[7] = (uint8_t)(c >> 22 & 63);
+}
+/* Row `lane` of a Q4_K_R16 group, super-block b, as the GGUF Q4_K block it came from. */
+void lmx_r16_block(const uint8_t *group, int lane, int64_t b, uint8_t *q4k);
+/* Row r of a weight matrix as f32 (any type; Q4_K_R16 rows are found in their group). */
+void lmx_weight_row_to_f32(const lmx_tensor *w, int64_t r, float *dst);
 /* The 256 codes of an interleaved block in element order (Q4_K_I 0..15, Q6_K_I 0..63). */
 void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u);
 /* int8 activation codes (K of them) put in the interleaved order, per 256 (K-quants) or
@@ -280,6 +310,9 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
 /* A Q4_K/Q5_K row in K form: unsigned codes u, 6-bit scales m and offsets o (per 32),
  * bases (per 256) with w = base * m * u + o exactly; m, o and base stride elements apart. */
 void lmx_unpack_k4(const void *src, int32_t dtype, int64_t K, uint8_t *u, int32_t *m, float *o, float *base, int64_t stride);
+/* The same for row `lane` of the Q4_K_R16 group at group (lmx_row_group). */
+void lmx_unpack_k4_r16(const uint8_t *group, int lane, int64_t K, uint8_t *u, int32_t *m, float *o, float *base,
+                       int64_t stride);
 /* Values per float base of the multiplier form (32 for NVFP4, 256 for Q6_K), or 0 for
  * types the GEMM takes as unsigned codes. */
 int lmx_mult_ab(int32_t dtype);

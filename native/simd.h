@@ -37,6 +37,16 @@ static inline simde__m512i lmx_emulated_srai_epi32(simde__m512i v, int n) {
   return v;
 }
 #define _mm512_srai_epi32 lmx_emulated_srai_epi32
+static inline simde__m512 lmx_emulated_cvtph_ps(simde__m256i h) {
+  uint16_t u[16];
+  float f[16];
+  memcpy(u, &h, sizeof u);
+  for (int k = 0; k < 16; k++) f[k] = lmx_f16_to_f32(u[k]);
+  simde__m512 r;
+  memcpy(&r, f, sizeof r);
+  return r;
+}
+#define _mm512_cvtph_ps lmx_emulated_cvtph_ps
 #define LMX_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LMX_AVXVNNI LMX_AVX2
 #define LMX_AVX512 LMX_AVX2

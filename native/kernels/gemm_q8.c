@@ -239,7 +239,13 @@ static void build_panel_k4(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, 
   for (int h = 0; h < pw / 8; h++) {
     for (int i = 0; i < 8; i++) {
       if (8 * h + i < nr) {
-        lmx_unpack_k4(w->data + (r0 + 8 * h + i) * w->nb1, w->dtype, K, u + i * K, m + i, o + i, base + i, 8);
+        const int64_t r = r0 + 8 * h + i;
+        if (w->dtype != LMX_Q4_K_R16) {
+          lmx_unpack_k4(w->data + r * w->nb1, w->dtype, K, u + i * K, m + i, o + i, base + i, 8);
+          continue;
+        }
+        lmx_unpack_k4_r16((const uint8_t *)w->data + (r & ~(int64_t)15) * w->nb1, (int)(r & 15), K, u + i * K, m + i,
+                          o + i, base + i, 8);
         continue;
       }
       memset(u + i * K, 0, (size_t)K);

@@ -137,7 +137,7 @@ static LMX_AVX2 void gemm_avx2(const lmx_node *n, int64_t lo, int64_t hi, float 
       wb = (const float *)(w->data + r0 * w->nb1);
       ws = w->nb1 / 4;
     } else {
-      for (int64_t r = 0; r < nr; r++) lmx_row_to_f32(w->data + (r0 + r) * w->nb1, w->dtype, buf + r * K, K);
+      for (int64_t r = 0; r < nr; r++) lmx_weight_row_to_f32(w, r0 + r, buf + r * K);
       wb = buf;
       ws = K;
     }
@@ -164,7 +164,7 @@ static LMX_AVX2 void pack16_avx2(const lmx_tensor *w, int64_t r0, int64_t nr, fl
   const int64_t K = w->ne0;
   for (int g = 0; g < 2; g++) {
     for (int r = 0; r < 8; r++) {
-      if (8 * g + r < nr) lmx_row_to_f32(w->data + (r0 + 8 * g + r) * w->nb1, w->dtype, row + r * K, K);
+      if (8 * g + r < nr) lmx_weight_row_to_f32(w, r0 + 8 * g + r, row + r * K);
       else for (int64_t k = 0; k < K; k++) row[r * K + k] = 0;
     }
     int64_t k = 0;
@@ -450,7 +450,7 @@ static void matmul_rows(const lmx_node *n, int64_t lo, int64_t hi, mm_run *m) {
     for (int64_t r = lo; r < hi; r++) {
       const void *wr = w->data + r * w->nb1;
       const int q = LMX_IS_QUANT(w->dtype);
-      if (q) lmx_row_to_f32(wr, w->dtype, row, K);
+      if (q) lmx_weight_row_to_f32(w, r, row);
       for (int64_t t = 0; t < T; t++) {
         const float *xt = m->int8 ? xq + t * K : (const float *)(x->data + t * x->nb1);
         ((float *)(dst->data + t * dst->nb1))[r] = dot_scalar(xt, q ? row : wr, q ? LMX_F32 : w->dtype, K);

@@ -84,6 +84,6 @@ void lmx_k_get_rows(const lmx_node *n, int ith, int nth) {
   for (int64_t r = lo; r < hi; r++) {
     int64_t row = id[r];
     if (row < 0 || row >= t->ne1) row = 0; /* ids are validated in TypeScript; never read out of bounds */
-    lmx_row_to_f32(t->data + row * t->nb1, t->dtype, (float *)(d->data + r * d->nb1), t->ne0);
+    lmx_weight_row_to_f32(t, row, (float *)(d->data + r * d->nb1));
   }
 }

@@ -189,7 +189,9 @@ void lmx_x8_row(const float *x, int64_t K, int32_t wtype, int8_t *rec) {
 #define QD(name) name##_avx512
 #define QD_DPBUSD(a, u, s) _mm256_dpbusd_epi32((a), (u), (s))
 #define QD_DPWSSD(a, p, q) _mm256_dpwssd_epi32((a), (p), (q))
+#define QD_ZMM /* 512-bit registers where a kernel has a form for them */
 #include "qdot_x86.h"
+#undef QD_ZMM
 #undef QD_ATTR
 #undef QD
 #undef QD_DPBUSD

@@ -402,6 +402,202 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_i_tile)(c
 
 QD_ONE_TOKEN(q4_k_i)
 
+/* Q4_K_R16 (interleave.c): 16 rows per group, one row per 32-bit lane. The codes of a
+ * register are 4 of one sub-block for every row; the activation codes they meet are the
+ * same for all rows, broadcast (a load, no shuffle). Per super-block and row: sub-block
+ * sums in int32 lanes, weighted by the scales as vectors over rows, the mins against the
+ * activation sums per 32 in int16 pairs (dpwssd), then d and dmin times the activation
+ * scale, so each lane takes exactly the integer and float steps of its row alone: the
+ * AVX-512 tier's 16-lane registers and the other tiers' two halves of 8 give the same
+ * bits, and so does every token of a decode batch, whose nt <= QD_TILE tokens share each
+ * unpacked register. With VNNI the high nibbles stay in place (16 times their value) and
+ * the super-block's high-nibble sum is shifted down once: |16 x 32 x 15 x 127 x 63| x 4
+ * < 2^31. The weights are left to the hardware prefetcher: 2 KiB of software prefetch ahead
+ * of these 2304-byte blocks made one thread's cold rows 25-30% slower (Zen 4), and one
+ * stream per thread beat two or four. */
+#define QD_R16_CODES 256
+static inline __attribute__((always_inline)) QD_ATTR void QD(r16_fields_half)(const uint8_t *p, int h, __m256i sc[8],
+                                                                             __m256i mn[4]) {
+  const __m256i a = _mm256_loadu_si256((const __m256i *)(p + 64 + 32 * h));
+  const __m256i b = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+  const __m256i c = _mm256_loadu_si256((const __m256i *)(p + 192 + 32 * h));
+  const __m256i m6 = _mm256_set1_epi32(63), pair = _mm256_set1_epi32(0x003f003f);
+  for (int j = 0; j < 5; j++) sc[j] = _mm256_and_si256(_mm256_srli_epi32(a, 6 * j), m6);
+  sc[5] = _mm256_or_si256(_mm256_srli_epi32(a, 30), _mm256_and_si256(_mm256_srli_epi32(b, 10), _mm256_set1_epi32(0x3c)));
+  sc[6] = _mm256_or_si256(_mm256_srli_epi32(b, 28), _mm256_and_si256(_mm256_srli_epi32(c, 8), _mm256_set1_epi32(0x30)));
+  sc[7] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 14), _mm256_set1_epi32(3)),
+                          _mm256_and_si256(_mm256_srli_epi32(c, 26), _mm256_set1_epi32(0x3c)));
+  mn[0] = _mm256_and_si256(b, pair);
+  mn[1] = _mm256_and_si256(_mm256_srli_epi32(b, 6), pair);
+  mn[2] = _mm256_and_si256(c, pair);
+  mn[3] = _mm256_and_si256(_mm256_srli_epi32(c, 6), pair);
+}
+
+/* Rows 8h..8h + 7 of a group for nt tokens (records xs bytes apart): out[t * os + i]. */
+static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_half)(const int8_t *x8, int64_t xs, int nt,
+                                                                          const uint8_t *w, int64_t K, int h, float *out,
+                                                                          int64_t os) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  const float *dx[QD_TILE];
+  const int16_t *h32[QD_TILE];
+  __m256 acc[QD_TILE], macc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+    h32[t] = lmx_x8_sums32((const int32_t *)(dx[t] + K / 32), K);
+    acc[t] = macc[t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * LMX_R16_BYTES;
+    __m256i sc[8], mn[4], lo_sum[QD_TILE], hi_sum[QD_TILE];
+    QD(r16_fields_half)(p, h, sc, mn);
+    for (int t = 0; t < nt; t++) lo_sum[t] = hi_sum[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      /* One token: two chains per sum, so that dpbusd latency does not bind. */
+      __m256i lo[2][QD_TILE], hi[2][QD_TILE];
+      for (int t = 0; t < nt; t++) lo[0][t] = hi[0][t] = lo[1][t] = hi[1][t] = _mm256_setzero_si256();
+      for (int q = 0; q < 8; q++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(p + QD_R16_CODES + 64 * (8 * c + q) + 32 * h));
+        const __m256i vl = _mm256_and_si256(v, m4);
+#ifdef QD_PAIRS16
+        const __m256i vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#else
+        const __m256i vh = _mm256_andnot_si256(m4, v);
+#endif
+        for (int t = 0; t < nt; t++) {
+          const int8_t *xb = x8 + t * xs + 256 * b + 64 * c + 4 * q;
+          int32_t a, e;
+          memcpy(&a, xb, 4);
+          memcpy(&e, xb + 32, 4);
+          const int k = nt == 1 ? q & 1 : 0;
+          lo[k][t] = QD_DPBUSD(lo[k][t], vl, _mm256_set1_epi32(a));
+          hi[k][t] = QD_DPBUSD(hi[k][t], vh, _mm256_set1_epi32(e));
+        }
+      }
+      for (int t = 0; t < nt; t++) {
+        const __m256i l = _mm256_add_epi32(lo[0][t], lo[1][t]), u = _mm256_add_epi32(hi[0][t], hi[1][t]);
+        lo_sum[t] = _mm256_add_epi32(lo_sum[t], _mm256_mullo_epi32(l, sc[2 * c]));
+        hi_sum[t] = _mm256_add_epi32(hi_sum[t], _mm256_mullo_epi32(u, sc[2 * c + 1]));
+      }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * h)));
+    const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 32 + 16 * h)));
+    for (int t = 0; t < nt; t++) {
+#ifdef QD_PAIRS16
+      const __m256i sumi = _mm256_add_epi32(lo_sum[t], hi_sum[t]);
+#else
+      const __m256i sumi = _mm256_add_epi32(lo_sum[t], _mm256_srai_epi32(hi_sum[t], 4));
+#endif
+      __m256i ms = _mm256_setzero_si256();
+      for (int k = 0; k < 4; k++) {
+        int32_t pr;
+        memcpy(&pr, h32[t] + 8 * b + 2 * k, 4);
+        ms = QD_DPWSSD(ms, mn[k], _mm256_set1_epi32(pr));
+      }
+      const __m256 kx = _mm256_set1_ps(dx[t][8 * b]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(d, kx), acc[t]);
+      macc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_mul_ps(dm, kx), macc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + t * os + 8 * h, _mm256_sub_ps(acc[t], macc[t]));
+}
+
+#ifdef QD_ZMM
+/* The same steps on all 16 rows at once (AVX-512 tier): half the instructions. */
+static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+                                                                           const uint8_t *w, int64_t K, float *out,
+                                                                           int64_t os) {
+  const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi32(63), pair = _mm512_set1_epi32(0x003f003f);
+  const float *dx[QD_TILE];
+  const int16_t *h32[QD_TILE];
+  __m512 acc[QD_TILE], macc[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+    h32[t] = lmx_x8_sums32((const int32_t *)(dx[t] + K / 32), K);
+    acc[t] = macc[t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * LMX_R16_BYTES;
+    const __m512i fa = _mm512_loadu_si512((const void *)(p + 64)), fb = _mm512_loadu_si512((const void *)(p + 128)),
+                  fc = _mm512_loadu_si512((const void *)(p + 192));
+    __m512i sc[8], mn[4], lo_sum[QD_TILE], hi_sum[QD_TILE];
+    for (int j = 0; j < 5; j++) sc[j] = _mm512_and_si512(_mm512_srli_epi32(fa, 6 * j), m6);
+    sc[5] = _mm512_or_si512(_mm512_srli_epi32(fa, 30), _mm512_and_si512(_mm512_srli_epi32(fb, 10), _mm512_set1_epi32(0x3c)));
+    sc[6] = _mm512_or_si512(_mm512_srli_epi32(fb, 28), _mm512_and_si512(_mm512_srli_epi32(fc, 8), _mm512_set1_epi32(0x30)));
+    sc[7] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(fc, 14), _mm512_set1_epi32(3)),
+                            _mm512_and_si512(_mm512_srli_epi32(fc, 26), _mm512_set1_epi32(0x3c)));
+    mn[0] = _mm512_and_si512(fb, pair);
+    mn[1] = _mm512_and_si512(_mm512_srli_epi32(fb, 6), pair);
+    mn[2] = _mm512_and_si512(fc, pair);
+    mn[3] = _mm512_and_si512(_mm512_srli_epi32(fc, 6), pair);
+    for (int t = 0; t < nt; t++) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; c++) {
+      /* One token: two chains per sum, so that dpbusd latency does not bind. */
+      __m512i lo[2][QD_TILE], hi[2][QD_TILE];
+      for (int t = 0; t < nt; t++) lo[0][t] = hi[0][t] = lo[1][t] = hi[1][t] = _mm512_setzero_si512();
+      for (int q = 0; q < 8; q++) {
+        const __m512i v = _mm512_loadu_si512((const void *)(p + QD_R16_CODES + 64 * (8 * c + q)));
+        const __m512i vl = _mm512_and_si512(v, m4), vh = _mm512_andnot_si512(m4, v);
+        for (int t = 0; t < nt; t++) {
+          const int8_t *xb = x8 + t * xs + 256 * b + 64 * c + 4 * q;
+          int32_t a, e;
+          memcpy(&a, xb, 4);
+          memcpy(&e, xb + 32, 4);
+          const int k = nt == 1 ? q & 1 : 0;
+          lo[k][t] = _mm512_dpbusd_epi32(lo[k][t], vl, _mm512_set1_epi32(a));
+          hi[k][t] = _mm512_dpbusd_epi32(hi[k][t], vh, _mm512_set1_epi32(e));
+        }
+      }
+      for (int t = 0; t < nt; t++) {
+        const __m512i l = _mm512_add_epi32(lo[0][t], lo[1][t]), u = _mm512_add_epi32(hi[0][t], hi[1][t]);
+        lo_sum[t] = _mm512_add_epi32(lo_sum[t], _mm512_mullo_epi32(l, sc[2 * c]));
+        hi_sum[t] = _mm512_add_epi32(hi_sum[t], _mm512_mullo_epi32(u, sc[2 * c + 1]));
+      }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+    for (int t = 0; t < nt; t++) {
+      const __m512i sumi = _mm512_add_epi32(lo_sum[t], _mm512_srai_epi32(hi_sum[t], 4));
+      __m512i ms = _mm512_setzero_si512();
+      for (int k = 0; k < 4; k++) {
+        int32_t pr;
+        memcpy(&pr, h32[t] + 8 * b + 2 * k, 4);
+        ms = _mm512_dpwssd_epi32(ms, mn[k], _mm512_set1_epi32(pr));
+      }
+      const __m512 kx = _mm512_set1_ps(dx[t][8 * b]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, kx), acc[t]);
+      macc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(dm, kx), macc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, _mm512_sub_ps(acc[t], macc[t]));
+}
+#else
+static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+                                                                           const uint8_t *w, int64_t K, float *out,
+                                                                           int64_t os) {
+  QD(q4k_r16_half)(x8, xs, nt, w, K, 0, out, os);
+  QD(q4k_r16_half)(x8, xs, nt, w, K, 1, out, os);
+}
+#endif
+
+/* Rows [0, n) of Q4_K_R16 weights (n a multiple of 16, w at a group's start) for T tokens,
+ * QD_TILE at a time: each group's 16 outputs per token. */
+QD_ATTR void QD(lmx_qdotn_q4_k_r16)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb, int64_t n,
+                                    int64_t K, float *out, int64_t os) {
+  const int64_t gb = LMX_R16_ROWS * rb;
+  for (int64_t g = 0; g < n / LMX_R16_ROWS; g++)
+    for (int64_t t = 0; t < T; t += QD_TILE) {
+      const int8_t *x = x8 + t * xs;
+      float *o = out + t * os + 16 * g;
+      switch (T - t < QD_TILE ? T - t : QD_TILE) {
+        case 1: QD(q4k_r16_group)(x, xs, 1, w + g * gb, K, o, os); break;
+        case 2: QD(q4k_r16_group)(x, xs, 2, w + g * gb, K, o, os); break;
+        case 3: QD(q4k_r16_group)(x, xs, 3, w + g * gb, K, o, os); break;
+        default: QD(q4k_r16_group)(x, xs, 4, w + g * gb, K, o, os); break;
+      }
+    }
+}
+#undef QD_R16_CODES
+
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
                                                                                int64_t os) {
@@ -702,6 +898,7 @@ static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
     case LMX_Q5_K: return QD(lmx_qdotn_q5_k);
     case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
     case LMX_Q4_K_I: return QD(lmx_qdotn_q4_k_i);
+    case LMX_Q4_K_R16: return QD(lmx_qdotn_q4_k_r16);
     case LMX_Q6_K_I: return QD(lmx_qdotn_q6_k_i);
     case LMX_NVFP4_I: return QD(lmx_qdotn_nvfp4_i);
     case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);

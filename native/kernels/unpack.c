@@ -261,3 +261,53 @@ void lmx_unpack_k4(const void *src, int32_t dtype, int64_t K, uint8_t *u, int32_
     base[i * stride] = lmx_f16_le(p);
   }
 }
+
+#ifdef LMX_X86
+/* The 256 codes of one row of a Q4_K_R16 super-block: the row's 8 words of a sub-block
+ * pair (64 bytes apart) gathered into one register (through memory: an AVX2 gather was
+ * slower on Zen 4), low nibbles then high. */
+static LMX_AVX2 void r16_codes_avx2(const uint8_t *sb, int lane, uint8_t *ub) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int c = 0; c < 4; c++) {
+    const uint8_t *q = sb + 256 + 512 * c + 4 * lane;
+    int32_t wv[8];
+    for (int k = 0; k < 8; k++) memcpy(&wv[k], q + 64 * k, 4);
+    const __m256i g = _mm256_loadu_si256((const __m256i *)wv);
+    _mm256_storeu_si256((__m256i *)(ub + 64 * c), _mm256_and_si256(g, m4));
+    _mm256_storeu_si256((__m256i *)(ub + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(g, 4), m4));
+  }
+}
+#endif
+
+/* lmx_unpack_k4 for row `lane` of a Q4_K_R16 group: each 32-bit word of the row's codes
+ * holds 4 codes of two sub-blocks (low and high nibbles). */
+void lmx_unpack_k4_r16(const uint8_t *group, int lane, int64_t K, uint8_t *u, int32_t *m, float *o, float *base,
+                       int64_t stride) {
+#ifdef LMX_X86
+  const int simd = lmx_use_avx2();
+#else
+  const int simd = 0;
+#endif
+  for (int64_t i = 0; i < K / 256; i++) {
+    const uint8_t *sb = group + i * LMX_R16_BYTES;
+    uint8_t *ub = u + 256 * i;
+#ifdef LMX_X86
+    if (simd) r16_codes_avx2(sb, lane, ub);
+#endif
+    for (int r = 0; r < 32 && !simd; r++) {
+      uint32_t v;
+      memcpy(&v, sb + 256 + 64 * r + 4 * lane, 4);
+      const uint32_t lo = v & 0x0f0f0f0fu, hi = v >> 4 & 0x0f0f0f0fu;
+      memcpy(ub + 64 * (r >> 3) + 4 * (r & 7), &lo, 4);
+      memcpy(ub + 64 * (r >> 3) + 32 + 4 * (r & 7), &hi, 4);
+    }
+    uint8_t sc[8], mn[8];
+    lmx_r16_scales_mins(sb, lane, sc, mn);
+    const float dmin = lmx_f16_le(sb + 32 + 2 * lane);
+    for (int j = 0; j < 8; j++) {
+      m[(8 * i + j) * stride] = sc[j];
+      o[(8 * i + j) * stride] = -(dmin * mn[j]);
+    }
+    base[i * stride] = lmx_f16_le(sb + 2 * lane);
+  }
+}

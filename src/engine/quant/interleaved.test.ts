@@ -12,9 +12,11 @@ import {
   deinterleave,
   deinterleaveNvfp4,
   deinterleaveQ8_0,
+  groupRows16,
   interleave,
   interleaveNvfp4,
   interleaveQ8_0,
+  r16Row,
   slotElement,
 } from "./interleaved.js";
 import { quantFormat } from "./index.js";
@@ -104,6 +106,21 @@ describe("interleaved K-quants", () => {
     assert.deepEqual(b, a);
   });
 
+  it("Q4_K_R16: groups of 16 Q4_K rows that give every row back, scales and mins at every value", () => {
+    const rows = 32,
+      cols = 768;
+    const src = randomBlocks(DType.Q4_K, (rows * cols) / 256, 17);
+    // Every 6-bit value in every field: scale/min byte patterns that sweep 0..63.
+    for (let k = 0; k < (rows * cols) / 256; k++)
+      for (let i = 0; i < 12; i++) src[144 * k + 4 + i] = (k * 13 + i * 29) & 0xff;
+    const packed = groupRows16(src, rows, cols);
+    assert.equal(packed.length, src.length);
+    assert.notDeepEqual(packed, src);
+    for (let r = 0; r < rows; r++)
+      assert.deepEqual(r16Row(packed, r, cols), src.subarray(r * 432, (r + 1) * 432), `row ${r}`);
+    assert.throws(() => groupRows16(src.subarray(0, 8 * 432), 8, cols), /groups of 16 rows/);
+  });
+
   it("the native interleaver writes the TypeScript one's bytes, for the types it takes", () => {
     const tensors = [
       { dt: DType.Q4_K, rows: 3, cols: 512 },
@@ -112,6 +129,7 @@ describe("interleaved K-quants", () => {
       { dt: DType.NVFP4, rows: 3, cols: 384 },
       { dt: DType.NVFP4, rows: 3, cols: 192 },
       { dt: DType.Q8_0, rows: 3, cols: 512 },
+      { dt: DType.Q4_K, rows: 32, cols: 512 },
     ].map((t, i) => ({
       ...t,
       bytes: randomBlocks(t.dt, (t.rows * t.cols) / BLOCKS[t.dt]!.size, 20 + i),
@@ -142,8 +160,9 @@ describe("interleaved K-quants", () => {
       assert.equal(r.offsets[i], -1);
       assert.equal(r.dtypes[i], 0);
     }
-    const want = [DType.Q4_K_I, 0, DType.Q6_K_I, DType.NVFP4_I, 0, DType.Q8_0_I];
-    for (const i of [0, 2, 3, 5]) {
+    // Q4_K matrices of whole groups of 16 rows become Q4_K_R16, others Q4_K_I.
+    const want = [DType.Q4_K_I, 0, DType.Q6_K_I, DType.NVFP4_I, 0, DType.Q8_0_I, DType.Q4_K_R16];
+    for (const i of [0, 2, 3, 5, 6]) {
       const t = tensors[i]!;
       assert.equal(r.dtypes[i], want[i]);
       assert.equal(r.offsets[i]! % 64, 0);
@@ -153,7 +172,9 @@ describe("interleaved K-quants", () => {
           ? interleaveNvfp4(t.bytes)
           : t.dt === DType.Q8_0
             ? interleaveQ8_0(t.bytes)
-            : interleave(t.dt as DType.Q4_K, t.bytes);
+            : want[i] === DType.Q4_K_R16
+              ? groupRows16(t.bytes, t.rows, t.cols)
+              : interleave(t.dt as DType.Q4_K, t.bytes);
       assert.deepEqual(got, ts);
     }
     // The sources were plain memory, not a model file's: left as they were.
@@ -181,8 +202,9 @@ describe("interleaved weights in huge pages", () => {
     assert.ok(r);
     const view = new Uint8Array(r.buffer, r.offsets[0]!, src.length);
     const copy = view.slice();
-    // The first pages of the copy match the TypeScript interleaver (the rest is the same code).
-    assert.deepEqual(copy.subarray(0, 144 * 64), interleave(DType.Q4_K, src.subarray(0, 144 * 64)));
+    // The first group of rows matches the TypeScript grouping (the rest is the same code).
+    assert.equal(r.dtypes[0], DType.Q4_K_R16);
+    assert.deepEqual(copy.subarray(0, 16 * 2304), groupRows16(src.subarray(0, 16 * 2304), 16, cols));
     let h = native().hugePages();
     for (const t0 = Date.now(); h.pending > 0 && Date.now() - t0 < 20_000; h = native().hugePages())
       await new Promise((res) => setTimeout(res, 10));

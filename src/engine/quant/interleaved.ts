@@ -4,13 +4,15 @@
  * the original element slotElement(n, b)), packed as GGUF packs them; NVFP4 blocks in
  * pairs with their codes reordered and their scales re-encoded; Q8_0 blocks in groups of 8
  * with their scales side by side (the layouts and the reason: native/kernels/interleave.c).
+ * Q4_K matrices of whole groups of 16 rows become Q4_K_R16 instead: a matrix layout, each
+ * group's super-blocks side by side with the rows in 32-bit lanes (groupRows16).
  * The cpu backend makes them at load; this is their TypeScript reference (the native
  * interleaver and kernels are tested against it).
  */
 import { DType } from "../tensor/dtype.js";
 import { nvfp4 } from "./fp4.js";
 import type { QuantFormat } from "./format.js";
-import { q4_K, q6_K } from "./k-quants.js";
+import { q4_K, q6_K, scaleMinK4 } from "./k-quants.js";
 import { q8_0 } from "./q8-0.js";
 
 /** The original element at interleaved element 32n + b (n = 0..7) of a super-block. */
@@ -198,3 +200,105 @@ export const q8_0_I: QuantFormat = {
   f16Scales: [0, 2, 4, 6, 8, 10, 12, 14],
   dequantize: (src, dst) => q8_0.dequantize(deinterleaveQ8_0(src), dst),
 };
+
+/** Bytes of one super-block of a Q4_K_R16 group (16 rows). */
+export const R16_BLOCK_BYTES = 2304;
+
+/** A row's 6-bit scales and mins as Q4_K_R16's three 32-bit words (native/kernels/interleave.c). */
+function r16Words(sc: number[], mn: number[]): [number, number, number] {
+  return [
+    (sc[0]! | (sc[1]! << 6) | (sc[2]! << 12) | (sc[3]! << 18) | (sc[4]! << 24) | ((sc[5]! & 3) << 30)) >>> 0,
+    (mn[0]! |
+      (mn[2]! << 6) |
+      ((sc[5]! >> 2) << 12) |
+      (mn[1]! << 16) |
+      (mn[3]! << 22) |
+      ((sc[6]! & 15) << 28)) >>>
+      0,
+    (mn[4]! |
+      (mn[6]! << 6) |
+      ((sc[6]! >> 4) << 12) |
+      ((sc[7]! & 3) << 14) |
+      (mn[5]! << 16) |
+      (mn[7]! << 22) |
+      ((sc[7]! >> 2) << 28)) >>>
+      0,
+  ];
+}
+
+/**
+ * Q4_K rows (`rows` a multiple of 16, `cols` of whole super-blocks) as Q4_K_R16: per group
+ * of 16 rows and super-block b, 2304 bytes at (group * cols / 256 + b) * 2304: the rows' d
+ * (f16, bytes 2r), dmin (32 + 2r), their scales and mins as three 32-bit words per row (at
+ * 64 + 4r, 128 + 4r, 192 + 4r; r16Words), then code byte 32c + 4q + i of row r at
+ * 256 + 64(8c + q) + 4r + i (native/kernels/interleave.c says why).
+ */
+export function groupRows16(src: Uint8Array, rows: number, cols: number): Uint8Array {
+  if (rows % 16 || cols % 256)
+    throw new Error(`Q4_K_R16 takes groups of 16 rows of whole super-blocks, not ${rows} x ${cols}`);
+  const nb = cols / 256,
+    rb = nb * 144;
+  const out = new Uint8Array((rows / 16) * nb * R16_BLOCK_BYTES);
+  const view = new DataView(out.buffer);
+  for (let g = 0; g < rows / 16; g++)
+    for (let b = 0; b < nb; b++) {
+      const o = (g * nb + b) * R16_BLOCK_BYTES;
+      for (let r = 0; r < 16; r++) {
+        const blk = (16 * g + r) * rb + 144 * b;
+        out.set(src.subarray(blk, blk + 2), o + 2 * r);
+        out.set(src.subarray(blk + 2, blk + 4), o + 32 + 2 * r);
+        const sm = [0, 1, 2, 3, 4, 5, 6, 7].map((j) => scaleMinK4(src, blk + 4, j));
+        const w = r16Words(
+          sm.map((x) => x[0]),
+          sm.map((x) => x[1]),
+        );
+        for (let k = 0; k < 3; k++) view.setUint32(o + 64 + 64 * k + 4 * r, w[k]!, true);
+        for (let m = 0; m < 32; m++)
+          out.set(src.subarray(blk + 16 + 4 * m, blk + 20 + 4 * m), o + 256 + 64 * m + 4 * r);
+      }
+    }
+  return out;
+}
+
+/** Row `r` of a Q4_K_R16 matrix of `cols` columns as the Q4_K blocks it was made from. */
+export function r16Row(src: Uint8Array, r: number, cols: number): Uint8Array {
+  const nb = cols / 256,
+    lane = r % 16;
+  const out = new Uint8Array(nb * 144);
+  const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  for (let b = 0; b < nb; b++) {
+    const o = ((r - lane) / 16) * nb * R16_BLOCK_BYTES + b * R16_BLOCK_BYTES,
+      q = 144 * b;
+    out.set(src.subarray(o + 2 * lane, o + 2 * lane + 2), q);
+    out.set(src.subarray(o + 32 + 2 * lane, o + 34 + 2 * lane), q + 2);
+    const [a, w, c] = [0, 1, 2].map((k) => view.getUint32(o + 64 + 64 * k + 4 * lane, true)) as [
+      number,
+      number,
+      number,
+    ];
+    const sc = [0, 1, 2, 3, 4].map((j) => (a >>> (6 * j)) & 63);
+    sc.push(
+      (a >>> 30) | ((w >>> 10) & 0x3c),
+      (w >>> 28) | ((c >>> 8) & 0x30),
+      ((c >>> 14) & 3) | ((c >>> 26) & 0x3c),
+    );
+    const mn = [
+      w & 63,
+      (w >>> 16) & 63,
+      (w >>> 6) & 63,
+      (w >>> 22) & 63,
+      c & 63,
+      (c >>> 16) & 63,
+      (c >>> 6) & 63,
+      (c >>> 22) & 63,
+    ];
+    for (let j = 0; j < 4; j++) {
+      out[q + 4 + j] = (sc[j]! & 63) | ((sc[j + 4]! >> 4) << 6);
+      out[q + 8 + j] = (mn[j]! & 63) | ((mn[j + 4]! >> 4) << 6);
+      out[q + 12 + j] = (sc[j + 4]! & 15) | ((mn[j + 4]! & 15) << 4);
+    }
+    for (let m = 0; m < 32; m++)
+      out.set(src.subarray(o + 256 + 64 * m + 4 * lane, o + 260 + 64 * m + 4 * lane), q + 16 + 4 * m);
+  }
+  return out;
+}

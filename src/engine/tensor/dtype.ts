@@ -23,6 +23,12 @@ export enum DType {
   NVFP4_I = 22,
   /** Eight Q8_0 blocks with their scales side by side, likewise. */
   Q8_0_I = 23,
+  /**
+   * Q4_K rows in groups of 16 whose super-blocks are stored side by side (made at load for
+   * matrices of whole groups): a matrix layout, so row r lives in the group of rows r & ~15
+   * (engine/quant/interleaved.ts). Each row's share of its group is 144 bytes per 256 elements.
+   */
+  Q4_K_R16 = 24,
 }
 
 /** Elements and bytes per block of the block-quantized types. */
@@ -41,7 +47,13 @@ export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
   [DType.Q6_K_I]: { size: 256, bytes: 210 },
   [DType.NVFP4_I]: { size: 128, bytes: 72 },
   [DType.Q8_0_I]: { size: 256, bytes: 272 },
+  [DType.Q4_K_R16]: { size: 256, bytes: 144 },
 };
+
+/** Rows a matrix layout keeps together (Q4_K_R16: 16); 1 for row-major types. */
+export function rowGroup(dt: DType): number {
+  return dt === DType.Q4_K_R16 ? 16 : 1;
+}
 
 export function isQuantized(dt: DType): boolean {
   return BLOCKS[dt] !== undefined;
@@ -58,7 +70,7 @@ export function superBlockActivations(dt: DType): boolean {
 
 /** The GGUF type an interleaved type is made from; any other type: itself (native/lmx.h). */
 function interleavedBase(dt: DType): DType {
-  return dt === DType.Q4_K_I
+  return dt === DType.Q4_K_I || dt === DType.Q4_K_R16
     ? DType.Q4_K
     : dt === DType.Q6_K_I
       ? DType.Q6_K
