@@ -6,10 +6,10 @@
  * compare two builds by alternating them. Each type is timed one row per call and as one
  * call over all rows (what decode runs: the difference is the per-call cost). Block
  * scales are set to ordinary values (random f16 bytes would include subnormals, which
- * cost several times more on some CPUs). The interleaved types (q4_K_R16, or q4_K_I for
- * row counts not a multiple of 16, q6_K_I, nvfp4_I, q8_0_I) are what the cpu backend runs
- * for Q4_K, Q6_K, NVFP4 and Q8_0 weights (q4_K_R16 has no single-row figure: its rows come
- * 16 at a time). Then, per
+ * cost several times more on some CPUs). The interleaved types (q4_K_R16 and q6_K_R16, or
+ * q4_K_I and q6_K_I for row counts not a multiple of 16, nvfp4_I, q8_0_I) are what the cpu backend runs
+ * for Q4_K, Q6_K, NVFP4 and Q8_0 weights (the R16 types have no single-row figure: their
+ * rows come 16 at a time). Then, per
  * type: decode batches of 4 and 16 tokens on hot rows (ns per row and token), and two
  * figures from the same cold buffer: "layers", the 0.6B's matrices one call each as decode
  * runs them (the cost of matrix boundaries), and "read", the bandwidth probe's streaming
@@ -42,7 +42,7 @@ static const struct {
     {"q5_K", LMX_Q5_K, 256, 176, {0, 2}}, {"q6_K", LMX_Q6_K, 256, 210, {208, -1}}, {"mxfp4", LMX_MXFP4, 32, 17, {-1, -1}},
     {"nvfp4", LMX_NVFP4, 64, 36, {-1, -1}}, {"q4_K_I", LMX_Q4_K_I, 256, 144, {0, 2}}, {"q6_K_I", LMX_Q6_K_I, 256, 210, {208, -1}},
     {"nvfp4_I", LMX_NVFP4_I, 128, 72, {-1, -1}}, {"q8_0_I", LMX_Q8_0_I, 256, 272, {-1, -1}},
-    {"q4_K_R16", LMX_Q4_K_R16, 256, 144, {-1, -1}},
+    {"q4_K_R16", LMX_Q4_K_R16, 256, 144, {-1, -1}}, {"q6_K_R16", LMX_Q6_K_R16, 256, 210, {-1, -1}},
 };
 
 /* The bandwidth probe's read (lmx_stream_read) over the same buffer, one thread, best of 3:
@@ -138,13 +138,14 @@ int main(int argc, char **argv) {
       uint8_t *g = malloc((size_t)(rowsCold * rowBytes));
       memcpy(g, w, (size_t)(rowsCold * rowBytes));
       if (TYPES[t].dtype == LMX_Q4_K_R16) lmx_group_rows16(g, w, rowsCold / 16, K);
+      else if (TYPES[t].dtype == LMX_Q6_K_R16) lmx_group_rows16_q6(g, w, rowsCold / 16, K);
       else lmx_interleave_blocks(base, g, w, rowsCold * rowBytes / TYPES[t].bytes);
       free(g);
     }
     for (int k = 0; k < 16; k++) lmx_x8_row(x, K, TYPES[t].dtype, rec + k * xs);
     volatile float sink = 0;
     float *outs = malloc(sizeof(float) * (size_t)rowsCold);
-    for (int many = TYPES[t].dtype == LMX_Q4_K_R16; many < 2; many++) { /* Q4_K_R16: no single rows */
+    for (int many = lmx_row_group(TYPES[t].dtype) > 1; many < 2; many++) { /* R16 types: no single rows */
       double ns[2];
       for (int cold = 0; cold < 2; cold++) {
         const int64_t rows = cold ? rowsCold : rowsHot, passes = cold ? 1 : rowsCold / rowsHot / 8;

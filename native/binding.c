@@ -318,6 +318,7 @@ static void interleave_part(void *arg, int ith, int nth) {
   lmx_split(j->units, 1, ith, nth, &lo, &hi);
   if (hi <= lo) return;
   if (j->to == LMX_Q4_K_R16) lmx_group_rows16(j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo, j->cols);
+  else if (j->to == LMX_Q6_K_R16) lmx_group_rows16_q6(j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo, j->cols);
   else lmx_interleave_blocks(j->dtype, j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo);
 }
 

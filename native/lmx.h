@@ -18,7 +18,7 @@ enum lmx_dtype {
    * made at load from Q4_K/Q6_K (NVFP4, Q8_0), never stored in files */
   LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22, LMX_Q8_0_I = 23,
   /* Q4_K rows in groups of 16 (kernels/interleave.c): a matrix layout, not a row one */
-  LMX_Q4_K_R16 = 24
+  LMX_Q4_K_R16 = 24, LMX_Q6_K_R16 = 25
 };
 #define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
 
@@ -269,9 +269,14 @@ static inline float lmx_nvfp4i_scale_half(uint8_t b) {
  * where row r & ~15 would. */
 #define LMX_R16_ROWS 16
 #define LMX_R16_BYTES 2304 /* one super-block of 16 rows */
+#define LMX_R16Q6_BYTES 3360 /* one Q6_K_R16 super-block of 16 rows */
 static inline int lmx_row_group(int32_t dtype) {
-  return dtype == LMX_Q4_K_R16 ? LMX_R16_ROWS : 1;
+  return dtype == LMX_Q4_K_R16 || dtype == LMX_Q6_K_R16 ? LMX_R16_ROWS : 1;
 }
+/* groups groups of 16 Q6_K rows of cols at src into Q6_K_R16 at dst. */
+void lmx_group_rows16_q6(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols);
+/* Row `lane` of a Q6_K_R16 group, super-block b, as the GGUF Q6_K block it came from. */
+void lmx_r16q6_block(const uint8_t *group, int lane, int64_t b, uint8_t *q6k);
 /* groups groups of 16 Q4_K rows of cols at src into Q4_K_R16 at dst. */
 void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols);
 /* Row `lane`'s 8 scales and 8 mins in the Q4_K_R16 super-block at sb (the words A, B, C

@@ -136,7 +136,7 @@ static void nvfp4(const uint8_t *b, float *y) {
 
 int lmx_block_size(int32_t dtype) {
   switch (dtype) {
-    case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: case LMX_Q4_K_I: case LMX_Q6_K_I: case LMX_Q8_0_I: case LMX_Q4_K_R16: return 256;
+    case LMX_Q4_K: case LMX_Q5_K: case LMX_Q6_K: case LMX_Q4_K_I: case LMX_Q6_K_I: case LMX_Q8_0_I: case LMX_Q4_K_R16: case LMX_Q6_K_R16: return 256;
     case LMX_NVFP4: return 64;
     case LMX_NVFP4_I: return 128;
     case LMX_Q4_0: case LMX_Q4_1: case LMX_Q5_0: case LMX_Q5_1: case LMX_Q8_0: case LMX_MXFP4: return 32;
@@ -153,7 +153,7 @@ int lmx_block_bytes(int32_t dtype) {
     case LMX_Q8_0: return 34;
     case LMX_Q4_K: case LMX_Q4_K_I: case LMX_Q4_K_R16: return 144; /* Q4_K_R16: per row of a group */
     case LMX_Q5_K: return 176;
-    case LMX_Q6_K: case LMX_Q6_K_I: return 210;
+    case LMX_Q6_K: case LMX_Q6_K_I: case LMX_Q6_K_R16: return 210; /* Q6_K_R16: per row of a group */
     case LMX_MXFP4: return 17;
     case LMX_NVFP4: return 36;
     case LMX_NVFP4_I: return 72;

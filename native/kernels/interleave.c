@@ -21,11 +21,12 @@ int32_t lmx_interleaved_type(int32_t dtype, int64_t rows, int64_t cols) {
   if (dtype == LMX_NVFP4) return cols % 128 == 0 ? LMX_NVFP4_I : 0;
   if (dtype == LMX_Q8_0) return cols % 256 == 0 ? LMX_Q8_0_I : 0;
   if (dtype == LMX_Q4_K) return rows % LMX_R16_ROWS == 0 ? LMX_Q4_K_R16 : LMX_Q4_K_I;
-  return dtype == LMX_Q6_K ? LMX_Q6_K_I : 0;
+  if (dtype == LMX_Q6_K) return rows % LMX_R16_ROWS == 0 ? LMX_Q6_K_R16 : LMX_Q6_K_I;
+  return 0;
 }
 
 int32_t lmx_interleaved_base(int32_t dtype) {
-  return dtype == LMX_Q4_K_I || dtype == LMX_Q4_K_R16 ? LMX_Q4_K : dtype == LMX_Q6_K_I ? LMX_Q6_K
+  return dtype == LMX_Q4_K_I || dtype == LMX_Q4_K_R16 ? LMX_Q4_K : dtype == LMX_Q6_K_I || dtype == LMX_Q6_K_R16 ? LMX_Q6_K
          : dtype == LMX_NVFP4_I ? LMX_NVFP4 : dtype == LMX_Q8_0_I ? LMX_Q8_0 : dtype;
 }
 
@@ -100,16 +101,61 @@ void lmx_r16_block(const uint8_t *group, int lane, int64_t b, uint8_t *q4k) {
   for (int m = 0; m < 32; m++) memcpy(q4k + 16 + 4 * m, o + R16_CODES + 64 * m + 4 * lane, 4);
 }
 
+/* ---- Q6_K_R16 ----
+ * Sixteen Q6_K rows, per super-block 3360 bytes (16 x 210, the same bytes): d of rows
+ * 0..15 (f16) at 0; scale 2k + e of row r (int8) at 32 + 32k + 2r + e (int16 pairs per row
+ * once widened, as dpwssd takes them); then 64-byte registers of one 32-bit word per row,
+ * three per step (h, q) in the order the dot reads them: at 288 + 192(8h + q) + 64s row r's
+ * GGUF ql bytes 64h + 32s + 4q..+3 (s = 0, 1), at 288 + 192(8h + q) + 128 its qh bytes
+ * 32h + 4q..+3. The dot rebuilds 6-bit codes of four sub-blocks from a pair of ql words and
+ * one qh word (as the GGUF layout pairs them) and meets broadcast activations as Q4_K_R16
+ * does. (With the ql and qh registers in two runs, read alternately, one thread's cold rows
+ * streamed at a third of the speed.) */
+void lmx_group_rows16_q6(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols) {
+  const int64_t nb = cols / 256, rb = nb * 210;
+  for (int64_t g = 0; g < groups; g++)
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t *o = dst + (g * nb + b) * LMX_R16Q6_BYTES;
+      for (int r = 0; r < 16; r++) {
+        const uint8_t *blk = src + (g * 16 + r) * rb + b * 210;
+        memcpy(o + 2 * r, blk + 208, 2);
+        for (int j = 0; j < 16; j++) o[32 + 32 * (j >> 1) + 2 * r + (j & 1)] = blk[192 + j];
+        for (int h = 0; h < 2; h++)
+          for (int q = 0; q < 8; q++) {
+            uint8_t *step = o + 288 + 192 * (8 * h + q) + 4 * r;
+            memcpy(step, blk + 64 * h + 4 * q, 4);
+            memcpy(step + 64, blk + 64 * h + 32 + 4 * q, 4);
+            memcpy(step + 128, blk + 128 + 32 * h + 4 * q, 4);
+          }
+      }
+    }
+}
+
+void lmx_r16q6_block(const uint8_t *group, int lane, int64_t b, uint8_t *q6k) {
+  const uint8_t *o = group + b * LMX_R16Q6_BYTES;
+  memcpy(q6k + 208, o + 2 * lane, 2);
+  for (int j = 0; j < 16; j++) q6k[192 + j] = o[32 + 32 * (j >> 1) + 2 * lane + (j & 1)];
+  for (int h = 0; h < 2; h++)
+    for (int q = 0; q < 8; q++) {
+      const uint8_t *step = o + 288 + 192 * (8 * h + q) + 4 * lane;
+      memcpy(q6k + 64 * h + 4 * q, step, 4);
+      memcpy(q6k + 64 * h + 32 + 4 * q, step + 64, 4);
+      memcpy(q6k + 128 + 32 * h + 4 * q, step + 128, 4);
+    }
+}
+
 void lmx_weight_row_to_f32(const lmx_tensor *w, int64_t r, float *dst) {
-  if (w->dtype != LMX_Q4_K_R16) {
+  if (lmx_row_group(w->dtype) == 1) {
     lmx_row_to_f32(w->data + r * w->nb1, w->dtype, dst, w->ne0);
     return;
   }
   const uint8_t *group = (const uint8_t *)w->data + (r & ~(int64_t)15) * (int64_t)w->nb1;
-  uint8_t blk[144];
+  const int q6 = w->dtype == LMX_Q6_K_R16;
+  uint8_t blk[210];
   for (int64_t b = 0; b < w->ne0 / 256; b++) {
-    lmx_r16_block(group, (int)(r & 15), b, blk);
-    lmx_row_to_f32(blk, LMX_Q4_K, dst + 256 * b, 256);
+    if (q6) lmx_r16q6_block(group, (int)(r & 15), b, blk);
+    else lmx_r16_block(group, (int)(r & 15), b, blk);
+    lmx_row_to_f32(blk, q6 ? LMX_Q6_K : LMX_Q4_K, dst + 256 * b, 256);
   }
 }
 

@@ -598,6 +598,160 @@ QD_ATTR void QD(lmx_qdotn_q4_k_r16)(const int8_t *x8, int64_t xs, int64_t T, con
 }
 #undef QD_R16_CODES
 
+/* Q6_K_R16 (interleave.c): 16 rows per group as Q4_K_R16, the 6-bit codes of four
+ * sub-blocks rebuilt from two ql words and one qh word per row (the GGUF pairing), the
+ * int8 scales widened to int16 pairs per row: one pair's low or high half is a sub-block's
+ * scale vector over rows, and the pairs meet the per-16 activation sums in dpwssd for the
+ * codes' -32 offsets. |sum| <= 16 x 16 x 63 x 127 x 127 + 32 x 16 x 127 x 2032 < 2^31.
+ * The same per-lane steps in both forms (zmm, two ymm halves) and for every token. */
+static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_half)(const int8_t *x8, int64_t xs, int nt,
+                                                                          const uint8_t *w, int64_t K, int h, float *out,
+                                                                          int64_t os) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  const float *dx[QD_TILE];
+  const int16_t *h16[QD_TILE];
+  __m256 accf[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+    h16[t] = lmx_x8_sums16((const int32_t *)(dx[t] + K / 32), K);
+    accf[t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * LMX_R16Q6_BYTES;
+    __m256i sum[QD_TILE], ms[QD_TILE];
+    for (int t = 0; t < nt; t++) sum[t] = ms[t] = _mm256_setzero_si256();
+    for (int hh = 0; hh < 2; hh++) {
+      __m256i pr[4];
+      for (int k = 0; k < 4; k++) pr[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 32 + 32 * (4 * hh + k) + 16 * h)));
+      for (int qq = 0; qq < 2; qq++) {
+        __m256i acc[4][QD_TILE];
+        for (int t = 0; t < nt; t++) acc[0][t] = acc[1][t] = acc[2][t] = acc[3][t] = _mm256_setzero_si256();
+        for (int q = 4 * qq; q < 4 * qq + 4; q++) {
+          const __m256i l0 = _mm256_loadu_si256((const __m256i *)(p + 288 + 192 * (8 * hh + q) + 32 * h));
+          const __m256i l1 = _mm256_loadu_si256((const __m256i *)(p + 288 + 192 * (8 * hh + q) + 64 + 32 * h));
+          const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 288 + 192 * (8 * hh + q) + 128 + 32 * h));
+          __m256i c[4];
+          c[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+          c[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+          c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+          c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+          for (int t = 0; t < nt; t++) {
+            const int8_t *xb = x8 + t * xs + 256 * b + 128 * hh + 4 * q;
+            for (int s4 = 0; s4 < 4; s4++) {
+              int32_t a;
+              memcpy(&a, xb + 32 * s4, 4);
+              acc[s4][t] = QD_DPBUSD(acc[s4][t], c[s4], _mm256_set1_epi32(a));
+            }
+          }
+        }
+        /* Sub-block 8hh + 2s4 + qq: scale 2k + qq of pair k = 4hh + s4. */
+        for (int s4 = 0; s4 < 4; s4++) {
+          const __m256i scv = qq ? _mm256_srai_epi32(pr[s4], 16) : _mm256_srai_epi32(_mm256_slli_epi32(pr[s4], 16), 16);
+          for (int t = 0; t < nt; t++) sum[t] = _mm256_add_epi32(sum[t], _mm256_mullo_epi32(acc[s4][t], scv));
+        }
+      }
+      for (int t = 0; t < nt; t++)
+        for (int k = 0; k < 4; k++) {
+          int32_t x2;
+          memcpy(&x2, h16[t] + 16 * b + 2 * (4 * hh + k), 4);
+          ms[t] = QD_DPWSSD(ms[t], pr[k], _mm256_set1_epi32(x2));
+        }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * h)));
+    for (int t = 0; t < nt; t++) {
+      const __m256i sumi = _mm256_sub_epi32(sum[t], _mm256_slli_epi32(ms[t], 5));
+      accf[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(d, _mm256_set1_ps(dx[t][8 * b])), accf[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) _mm256_storeu_ps(out + t * os + 8 * h, accf[t]);
+}
+
+#ifdef QD_ZMM
+static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+                                                                           const uint8_t *w, int64_t K, float *out,
+                                                                           int64_t os) {
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  const float *dx[QD_TILE];
+  const int16_t *h16[QD_TILE];
+  __m512 accf[QD_TILE];
+  for (int t = 0; t < nt; t++) {
+    dx[t] = (const float *)(x8 + t * xs + K);
+    h16[t] = lmx_x8_sums16((const int32_t *)(dx[t] + K / 32), K);
+    accf[t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *p = w + b * LMX_R16Q6_BYTES;
+    __m512i sum[QD_TILE], ms[QD_TILE];
+    for (int t = 0; t < nt; t++) sum[t] = ms[t] = _mm512_setzero_si512();
+    for (int hh = 0; hh < 2; hh++) {
+      __m512i pr[4];
+      for (int k = 0; k < 4; k++) pr[k] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (4 * hh + k))));
+      for (int qq = 0; qq < 2; qq++) {
+        __m512i acc[4][QD_TILE];
+        for (int t = 0; t < nt; t++) acc[0][t] = acc[1][t] = acc[2][t] = acc[3][t] = _mm512_setzero_si512();
+        for (int q = 4 * qq; q < 4 * qq + 4; q++) {
+          const __m512i l0 = _mm512_loadu_si512((const void *)(p + 288 + 192 * (8 * hh + q)));
+          const __m512i l1 = _mm512_loadu_si512((const void *)(p + 288 + 192 * (8 * hh + q) + 64));
+          const __m512i qh = _mm512_loadu_si512((const void *)(p + 288 + 192 * (8 * hh + q) + 128));
+          __m512i c[4];
+          c[0] = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
+          c[1] = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
+          c[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_and_si512(qh, m30));
+          c[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
+          for (int t = 0; t < nt; t++) {
+            const int8_t *xb = x8 + t * xs + 256 * b + 128 * hh + 4 * q;
+            for (int s4 = 0; s4 < 4; s4++) {
+              int32_t a;
+              memcpy(&a, xb + 32 * s4, 4);
+              acc[s4][t] = _mm512_dpbusd_epi32(acc[s4][t], c[s4], _mm512_set1_epi32(a));
+            }
+          }
+        }
+        for (int s4 = 0; s4 < 4; s4++) {
+          const __m512i scv = qq ? _mm512_srai_epi32(pr[s4], 16) : _mm512_srai_epi32(_mm512_slli_epi32(pr[s4], 16), 16);
+          for (int t = 0; t < nt; t++) sum[t] = _mm512_add_epi32(sum[t], _mm512_mullo_epi32(acc[s4][t], scv));
+        }
+      }
+      for (int t = 0; t < nt; t++)
+        for (int k = 0; k < 4; k++) {
+          int32_t x2;
+          memcpy(&x2, h16[t] + 16 * b + 2 * (4 * hh + k), 4);
+          ms[t] = _mm512_dpwssd_epi32(ms[t], pr[k], _mm512_set1_epi32(x2));
+        }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    for (int t = 0; t < nt; t++) {
+      const __m512i sumi = _mm512_sub_epi32(sum[t], _mm512_slli_epi32(ms[t], 5));
+      accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][8 * b])), accf[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, accf[t]);
+}
+#else
+static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+                                                                           const uint8_t *w, int64_t K, float *out,
+                                                                           int64_t os) {
+  QD(q6k_r16_half)(x8, xs, nt, w, K, 0, out, os);
+  QD(q6k_r16_half)(x8, xs, nt, w, K, 1, out, os);
+}
+#endif
+
+QD_ATTR void QD(lmx_qdotn_q6_k_r16)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb, int64_t n,
+                                    int64_t K, float *out, int64_t os) {
+  const int64_t gb = LMX_R16_ROWS * rb;
+  for (int64_t g = 0; g < n / LMX_R16_ROWS; g++)
+    for (int64_t t = 0; t < T; t += QD_TILE) {
+      const int8_t *x = x8 + t * xs;
+      float *o = out + t * os + 16 * g;
+      switch (T - t < QD_TILE ? T - t : QD_TILE) {
+        case 1: QD(q6k_r16_group)(x, xs, 1, w + g * gb, K, o, os); break;
+        case 2: QD(q6k_r16_group)(x, xs, 2, w + g * gb, K, o, os); break;
+        case 3: QD(q6k_r16_group)(x, xs, 3, w + g * gb, K, o, os); break;
+        default: QD(q6k_r16_group)(x, xs, 4, w + g * gb, K, o, os); break;
+      }
+    }
+}
+
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
                                                                                int64_t os) {
@@ -899,6 +1053,7 @@ static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
     case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
     case LMX_Q4_K_I: return QD(lmx_qdotn_q4_k_i);
     case LMX_Q4_K_R16: return QD(lmx_qdotn_q4_k_r16);
+    case LMX_Q6_K_R16: return QD(lmx_qdotn_q6_k_r16);
     case LMX_Q6_K_I: return QD(lmx_qdotn_q6_k_i);
     case LMX_NVFP4_I: return QD(lmx_qdotn_nvfp4_i);
     case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);

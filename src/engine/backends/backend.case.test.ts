@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { native } from "../../native.js";
-import { groupRows16, interleaveNvfp4 } from "../quant/interleaved.js";
+import { groupRows16, groupRows16Q6, interleaveNvfp4 } from "../quant/interleaved.js";
 import { randomBlocks, uniform } from "../../testing/random.js";
 import { BLOCKS, DType, fromF32, rowBytes } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
@@ -120,39 +120,49 @@ describe("cpu backend matches the reference backend", () => {
     });
   }
 
-  it("Q4_K_R16 weights (Q4_K rows in groups of 16): getRows exactly, matmul for 1-70 tokens, codes and scales at their extremes", async () => {
-    const K = 512,
-      N = 48; // three groups
-    const q4 = randomBlocks(DType.Q4_K, (N * K) / 256, 91);
-    // Codes all 15 and every scale and min 63 (the largest sums the int32 lanes hold), in the second group.
-    const extreme = q4.slice();
-    for (let b = 32; b < 64; b++) extreme.fill(0xff, 144 * b + 4, 144 * b + 144);
-    for (const [what, src] of [
-      ["random", q4],
-      ["extreme", extreme],
-    ] as const) {
-      const wbuf = groupRows16(src, N, K).buffer as ArrayBuffer;
-      const [r0, c0] = await runBoth((g) => ({
-        out: g.getRows(g.bind("t", DType.Q4_K_R16, N, K, wbuf), g.input("ids", 1, 5)),
-        inputs: { ids: [47, 0, 17, 17, 31] },
-      }));
-      assertClose(c0!, r0!, 0, `${what} getRows`);
-      // 1-17 tokens take the decode dots (tiles of 4 tokens with tails), 20 and 70 the int8 GEMM.
-      for (const T of [1, 2, 3, 5, 17, 20, 70])
-        for (const first of what === "extreme" ? [1, -1] : [0]) {
-          const x = first
-            ? new Float32Array(T * K).map((_, i) => (i % 256 === 0 ? first : 1))
-            : uniform(T * K, 1, 70 + T);
-          const [ref, cpu] = await runBoth((g) => ({
-            out: g.matmul(
-              g.bind("x", DType.F32, T, K, x.buffer as ArrayBuffer),
-              g.bind("w", DType.Q4_K_R16, N, K, wbuf),
-            ),
-          }));
-          assertClose(cpu!, ref!, 1e-5, `${what} matmul T=${T} first ${first}`);
-        }
-    }
-  });
+  for (const dt of [DType.Q4_K_R16, DType.Q6_K_R16])
+    it(`${DType[dt]} weights (rows in groups of 16): getRows exactly, matmul for 1-70 tokens, codes and scales at their extremes`, async () => {
+      const K = 512,
+        N = 48; // three groups
+      const q6 = dt === DType.Q6_K_R16,
+        bytes = q6 ? 210 : 144;
+      const q = randomBlocks(q6 ? DType.Q6_K : DType.Q4_K, (N * K) / 256, 91 + dt);
+      // The largest sums the int32 lanes hold, in the second group: Q4_K codes all 15 and
+      // every scale and min 63; Q6_K codes all 63 under scales of 127, and in the third group
+      // codes all 0 (-32) under scales of -128.
+      const extreme = q.slice();
+      for (let b = 32; b < 64; b++)
+        if (q6) extreme.fill(0xff, bytes * b, bytes * b + 192).fill(0x7f, bytes * b + 192, bytes * b + 208);
+        else extreme.fill(0xff, bytes * b + 4, bytes * b + 144);
+      if (q6)
+        for (let b = 64; b < 96; b++)
+          extreme.fill(0, bytes * b, bytes * b + 192).fill(0x80, bytes * b + 192, bytes * b + 208);
+      for (const [what, src] of [
+        ["random", q],
+        ["extreme", extreme],
+      ] as const) {
+        const wbuf = (q6 ? groupRows16Q6(src, N, K) : groupRows16(src, N, K)).buffer as ArrayBuffer;
+        const [r0, c0] = await runBoth((g) => ({
+          out: g.getRows(g.bind("t", dt, N, K, wbuf), g.input("ids", 1, 5)),
+          inputs: { ids: [47, 0, 17, 17, 31] },
+        }));
+        assertClose(c0!, r0!, 0, `${what} getRows`);
+        // 1-17 tokens take the decode dots (tiles of 4 tokens with tails), 20 and 70 the int8 GEMM.
+        for (const T of [1, 2, 3, 5, 17, 20, 70])
+          for (const first of what === "extreme" ? [1, -1] : [0]) {
+            const x = first
+              ? new Float32Array(T * K).map((_, i) => (i % 256 === 0 ? first : 1))
+              : uniform(T * K, 1, 70 + T);
+            const [ref, cpu] = await runBoth((g) => ({
+              out: g.matmul(
+                g.bind("x", DType.F32, T, K, x.buffer as ArrayBuffer),
+                g.bind("w", dt, N, K, wbuf),
+              ),
+            }));
+            assertClose(cpu!, ref!, 1e-5, `${what} matmul T=${T} first ${first}`);
+          }
+      }
+    });
 
   it("quantized matmul at the extremes: largest codes against largest activations", async () => {
     // The int8 kernels sum products in 16 bits before widening where the codes allow it;

@@ -13,10 +13,12 @@ import {
   deinterleaveNvfp4,
   deinterleaveQ8_0,
   groupRows16,
+  groupRows16Q6,
   interleave,
   interleaveNvfp4,
   interleaveQ8_0,
   r16Row,
+  r16RowQ6,
   slotElement,
 } from "./interleaved.js";
 import { quantFormat } from "./index.js";
@@ -121,6 +123,18 @@ describe("interleaved K-quants", () => {
     assert.throws(() => groupRows16(src.subarray(0, 8 * 432), 8, cols), /groups of 16 rows/);
   });
 
+  it("Q6_K_R16: groups of 16 Q6_K rows that give every row back", () => {
+    const rows = 32,
+      cols = 512;
+    const src = randomBlocks(DType.Q6_K, (rows * cols) / 256, 19);
+    const packed = groupRows16Q6(src, rows, cols);
+    assert.equal(packed.length, src.length);
+    assert.notDeepEqual(packed, src);
+    for (let r = 0; r < rows; r++)
+      assert.deepEqual(r16RowQ6(packed, r, cols), src.subarray(r * 420, (r + 1) * 420), `row ${r}`);
+    assert.throws(() => groupRows16Q6(src.subarray(0, 8 * 420), 8, cols), /groups of 16 rows/);
+  });
+
   it("the native interleaver writes the TypeScript one's bytes, for the types it takes", () => {
     const tensors = [
       { dt: DType.Q4_K, rows: 3, cols: 512 },
@@ -130,6 +144,7 @@ describe("interleaved K-quants", () => {
       { dt: DType.NVFP4, rows: 3, cols: 192 },
       { dt: DType.Q8_0, rows: 3, cols: 512 },
       { dt: DType.Q4_K, rows: 32, cols: 512 },
+      { dt: DType.Q6_K, rows: 16, cols: 768 },
     ].map((t, i) => ({
       ...t,
       bytes: randomBlocks(t.dt, (t.rows * t.cols) / BLOCKS[t.dt]!.size, 20 + i),
@@ -160,9 +175,18 @@ describe("interleaved K-quants", () => {
       assert.equal(r.offsets[i], -1);
       assert.equal(r.dtypes[i], 0);
     }
-    // Q4_K matrices of whole groups of 16 rows become Q4_K_R16, others Q4_K_I.
-    const want = [DType.Q4_K_I, 0, DType.Q6_K_I, DType.NVFP4_I, 0, DType.Q8_0_I, DType.Q4_K_R16];
-    for (const i of [0, 2, 3, 5, 6]) {
+    // K-quant matrices of whole groups of 16 rows become Q4_K_R16 / Q6_K_R16, others Q4_K_I / Q6_K_I.
+    const want = [
+      DType.Q4_K_I,
+      0,
+      DType.Q6_K_I,
+      DType.NVFP4_I,
+      0,
+      DType.Q8_0_I,
+      DType.Q4_K_R16,
+      DType.Q6_K_R16,
+    ];
+    for (const i of [0, 2, 3, 5, 6, 7]) {
       const t = tensors[i]!;
       assert.equal(r.dtypes[i], want[i]);
       assert.equal(r.offsets[i]! % 64, 0);
@@ -174,7 +198,9 @@ describe("interleaved K-quants", () => {
             ? interleaveQ8_0(t.bytes)
             : want[i] === DType.Q4_K_R16
               ? groupRows16(t.bytes, t.rows, t.cols)
-              : interleave(t.dt as DType.Q4_K, t.bytes);
+              : want[i] === DType.Q6_K_R16
+                ? groupRows16Q6(t.bytes, t.rows, t.cols)
+                : interleave(t.dt as DType.Q4_K, t.bytes);
       assert.deepEqual(got, ts);
     }
     // The sources were plain memory, not a model file's: left as they were.

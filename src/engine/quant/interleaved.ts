@@ -302,3 +302,59 @@ export function r16Row(src: Uint8Array, r: number, cols: number): Uint8Array {
   }
   return out;
 }
+
+/** Bytes of one super-block of a Q6_K_R16 group (16 rows). */
+export const R16Q6_BLOCK_BYTES = 3360;
+
+/**
+ * Q6_K rows (`rows` a multiple of 16) as Q6_K_R16: per group and super-block 3360 bytes,
+ * the rows' d (f16, bytes 2r), scale 2k + e of row r at 32 + 32k + 2r + e, then 32-bit words
+ * of row r in steps (h, q) of three registers: ql bytes 64h + 32s + 4q.. at
+ * 288 + 192(8h + q) + 64s + 4r, qh bytes 32h + 4q.. at 288 + 192(8h + q) + 128 + 4r
+ * (native/kernels/interleave.c).
+ */
+export function groupRows16Q6(src: Uint8Array, rows: number, cols: number): Uint8Array {
+  if (rows % 16 || cols % 256)
+    throw new Error(`Q6_K_R16 takes groups of 16 rows of whole super-blocks, not ${rows} x ${cols}`);
+  const nb = cols / 256,
+    rb = nb * 210;
+  const out = new Uint8Array((rows / 16) * nb * R16Q6_BLOCK_BYTES);
+  for (let g = 0; g < rows / 16; g++)
+    for (let b = 0; b < nb; b++) {
+      const o = (g * nb + b) * R16Q6_BLOCK_BYTES;
+      for (let r = 0; r < 16; r++) {
+        const blk = (16 * g + r) * rb + 210 * b;
+        out.set(src.subarray(blk + 208, blk + 210), o + 2 * r);
+        for (let j = 0; j < 16; j++) out[o + 32 + 32 * (j >> 1) + 2 * r + (j & 1)] = src[blk + 192 + j]!;
+        for (let h = 0; h < 2; h++)
+          for (let q = 0; q < 8; q++) {
+            const step = o + 288 + 192 * (8 * h + q) + 4 * r;
+            out.set(src.subarray(blk + 64 * h + 4 * q, blk + 64 * h + 4 * q + 4), step);
+            out.set(src.subarray(blk + 64 * h + 32 + 4 * q, blk + 64 * h + 36 + 4 * q), step + 64);
+            out.set(src.subarray(blk + 128 + 32 * h + 4 * q, blk + 132 + 32 * h + 4 * q), step + 128);
+          }
+      }
+    }
+  return out;
+}
+
+/** Row `r` of a Q6_K_R16 matrix of `cols` columns as the Q6_K blocks it was made from. */
+export function r16RowQ6(src: Uint8Array, r: number, cols: number): Uint8Array {
+  const nb = cols / 256,
+    lane = r % 16;
+  const out = new Uint8Array(nb * 210);
+  for (let b = 0; b < nb; b++) {
+    const o = ((r - lane) / 16) * nb * R16Q6_BLOCK_BYTES + b * R16Q6_BLOCK_BYTES,
+      q = 210 * b;
+    out.set(src.subarray(o + 2 * lane, o + 2 * lane + 2), q + 208);
+    for (let j = 0; j < 16; j++) out[q + 192 + j] = src[o + 32 + 32 * (j >> 1) + 2 * lane + (j & 1)]!;
+    for (let h = 0; h < 2; h++)
+      for (let k = 0; k < 8; k++) {
+        const step = o + 288 + 192 * (8 * h + k) + 4 * lane;
+        out.set(src.subarray(step, step + 4), q + 64 * h + 4 * k);
+        out.set(src.subarray(step + 64, step + 68), q + 64 * h + 32 + 4 * k);
+        out.set(src.subarray(step + 128, step + 132), q + 128 + 32 * h + 4 * k);
+      }
+  }
+  return out;
+}

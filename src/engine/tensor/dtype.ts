@@ -29,6 +29,8 @@ export enum DType {
    * (engine/quant/interleaved.ts). Each row's share of its group is 144 bytes per 256 elements.
    */
   Q4_K_R16 = 24,
+  /** Q6_K rows in groups of 16 likewise (210 bytes per row and 256 elements). */
+  Q6_K_R16 = 25,
 }
 
 /** Elements and bytes per block of the block-quantized types. */
@@ -48,11 +50,12 @@ export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
   [DType.NVFP4_I]: { size: 128, bytes: 72 },
   [DType.Q8_0_I]: { size: 256, bytes: 272 },
   [DType.Q4_K_R16]: { size: 256, bytes: 144 },
+  [DType.Q6_K_R16]: { size: 256, bytes: 210 },
 };
 
 /** Rows a matrix layout keeps together (Q4_K_R16: 16); 1 for row-major types. */
 export function rowGroup(dt: DType): number {
-  return dt === DType.Q4_K_R16 ? 16 : 1;
+  return dt === DType.Q4_K_R16 || dt === DType.Q6_K_R16 ? 16 : 1;
 }
 
 export function isQuantized(dt: DType): boolean {
@@ -72,7 +75,7 @@ export function superBlockActivations(dt: DType): boolean {
 function interleavedBase(dt: DType): DType {
   return dt === DType.Q4_K_I || dt === DType.Q4_K_R16
     ? DType.Q4_K
-    : dt === DType.Q6_K_I
+    : dt === DType.Q6_K_I || dt === DType.Q6_K_R16
       ? DType.Q6_K
       : dt === DType.NVFP4_I
         ? DType.NVFP4

@@ -12,8 +12,8 @@ import {
   toF32,
 } from "../../tensor/dtype.js";
 import { quantFormat } from "../../quant/index.js";
-import { r16Row } from "../../quant/interleaved.js";
-import { q4_K } from "../../quant/k-quants.js";
+import { r16Row, r16RowQ6 } from "../../quant/interleaved.js";
+import { q4_K, q6_K } from "../../quant/k-quants.js";
 import { q8_0 } from "../../quant/q8-0.js";
 import {
   MAX_SRC,
@@ -47,12 +47,13 @@ function rowF32(t: TensorView, r: number): Float32Array {
   const key = `${off}:${t.dtype}:${t.ne0}`;
   let v = m.get(key);
   if (!v) {
-    if (t.dtype === DType.Q4_K_R16) {
+    if (t.dtype === DType.Q4_K_R16 || t.dtype === DType.Q6_K_R16) {
       // A matrix layout: the row's group starts where row r & ~15 would.
       const lane = r % 16,
         group = new Uint8Array(t.buffer, off - lane * t.nb1, 16 * rowBytes(t.dtype, t.ne0));
       v = new Float32Array(t.ne0);
-      q4_K.dequantize(r16Row(group, lane, t.ne0), v);
+      if (t.dtype === DType.Q4_K_R16) q4_K.dequantize(r16Row(group, lane, t.ne0), v);
+      else q6_K.dequantize(r16RowQ6(group, lane, t.ne0), v);
     } else if (isQuantized(t.dtype)) {
       v = new Float32Array(t.ne0);
       quantFormat(t.dtype)!.dequantize(new Uint8Array(t.buffer, off, rowBytes(t.dtype, t.ne0)), v);
