@@ -579,23 +579,25 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_group)(cons
 }
 #endif
 
-/* Rows [0, n) of Q4_K_R16 weights (n a multiple of 16, w at a group's start) for T tokens,
+/* Rows [0, n) of R16 weights (n a multiple of 16, w at a group's start) for T tokens,
  * QD_TILE at a time: each group's 16 outputs per token. */
-QD_ATTR void QD(lmx_qdotn_q4_k_r16)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb, int64_t n,
-                                    int64_t K, float *out, int64_t os) {
-  const int64_t gb = LMX_R16_ROWS * rb;
-  for (int64_t g = 0; g < n / LMX_R16_ROWS; g++)
-    for (int64_t t = 0; t < T; t += QD_TILE) {
-      const int8_t *x = x8 + t * xs;
-      float *o = out + t * os + 16 * g;
-      switch (T - t < QD_TILE ? T - t : QD_TILE) {
-        case 1: QD(q4k_r16_group)(x, xs, 1, w + g * gb, K, o, os); break;
-        case 2: QD(q4k_r16_group)(x, xs, 2, w + g * gb, K, o, os); break;
-        case 3: QD(q4k_r16_group)(x, xs, 3, w + g * gb, K, o, os); break;
-        default: QD(q4k_r16_group)(x, xs, 4, w + g * gb, K, o, os); break;
-      }
-    }
-}
+#define QD_R16_KERNEL(X)                                                                                             \
+  QD_ATTR void QD(lmx_qdotn_##X##_r16)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb,       \
+                                       int64_t n, int64_t K, float *out, int64_t os) {                               \
+    const int64_t gb = LMX_R16_ROWS * rb;                                                                            \
+    for (int64_t g = 0; g < n / LMX_R16_ROWS; g++)                                                                   \
+      for (int64_t t = 0; t < T; t += QD_TILE) {                                                                     \
+        const int8_t *x = x8 + t * xs;                                                                               \
+        float *o = out + t * os + 16 * g;                                                                            \
+        switch (T - t < QD_TILE ? T - t : QD_TILE) {                                                                 \
+          case 1: QD(X##_r16_group)(x, xs, 1, w + g * gb, K, o, os); break;                                          \
+          case 2: QD(X##_r16_group)(x, xs, 2, w + g * gb, K, o, os); break;                                          \
+          case 3: QD(X##_r16_group)(x, xs, 3, w + g * gb, K, o, os); break;                                          \
+          default: QD(X##_r16_group)(x, xs, 4, w + g * gb, K, o, os); break;                                         \
+        }                                                                                                            \
+      }                                                                                                              \
+  }
+QD_R16_KERNEL(q4k)
 #undef QD_R16_CODES
 
 /* Q6_K_R16 (interleave.c): 16 rows per group as Q4_K_R16, the 6-bit codes of four
@@ -736,21 +738,8 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_group)(cons
 }
 #endif
 
-QD_ATTR void QD(lmx_qdotn_q6_k_r16)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb, int64_t n,
-                                    int64_t K, float *out, int64_t os) {
-  const int64_t gb = LMX_R16_ROWS * rb;
-  for (int64_t g = 0; g < n / LMX_R16_ROWS; g++)
-    for (int64_t t = 0; t < T; t += QD_TILE) {
-      const int8_t *x = x8 + t * xs;
-      float *o = out + t * os + 16 * g;
-      switch (T - t < QD_TILE ? T - t : QD_TILE) {
-        case 1: QD(q6k_r16_group)(x, xs, 1, w + g * gb, K, o, os); break;
-        case 2: QD(q6k_r16_group)(x, xs, 2, w + g * gb, K, o, os); break;
-        case 3: QD(q6k_r16_group)(x, xs, 3, w + g * gb, K, o, os); break;
-        default: QD(q6k_r16_group)(x, xs, 4, w + g * gb, K, o, os); break;
-      }
-    }
-}
+QD_R16_KERNEL(q6k)
+#undef QD_R16_KERNEL
 
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
@@ -1052,8 +1041,8 @@ static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
     case LMX_Q5_K: return QD(lmx_qdotn_q5_k);
     case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
     case LMX_Q4_K_I: return QD(lmx_qdotn_q4_k_i);
-    case LMX_Q4_K_R16: return QD(lmx_qdotn_q4_k_r16);
-    case LMX_Q6_K_R16: return QD(lmx_qdotn_q6_k_r16);
+    case LMX_Q4_K_R16: return QD(lmx_qdotn_q4k_r16);
+    case LMX_Q6_K_R16: return QD(lmx_qdotn_q6k_r16);
     case LMX_Q6_K_I: return QD(lmx_qdotn_q6_k_i);
     case LMX_NVFP4_I: return QD(lmx_qdotn_nvfp4_i);
     case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);
