@@ -8,6 +8,7 @@ import {
   f32ToF16,
   isQuantized,
   rowBytes,
+  rowGroup,
   superBlockActivations,
   toF32,
 } from "../../tensor/dtype.js";
@@ -47,10 +48,10 @@ function rowF32(t: TensorView, r: number): Float32Array {
   const key = `${off}:${t.dtype}:${t.ne0}`;
   let v = m.get(key);
   if (!v) {
-    if (t.dtype === DType.Q4_K_R16 || t.dtype === DType.Q6_K_R16) {
+    if (rowGroup(t.dtype) > 1) {
       // A matrix layout: the row's group starts where row r & ~15 would.
-      const lane = r % 16,
-        group = new Uint8Array(t.buffer, off - lane * t.nb1, 16 * rowBytes(t.dtype, t.ne0));
+      const lane = r % rowGroup(t.dtype),
+        group = new Uint8Array(t.buffer, off - lane * t.nb1, rowGroup(t.dtype) * rowBytes(t.dtype, t.ne0));
       v = new Float32Array(t.ne0);
       if (t.dtype === DType.Q4_K_R16) q4_K.dequantize(r16Row(group, lane, t.ne0), v);
       else q6_K.dequantize(r16RowQ6(group, lane, t.ne0), v);
