@@ -75,8 +75,9 @@ void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t 
   for (int64_t g = 0; g < groups; g++)
     for (int64_t b = 0; b < nb; b++) {
       uint8_t *o = dst + (g * nb + b) * LMX_R16_BYTES;
+      const uint8_t *blk0 = src + g * 16 * rb + b * 144;
       for (int r = 0; r < 16; r++) {
-        const uint8_t *blk = src + (g * 16 + r) * rb + b * 144;
+        const uint8_t *blk = blk0 + r * rb;
         memcpy(o + 2 * r, blk, 2);
         memcpy(o + 32 + 2 * r, blk + 2, 2);
         uint64_t scales, mins;
@@ -86,7 +87,12 @@ void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t 
         uint32_t w[3];
         r16_words(sc, mn, w);
         for (int k = 0; k < 3; k++) memcpy(o + 64 + 64 * k + 4 * r, &w[k], 4);
-        for (int m = 0; m < 32; m++) memcpy(o + R16_CODES + 64 * m + 4 * r, blk + 16 + 4 * m, 4);
+      }
+      /* Each 64-byte code register written whole, one word per row. */
+      for (int m = 0; m < 32; m++) {
+        uint32_t line[16];
+        for (int r = 0; r < 16; r++) memcpy(&line[r], blk0 + r * rb + 16 + 4 * m, 4);
+        memcpy(o + R16_CODES + 64 * m, line, 64);
       }
     }
 }
@@ -116,18 +122,21 @@ void lmx_group_rows16_q6(const uint8_t *src, uint8_t *dst, int64_t groups, int64
   for (int64_t g = 0; g < groups; g++)
     for (int64_t b = 0; b < nb; b++) {
       uint8_t *o = dst + (g * nb + b) * LMX_R16Q6_BYTES;
+      const uint8_t *blk0 = src + g * 16 * rb + b * 210;
       for (int r = 0; r < 16; r++) {
-        const uint8_t *blk = src + (g * 16 + r) * rb + b * 210;
+        const uint8_t *blk = blk0 + r * rb;
         memcpy(o + 2 * r, blk + 208, 2);
         for (int j = 0; j < 16; j++) o[32 + 32 * (j >> 1) + 2 * r + (j & 1)] = blk[192 + j];
-        for (int h = 0; h < 2; h++)
-          for (int q = 0; q < 8; q++) {
-            uint8_t *step = o + 288 + 192 * (8 * h + q) + 4 * r;
-            memcpy(step, blk + 64 * h + 4 * q, 4);
-            memcpy(step + 64, blk + 64 * h + 32 + 4 * q, 4);
-            memcpy(step + 128, blk + 128 + 32 * h + 4 * q, 4);
-          }
       }
+      /* Each 64-byte register written whole, one word per row. */
+      for (int h = 0; h < 2; h++)
+        for (int q = 0; q < 8; q++)
+          for (int k = 0; k < 3; k++) {
+            const int from = k < 2 ? 64 * h + 32 * k + 4 * q : 128 + 32 * h + 4 * q;
+            uint32_t line[16];
+            for (int r = 0; r < 16; r++) memcpy(&line[r], blk0 + r * rb + from, 4);
+            memcpy(o + 288 + 192 * (8 * h + q) + 64 * k, line, 64);
+          }
     }
 }
 
