@@ -137,9 +137,8 @@ int main(int argc, char **argv) {
     if (bt != (int)t) { /* the GGUF type's random blocks, interleaved as at load */
       uint8_t *g = malloc((size_t)(rowsCold * rowBytes));
       memcpy(g, w, (size_t)(rowsCold * rowBytes));
-      if (TYPES[t].dtype == LMX_Q4_K_R16) lmx_group_rows16(g, w, rowsCold / 16, K);
-      else if (TYPES[t].dtype == LMX_Q6_K_R16) lmx_group_rows16_q6(g, w, rowsCold / 16, K);
-      else lmx_interleave_blocks(base, g, w, rowsCold * rowBytes / TYPES[t].bytes);
+      const int grp = lmx_row_group(TYPES[t].dtype);
+      lmx_interleave_units(base, TYPES[t].dtype, g, w, grp > 1 ? rowsCold / grp : rowsCold * rowBytes / TYPES[t].bytes, K);
       free(g);
     }
     for (int k = 0; k < 16; k++) lmx_x8_row(x, K, TYPES[t].dtype, rec + k * xs);

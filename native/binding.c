@@ -303,8 +303,8 @@ static void prefault_part(prefault_state *s, uint8_t *p, size_t len) {
   }
 }
 
-/* Units of a tensor's conversion: blocks of the interleaved type, or for Q4_K_R16 groups
- * of 16 rows (sbytes of the source make dbytes of the result). */
+/* Units of a tensor's conversion (lmx_interleave_units): blocks of the interleaved type, or
+ * for the R16 types groups of 16 rows (sbytes of the source make dbytes of the result). */
 typedef struct {
   int32_t dtype, to;
   const uint8_t *src;
@@ -316,10 +316,7 @@ static void interleave_part(void *arg, int ith, int nth) {
   const interleave_job *j = (const interleave_job *)arg;
   int64_t lo, hi;
   lmx_split(j->units, 1, ith, nth, &lo, &hi);
-  if (hi <= lo) return;
-  if (j->to == LMX_Q4_K_R16) lmx_group_rows16(j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo, j->cols);
-  else if (j->to == LMX_Q6_K_R16) lmx_group_rows16_q6(j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo, j->cols);
-  else lmx_interleave_blocks(j->dtype, j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo);
+  if (hi > lo) lmx_interleave_units(j->dtype, j->to, j->src + lo * j->sbytes, j->dst + lo * j->dbytes, hi - lo, j->cols);
 }
 
 /* releaseScratch(buffer): empties a buffer from alloc that is an anonymous mapping (1 MiB

@@ -17,7 +17,7 @@ enum lmx_dtype {
   /* K-quants with their codes interleaved for the decode dots (kernels/interleave.c):
    * made at load from Q4_K/Q6_K (NVFP4, Q8_0), never stored in files */
   LMX_Q4_K_I = 20, LMX_Q6_K_I = 21, LMX_NVFP4_I = 22, LMX_Q8_0_I = 23,
-  /* Q4_K rows in groups of 16 (kernels/interleave.c): a matrix layout, not a row one */
+  /* Q4_K and Q6_K rows in groups of 16 (kernels/interleave.c): matrix layouts, not row ones */
   LMX_Q4_K_R16 = 24, LMX_Q6_K_R16 = 25
 };
 #define LMX_IS_QUANT(dt) ((dt) >= LMX_Q4_0)
@@ -243,16 +243,29 @@ static inline void lmx_scales_mins_k4(const uint8_t *s, uint64_t *scales, uint64
   *mins = (hi & 0x3f3f3f3fu) | (uint64_t)(((b >> 4) & 0x0f0f0f0fu) | ((hi & 0xc0c0c0c0u) >> 2)) << 32;
 }
 
+/* The inverse: 8 scales and 8 mins (0..63 each) packed into a super-block's 12 bytes at q. */
+static inline void lmx_pack_scales_mins_k4(const uint8_t *sc, const uint8_t *mn, uint8_t *q) {
+  for (int j = 0; j < 4; j++) {
+    q[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+    q[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
+    q[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+  }
+}
+
 /* --- interleaved K-quants (kernels/interleave.c) --- */
-/* The interleaved type made from dtype for a matrix of rows x cols (Q4_K -> Q4_K_R16 for
- * whole groups of 16 rows, else Q4_K_I; Q6_K -> Q6_K_I, NVFP4 -> NVFP4_I for rows of whole
- * pairs of blocks, Q8_0 -> Q8_0_I for rows of whole groups of 8 blocks), or 0. */
+/* The interleaved type made from dtype for a matrix of rows x cols (Q4_K -> Q4_K_R16 and
+ * Q6_K -> Q6_K_R16 for whole groups of 16 rows, else Q4_K_I and Q6_K_I; NVFP4 -> NVFP4_I
+ * for rows of whole pairs of blocks, Q8_0 -> Q8_0_I for rows of whole groups of 8 blocks),
+ * or 0. */
 int32_t lmx_interleaved_type(int32_t dtype, int64_t rows, int64_t cols);
 /* The GGUF type an interleaved type is made from (any other type: itself). */
 int32_t lmx_interleaved_base(int32_t dtype);
 /* blocks blocks of the interleaved type's (NVFP4_I: pairs of NVFP4 blocks; Q8_0_I: 8 Q8_0
  * blocks) from the GGUF type dtype at src, interleaved into dst (same size). */
 void lmx_interleave_blocks(int32_t dtype, const uint8_t *src, uint8_t *dst, int64_t blocks);
+/* units units of the conversion of dtype into `to` (interleaved or grouped), rows of cols:
+ * blocks of `to` (lmx_interleave_blocks), or for the R16 types groups of 16 rows. */
+void lmx_interleave_units(int32_t dtype, int32_t to, const uint8_t *src, uint8_t *dst, int64_t units, int64_t cols);
 /* One interleaved block back in its GGUF layout (NVFP4_I: two blocks, Q8_0_I: eight; zero
  * and NaN scales come back as zero scales over zero codes, the same values). */
 void lmx_deinterleave_block(int32_t dtype, const uint8_t *src, uint8_t *dst);
@@ -264,21 +277,17 @@ static inline float lmx_nvfp4i_scale_half(uint8_t b) {
   v.u = ((uint32_t)b << 20) + (116u << 23);
   return b ? v.f : 0.0f;
 }
-/* Q4_K_R16: rows that the layout keeps together (16), or 1 for every other type. A
+/* Rows a matrix layout keeps together (the R16 types: 16), or 1 for every other type. A
  * group's bytes are those of its 16 rows (lmx_row_bytes each), so row r's group starts
- * where row r & ~15 would. */
+ * where row r - r % 16 would (lmx_row_group_at). */
 #define LMX_R16_ROWS 16
 #define LMX_R16_BYTES 2304 /* one super-block of 16 rows */
 #define LMX_R16Q6_BYTES 3360 /* one Q6_K_R16 super-block of 16 rows */
 static inline int lmx_row_group(int32_t dtype) {
   return dtype == LMX_Q4_K_R16 || dtype == LMX_Q6_K_R16 ? LMX_R16_ROWS : 1;
 }
-/* groups groups of 16 Q6_K rows of cols at src into Q6_K_R16 at dst. */
-void lmx_group_rows16_q6(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols);
 /* Row `lane` of a Q6_K_R16 group, super-block b, as the GGUF Q6_K block it came from. */
 void lmx_r16q6_block(const uint8_t *group, int lane, int64_t b, uint8_t *q6k);
-/* groups groups of 16 Q4_K rows of cols at src into Q4_K_R16 at dst. */
-void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols);
 /* Row `lane`'s 8 scales and 8 mins in the Q4_K_R16 super-block at sb (the words A, B, C
  * of interleave.c). */
 static inline void lmx_r16_scales_mins(const uint8_t *sb, int lane, uint8_t *sc, uint8_t *mn) {
@@ -293,9 +302,9 @@ static inline void lmx_r16_scales_mins(const uint8_t *sb, int lane, uint8_t *sc,
   mn[0] = (uint8_t)(b & 63), mn[1] = (uint8_t)(b >> 16 & 63), mn[2] = (uint8_t)(b >> 6 & 63), mn[3] = (uint8_t)(b >> 22 & 63);
   mn[4] = (uint8_t)(c & 63), mn[5] = (uint8_t)(c >> 16 & 63), mn[6] = (uint8_t)(c >> 6 & 63), mn[7] = (uint8_t)(c >> 22 & 63);
 }
-/* Row `lane` of a Q4_K_R16 group, super-block b, as the GGUF Q4_K block it came from. */
-void lmx_r16_block(const uint8_t *group, int lane, int64_t b, uint8_t *q4k);
-/* Row r of a weight matrix as f32 (any type; Q4_K_R16 rows are found in their group). */
+/* The group holding row r of a grouped matrix w, and r's lane in it. */
+const uint8_t *lmx_row_group_at(const lmx_tensor *w, int64_t r, int *lane);
+/* Row r of a weight matrix as f32 (any type; rows of the R16 types are found in their group). */
 void lmx_weight_row_to_f32(const lmx_tensor *w, int64_t r, float *dst);
 /* The 256 codes of an interleaved block in element order (Q4_K_I 0..15, Q6_K_I 0..63). */
 void lmx_interleaved_codes(const uint8_t *p, int32_t dtype, uint8_t *u);
@@ -315,9 +324,8 @@ void lmx_unpack_row(const void *src, int32_t dtype, int64_t K, uint8_t *u, float
 /* A Q4_K/Q5_K row in K form: unsigned codes u, 6-bit scales m and offsets o (per 32),
  * bases (per 256) with w = base * m * u + o exactly; m, o and base stride elements apart. */
 void lmx_unpack_k4(const void *src, int32_t dtype, int64_t K, uint8_t *u, int32_t *m, float *o, float *base, int64_t stride);
-/* The same for row `lane` of the Q4_K_R16 group at group (lmx_row_group). */
-void lmx_unpack_k4_r16(const uint8_t *group, int lane, int64_t K, uint8_t *u, int32_t *m, float *o, float *base,
-                       int64_t stride);
+/* lmx_unpack_k4 of row r of weight matrix w (Q4_K_R16 rows from their group). */
+void lmx_unpack_k4_row(const lmx_tensor *w, int64_t r, uint8_t *u, int32_t *m, float *o, float *base, int64_t stride);
 /* Values per float base of the multiplier form (32 for NVFP4, 256 for Q6_K), or 0 for
  * types the GEMM takes as unsigned codes. */
 int lmx_mult_ab(int32_t dtype);
@@ -326,6 +334,8 @@ int lmx_mult_ab(int32_t dtype);
  * base are stride elements apart. Nonzero if some NVFP4 multiplier exceeds 32767 (the
  * two scales of a pair are more than ~2^11 apart): that row needs another path. */
 int lmx_unpack_mult(const void *src, int32_t dtype, int64_t K, int8_t *c, int32_t *m, float *base, int64_t stride);
+/* lmx_unpack_mult of row r of weight matrix w (Q6_K_R16 rows from their group). */
+int lmx_unpack_mult_row(const lmx_tensor *w, int64_t r, int8_t *c, int32_t *m, float *base, int64_t stride);
 int64_t lmx_gemm_q8_rows(void);
 /* Bytes of a GEMM node's prepared activations (K per token, T tokens). */
 size_t lmx_gemm_q8_act_bytes_total(int64_t K, int64_t T);

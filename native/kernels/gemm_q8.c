@@ -239,13 +239,7 @@ static void build_panel_k4(const lmx_tensor *w, int64_t r0, int64_t nr, int pw, 
   for (int h = 0; h < pw / 8; h++) {
     for (int i = 0; i < 8; i++) {
       if (8 * h + i < nr) {
-        const int64_t r = r0 + 8 * h + i;
-        if (w->dtype != LMX_Q4_K_R16) {
-          lmx_unpack_k4(w->data + r * w->nb1, w->dtype, K, u + i * K, m + i, o + i, base + i, 8);
-          continue;
-        }
-        lmx_unpack_k4_r16((const uint8_t *)w->data + (r & ~(int64_t)15) * w->nb1, (int)(r & 15), K, u + i * K, m + i,
-                          o + i, base + i, 8);
+        lmx_unpack_k4_row(w, r0 + 8 * h + i, u + i * K, m + i, o + i, base + i, 8);
         continue;
       }
       memset(u + i * K, 0, (size_t)K);
@@ -362,18 +356,7 @@ static uint32_t build_panel_mult(const lmx_tensor *w, int64_t r0, int64_t nr, in
   for (int h = 0; h < pw / 8; h++) {
     for (int i = 0; i < 8; i++) {
       const int r = 8 * h + i;
-      if (r < nr && w->dtype == LMX_Q6_K_R16) {
-        /* Each super-block of the row as its Q6_K block, from the row's group. */
-        const int64_t row = r0 + r;
-        const uint8_t *group = (const uint8_t *)w->data + (row & ~(int64_t)15) * w->nb1;
-        uint8_t blk[210];
-        for (int64_t b = 0; b < K / 256; b++) {
-          lmx_r16q6_block(group, (int)(row & 15), b, blk);
-          lmx_unpack_mult(blk, LMX_Q6_K, 256, c + i * K + 256 * b, m + i + 128 * b, base + i + 8 * b, 8);
-        }
-        continue;
-      }
-      if (r < nr && !lmx_unpack_mult(w->data + (r0 + r) * w->nb1, w->dtype, K, c + i * K, m + i, base + i, 8)) continue;
+      if (r < nr && !lmx_unpack_mult_row(w, r0 + r, c + i * K, m + i, base + i, 8)) continue;
       if (r < nr) wide |= 1u << r;
       else memset(c + i * K, 0, (size_t)K);
       for (int64_t b = 0; b < K / AB; b++) {

@@ -1,5 +1,5 @@
 /* Weights rearranged at load for the decode dots: the interleaved types Q4_K_I and Q6_K_I,
- * Q4_K_R16, Q8_0_I and NVFP4_I (below).
+ * Q4_K_R16 and Q6_K_R16, Q8_0_I and NVFP4_I (below).
  *
  * In a GGUF super-block, the codes one 32-byte register holds all belong to one sub-block
  * (Q4_K) or two (Q6_K), so the AVX2 dot has to weight each register's int16 products by
@@ -62,15 +62,7 @@ static void r16_words(const uint8_t *sc, const uint8_t *mn, uint32_t w[3]) {
          (uint32_t)mn[5] << 16 | (uint32_t)mn[7] << 22 | (uint32_t)(sc[7] >> 2) << 28;
 }
 
-static void pack_scales_mins_k4(const uint8_t *sc, const uint8_t *mn, uint8_t *q) {
-  for (int j = 0; j < 4; j++) {
-    q[j] = (uint8_t)((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
-    q[j + 4] = (uint8_t)((mn[j] & 63) | (mn[j + 4] >> 4) << 6);
-    q[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
-  }
-}
-
-void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols) {
+static void group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols) {
   const int64_t nb = cols / 256, rb = nb * 144;
   for (int64_t g = 0; g < groups; g++)
     for (int64_t b = 0; b < nb; b++) {
@@ -97,13 +89,14 @@ void lmx_group_rows16(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t 
     }
 }
 
-void lmx_r16_block(const uint8_t *group, int lane, int64_t b, uint8_t *q4k) {
+/* Row `lane` of a Q4_K_R16 group, super-block b, as the GGUF Q4_K block it came from. */
+static void r16_block(const uint8_t *group, int lane, int64_t b, uint8_t *q4k) {
   const uint8_t *o = group + b * LMX_R16_BYTES;
   uint8_t sc[8], mn[8];
   memcpy(q4k, o + 2 * lane, 2);
   memcpy(q4k + 2, o + 32 + 2 * lane, 2);
   lmx_r16_scales_mins(o, lane, sc, mn);
-  pack_scales_mins_k4(sc, mn, q4k + 4);
+  lmx_pack_scales_mins_k4(sc, mn, q4k + 4);
   for (int m = 0; m < 32; m++) memcpy(q4k + 16 + 4 * m, o + R16_CODES + 64 * m + 4 * lane, 4);
 }
 
@@ -117,7 +110,7 @@ void lmx_r16_block(const uint8_t *group, int lane, int64_t b, uint8_t *q4k) {
  * one qh word (as the GGUF layout pairs them) and meets broadcast activations as Q4_K_R16
  * does. (With the ql and qh registers in two runs, read alternately, one thread's cold rows
  * streamed at a third of the speed.) */
-void lmx_group_rows16_q6(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols) {
+static void group_rows16_q6(const uint8_t *src, uint8_t *dst, int64_t groups, int64_t cols) {
   const int64_t nb = cols / 256, rb = nb * 210;
   for (int64_t g = 0; g < groups; g++)
     for (int64_t b = 0; b < nb; b++) {
@@ -153,17 +146,29 @@ void lmx_r16q6_block(const uint8_t *group, int lane, int64_t b, uint8_t *q6k) {
     }
 }
 
+void lmx_interleave_units(int32_t dtype, int32_t to, const uint8_t *src, uint8_t *dst, int64_t units, int64_t cols) {
+  if (to == LMX_Q4_K_R16) group_rows16(src, dst, units, cols);
+  else if (to == LMX_Q6_K_R16) group_rows16_q6(src, dst, units, cols);
+  else lmx_interleave_blocks(dtype, src, dst, units);
+}
+
+const uint8_t *lmx_row_group_at(const lmx_tensor *w, int64_t r, int *lane) {
+  *lane = (int)(r % LMX_R16_ROWS);
+  return (const uint8_t *)w->data + (r - *lane) * (int64_t)w->nb1;
+}
+
 void lmx_weight_row_to_f32(const lmx_tensor *w, int64_t r, float *dst) {
   if (lmx_row_group(w->dtype) == 1) {
     lmx_row_to_f32(w->data + r * w->nb1, w->dtype, dst, w->ne0);
     return;
   }
-  const uint8_t *group = (const uint8_t *)w->data + (r & ~(int64_t)15) * (int64_t)w->nb1;
+  int lane;
+  const uint8_t *group = lmx_row_group_at(w, r, &lane);
   const int q6 = w->dtype == LMX_Q6_K_R16;
   uint8_t blk[210];
   for (int64_t b = 0; b < w->ne0 / 256; b++) {
-    if (q6) lmx_r16q6_block(group, (int)(r & 15), b, blk);
-    else lmx_r16_block(group, (int)(r & 15), b, blk);
+    if (q6) lmx_r16q6_block(group, lane, b, blk);
+    else r16_block(group, lane, b, blk);
     lmx_row_to_f32(blk, q6 ? LMX_Q6_K : LMX_Q4_K, dst + 256 * b, 256);
   }
 }

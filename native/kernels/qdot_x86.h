@@ -434,7 +434,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(r16_fields_half)(co
 }
 
 /* Rows 8h..8h + 7 of a group for nt tokens (records xs bytes apart): out[t * os + i]. */
-static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_half)(const int8_t *x8, int64_t xs, int nt,
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_r16_half)(const int8_t *x8, int64_t xs, int nt,
                                                                           const uint8_t *w, int64_t K, int h, float *out,
                                                                           int64_t os) {
   const __m256i m4 = _mm256_set1_epi8(15);
@@ -503,7 +503,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_half)(const
 
 #ifdef QD_ZMM
 /* The same steps on all 16 rows at once (AVX-512 tier): half the instructions. */
-static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_r16_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                            const uint8_t *w, int64_t K, float *out,
                                                                            int64_t os) {
   const __m512i m4 = _mm512_set1_epi8(15), m6 = _mm512_set1_epi32(63), pair = _mm512_set1_epi32(0x003f003f);
@@ -571,33 +571,14 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_group)(cons
   for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, _mm512_sub_ps(acc[t], macc[t]));
 }
 #else
-static inline __attribute__((always_inline)) QD_ATTR void QD(q4k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q4_k_r16_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                            const uint8_t *w, int64_t K, float *out,
                                                                            int64_t os) {
-  QD(q4k_r16_half)(x8, xs, nt, w, K, 0, out, os);
-  QD(q4k_r16_half)(x8, xs, nt, w, K, 1, out, os);
+  QD(qdot_q4_k_r16_half)(x8, xs, nt, w, K, 0, out, os);
+  QD(qdot_q4_k_r16_half)(x8, xs, nt, w, K, 1, out, os);
 }
 #endif
 
-/* Rows [0, n) of R16 weights (n a multiple of 16, w at a group's start) for T tokens,
- * QD_TILE at a time: each group's 16 outputs per token. */
-#define QD_R16_KERNEL(X)                                                                                             \
-  QD_ATTR void QD(lmx_qdotn_##X##_r16)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb,       \
-                                       int64_t n, int64_t K, float *out, int64_t os) {                               \
-    const int64_t gb = LMX_R16_ROWS * rb;                                                                            \
-    for (int64_t g = 0; g < n / LMX_R16_ROWS; g++)                                                                   \
-      for (int64_t t = 0; t < T; t += QD_TILE) {                                                                     \
-        const int8_t *x = x8 + t * xs;                                                                               \
-        float *o = out + t * os + 16 * g;                                                                            \
-        switch (T - t < QD_TILE ? T - t : QD_TILE) {                                                                 \
-          case 1: QD(X##_r16_group)(x, xs, 1, w + g * gb, K, o, os); break;                                          \
-          case 2: QD(X##_r16_group)(x, xs, 2, w + g * gb, K, o, os); break;                                          \
-          case 3: QD(X##_r16_group)(x, xs, 3, w + g * gb, K, o, os); break;                                          \
-          default: QD(X##_r16_group)(x, xs, 4, w + g * gb, K, o, os); break;                                         \
-        }                                                                                                            \
-      }                                                                                                              \
-  }
-QD_R16_KERNEL(q4k)
 #undef QD_R16_CODES
 
 /* Q6_K_R16 (interleave.c): 16 rows per group as Q4_K_R16, the 6-bit codes of four
@@ -606,7 +587,7 @@ QD_R16_KERNEL(q4k)
  * scale vector over rows, and the pairs meet the per-16 activation sums in dpwssd for the
  * codes' -32 offsets. |sum| <= 16 x 16 x 63 x 127 x 127 + 32 x 16 x 127 x 2032 < 2^31.
  * The same per-lane steps in both forms (zmm, two ymm halves) and for every token. */
-static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_half)(const int8_t *x8, int64_t xs, int nt,
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_r16_half)(const int8_t *x8, int64_t xs, int nt,
                                                                           const uint8_t *w, int64_t K, int h, float *out,
                                                                           int64_t os) {
   const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
@@ -669,7 +650,7 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_half)(const
 }
 
 #ifdef QD_ZMM
-static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_r16_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                            const uint8_t *w, int64_t K, float *out,
                                                                            int64_t os) {
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
@@ -730,16 +711,14 @@ static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_group)(cons
   for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, accf[t]);
 }
 #else
-static inline __attribute__((always_inline)) QD_ATTR void QD(q6k_r16_group)(const int8_t *x8, int64_t xs, int nt,
+static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_r16_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                            const uint8_t *w, int64_t K, float *out,
                                                                            int64_t os) {
-  QD(q6k_r16_half)(x8, xs, nt, w, K, 0, out, os);
-  QD(q6k_r16_half)(x8, xs, nt, w, K, 1, out, os);
+  QD(qdot_q6_k_r16_half)(x8, xs, nt, w, K, 0, out, os);
+  QD(qdot_q6_k_r16_half)(x8, xs, nt, w, K, 1, out, os);
 }
 #endif
 
-QD_R16_KERNEL(q6k)
-#undef QD_R16_KERNEL
 
 static inline __attribute__((always_inline)) QD_ATTR void QD(qdot_q6_k_i_tile)(const int8_t *x8, int64_t xs, int nt,
                                                                                const uint8_t *w, int64_t K, float *out,
@@ -971,8 +950,10 @@ static inline __attribute__((always_inline)) QD_ATTR float QD(qdot_mxfp4)(const 
       const float *dx = (const float *)(qx + K);                                                             \
       out[t * os + i] = QD(qdot_##X)(qx, dx, (const int32_t *)(dx + K / 32), w + i * rb, K);                 \
     }
-#define QD_BATCH_TILED(X)                                                                                    \
-  for (int64_t i = 0; i < n; i++)                                                                            \
+#define QD_BATCH_TILED(X) QD_BATCH_TILED_BY(X, 1)
+/* The same over groups of S rows (qdot_X_tile computes S rows, as the R16 types' groups). */
+#define QD_BATCH_TILED_BY(X, S)                                                                              \
+  for (int64_t i = 0; i < n; i += (S))                                                                       \
     for (int64_t t = 0; t < T; t += QD_TILE) {                                                               \
       const int8_t *qx = x8 + t * xs;                                                                        \
       float *o = out + t * os + i;                                                                           \
@@ -1022,11 +1003,21 @@ QD_KERNELS(q6_k_i, TILED)
 QD_KERNELS(nvfp4_i, TILED)
 QD_KERNELS(nvfp4, LOOP)
 QD_KERNELS(mxfp4, LOOP)
+/* Rows [0, n) of R16 weights (n a multiple of 16, w at a group's start) for T tokens. */
+#define QD_R16_KERNEL(X)                                                                                      \
+  QD_ATTR void QD(lmx_qdotn_##X)(const int8_t *x8, int64_t xs, int64_t T, const uint8_t *w, int64_t rb,       \
+                                 int64_t n, int64_t K, float *out, int64_t os) {                              \
+    QD_BATCH_TILED_BY(X, LMX_R16_ROWS)                                                                        \
+  }
+QD_R16_KERNEL(q4_k_r16)
+QD_R16_KERNEL(q6_k_r16)
+#undef QD_R16_KERNEL
 #undef QD_KERNELS
 #undef QD_ONE_TOKEN
 #undef QD_TILE
 #undef QD_BATCH_LOOP
 #undef QD_BATCH_TILED
+#undef QD_BATCH_TILED_BY
 
 /* The kernel for a weight type, or NULL. */
 static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
@@ -1041,8 +1032,8 @@ static lmx_qdotn_fn QD(qdotn_for)(int32_t dtype) {
     case LMX_Q5_K: return QD(lmx_qdotn_q5_k);
     case LMX_Q6_K: return QD(lmx_qdotn_q6_k);
     case LMX_Q4_K_I: return QD(lmx_qdotn_q4_k_i);
-    case LMX_Q4_K_R16: return QD(lmx_qdotn_q4k_r16);
-    case LMX_Q6_K_R16: return QD(lmx_qdotn_q6k_r16);
+    case LMX_Q4_K_R16: return QD(lmx_qdotn_q4_k_r16);
+    case LMX_Q6_K_R16: return QD(lmx_qdotn_q6_k_r16);
     case LMX_Q6_K_I: return QD(lmx_qdotn_q6_k_i);
     case LMX_NVFP4_I: return QD(lmx_qdotn_nvfp4_i);
     case LMX_NVFP4: return QD(lmx_qdotn_nvfp4);

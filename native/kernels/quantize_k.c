@@ -241,18 +241,7 @@ static void k45_block(const float *xb, int64_t i0, const float *imp, int64_t col
     d_block = max_scale / 63;
     m_block = max_min / 63;
   }
-  uint8_t *s = out + 4;
-  memset(s, 0, 12);
-  for (int j = 0; j < 8; j++) {
-    if (j < 4) {
-      s[j] = ls[j];
-      s[j + 4] = lm[j];
-    } else {
-      s[j + 4] = (uint8_t)((ls[j] & 15) | ((lm[j] & 15) << 4));
-      s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
-      s[j] |= (uint8_t)((lm[j] >> 4) << 6);
-    }
-  }
+  lmx_pack_scales_mins_k4(ls, lm, out + 4);
   const float d = put_f16(out, d_block), dmin = put_f16(out + 2, m_block);
   for (int j = 0; j < 8; j++) {
     const float D = d * ls[j];

@@ -281,8 +281,8 @@ static LMX_AVX2 void r16_codes_avx2(const uint8_t *sb, int lane, uint8_t *ub) {
 
 /* lmx_unpack_k4 for row `lane` of a Q4_K_R16 group: each 32-bit word of the row's codes
  * holds 4 codes of two sub-blocks (low and high nibbles). */
-void lmx_unpack_k4_r16(const uint8_t *group, int lane, int64_t K, uint8_t *u, int32_t *m, float *o, float *base,
-                       int64_t stride) {
+static void unpack_k4_r16(const uint8_t *group, int lane, int64_t K, uint8_t *u, int32_t *m, float *o, float *base,
+                          int64_t stride) {
 #ifdef LMX_X86
   const int simd = lmx_use_avx2();
 #else
@@ -310,4 +310,28 @@ void lmx_unpack_k4_r16(const uint8_t *group, int lane, int64_t K, uint8_t *u, in
     }
     base[i * stride] = lmx_f16_le(sb + 2 * lane);
   }
+}
+
+void lmx_unpack_k4_row(const lmx_tensor *w, int64_t r, uint8_t *u, int32_t *m, float *o, float *base, int64_t stride) {
+  if (w->dtype != LMX_Q4_K_R16) {
+    lmx_unpack_k4(w->data + r * w->nb1, w->dtype, w->ne0, u, m, o, base, stride);
+    return;
+  }
+  int lane;
+  const uint8_t *group = lmx_row_group_at(w, r, &lane);
+  unpack_k4_r16(group, lane, w->ne0, u, m, o, base, stride);
+}
+
+int lmx_unpack_mult_row(const lmx_tensor *w, int64_t r, int8_t *c, int32_t *m, float *base, int64_t stride) {
+  const int64_t K = w->ne0;
+  if (w->dtype != LMX_Q6_K_R16) return lmx_unpack_mult(w->data + r * w->nb1, w->dtype, K, c, m, base, stride);
+  /* Each super-block of the row as its Q6_K block, from the row's group. */
+  int lane;
+  const uint8_t *group = lmx_row_group_at(w, r, &lane);
+  uint8_t blk[210];
+  for (int64_t b = 0; b < K / 256; b++) {
+    lmx_r16q6_block(group, lane, b, blk);
+    lmx_unpack_mult(blk, LMX_Q6_K, 256, c + 256 * b, m + 16 * b * stride, base + b * stride, stride);
+  }
+  return 0;
 }

@@ -6,8 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { CpuBackend } from "../engine/backends/cpu/index.js";
-import { groupRows16, groupRows16Q6 } from "../engine/quant/interleaved.js";
-import { BLOCKS, DType } from "../engine/tensor/dtype.js";
+import { groupRows } from "../engine/quant/interleaved.js";
+import { BLOCKS, DType, rowGroup } from "../engine/tensor/dtype.js";
 import { Graph } from "../engine/tensor/graph.js";
 import { native } from "../native.js";
 import { randomBlocks, uniform } from "./random.js";
@@ -39,13 +39,16 @@ async function matmulDigests(): Promise<Record<string, string>> {
     // 53 rows: a full claim of 32 and a ragged one (panels of 8 or 16 with missing rows);
     // Q4_K_R16 and Q6_K_R16 take whole groups of 16 (48 rows: three).
     const K = 768,
-      N = dt === DType.Q4_K_R16 || dt === DType.Q6_K_R16 ? 48 : 53;
+      N = rowGroup(dt) > 1 ? 48 : 53;
     const w = (
-      dt === DType.Q4_K_R16
-        ? groupRows16(randomBlocks(DType.Q4_K, (N * K) / 256, 900 + dt), N, K)
-        : dt === DType.Q6_K_R16
-          ? groupRows16Q6(randomBlocks(DType.Q6_K, (N * K) / 256, 900 + dt), N, K)
-          : randomBlocks(dt, (N * K) / BLOCKS[dt]!.size, 900 + dt)
+      dt === DType.Q4_K_R16 || dt === DType.Q6_K_R16
+        ? groupRows(
+            dt,
+            randomBlocks(dt === DType.Q4_K_R16 ? DType.Q4_K : DType.Q6_K, (N * K) / 256, 900 + dt),
+            N,
+            K,
+          )
+        : randomBlocks(dt, (N * K) / BLOCKS[dt]!.size, 900 + dt)
     ).buffer as ArrayBuffer;
     const hash = createHash("sha256");
     for (const T of [1, 3, 16, 17, 45]) {

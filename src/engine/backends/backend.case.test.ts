@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { native } from "../../native.js";
-import { groupRows16, groupRows16Q6, interleaveNvfp4 } from "../quant/interleaved.js";
+import { groupRows, interleaveNvfp4 } from "../quant/interleaved.js";
 import { randomBlocks, uniform } from "../../testing/random.js";
 import { BLOCKS, DType, fromF32, rowBytes } from "../tensor/dtype.js";
 import { Graph, type Tensor } from "../tensor/graph.js";
@@ -120,7 +120,7 @@ describe("cpu backend matches the reference backend", () => {
     });
   }
 
-  for (const dt of [DType.Q4_K_R16, DType.Q6_K_R16])
+  for (const dt of [DType.Q4_K_R16, DType.Q6_K_R16] as const)
     it(`${DType[dt]} weights (rows in groups of 16): getRows exactly, matmul for 1-70 tokens, codes and scales at their extremes`, async () => {
       const K = 512,
         N = 48; // three groups
@@ -141,7 +141,7 @@ describe("cpu backend matches the reference backend", () => {
         ["random", q],
         ["extreme", extreme],
       ] as const) {
-        const wbuf = (q6 ? groupRows16Q6(src, N, K) : groupRows16(src, N, K)).buffer as ArrayBuffer;
+        const wbuf = groupRows(dt, src, N, K).buffer as ArrayBuffer;
         const [r0, c0] = await runBoth((g) => ({
           out: g.getRows(g.bind("t", dt, N, K, wbuf), g.input("ids", 1, 5)),
           inputs: { ids: [47, 0, 17, 17, 31] },

@@ -12,6 +12,7 @@ import {
   deinterleave,
   deinterleaveNvfp4,
   deinterleaveQ8_0,
+  groupRows,
   groupRows16,
   groupRows16Q6,
   interleave,
@@ -196,11 +197,9 @@ describe("interleaved K-quants", () => {
           ? interleaveNvfp4(t.bytes)
           : t.dt === DType.Q8_0
             ? interleaveQ8_0(t.bytes)
-            : want[i] === DType.Q4_K_R16
-              ? groupRows16(t.bytes, t.rows, t.cols)
-              : want[i] === DType.Q6_K_R16
-                ? groupRows16Q6(t.bytes, t.rows, t.cols)
-                : interleave(t.dt as DType.Q4_K, t.bytes);
+            : want[i] === DType.Q4_K_R16 || want[i] === DType.Q6_K_R16
+              ? groupRows(want[i] as DType.Q4_K_R16 | DType.Q6_K_R16, t.bytes, t.rows, t.cols)
+              : interleave(t.dt as DType.Q4_K, t.bytes);
       assert.deepEqual(got, ts);
     }
     // The sources were plain memory, not a model file's: left as they were.

@@ -4,14 +4,16 @@
  * the original element slotElement(n, b)), packed as GGUF packs them; NVFP4 blocks in
  * pairs with their codes reordered and their scales re-encoded; Q8_0 blocks in groups of 8
  * with their scales side by side (the layouts and the reason: native/kernels/interleave.c).
- * Q4_K matrices of whole groups of 16 rows become Q4_K_R16 instead: a matrix layout, each
- * group's super-blocks side by side with the rows in 32-bit lanes (groupRows16).
+ * Q4_K and Q6_K matrices of whole groups of 16 rows become Q4_K_R16 and Q6_K_R16 instead:
+ * matrix layouts, each group's super-blocks side by side with the rows in 32-bit lanes
+ * (groupRows).
  * The cpu backend makes them at load; this is their TypeScript reference (the native
  * interleaver and kernels are tested against it).
  */
 import { DType } from "../tensor/dtype.js";
 import { nvfp4 } from "./fp4.js";
 import type { QuantFormat } from "./format.js";
+import { packScalesMinsK4 } from "./k-quantize.js";
 import { q4_K, q6_K, scaleMinK4 } from "./k-quants.js";
 import { q8_0 } from "./q8-0.js";
 
@@ -292,11 +294,7 @@ export function r16Row(src: Uint8Array, r: number, cols: number): Uint8Array {
       (c >>> 6) & 63,
       (c >>> 22) & 63,
     ];
-    for (let j = 0; j < 4; j++) {
-      out[q + 4 + j] = (sc[j]! & 63) | ((sc[j + 4]! >> 4) << 6);
-      out[q + 8 + j] = (mn[j]! & 63) | ((mn[j + 4]! >> 4) << 6);
-      out[q + 12 + j] = (sc[j + 4]! & 15) | ((mn[j + 4]! & 15) << 4);
-    }
+    packScalesMinsK4(sc, mn, out, q + 4);
     for (let m = 0; m < 32; m++)
       out.set(src.subarray(o + 256 + 64 * m + 4 * lane, o + 260 + 64 * m + 4 * lane), q + 16 + 4 * m);
   }
@@ -357,4 +355,26 @@ export function r16RowQ6(src: Uint8Array, r: number, cols: number): Uint8Array {
       }
   }
   return out;
+}
+
+/** Q4_K or Q6_K rows (a multiple of 16) as the matching R16 type (groupRows16, groupRows16Q6). */
+export function groupRows(
+  dt: DType.Q4_K_R16 | DType.Q6_K_R16,
+  src: Uint8Array,
+  rows: number,
+  cols: number,
+): Uint8Array {
+  return dt === DType.Q4_K_R16 ? groupRows16(src, rows, cols) : groupRows16Q6(src, rows, cols);
+}
+
+/** Row `lane` of the R16 group at `group` (a matrix of `cols` columns) decoded into `out`. */
+export function dequantizeGroupedRow(
+  dt: DType.Q4_K_R16 | DType.Q6_K_R16,
+  group: Uint8Array,
+  lane: number,
+  cols: number,
+  out: Float32Array,
+): void {
+  if (dt === DType.Q4_K_R16) q4_K.dequantize(r16Row(group, lane, cols), out);
+  else q6_K.dequantize(r16RowQ6(group, lane, cols), out);
 }

@@ -190,6 +190,20 @@ function makeQp(x: number[], nmax: number, L: Uint8Array, w: number[]): number {
   return suml2 > 0 ? f(sumlx / suml2) : 0;
 }
 
+/** 8 sub-block scales and 8 mins (0..63 each) packed into a Q4_K/Q5_K super-block's 12 bytes at `o` (the inverse of scaleMinK4). */
+export function packScalesMinsK4(
+  ls: ArrayLike<number>,
+  lm: ArrayLike<number>,
+  s: Uint8Array,
+  o: number,
+): void {
+  for (let j = 0; j < 4; j++) {
+    s[o + j] = ls[j]! | ((ls[j + 4]! >> 4) << 6);
+    s[o + j + 4] = lm[j]! | ((lm[j + 4]! >> 4) << 6);
+    s[o + j + 8] = (ls[j + 4]! & 15) | ((lm[j + 4]! & 15) << 4);
+  }
+}
+
 function putF16(out: Uint8Array, o: number, v: number): number {
   const h = f32ToF16(v);
   out[o] = h & 255;
@@ -265,16 +279,7 @@ function quantizeK45(x: Float32Array, five: boolean, qw?: Float32Array): Uint8Ar
       dBlock = f(maxScale / 63);
       mBlock = f(maxMin / 63);
     }
-    for (let j = 0; j < 8; j++) {
-      if (j < 4) {
-        s[j] = ls[j]!;
-        s[j + 4] = lm[j]!;
-      } else {
-        s[j + 4] = (ls[j]! & 15) | ((lm[j]! & 15) << 4);
-        s[j - 4]! |= (ls[j]! >> 4) << 6;
-        s[j]! |= (lm[j]! >> 4) << 6;
-      }
-    }
+    packScalesMinsK4(ls, lm, s, 0);
     const d = putF16(out, o, dBlock),
       dmin = putF16(out, o + 2, mBlock);
     for (let j = 0; j < 8; j++) {

@@ -53,7 +53,7 @@ export const BLOCKS: Partial<Record<DType, { size: number; bytes: number }>> = {
   [DType.Q6_K_R16]: { size: 256, bytes: 210 },
 };
 
-/** Rows a matrix layout keeps together (Q4_K_R16: 16); 1 for row-major types. */
+/** Rows a matrix layout keeps together (Q4_K_R16, Q6_K_R16: 16); 1 for row-major types. */
 export function rowGroup(dt: DType): number {
   return dt === DType.Q4_K_R16 || dt === DType.Q6_K_R16 ? 16 : 1;
 }

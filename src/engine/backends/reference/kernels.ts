@@ -13,8 +13,7 @@ import {
   toF32,
 } from "../../tensor/dtype.js";
 import { quantFormat } from "../../quant/index.js";
-import { r16Row, r16RowQ6 } from "../../quant/interleaved.js";
-import { q4_K, q6_K } from "../../quant/k-quants.js";
+import { dequantizeGroupedRow } from "../../quant/interleaved.js";
 import { q8_0 } from "../../quant/q8-0.js";
 import {
   MAX_SRC,
@@ -49,12 +48,11 @@ function rowF32(t: TensorView, r: number): Float32Array {
   let v = m.get(key);
   if (!v) {
     if (rowGroup(t.dtype) > 1) {
-      // A matrix layout: the row's group starts where row r & ~15 would.
+      // A matrix layout: the row's group starts where row r - r % 16 would.
       const lane = r % rowGroup(t.dtype),
         group = new Uint8Array(t.buffer, off - lane * t.nb1, rowGroup(t.dtype) * rowBytes(t.dtype, t.ne0));
       v = new Float32Array(t.ne0);
-      if (t.dtype === DType.Q4_K_R16) q4_K.dequantize(r16Row(group, lane, t.ne0), v);
-      else q6_K.dequantize(r16RowQ6(group, lane, t.ne0), v);
+      dequantizeGroupedRow(t.dtype as DType.Q4_K_R16 | DType.Q6_K_R16, group, lane, t.ne0, v);
     } else if (isQuantized(t.dtype)) {
       v = new Float32Array(t.ne0);
       quantFormat(t.dtype)!.dequantize(new Uint8Array(t.buffer, off, rowBytes(t.dtype, t.ne0)), v);
