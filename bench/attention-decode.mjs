@@ -2,6 +2,8 @@
 // layer of a Qwen3-0.6B-shaped model (16 query heads, 8 KV heads of 128), each layer with
 // its own cache so that the rows come from memory as they do in decode. Prints the time
 // per layer and the K/V bytes read per second, medians over runs.
+// The pools are filled, then moved into 2 MiB pages as a KV cache's filled part is
+// (backend.settled); LMX_HUGE_PAGES=0 leaves them in 4 KiB pages.
 //   node bench/attention-decode.mjs [positions=4096] [threads] [runs=7] [f16|q8_0]
 import { CpuBackend } from "../dist/engine/backends/cpu/index.js";
 import { Graph } from "../dist/engine/tensor/graph.js";
@@ -38,6 +40,7 @@ for (let l = 0; l < layers; l++) {
       for (let i = 0; i < u8.length; i++) u8[i] = (i * 37 + l) & 0xff;
       for (let o = 0; o < u8.length; o += 34) ((u8[o] = 0x00), (u8[o + 1] = 0x20)); // scale 2^-7
     }
+    cpu.settled(buf, 0, buf.byteLength);
     return g.bind(`kv${l}`, kvType, blocks * bs, nKv * hd, buf);
   });
   const q = g.bind(`q${l}`, DType.F32, 1, nHead * hd, uniform(nHead * hd, 1, 100 + l).buffer);
@@ -61,6 +64,7 @@ p.setInput(
   Array.from({ length: blocks }, (_, i) => i),
 );
 const times = [];
+await cpu.weightsSettled(60_000);
 await p.execute();
 for (let r = 0; r < runs; r++) {
   const t0 = performance.now();

@@ -230,7 +230,9 @@ static void free_cb(napi_env env, void *data, void *hint) {
 
 /* Buffers from LAZY_BYTES up are anonymous mappings: the kernel hands out zeroed pages
  * only when first touched, so a KV cache sized for a long context costs resident memory
- * only for the tokens actually cached (a memset would make all of it resident at load). */
+ * only for the tokens actually cached (a memset would make all of it resident at load).
+ * They start at a 2 MiB boundary, in 4 KiB pages: what a KV cache has filled moves into
+ * huge pages later, in the background (collapseLater). */
 #define LAZY_BYTES ((size_t)1 << 20)
 
 static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
@@ -243,7 +245,7 @@ static napi_value alloc_buffer(napi_env env, napi_callback_info info) {
   if (len == 0) len = 64;
   napi_value ab;
   if (len >= LAZY_BYTES) {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = lmx_mmap_2m_aligned(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
     if (p == MAP_FAILED) THROW("lmx native: out of memory");
     return mapping_buffer(env, p, len, (size_t)bytes, BUF_SCRATCH, NULL);
   }
@@ -335,6 +337,35 @@ static napi_value release_scratch(napi_env env, napi_callback_info info) {
         madvise(m->addr, m->len, MADV_DONTNEED);
         found = 1;
       }
+  napi_get_boolean(env, found, &r);
+  return r;
+}
+
+/* collapseLater(buffer, byteOffset, length) -> whether the buffer is one of alloc's
+ * mappings (1 MiB and up; other buffers are left alone). Queues the whole 2 MiB pages of that range of
+ * a buffer for the background collapse into huge pages (huge_pages.c), for memory already
+ * written that stays: a KV cache's filled part. Decode at depth reads every cached position
+ * per token, and one thread read a 4096-position f16 cache ~4% faster from huge pages
+ * (bench/attention-decode.mjs on Zen 4, 3 of 3 alternations): TLB reach, and hardware
+ * prefetch that stops at every 4 KiB page. Faulting the cache in huge pages as it grows
+ * would instead stall the decode step that crosses into a new 2 MiB of every layer's pools
+ * (a huge-page fault costs up to ~5 ms on some VMs: huge_pages.c) and make short
+ * conversations hold 2 MiB per pool. */
+static napi_value collapse_later(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  args_of(env, info, 3, argv);
+  void *data = NULL;
+  size_t len = 0;
+  double off = 0, n = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok || napi_get_value_double(env, argv[1], &off) != napi_ok ||
+      napi_get_value_double(env, argv[2], &n) != napi_ok)
+    THROW("collapseLater: expected (ArrayBuffer, byteOffset, length)");
+  if (!(off >= 0 && n >= 0 && off + n <= (double)len)) THROW("collapseLater: range outside the buffer");
+  /* Only alloc's mappings: their unmapping withdraws what is queued (unmap_cb). */
+  int found = 0;
+  for (mapping *m = scratch_mappings; m && !found; m = m->next) found = m->addr == data;
+  if (found && lmx_huge_pages_wanted() && n > 0) lmx_collapse_async((uint8_t *)data + (size_t)off, (size_t)n);
+  napi_value r;
   napi_get_boolean(env, found, &r);
   return r;
 }
@@ -1143,6 +1174,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"interleaveWeights", 0, interleave_weights, 0, 0, 0, napi_default, 0},
       {"releaseFileBytes", 0, release_file_bytes_js, 0, 0, 0, napi_default, 0},
       {"settleFilePages", 0, settle_file_pages, 0, 0, 0, napi_default, 0},
+      {"collapseLater", 0, collapse_later, 0, 0, 0, napi_default, 0},
       {"releaseScratch", 0, release_scratch, 0, 0, 0, napi_default, 0},
       {"createPlan", 0, create_plan, 0, 0, 0, napi_default, 0},
       {"execute", 0, execute, 0, 0, 0, napi_default, 0},

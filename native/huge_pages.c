@@ -33,6 +33,12 @@ int lmx_huge_pages_wanted(void) {
 }
 
 void *lmx_mmap_huge_aligned(size_t len, int prot, int flags, int fd) {
+  void *addr = lmx_mmap_2m_aligned(len, prot, flags, fd);
+  if (addr != MAP_FAILED && lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
+  return addr;
+}
+
+void *lmx_mmap_2m_aligned(size_t len, int prot, int flags, int fd) {
   const size_t span = len + HUGE;
   char *base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) return MAP_FAILED;
@@ -46,7 +52,6 @@ void *lmx_mmap_huge_aligned(size_t len, int prot, int flags, int fd) {
   const size_t end = ((size_t)(aligned - base) + len + page - 1) / page * page;
   if (aligned > base) munmap(base, (size_t)(aligned - base));
   if (end < span) munmap(base + end, span - end);
-  if (lmx_huge_pages_wanted()) madvise(addr, len, MADV_HUGEPAGE);
   return addr;
 }
 

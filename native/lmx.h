@@ -156,6 +156,8 @@ int lmx_huge_pages_wanted(void);
  * given back, advised MADV_HUGEPAGE where wanted, or MAP_FAILED. prot and flags as for
  * mmap; with fd < 0 anonymous memory. Unmapped with munmap(addr, len). */
 void *lmx_mmap_huge_aligned(size_t len, int prot, int flags, int fd);
+/* The same without the advice: faulted in 4 KiB pages, whole 2 MiB pages collapsible later. */
+void *lmx_mmap_2m_aligned(size_t len, int prot, int flags, int fd);
 /* Background collapse of memory in 4 KiB pages into transparent huge pages:
  * queue [addr, addr + len), withdraw it before unmapping (waits out a collapse in
  * progress there), and the bytes waiting, collapsed and failed so far. */

@@ -33,6 +33,12 @@ export interface NativeAddon {
    */
   releaseFileBytes(buffer: ArrayBuffer, byteOffset: number, length: number): void;
   /**
+   * Queues the whole 2 MiB pages of that range of a buffer from `alloc` (an anonymous
+   * mapping: 1 MiB and up) for the background collapse into huge pages; false for other
+   * buffers, which are left alone. For memory written that stays (a KV cache's filled part).
+   */
+  collapseLater(buffer: ArrayBuffer, byteOffset: number, length: number): boolean;
+  /**
    * Faults in the [byteOffset, length, ...] ranges of a mapped model file's buffer that the
    * engine reads in place; where under 90% of their whole 2 MiB pages came in as 2 MiB
    * pages (a file cached in small folios, as just written), drops those pages from the page

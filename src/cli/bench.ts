@@ -177,8 +177,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
     return v;
   };
-  // Weights the load left in 4 KiB pages become huge pages in the background (cpu
-  // backend): measure after that, as a model in use runs.
+  // Weights the load left in 4 KiB pages, and the depth context's filled KV pools, become
+  // huge pages in the background (cpu backend): measure after that, as a model in use runs.
   const settled = await backend.weightsSettled?.(60_000);
   if (nPrompt > 0) await pp();
   if (nGen > 0) await tg();

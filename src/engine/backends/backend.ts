@@ -103,6 +103,12 @@ export interface Backend {
   /** Zeroed memory for caches and arenas, aligned for the kernels. */
   allocate(bytes: number): ArrayBuffer;
   /**
+   * Told that [byteOffset, byteOffset + length) of a buffer from `allocate` is written and
+   * stays (a KV cache's filled blocks): the cpu backend moves its whole 2 MiB pages into
+   * huge pages in the background (native/huge_pages.c), which decode at depth reads faster.
+   */
+  settled?(buffer: ArrayBuffer, byteOffset: number, length: number): void;
+  /**
    * Puts a model's weights in the layouts this backend's kernels read fastest, once at
    * load (the cpu backend interleaves K-quant codes: engine/quant/interleaved.ts). Returns
    * the replacement of each weight, or undefined to keep it. The model must read the
@@ -122,9 +128,9 @@ export interface Backend {
   /** Which kernels run: the instruction-set tier on the cpu (scalar, avx2, avxvnni, avx512). */
   kernels(): string;
   /**
-   * Waits (up to `timeoutMs`) for background work on adopted weights to finish: the cpu
-   * backend collapses the weights a load left in 4 KiB pages into huge pages, which decode
-   * reads faster. Benchmarks call it so that they measure the settled state. Returns the
+   * Waits (up to `timeoutMs`) for background work on adopted weights (and on settled KV
+   * pools) to finish: the cpu backend collapses the weights a load left in 4 KiB pages into
+   * huge pages, which decode reads faster. Benchmarks call it so that they measure the settled state. Returns the
    * bytes moved and refused since the process started, and how long it waited.
    */
   weightsSettled?(timeoutMs: number): Promise<{ collapsed: number; failed: number; waitedMs: number }>;

@@ -9,6 +9,7 @@
 export class BlockPool {
   private readonly refs: Int32Array;
   private readonly freeList: number[] = [];
+  private top = 0;
 
   constructor(readonly nBlocks: number) {
     if (nBlocks < 2) throw new Error("block pool needs at least 2 blocks");
@@ -22,7 +23,13 @@ export class BlockPool {
     if (b === undefined)
       throw new Error("KV cache is full (no free blocks): raise num_ctx or shorten the prompt");
     this.refs[b] = 1;
+    if (b > this.top) this.top = b;
     return b;
+  }
+
+  /** The highest block id ever allocated (0: none yet). Blocks go out lowest id first. */
+  highWater(): number {
+    return this.top;
   }
 
   /** Adds a reference (a second sequence sharing a full block). */

@@ -53,6 +53,9 @@ export class KvCache {
   private readonly widths: number[];
   private readonly blocks: number[][];
   private readonly lengths: number[];
+  private readonly backend: Backend;
+  /** Blocks below this were handed to backend.settled (whole 2 MiB of every pool). */
+  private settledBlocks = 0;
 
   /** The element type by its user-facing name. */
   get type(): KvCacheType {
@@ -87,6 +90,7 @@ export class KvCache {
     this.v = this.widths.map((w) => backend.allocate(nBlocks * o.blockSize * rowBytes(this.dtype, w)));
     this.blocks = Array.from({ length: o.nSeq }, () => []);
     this.lengths = new Array(o.nSeq).fill(0);
+    this.backend = backend;
   }
 
   /** The layer's pools as graph tensors [slots, nKvHead * headDim] of the cache's dtype. */
@@ -114,6 +118,31 @@ export class KvCache {
     const b = this.blocks[seq]!;
     while (b.length * this.blockSize < nTokens) b.push(this.pool.allocate());
     this.lengths[seq] = Math.max(this.lengths[seq]!, nTokens);
+    this.settleFilled();
+  }
+
+  /**
+   * Blocks go out lowest id first, so every block below the highest one handed out has
+   * been (or is about to be) written: each time that front passes whole 2 MiB of a pool,
+   * the backend hears of them (the cpu backend moves them into huge pages in the
+   * background). Blocks freed later stay resident either way, as their pages would.
+   */
+  private settleFilled(): void {
+    const top = this.pool.highWater() + 1;
+    if (!this.backend.settled || top <= this.settledBlocks) return;
+    const HUGE = 2 * 1024 * 1024;
+    let moved = false;
+    for (const pools of [this.k, this.v])
+      pools.forEach((buf, l) => {
+        const slot = this.blockSize * rowBytes(this.dtype, this.widths[l]!);
+        const from = Math.floor((this.settledBlocks * slot) / HUGE) * HUGE;
+        const to = Math.floor((top * slot) / HUGE) * HUGE;
+        if (to > from) {
+          this.backend.settled!(buf, from, to - from);
+          moved = true;
+        }
+      });
+    if (moved) this.settledBlocks = top;
   }
 
   /** Forgets positions >= n, releasing whole blocks past it. */

@@ -50,6 +50,10 @@ export class CpuBackend implements Backend {
     return native().alloc(bytes);
   }
 
+  settled(buffer: ArrayBuffer, byteOffset: number, length: number): void {
+    native().collapseLater(buffer, byteOffset, length);
+  }
+
   /** Q4_K, Q6_K, NVFP4 and Q8_0 weights interleaved for the decode dots (off with LMX_REPACK=0). */
   adoptWeights(weights: readonly WeightBytes[]): (WeightBytes | undefined)[] {
     if (process.env.LMX_REPACK === "0") return weights.map(() => undefined);
