@@ -342,12 +342,12 @@ static napi_value release_scratch(napi_env env, napi_callback_info info) {
 }
 
 /* collapseLater(buffer, byteOffset, length) -> whether the buffer is one of alloc's
- * mappings (1 MiB and up; other buffers are left alone). Queues the whole 2 MiB pages of that range of
- * a buffer for the background collapse into huge pages (huge_pages.c), for memory already
- * written that stays: a KV cache's filled part. Decode at depth reads every cached position
- * per token, and one thread read a 4096-position f16 cache ~4% faster from huge pages
- * (bench/attention-decode.mjs on Zen 4, 3 of 3 alternations): TLB reach, and hardware
- * prefetch that stops at every 4 KiB page. Faulting the cache in huge pages as it grows
+ * mappings (1 MiB and up; other buffers are left alone). Queues the whole 2 MiB pages of
+ * that range for the background collapse into huge pages (huge_pages.c), for memory
+ * already written that stays: a KV cache's filled part. Decode at depth reads every cached
+ * position per token, and one thread read a 4096-position f16 cache 4-8% faster from huge
+ * pages (bench/attention-decode.mjs on Zen 4, 3 of 3 alternations): TLB reach, and
+ * hardware prefetch that stops at every 4 KiB page. Faulting the cache in huge pages as it grows
  * would instead stall the decode step that crosses into a new 2 MiB of every layer's pools
  * (a huge-page fault costs up to ~5 ms on some VMs: huge_pages.c) and make short
  * conversations hold 2 MiB per pool. */

@@ -1,22 +1,22 @@
 /* dst[T,N] = x[T,K] . W[N,K]^T * scale (+ bias[N]) for f32/f16/bf16 and block-quantized weights
  * (scale: NVFP4's per-tensor factor, else 1) and f32 activations.
- * Decode (T < 4) streams each weight row once (GEMV); prefill converts a block of weight
- * rows to f32 once and runs a 4-token x 3-row register tile over it (GEMM). Threads split
+ * Decode streams the weight rows (GEMV: up to 8 tokens with float weights, 16 quantized);
+ * prefill converts a block of weight rows to f32 once and runs a 4-token x 3-row register
+ * tile over it (GEMM). Threads split
  * the N output rows, so every output is computed by one thread in a fixed order and the
  * result does not depend on the thread count. */
 #include <stdlib.h>
 
 #include "../simd.h"
 
-/* Below this many tokens, weights stream once per row and every token's dot runs while the
- * row is in L1: a decode batch costs one pass over the weights, and each output is
- * computed exactly as for a single token, so results do not depend on what else is in the
- * batch. Quantized weights stay on this path longer (their GEMM decodes to f32 first).
- * Float weights up to 4 tokens (a decode row and 3 drafts: the same tokens as one at a
- * time); F16 0.6B, one thread, 4-token passes, alternating: 33.5/33.3/23.2/21.9/24.8 tok/s
- * against the GEMM tiles' 28.8/30.3/29.3/24.4/23.0 (level in this noise); at 8 tokens
- * the tiles were ~35% faster. */
-#define GEMV_MAX_T 5
+/* Below this many tokens, decode takes the GEMV path, where each output is computed
+ * exactly as for a single token, so results do not depend on what else is in the batch.
+ * Quantized weights stream once per row, every token's dot while the row is in L1 (their
+ * GEMM decodes to f32 first). Float weights go through 2-token tiles (gemv_tile_rows):
+ * F16 0.6B, one thread, `lmx bench --parallel 8`, 36.1 -> 41.2 tok/s against the GEMM
+ * tiles, 6 tokens 28.5 -> 33.3 (session 24; before the tiles, one token at a time, the
+ * GEMM tiles had been ~35% faster at 8). */
+#define GEMV_MAX_T 9
 #define GEMV_MAX_T_QUANT 17
 #define ROW_BLOCK 12
 /* Larger batches: claims of PACK_ROWS rows packed column-major in panels of 16 rows (f32),
@@ -79,6 +79,92 @@ static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const floa
   float s;
   dotr_avx2(x, &w, 1, dt, K, &s);
   return s;
+}
+
+/* R weight rows against T tokens (R, T <= 2, constants after inlining), each output in the
+ * canonical GEMV order of dotr_avx2, so the same bits as one row and token at a time: each
+ * 8-wide chunk of a row is converted once for all T tokens (F16 and BF16 rows cost a
+ * conversion per chunk and token when taken a token at a time) and each token's chunk
+ * loaded once for all R rows. Two rows by two tokens keep 16 accumulators: the AVX-512
+ * tier's 32 registers hold them (gemv_tile_avx512); AVX2 takes one row at a time. */
+static inline __attribute__((always_inline)) LMX_AVX2 void dotrt_avx2(const float *const *x, const void *const *w, const int R,
+                                                                      const int T, int32_t dt, int64_t K, float *out) {
+  __m256 a[2][2][4];
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < T; t++)
+      for (int j = 0; j < 4; j++) a[r][t][j] = _mm256_setzero_ps();
+  const int es = dt == LMX_F32 ? 4 : 2;
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    for (int r = 0; r < R; r++)
+      _mm_prefetch((const char *)w[r] + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_NTA);
+    for (int j = 0; j < 4; j++) {
+      __m256 wj[2];
+      for (int r = 0; r < R; r++) wj[r] = lmx_load8(w[r], dt, k + 8 * j);
+      for (int t = 0; t < T; t++) {
+        const __m256 xt = _mm256_loadu_ps(x[t] + k + 8 * j);
+        for (int r = 0; r < R; r++) a[r][t][j] = _mm256_fmadd_ps(wj[r], xt, a[r][t][j]);
+      }
+    }
+  }
+  for (int j = 0; j < 3 && k + 8 <= K; j++, k += 8)
+    for (int r = 0; r < R; r++) {
+      const __m256 wj = lmx_load8(w[r], dt, k);
+      for (int t = 0; t < T; t++) a[r][t][j] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(x[t] + k), a[r][t][j]);
+    }
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < T; t++) {
+      float s = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a[r][t][0], a[r][t][1]), _mm256_add_ps(a[r][t][2], a[r][t][3])));
+      for (int64_t i = k; i < K; i++) s += x[t][i] * lmx_elem(w[r], dt, i);
+      out[r * 2 + t] = s;
+    }
+}
+
+/* Rows [lo, hi) of a float-weight GEMV, one pass over them per pair of tokens (and one for
+ * an odd last token). avx512 (pair): two rows at a time, half the rows apart (two weight
+ * streams, as GEMV_ROWS pairs them for one token). F16 0.6B, one thread, `lmx bench
+ * --parallel 4` against one token at a time: 28 -> 37-40 tok/s combined. Taking every
+ * token pair while a row pair is in L1 (one pass for the batch) ran at 34, and one row
+ * by 4 tokens (a quarter of the conversions, one weight stream) at 28: these tiles are
+ * bound by the core's loads and conversions more than by memory. */
+static inline __attribute__((always_inline)) LMX_AVX2 void gemv_tile_rows(const lmx_node *n, int64_t lo, int64_t hi,
+                                                                          int pair, int32_t dt) {
+  const lmx_tensor *x = n->src[0], *w = n->src[1], *dst = n->dst;
+  const int64_t K = x->ne0, T = x->ne1;
+  const int64_t h = pair ? (hi - lo) / 2 : 0;
+  float o[4];
+  for (int64_t t = 0; t < T; t += 2)
+    for (int64_t r = lo; r < hi; r++) {
+      const int R = r < lo + h ? 2 : 1;
+      if (pair && r >= lo + h && r < lo + 2 * h) continue; /* done with its partner */
+      const void *wr[2] = {w->data + r * w->nb1, w->data + (r + h) * w->nb1};
+      const float *xt[2] = {(const float *)(x->data + t * x->nb1), (const float *)(x->data + (t + 1 < T ? t + 1 : t) * x->nb1)};
+      if (R == 2 && t + 1 < T) dotrt_avx2(xt, wr, 2, 2, dt, K, o);
+      else if (R == 2) dotrt_avx2(xt, wr, 2, 1, dt, K, o);
+      else if (t + 1 < T) dotrt_avx2(xt, wr, 1, 2, dt, K, o);
+      else dotrt_avx2(xt, wr, 1, 1, dt, K, o);
+      for (int64_t u = t; u < t + 2 && u < T; u++) {
+        float *d = (float *)(dst->data + u * dst->nb1);
+        d[r] = o[u - t];
+        if (R == 2) d[r + h] = o[2 + u - t];
+      }
+    }
+}
+
+/* The weight type a constant in each loop, as GEMV_ROWS makes it. */
+#define GEMV_TILE(PAIR)                                                                                \
+  switch (n->src[1]->dtype) {                                                                          \
+    case LMX_F16: gemv_tile_rows(n, lo, hi, PAIR, LMX_F16); break;                                     \
+    case LMX_BF16: gemv_tile_rows(n, lo, hi, PAIR, LMX_BF16); break;                                   \
+    default: gemv_tile_rows(n, lo, hi, PAIR, LMX_F32); break;                                          \
+  }
+
+static LMX_AVX512 void gemv_tile_avx512(const lmx_node *n, int64_t lo, int64_t hi) {
+  GEMV_TILE(1)
+}
+
+static LMX_AVX2 void gemv_tile_avx2(const lmx_node *n, int64_t lo, int64_t hi) {
+  GEMV_TILE(0)
 }
 
 /* Canonical GEMM order per output: one accumulator over 8-wide chunks, then the tail. */
@@ -250,10 +336,12 @@ static LMX_AVX2 void gemm_packed_avx2(const lmx_node *n, int64_t lo, int64_t hi,
       }                                                                                                \
       r = lo + 2 * h;                                                                                  \
     }                                                                                                  \
-    for (; r < hi; r++)                                                                                \
-      for (int64_t t = 0; t < x->ne1; t++)                                                             \
-        ((float *)(dst->data + t * dst->nb1))[r] =                                                     \
-            dot1_avx2((const float *)(x->data + t * x->nb1), w->data + r * w->nb1, DT, K);             \
+    if (x->ne1 > 1) {                                                                                  \
+      if (lmx_isa() >= LMX_ISA_AVX512) gemv_tile_avx512(n, lo, hi);                                    \
+      else gemv_tile_avx2(n, lo, hi);                                                                  \
+    } else if (r < hi) { /* the odd row left by the pairs */                                           \
+      ((float *)dst->data)[r] = dot1_avx2((const float *)x->data, w->data + r * w->nb1, DT, K);         \
+    }                                                                                                  \
   }
 
 static LMX_AVX2 void gemv_avx2(const lmx_node *n, int64_t lo, int64_t hi, float *x8) {

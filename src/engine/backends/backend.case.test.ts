@@ -1135,14 +1135,15 @@ describe("shared GEMM activations", () => {
 });
 
 describe("decode batches", () => {
-  it("of up to 4 tokens give every token the bits it gets alone, for float weights", async () => {
-    // A decode row and 3 drafts (speculative decoding), or 4 sequences' rows: float weights
-    // stay on the GEMV path there (its per-output order is the one-token order).
+  it("of up to 8 tokens give every token the bits it gets alone, for float weights", async () => {
+    // A decode row and drafts (speculative decoding), or several sequences' rows: float
+    // weights stay on the GEMV path there (tiles of 2 rows by 2 tokens, and an odd row or
+    // token alone, all in the one-token order per output).
     const cpu = new CpuBackend();
     const K = 520,
       N = 37;
     for (const dt of [DType.F16, DType.BF16, DType.F32])
-      for (const T of [2, 4]) {
+      for (const T of [2, 3, 4, 7, 8]) {
         const x = uniform(T * K, 1, 31 + T);
         const wbuf = fromF32(uniform(N * K, 1, 40 + dt), dt).buffer as ArrayBuffer;
         const run = async (rows: Float32Array, n: number) => {

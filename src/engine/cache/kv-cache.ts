@@ -131,18 +131,15 @@ export class KvCache {
     const top = this.pool.highWater() + 1;
     if (!this.backend.settled || top <= this.settledBlocks) return;
     const HUGE = 2 * 1024 * 1024;
-    let moved = false;
     for (const pools of [this.k, this.v])
       pools.forEach((buf, l) => {
         const slot = this.blockSize * rowBytes(this.dtype, this.widths[l]!);
+        // A pool whose front stays inside its 2 MiB keeps the same start next time.
         const from = Math.floor((this.settledBlocks * slot) / HUGE) * HUGE;
         const to = Math.floor((top * slot) / HUGE) * HUGE;
-        if (to > from) {
-          this.backend.settled!(buf, from, to - from);
-          moved = true;
-        }
+        if (to > from) this.backend.settled!(buf, from, to - from);
       });
-    if (moved) this.settledBlocks = top;
+    this.settledBlocks = top;
   }
 
   /** Forgets positions >= n, releasing whole blocks past it. */
