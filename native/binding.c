@@ -325,19 +325,21 @@ static void interleave_part(void *arg, int ith, int nth) {
  * and up): its pages go back to the system and read as zeros when next touched. Returns
  * whether it was one (other buffers are left alone). A plan's arena holds nothing between
  * runs, so a runner keeps only the last-run large one resident (cpu backend). */
+/* The mapping of one of alloc's large buffers that starts at data, or NULL. */
+static mapping *scratch_mapping_at(const void *data) {
+  for (mapping *m = scratch_mappings; m; m = m->next)
+    if (m->addr == data) return m;
+  return NULL;
+}
+
 static napi_value release_scratch(napi_env env, napi_callback_info info) {
   napi_value argv[1], r;
   args_of(env, info, 1, argv);
   void *data = NULL;
   size_t len = 0;
-  int found = 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) == napi_ok)
-    for (mapping *m = scratch_mappings; m && !found; m = m->next)
-      if (m->addr == data) {
-        madvise(m->addr, m->len, MADV_DONTNEED);
-        found = 1;
-      }
-  napi_get_boolean(env, found, &r);
+  mapping *m = napi_get_arraybuffer_info(env, argv[0], &data, &len) == napi_ok ? scratch_mapping_at(data) : NULL;
+  if (m) madvise(m->addr, m->len, MADV_DONTNEED);
+  napi_get_boolean(env, m != NULL, &r);
   return r;
 }
 
@@ -362,8 +364,7 @@ static napi_value collapse_later(napi_env env, napi_callback_info info) {
     THROW("collapseLater: expected (ArrayBuffer, byteOffset, length)");
   if (!(off >= 0 && n >= 0 && off + n <= (double)len)) THROW("collapseLater: range outside the buffer");
   /* Only alloc's mappings: their unmapping withdraws what is queued (unmap_cb). */
-  int found = 0;
-  for (mapping *m = scratch_mappings; m && !found; m = m->next) found = m->addr == data;
+  const int found = scratch_mapping_at(data) != NULL;
   if (found && lmx_huge_pages_wanted() && n > 0) lmx_collapse_async((uint8_t *)data + (size_t)off, (size_t)n);
   napi_value r;
   napi_get_boolean(env, found, &r);

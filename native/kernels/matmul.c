@@ -38,55 +38,15 @@ static float dot_scalar(const float *x, const void *w, int32_t dt, int64_t K) {
 
 #ifdef LMX_X86
 /* Canonical GEMV order per output: four accumulators over 8-wide chunks taken round-robin,
- * summed pairwise. R (1 or 2, a constant after inlining) rows against one x, each row in
- * that order, so pairing rows changes no bits: GEMV_ROWS pairs rows half a claim apart,
- * two sequential weight streams in flight instead of one, which made one thread's F16
- * decode 5-13% faster on Zen 4 (alternating builds), while pairing adjacent rows (one
- * stream, 2 KiB apart) halved it. */
-static inline __attribute__((always_inline)) LMX_AVX2 void dotr_avx2(const float *x, const void *const *w, const int R,
-                                                                     int32_t dt, int64_t K, float *out) {
-  __m256 a[2][4];
-  for (int r = 0; r < R; r++)
-    for (int j = 0; j < 4; j++) a[r][j] = _mm256_setzero_ps();
-  const int es = dt == LMX_F32 ? 4 : 2;
-  int64_t k = 0;
-  /* The distance is read in the loop on purpose: read once before it, as the quantized
-   * dots do, F16 decode ran ~10% slower (alternating runs, session 7). Non-temporal, as
-   * the quantized dots' (simd.h): on AVX-512 CPUs the distance is 0, a hint on the next
-   * line only, and that alone made one thread's F16 decode faster than _MM_HINT_T0 in 8
-   * of 11 alternations (medians +2%, +4%; Zen 4, session 20). */
-  for (; k + 32 <= K; k += 32) {
-    for (int r = 0; r < R; r++)
-      _mm_prefetch((const char *)w[r] + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_NTA);
-    for (int j = 0; j < 4; j++) {
-      const __m256 xj = _mm256_loadu_ps(x + k + 8 * j);
-      for (int r = 0; r < R; r++) a[r][j] = _mm256_fmadd_ps(lmx_load8(w[r], dt, k + 8 * j), xj, a[r][j]);
-    }
-  }
-  /* Up to three 8-wide chunks left go to accumulators 0, 1, 2 in turn. */
-  for (int j = 0; j < 3 && k + 8 <= K; j++, k += 8) {
-    const __m256 xj = _mm256_loadu_ps(x + k);
-    for (int r = 0; r < R; r++) a[r][j] = _mm256_fmadd_ps(lmx_load8(w[r], dt, k), xj, a[r][j]);
-  }
-  for (int r = 0; r < R; r++) {
-    float s = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
-    for (int64_t i = k; i < K; i++) s += x[i] * lmx_elem(w[r], dt, i);
-    out[r] = s;
-  }
-}
-
-static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
-  float s;
-  dotr_avx2(x, &w, 1, dt, K, &s);
-  return s;
-}
-
-/* R weight rows against T tokens (R, T <= 2, constants after inlining), each output in the
- * canonical GEMV order of dotr_avx2, so the same bits as one row and token at a time: each
+ * summed pairwise. R weight rows against T tokens (R, T <= 2, constants after inlining),
+ * each output in that order, so the same bits however rows and tokens are grouped: each
  * 8-wide chunk of a row is converted once for all T tokens (F16 and BF16 rows cost a
  * conversion per chunk and token when taken a token at a time) and each token's chunk
- * loaded once for all R rows. Two rows by two tokens keep 16 accumulators: the AVX-512
- * tier's 32 registers hold them (gemv_tile_avx512); AVX2 takes one row at a time. */
+ * loaded once for all R rows; out[r * T + t]. GEMV_ROWS pairs rows half a claim apart, two
+ * sequential weight streams in flight instead of one, which made one thread's F16 decode
+ * 5-13% faster on Zen 4 (alternating builds), while pairing adjacent rows (one stream, 2
+ * KiB apart) halved it. Two rows by two tokens keep 16 accumulators: only the AVX-512
+ * tier's 32 registers hold them. */
 static inline __attribute__((always_inline)) LMX_AVX2 void dotrt_avx2(const float *const *x, const void *const *w, const int R,
                                                                       const int T, int32_t dt, int64_t K, float *out) {
   __m256 a[2][2][4];
@@ -95,6 +55,11 @@ static inline __attribute__((always_inline)) LMX_AVX2 void dotrt_avx2(const floa
       for (int j = 0; j < 4; j++) a[r][t][j] = _mm256_setzero_ps();
   const int es = dt == LMX_F32 ? 4 : 2;
   int64_t k = 0;
+  /* The distance is read in the loop on purpose: read once before it, as the quantized
+   * dots do, F16 decode ran ~10% slower (alternating runs, session 7). Non-temporal, as
+   * the quantized dots' (simd.h): on AVX-512 CPUs the distance is 0, a hint on the next
+   * line only, and that alone made one thread's F16 decode faster than _MM_HINT_T0 in 8
+   * of 11 alternations (medians +2%, +4%; Zen 4, session 20). */
   for (; k + 32 <= K; k += 32) {
     for (int r = 0; r < R; r++)
       _mm_prefetch((const char *)w[r] + (k + 32) * es + LMX_PREFETCH_FLOAT_BYTES, _MM_HINT_NTA);
@@ -107,6 +72,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 void dotrt_avx2(const floa
       }
     }
   }
+  /* Up to three 8-wide chunks left go to accumulators 0, 1, 2 in turn. */
   for (int j = 0; j < 3 && k + 8 <= K; j++, k += 8)
     for (int r = 0; r < R; r++) {
       const __m256 wj = lmx_load8(w[r], dt, k);
@@ -116,8 +82,14 @@ static inline __attribute__((always_inline)) LMX_AVX2 void dotrt_avx2(const floa
     for (int t = 0; t < T; t++) {
       float s = lmx_hsum8(_mm256_add_ps(_mm256_add_ps(a[r][t][0], a[r][t][1]), _mm256_add_ps(a[r][t][2], a[r][t][3])));
       for (int64_t i = k; i < K; i++) s += x[t][i] * lmx_elem(w[r], dt, i);
-      out[r * 2 + t] = s;
+      out[r * T + t] = s;
     }
+}
+
+static inline __attribute__((always_inline)) LMX_AVX2 float dot1_avx2(const float *x, const void *w, int32_t dt, int64_t K) {
+  float s;
+  dotrt_avx2(&x, &w, 1, 1, dt, K, &s);
+  return s;
 }
 
 /* Rows [lo, hi) of a float-weight GEMV, one pass over them per pair of tokens (and one for
@@ -146,7 +118,7 @@ static inline __attribute__((always_inline)) LMX_AVX2 void gemv_tile_rows(const 
       for (int64_t u = t; u < t + 2 && u < T; u++) {
         float *d = (float *)(dst->data + u * dst->nb1);
         d[r] = o[u - t];
-        if (R == 2) d[r + h] = o[2 + u - t];
+        if (R == 2) d[r + h] = o[(t + 1 < T ? 2 : 1) + u - t];
       }
     }
 }
@@ -321,7 +293,7 @@ static LMX_AVX2 void gemm_packed_avx2(const lmx_node *n, int64_t lo, int64_t hi,
 }
 
 /* One copy of the row loop per weight type, so the inner loops carry no type switch. A
- * single token takes its rows in pairs from the two halves of the claim (dotr_avx2). */
+ * single token takes its rows in pairs from the two halves of the claim (dotrt_avx2). */
 #define GEMV_ROWS(DT)                                                                                  \
   {                                                                                                    \
     int64_t r = lo;                                                                                    \
@@ -330,7 +302,8 @@ static LMX_AVX2 void gemm_packed_avx2(const lmx_node *n, int64_t lo, int64_t hi,
       for (; r < lo + h; r++) {                                                                        \
         const void *pair[2] = {w->data + r * w->nb1, w->data + (r + h) * w->nb1};                      \
         float o[2];                                                                                    \
-        dotr_avx2((const float *)x->data, pair, 2, DT, K, o);                                          \
+        const float *x0 = (const float *)x->data;                                                      \
+        dotrt_avx2(&x0, pair, 2, 1, DT, K, o);                                                         \
         ((float *)dst->data)[r] = o[0];                                                                \
         ((float *)dst->data)[r + h] = o[1];                                                            \
       }                                                                                                \
